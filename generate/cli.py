@@ -1,0 +1,10 @@
+"""`t2iscope generate ...` commands."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+def generate() -> None:
+    """Generate images with latent diffusion: single prompts, suites, training."""
