@@ -1,10 +1,125 @@
-"""`t2iscope curate ...` commands."""
+"""`t2iscope curate ...` commands: thin wrappers over run.py and download.py."""
 
 from __future__ import annotations
 
+import inspect
+import typing
+
 import click
+
+from t2iscope.errors import DataError
 
 
 @click.group()
 def curate() -> None:
     """Filter, deduplicate and download LAION-style image-caption data."""
+
+
+@curate.command(
+    "run",
+    epilog=(
+        "Example:\n\n\b\n"
+        "  t2iscope world make --out runs/world --rows 2000 --seed 0\n"
+        "  t2iscope curate run sd-improved-aesthetics --input runs/world --out runs/curated\n"
+        "  t2iscope curate run my-recipe.yaml --input 'laion/*.parquet' --out runs/mine\n\n"
+        "Built-in recipes: laion2b-en, sd-improved-aesthetics, laion-high-resolution, datacomp-basic."
+    ),
+)
+@click.argument("recipe")
+@click.option("--input", "input_spec", required=True, help="Parquet/csv/tsv/jsonl file, folder, glob or fsspec URL.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run folder instead of resuming it.")
+@click.option("--batch-rows", default=131_072, show_default=True, help="Rows per Arrow batch (memory bound).")
+@click.option("--threads", type=int, default=None, help="DuckDB threads (default: all cores).")
+def run_cmd(recipe: str, input_spec: str, out: str, overwrite: bool, batch_rows: int, threads: int | None) -> None:
+    """Run RECIPE (a built-in name or a YAML file) over --input into --out.
+
+    Writes kept/ and dropped/ parquet shards (dropped rows carry stage and reason), stats.json
+    and recipe.resolved.yaml. Re-running an interrupted run resumes from its finished shards.
+    """
+    from t2iscope.curate.recipe import load_recipe
+    from t2iscope.curate.run import run_recipe
+
+    stats = run_recipe(load_recipe(recipe), input_spec, out, overwrite=overwrite, batch_rows=batch_rows, threads=threads)
+    click.echo(format_stats(stats))
+    click.echo(f"wrote {out}/kept, {out}/dropped, {out}/stats.json")
+
+
+def format_stats(stats: dict[str, typing.Any]) -> str:
+    lines = [f"{stats['recipe']}: {stats['rows_in']} rows in, {stats['rows_out']} kept"]
+    for s in stats["stages"]:
+        top = ", ".join(f"{r} {n}" for r, n in sorted(s["dropped"].items(), key=lambda kv: -kv[1])[:3])
+        lines.append(f"  {s['stage']:<12} {s['rows_in']:>10} -> {s['rows_out']:<10} {top}")
+    return "\n".join(lines)
+
+
+@curate.command("stages", epilog="Example:\n\n\b\n  t2iscope curate stages")
+def stages_cmd() -> None:
+    """List the curation stages, where they run, and their parameters with defaults."""
+    from t2iscope.curate.operators import OPERATORS, load_all
+
+    load_all()
+    for name in OPERATORS:
+        op = OPERATORS.get(name)
+        params = list(inspect.signature(op.fn).parameters.values())[2:]
+        args = ", ".join(f"{p.name}={p.default!r}" for p in params)
+        click.echo(f"{name:<11} [{'/'.join(sorted(op.phases))}] {args}")
+        click.echo(f"{'':<11} {(inspect.getdoc(op.fn) or '').splitlines()[0]}")
+
+
+@curate.command(
+    "download",
+    epilog=(
+        "Example (the world served locally with its failure modes):\n\n\b\n"
+        "  t2iscope world serve runs/world --port 8765 &\n"
+        "  t2iscope curate download runs/curated --out runs/shards --via http://127.0.0.1:8765\n"
+        "  t2iscope curate download runs/curated --out runs/shards --via http://127.0.0.1:8765 --retry-failed"
+    ),
+)
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for image shards + status.")
+@click.option("--via", default=None, help="Fetch through this base URL: https://h/p -> VIA/h/p (URL column kept).")
+@click.option("--retry-failed", is_flag=True, help="Re-download only the rows that failed last time, then merge.")
+@click.option("--output-format", type=click.Choice(["webdataset", "parquet"]), default="webdataset", show_default=True)
+@click.option("--image-size", default=256, show_default=True, help="img2dataset image_size.")
+@click.option("--resize-mode", default="keep_ratio", show_default=True, help="img2dataset resize_mode (no, border, keep_ratio, center_crop).")
+@click.option("--processes", default=1, show_default=True, help="img2dataset processes_count.")
+@click.option("--threads", default=16, show_default=True, help="img2dataset thread_count.")
+@click.option("--timeout", default=5, show_default=True, help="Seconds per request.")
+@click.option("--recipe", "recipe_name", default=None, help="Recipe for post_download stages (default: the run's own).")
+def download_cmd(
+    run_dir: str,
+    out: str,
+    via: str | None,
+    retry_failed: bool,
+    output_format: str,
+    image_size: int,
+    resize_mode: str,
+    processes: int,
+    threads: int,
+    timeout: int,
+    recipe_name: str | None,
+) -> None:
+    """Download the kept rows of RUN_DIR with img2dataset, then run the recipe's post_download stages.
+
+    Writes img2dataset's shards under OUT/images, OUT/status.parquet (one row per URL: status,
+    error) and OUT/kept, OUT/dropped, OUT/stats.json for the post-download stages.
+    """
+    from t2iscope.curate.download import DownloadOptions, download_run
+
+    options = DownloadOptions(
+        output_format=output_format,
+        image_size=image_size,
+        resize_mode=resize_mode,
+        processes=processes,
+        threads=threads,
+        timeout=timeout,
+        via=via,
+    )
+    summary = download_run(run_dir, out, options, retry_failed=retry_failed, recipe_name=recipe_name)
+    if summary.get("rows", 0) == 0 and not retry_failed:
+        raise DataError(f"{run_dir}: no kept rows to download")
+    click.echo(
+        f"downloaded {summary['success']}/{summary['rows']} ({summary['failed']} failed); "
+        f"{summary['kept']} kept after post-download stages -> {out}"
+    )

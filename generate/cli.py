@@ -1,10 +1,311 @@
-"""`t2iscope generate ...` commands."""
+"""`t2iscope generate ...` commands: txt2img, img2img, inpaint, outpaint, suite, samplers, info, train.
+
+Every command validates all its options and input files before loading a model, then calls the
+Python API (t2iscope.generate.txt2img, .img2img, .inpaint, .outpaint, .run_suite) that does the
+work. torch and diffusers are imported inside the commands so ``--help`` stays instant.
+"""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import click
+from t2iscope.generate.info_cli import info
+from t2iscope.generate.train.cli import train
+
+SAMPLER_NAMES = ("Euler", "Euler a", "DDIM", "DPM++ 2M", "DPM++ 2M Karras", "UniPC", "PNDM", "LMS", "Heun")
+FILLS = ("fill", "original", "latent noise", "latent nothing")
 
 
 @click.group()
 def generate() -> None:
     """Generate images with latent diffusion: single prompts, suites, training."""
+
+
+generate.add_command(info)
+generate.add_command(train)
+
+
+def _model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for decorator in reversed(
+        [
+            click.option(
+                "--model",
+                "model_path",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="Local diffusers folder or .safetensors/.ckpt file (default: embedded models/sd).",
+            ),
+            click.option(
+                "--model-config",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="Diffusers folder giving a single-file checkpoint's architecture.",
+            ),
+            click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda."),
+            click.option("--compile", "compile_unet", is_flag=True, help="torch.compile the U-Net (CUDA)."),
+            click.option(
+                "--no-watermark", is_flag=True, help="Skip the invisible watermark (and its upscale)."
+            ),
+            click.option(
+                "--watermark-method",
+                default="dwtDct",
+                show_default=True,
+                help="dwtDct (as SD), dwtDctFixed, dwtDctSvd or rivaGan.",
+            ),
+            click.option(
+                "--upscale",
+                type=int,
+                default=None,
+                help="Integer Lanczos upscale of the output (default: just enough to watermark).",
+            ),
+        ]
+    ):
+        fn = decorator(fn)
+    return fn
+
+
+def _gen_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for decorator in reversed(
+        [
+            click.argument("prompt"),
+            click.option("--negative-prompt", "-n", default="", help="What to steer away from."),
+            click.option(
+                "--seed", type=int, default=-1, show_default=True, help="-1 picks one and records it."
+            ),
+            click.option("--steps", type=int, default=20, show_default=True),
+            click.option("--cfg-scale", type=float, default=7.0, show_default=True),
+            click.option(
+                "--sampler",
+                default="Euler a",
+                show_default=True,
+                help="A1111 name; `t2iscope generate samplers` lists them.",
+            ),
+            click.option(
+                "--width", type=int, default=None, help="Multiple of 8 (default: model/image size)."
+            ),
+            click.option(
+                "--height", type=int, default=None, help="Multiple of 8 (default: model/image size)."
+            ),
+            click.option(
+                "--batch-size", type=int, default=1, show_default=True, help="Images from seeds s, s+1, ..."
+            ),
+            click.option(
+                "--out",
+                type=click.Path(path_type=Path),
+                required=True,
+                help="Output PNG; with --batch-size > 1, NAME-SEED.png per image.",
+            ),
+        ]
+    ):
+        fn = decorator(fn)
+    return fn
+
+
+def _run(mode: str, kw: dict[str, Any], work: Callable[..., list], strength: float | None = None) -> None:
+    """Shared tail of every single-prompt command: check, load, generate, save, report."""
+    from t2iscope.generate.models import load_model
+    from t2iscope.generate.output import OutputOptions, save
+    from t2iscope.generate.params import Params
+
+    params = Params(
+        prompt=kw["prompt"],
+        negative_prompt=kw["negative_prompt"],
+        seed=kw["seed"],
+        steps=kw["steps"],
+        cfg_scale=kw["cfg_scale"],
+        sampler=kw["sampler"],
+        width=kw["width"],
+        height=kw["height"],
+        batch_size=kw["batch_size"],
+    ).check()
+    output = OutputOptions(
+        watermark=None if kw["no_watermark"] else kw["watermark_method"], upscale=kw["upscale"]
+    ).check()
+    batch = params.expand()
+    model = load_model(
+        kw["model_path"], device=kw["device"], config=kw["model_config"], compile_unet=kw["compile_unet"]
+    )
+    images = work(model, batch)
+    out: Path = kw["out"]
+    for p, image in zip(batch, images, strict=True):
+        path = out if len(batch) == 1 else out.with_name(f"{out.stem}-{p.seed}{out.suffix or '.png'}")
+        scale = save(path, image, p, model.model_id, output, strength)
+        click.echo(f"{path}  ({mode}, seed {p.seed}, {image.width}x{image.height}, output scale {scale})")
+
+
+def _image(path: Path, what: str, mode: str = "RGB") -> Any:
+    from t2iscope.generate.params import load_image
+
+    return load_image(path, what, mode)
+
+
+def _command(name: str, example: str) -> Callable[[Callable[..., Any]], click.Command]:
+    def wrap(fn: Callable[..., Any]) -> click.Command:
+        return generate.command(name, epilog=f"Example:\n\n\b\n  {example}")(_model_options(_gen_options(fn)))
+
+    return wrap
+
+
+@_command(
+    "txt2img",
+    't2iscope generate txt2img "a red dog" --seed 1 --steps 20 --cfg-scale 7.5 '
+    '--sampler "Euler a" --out x.png',
+)
+def txt2img_cmd(**kw: Any) -> None:
+    """Generate images from a prompt (A1111 emphasis syntax: (x), (x:1.3), [x], BREAK)."""
+    from t2iscope.generate.txt2img import txt2img
+
+    _run("txt2img", kw, txt2img)
+
+
+@_command(
+    "img2img", 't2iscope generate img2img "a blue dog" --image x.png --strength 0.6 --seed 1 --out y.png'
+)
+@click.option("--image", type=click.Path(path_type=Path), required=True, help="Init image.")
+@click.option(
+    "--strength",
+    type=float,
+    default=0.75,
+    show_default=True,
+    help="Fraction of the schedule re-noised: 0 keeps the image, 1 ignores it.",
+)
+def img2img_cmd(image: Path, strength: float, **kw: Any) -> None:
+    """Re-noise an image part of the way and denoise it under a prompt."""
+    from t2iscope.generate.img2img import img2img
+    from t2iscope.generate.params import check_strength
+
+    check_strength(strength)
+    init = _image(image, "--image")
+    _run("img2img", kw, functools.partial(_call_img2img, img2img, init, strength), strength)
+
+
+def _call_img2img(fn: Callable[..., list], init: Any, strength: float, model: Any, batch: list) -> list:
+    return fn(model, batch, init, strength)
+
+
+@_command(
+    "inpaint",
+    't2iscope generate inpaint "a red ball" --image x.png --mask m.png --fill original '
+    "--mask-blur 4 --seed 1 --out y.png",
+)
+@click.option("--image", type=click.Path(path_type=Path), required=True, help="Image to repaint.")
+@click.option(
+    "--mask",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Same size as --image; white = repaint, black = keep.",
+)
+@click.option("--strength", type=float, default=0.75, show_default=True, help="Denoising strength 0..1.")
+@click.option("--mask-blur", type=int, default=4, show_default=True, help="Gaussian blur radius of the mask.")
+@click.option(
+    "--fill",
+    type=click.Choice(FILLS),
+    default="original",
+    show_default=True,
+    help="Masked content before denoising (A1111's choices).",
+)
+@click.option("--only-masked", is_flag=True, help="Inpaint only the mask's box (+padding) at model size.")
+@click.option("--padding", type=int, default=32, show_default=True, help="Pixels around the mask's box.")
+def inpaint_cmd(
+    image: Path,
+    mask: Path,
+    strength: float,
+    mask_blur: int,
+    fill: str,
+    only_masked: bool,
+    padding: int,
+    **kw: Any,
+) -> None:
+    """Repaint the white area of a mask; the rest of the image is kept."""
+    from t2iscope.generate.inpaint import InpaintOptions, inpaint
+
+    from t2iscope.errors import ConfigError
+
+    opts = InpaintOptions(strength, mask_blur, fill, only_masked, padding).check()
+    init, mask_image = _image(image, "--image"), _image(mask, "--mask", "L")
+    if mask_image.size != init.size:
+        raise ConfigError(
+            f"--mask {mask}: size {mask_image.width}x{mask_image.height} does not match "
+            f"--image {image} ({init.width}x{init.height})"
+        )
+    _run("inpaint", kw, lambda model, batch: inpaint(model, batch, init, mask_image, opts), strength)
+
+
+@_command(
+    "outpaint",
+    't2iscope generate outpaint "a red dog on grass" --image x.png --right 32 --seed 1 --out wide.png',
+)
+@click.option("--image", type=click.Path(path_type=Path), required=True, help="Image to extend.")
+@click.option("--left", type=int, default=0, help="Pixels to add on the left.")
+@click.option("--right", type=int, default=0, help="Pixels to add on the right.")
+@click.option("--top", type=int, default=0, help="Pixels to add on top.")
+@click.option("--bottom", type=int, default=0, help="Pixels to add at the bottom.")
+@click.option("--strength", type=float, default=0.9, show_default=True, help="Denoising strength 0..1.")
+@click.option("--mask-blur", type=int, default=4, show_default=True, help="Seam overlap and blur, pixels.")
+def outpaint_cmd(
+    image: Path, left: int, right: int, top: int, bottom: int, strength: float, mask_blur: int, **kw: Any
+) -> None:
+    """Extend the canvas by N pixels on any side and paint the new area to match."""
+    from t2iscope.generate.outpaint import OutpaintOptions, outpaint
+    from t2iscope.generate.params import check_strength
+
+    check_strength(strength)
+    opts = OutpaintOptions(left, right, top, bottom, strength, mask_blur)
+    init = _image(image, "--image")
+    opts.check(init)
+    _run("outpaint", kw, lambda model, batch: outpaint(model, batch, init, opts), strength)
+
+
+@generate.command(
+    "suite",
+    epilog=(
+        "Example:\n\n\b\n  t2iscope generate suite limbs --out runs/gen/limbs --limit 8\n"
+        "  t2iscope generate suite my_suite.yaml --out runs/gen/mine --model ~/sd15 --device cuda\n\n"
+        "Shipped suites: multilingual, limbs, neutral, cfg-steps. Rerun the same command to resume."
+    ),
+)
+@click.argument("suite")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for images + manifest.")
+@click.option("--limit", type=int, default=None, help="Only the first N images of the grid.")
+@click.option("--batch-size", type=int, default=8, show_default=True, help="Images per U-Net batch.")
+@_model_options
+def suite_cmd(suite: str, out: Path, limit: int | None, batch_size: int, **kw: Any) -> None:
+    """Run a prompt suite (name of a shipped suite or a YAML path) into images + manifest.parquet."""
+    from t2iscope.generate.models import load_model
+    from t2iscope.generate.output import OutputOptions
+    from t2iscope.generate.run_suite import run_suite
+    from t2iscope.generate.suites import load_suite
+
+    spec = load_suite(suite)
+    output = OutputOptions(
+        watermark=None if kw["no_watermark"] else kw["watermark_method"], upscale=kw["upscale"]
+    ).check()
+    summary = run_suite(
+        spec,
+        out,
+        lambda: load_model(
+            kw["model_path"], device=kw["device"], config=kw["model_config"], compile_unet=kw["compile_unet"]
+        ),
+        limit=limit,
+        batch_size=batch_size,
+        output=output,
+    )
+    click.echo(
+        f"{summary.manifest}: {summary.total} rows ({summary.generated} generated, "
+        f"{summary.skipped} already done)"
+    )
+
+
+@generate.command("samplers", epilog="Example:\n\n\b\n  t2iscope generate samplers")
+def samplers_cmd() -> None:
+    """List the sampler names (AUTOMATIC1111's) and the diffusers scheduler behind each."""
+    from t2iscope.generate.samplers import SAMPLERS
+
+    for name in SAMPLERS:
+        sampler = SAMPLERS.get(name)
+        extra = ", ".join(f"{k}={v}" for k, v in sampler.overrides.items())
+        click.echo(f"{name:<16} {sampler.scheduler.__name__}{f' ({extra})' if extra else ''}")

@@ -1,0 +1,239 @@
+"""The ``local`` engine: one input shard at a time through DuckDB, then Arrow, with bounded memory.
+
+For each shard the leading stages that SQL can express (thresholds, sizes, caption rules) are
+pushed into one DuckDB query as a CASE that names the first failing stage and reason; DuckDB
+streams the rows out in Arrow batches of ``batch_rows``; the remaining stages run on the rows
+still alive, in recipe order, each seeing only the survivors of the one before. Kept and dropped
+rows go to ``kept/part-NNNNN.parquet`` and ``dropped/part-NNNNN.parquet`` (+ ``stage``,
+``reason``), written atomically, so a killed run leaves only whole shards behind.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from t2iscope.curate.operators import METADATA, StageContext
+from t2iscope.curate.readers import InputShard, connect, duck_error, select_list
+from t2iscope.curate.recipe import Stage
+from t2iscope.curate.schema import REASON_COL, STAGE_COL
+from t2iscope.fileio import atomic_path
+
+_STAGE, _REASON = "__t2i_stage", "__t2i_reason"
+
+
+@dataclass
+class StageCounts:
+    """Per-stage tallies for stats.json; summed over batches and shards."""
+
+    rows_in: int = 0
+    rows_out: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+    pushed_down: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "dropped": dict(sorted(self.dropped.items())),
+            "seconds": round(self.seconds, 4),
+            "pushed_down": self.pushed_down,
+        }
+        out.update(self.extra)
+        return out
+
+
+def merge_extra(into: dict[str, Any], new: dict[str, Any]) -> None:
+    """Sum nested count dicts (language stats) in place."""
+    for key, value in new.items():
+        if isinstance(value, dict):
+            merge_extra(into.setdefault(key, {}), value)
+        else:
+            into[key] = into.get(key, 0) + value
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    arrays = [
+        table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def with_columns(table: pa.Table, columns: dict[str, pa.Array]) -> pa.Table:
+    for name, values in columns.items():
+        if name in table.column_names:
+            table = table.set_column(table.column_names.index(name), name, values)
+        else:
+            table = table.append_column(name, values)
+    return table
+
+
+def _case(pushed: Sequence[tuple[str, list[tuple[str, str]]]], label: str) -> str:
+    whens = [
+        f"WHEN {cond} THEN '{(stage if label == 'stage' else reason).replace(chr(39), chr(39) * 2)}'"
+        for stage, rules in pushed
+        for cond, reason in rules
+    ]
+    return f"CASE {' '.join(whens)} END" if whens else "CAST(NULL AS VARCHAR)"
+
+
+def _counts(values: pa.ChunkedArray | pa.Array) -> Counter:
+    return Counter({str(r["values"]): int(r["counts"]) for r in pc.value_counts(values).to_pylist()})
+
+
+class LocalEngine:
+    """Runs a recipe's metadata stages over input shards; one DuckDB connection per run."""
+
+    name = "local"
+
+    def __init__(self, batch_rows: int = 131_072, threads: int | None = None, spec: str | None = None) -> None:
+        self.batch_rows = batch_rows
+        self.con = connect(threads, spec=spec)
+
+    def run_shard(
+        self,
+        shard: InputShard,
+        stages: Sequence[Stage],
+        contexts: Sequence[StageContext],
+        kept_path: Path,
+        dropped_path: Path,
+    ) -> dict[str, Any]:
+        """Process one shard; returns its tallies (stage counts, language counts, seconds)."""
+        start = time.perf_counter()
+        select, names = select_list(self.con, shard)
+        columns = set(names)
+        pushed: list[tuple[str, list[tuple[str, str]]]] = []
+        for stage in stages:
+            rules = None if stage.op.sql is None or stage.op.stateful else stage.op.sql(columns, **stage.params)
+            if rules is None:
+                break
+            pushed.append((stage.name, rules))
+        rest = list(zip(stages, contexts))[len(pushed) :]
+        for ctx in contexts:
+            ctx.source = shard.path
+        query = (
+            f"SELECT {select}, {_case(pushed, 'stage')} AS {_STAGE}, {_case(pushed, 'reason')} AS {_REASON} "
+            f"FROM {shard.relation()}"
+        )
+        counts = [StageCounts(pushed_down=i < len(pushed)) for i in range(len(stages))]
+        lang_in: Counter = Counter()
+        lang_out: Counter = Counter()
+        try:
+            reader = self.con.sql(query).to_arrow_reader(self.batch_rows)
+            kept_schema = self._schema(reader.schema, rest)
+            dropped_schema = kept_schema.append(pa.field(STAGE_COL, pa.string())).append(
+                pa.field(REASON_COL, pa.string())
+            )
+            with atomic_path(kept_path) as kt, atomic_path(dropped_path) as dt:
+                with pq.ParquetWriter(kt, kept_schema) as kw, pq.ParquetWriter(dt, dropped_schema) as dw:
+                    for batch in reader:
+                        table = pa.Table.from_batches([batch])
+                        if "LANGUAGE" in table.column_names:
+                            lang_in += _counts(table.column("LANGUAGE"))
+                        alive = self._pushed(table, pushed, counts, dropped_schema, dw)
+                        for j, (stage, ctx) in enumerate(rest, start=len(pushed)):
+                            alive = self._arrow_stage(alive, stage, ctx, counts[j], dropped_schema, dw)
+                        lang_col = "lang" if "lang" in alive.column_names else "LANGUAGE"
+                        if lang_col in alive.column_names:
+                            lang_out += _counts(alive.column(lang_col))
+                        kw.write_table(conform(alive, kept_schema))
+        except duckdb.Error as exc:
+            raise duck_error(shard, exc) from None
+        elapsed = time.perf_counter() - start
+        pushed_seconds = elapsed - sum(c.seconds for c in counts)
+        return {
+            "stages": [{"stage": s.name, **c.to_dict()} for s, c in zip(stages, counts)],
+            "languages": {"in": dict(lang_in), "out": dict(lang_out)},
+            "seconds": elapsed,
+            "duckdb_seconds": pushed_seconds,
+        }
+
+    @staticmethod
+    def _schema(source: pa.Schema, rest: Sequence[tuple[Stage, StageContext]]) -> pa.Schema:
+        schema = pa.schema([f for f in source if f.name not in (_STAGE, _REASON)])
+        for stage, _ in rest:
+            for name, typ in stage.op.outputs.items():
+                if name not in schema.names:
+                    schema = schema.append(pa.field(name, typ))
+        return schema
+
+    @staticmethod
+    def _pushed(
+        table: pa.Table,
+        pushed: Sequence[tuple[str, list[tuple[str, str]]]],
+        counts: list[StageCounts],
+        dropped_schema: pa.Schema,
+        writer: pq.ParquetWriter,
+    ) -> pa.Table:
+        stage_col = table.column(_STAGE)
+        alive_mask = pc.is_null(stage_col)
+        n_alive = table.num_rows - stage_col.null_count
+        by_stage: dict[str, Counter] = {}
+        if n_alive < table.num_rows:
+            dropped = table.filter(pc.invert(alive_mask))
+            pairs = pc.value_counts(
+                pc.binary_join_element_wise(dropped.column(_STAGE), dropped.column(_REASON), "\x1f")
+            )
+            for row in pairs.to_pylist():
+                stage, reason = row["values"].split("\x1f", 1)
+                by_stage.setdefault(stage, Counter())[reason] += int(row["counts"])
+            dropped = dropped.rename_columns(
+                [STAGE_COL if c == _STAGE else REASON_COL if c == _REASON else c for c in dropped.column_names]
+            )
+            writer.write_table(conform(dropped, dropped_schema))
+        remaining = table.num_rows
+        for i, (stage, _) in enumerate(pushed):
+            c = counts[i]
+            gone = by_stage.get(stage, Counter())
+            c.rows_in += remaining
+            remaining -= sum(gone.values())
+            c.rows_out += remaining
+            c.dropped += gone
+        return table.filter(alive_mask).drop_columns([_STAGE, _REASON]) if n_alive < table.num_rows else (
+            table.drop_columns([_STAGE, _REASON])
+        )
+
+    @staticmethod
+    def _arrow_stage(
+        alive: pa.Table,
+        stage: Stage,
+        ctx: StageContext,
+        c: StageCounts,
+        dropped_schema: pa.Schema,
+        writer: pq.ParquetWriter,
+    ) -> pa.Table:
+        t0 = time.perf_counter()
+        c.rows_in += alive.num_rows
+        if alive.num_rows:
+            res = stage.op.fn(alive, ctx, **stage.params)
+            alive = with_columns(alive, res.columns)
+            merge_extra(c.extra, res.stats)
+            keep = pa.array(np.asarray(res.keep, dtype=bool))
+            if not pc.all(keep).as_py():
+                drop_mask = pc.invert(keep)
+                dropped = alive.filter(drop_mask)
+                reasons = res.reason.filter(drop_mask)
+                c.dropped += _counts(reasons)
+                dropped = dropped.append_column(STAGE_COL, pa.array([stage.name] * dropped.num_rows, pa.string()))
+                writer.write_table(conform(dropped.append_column(REASON_COL, reasons), dropped_schema))
+                alive = alive.filter(keep)
+        c.rows_out += alive.num_rows
+        c.seconds += time.perf_counter() - t0
+        return alive
+
+
+def metadata_contexts(stages: Sequence[Stage]) -> list[StageContext]:
+    return [StageContext(source="", phase=METADATA) for _ in stages]

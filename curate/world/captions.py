@@ -1,0 +1,77 @@
+"""Captions for scenes: templated in seven languages, with the noise LAION's alt-texts carry.
+
+Noise kinds (truth column ``caption_noise``): ``wrong_tag`` (the LANGUAGE column names another
+language, as language-ID mistakes do), ``empty``, ``junk`` (camera file names, punctuation) and
+``long`` (SEO keyword stuffing, thousands of characters). Everything else is ``clean``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from t2iscope.curate.world import spec
+
+LANGS: tuple[str, ...] = tuple(spec.LANGUAGE_MIX)
+NOISE_KINDS: tuple[str, ...] = ("clean", "wrong_tag", "empty", "junk", "long")
+NOISE_RATES: dict[str, float] = {"wrong_tag": 0.03, "empty": 0.01, "junk": 0.01, "long": 0.005}
+NO_LANGUAGE = "nolang"  # LAION-multi's tag when no language could be detected
+
+_JUNK = ("IMG_{n}.JPG", "DSC{n}", "!!!", "image", "{n}", "untitled-{n}", "photo {n}.jpeg", "...", "P{n}0001")
+_SEO = (
+    "free download",
+    "hd wallpaper",
+    "best price",
+    "buy online",
+    "cheap",
+    "sale",
+    "4k",
+    "stock photo",
+    "royalty free",
+    "vector",
+    "png",
+    "clipart",
+    "2024",
+    "new",
+    "gift idea",
+    "top rated",
+    "shipping",
+)
+
+
+def sample_noise(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Noise kind index (into ``NOISE_KINDS``) per row."""
+    rates = np.array([NOISE_RATES[k] for k in NOISE_KINDS[1:]])
+    p = np.concatenate([[1.0 - rates.sum()], rates])
+    return rng.choice(len(NOISE_KINDS), size=n, p=p)
+
+
+def clean_caption(
+    lang: str, template: int, color: int, kind: int, background: int, culture: int | None
+) -> str:
+    """The caption a template gives; ``culture`` is a CULTURES index when the caption names it."""
+    templates = spec.TEMPLATES[lang]
+    u = "" if culture is None else spec.CULTURE_WORDS[lang][culture] + " "
+    return templates[template % len(templates)].format(
+        c=spec.COLOR_WORDS[lang][color],
+        k=spec.KIND_WORDS[lang][kind],
+        b=spec.BACKGROUND_WORDS[lang][background],
+        u=u,
+    )
+
+
+def junk_caption(salt: int) -> str:
+    return _JUNK[salt % len(_JUNK)].format(n=1000 + (salt >> 8) % 9000)
+
+
+def long_caption(base: str, salt: int) -> str:
+    """Keyword stuffing: the caption, then SEO phrases until it is 1,500-4,000 characters long."""
+    target = 1500 + salt % 2500
+    parts = [base]
+    i = salt >> 12
+    length = len(base)
+    while length < target:
+        word = f"{base} {_SEO[i % len(_SEO)]}" if i % 3 == 0 else _SEO[i % len(_SEO)]
+        parts.append(word)
+        length += len(word) + 2
+        i = i * 1103515245 + 12345 & 0x7FFFFFFF
+    return ", ".join(parts)

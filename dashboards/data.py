@@ -1,0 +1,367 @@
+"""Every query the dashboards run: DuckDB over the runs' parquet, parameterised and cached.
+
+Pages never read data themselves; they call these functions, so a page paints from a few
+aggregate queries (counts, histograms, top-N) and a small sample, never from a full table load.
+User values (filter choices, search text) always travel as ``?`` parameters; column names come
+only from the table's own schema (``_column`` refuses anything else), so no value is ever
+spliced into SQL text. Results are cached with ``st.cache_data`` keyed on the arguments.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import streamlit as st
+
+from t2iscope.errors import DataError
+
+NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "FLOAT", "DOUBLE", "DECIMAL", "UBIGINT")
+SCORE_COLUMNS = (
+    "AESTHETIC_SCORE",
+    "aesthetic_score",
+    "similarity",
+    "pwatermark",
+    "watermark_score",
+    "punsafe",
+    "lang_score",
+)
+TTL = 60  # seconds: a run that is still being written shows up within a minute
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """An explorable table of image-caption rows: a world's metadata or a curation run's kept rows."""
+
+    kind: str  # "world" or "curation"
+    path: str
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the explorer's sidebar selects; empty fields select everything."""
+
+    languages: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()
+    min_width: int = 0
+    min_height: int = 0
+    ranges: tuple[tuple[str, float, float], ...] = ()  # (score column, low, high), inclusive
+    text: str = ""  # caption substring, case-insensitive
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(str(p) for p in folder.glob("*.parquet"))
+
+
+def _base(ds: Dataset) -> tuple[str, list[Any]]:
+    """SQL for the dataset's rows and its parameters (the file lists)."""
+    root = Path(ds.path)
+    if ds.kind == "curation":
+        kept = _files(root / "kept")
+        if not kept:
+            raise DataError(f"{root}: no kept/*.parquet; the curation run is missing its output table")
+        return "SELECT * FROM read_parquet(?, union_by_name = true)", [kept]
+    meta = _files(root / "metadata")
+    if not meta:
+        raise DataError(f"{root}: no metadata/*.parquet; re-run `t2iscope world make --out {root}`")
+    truth = _files(root / "truth")
+    if not truth:
+        return "SELECT * FROM read_parquet(?, union_by_name = true)", [meta]
+    # The world's domain/host live in its truth table; the join gives the explorer LAION's columns
+    # plus the domain a curation run would have computed.
+    sql = (
+        "SELECT m.*, t.domain, t.host FROM read_parquet(?, union_by_name = true) m "
+        "LEFT JOIN read_parquet(?, union_by_name = true) t ON m.hash = t.hash"
+    )
+    return sql, [meta, truth]
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    # One short-lived connection per query: Streamlit runs sessions on threads and a DuckDB
+    # connection must not be shared between them.
+    return duckdb.connect()
+
+
+def _query(sql: str, params: list[Any]) -> pd.DataFrame:
+    with _connect() as con:
+        try:
+            return con.execute(sql, params).df()
+        except duckdb.Error as exc:
+            raise DataError(f"could not read the run's tables: {str(exc).splitlines()[0]}") from None
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def schema(ds: Dataset) -> dict[str, str]:
+    """Column name -> DuckDB type of the dataset."""
+    sql, params = _base(ds)
+    with _connect() as con:
+        try:
+            rel = con.execute(f"DESCRIBE {sql}", params).fetchall()
+        except duckdb.Error as exc:
+            raise DataError(f"{ds.path}: unreadable table: {str(exc).splitlines()[0]}") from None
+    return {name: str(dtype) for name, dtype, *_ in rel}
+
+
+def _column(ds: Dataset, name: str) -> str:
+    """The quoted identifier of ``name``, which must be a column of the dataset."""
+    if name not in schema(ds):
+        raise DataError(f"{ds.path}: no column {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def language_column(ds: Dataset) -> str | None:
+    """Curation's detected ``lang`` when present, else LAION's ``LANGUAGE``."""
+    cols = schema(ds)
+    return next((c for c in ("lang", "LANGUAGE") if c in cols), None)
+
+
+def score_columns(ds: Dataset) -> list[str]:
+    cols = schema(ds)
+    return [c for c in SCORE_COLUMNS if c in cols and cols[c].startswith(NUMERIC_TYPES)]
+
+
+def numeric_columns(ds: Dataset) -> list[str]:
+    return [c for c, t in schema(ds).items() if t.startswith(NUMERIC_TYPES) and c != "hash"]
+
+
+def _where(ds: Dataset, f: Filters) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    lang = language_column(ds)
+    if f.languages and lang:
+        clauses.append(f"list_contains(?, {_column(ds, lang)})")
+        params.append(list(f.languages))
+    if f.domains:
+        clauses.append(f"list_contains(?, {_column(ds, 'domain')})")
+        params.append(list(f.domains))
+    if f.min_width:
+        clauses.append(f"{_column(ds, 'WIDTH')} >= ?")
+        params.append(f.min_width)
+    if f.min_height:
+        clauses.append(f"{_column(ds, 'HEIGHT')} >= ?")
+        params.append(f.min_height)
+    for col, lo, hi in f.ranges:
+        clauses.append(f"{_column(ds, col)} BETWEEN ? AND ?")
+        params.extend([lo, hi])
+    if f.text:
+        clauses.append(f"contains(lower({_column(ds, 'TEXT')}), lower(?))")
+        params.append(f.text)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _filtered(ds: Dataset, f: Filters, select: str = "*") -> tuple[str, list[Any]]:
+    base, params = _base(ds)
+    where, wparams = _where(ds, f)
+    return f"SELECT {select} FROM ({base}) AS rows{where}", params + wparams
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def count(ds: Dataset, f: Filters) -> int:
+    sql, params = _filtered(ds, f, "count(*) AS n")
+    return int(_query(sql, params)["n"].iloc[0])
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def value_counts(ds: Dataset, column: str, f: Filters, limit: int = 50) -> pd.DataFrame:
+    """The ``limit`` most frequent values of ``column`` with their row counts."""
+    col = _column(ds, column)
+    sql, params = _filtered(ds, f, f"{col} AS value")
+    return _query(
+        f"SELECT value, count(*) AS rows FROM ({sql}) GROUP BY value ORDER BY rows DESC, value LIMIT ?",
+        [*params, limit],
+    )
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def histogram(ds: Dataset, column: str, f: Filters, bins: int = 30) -> pd.DataFrame:
+    """Equal-width histogram of a numeric column: ``start, stop, rows`` per non-empty bin."""
+    col = _column(ds, column)
+    sql, params = _filtered(ds, f, f"{col}::DOUBLE AS x")
+    return _query(
+        f"""
+        WITH d AS ({sql}), r AS (SELECT min(x) AS lo, max(x) AS hi FROM d),
+        b AS (
+            SELECT least(floor((x - lo) / nullif(hi - lo, 0) * ?), ? - 1)::INT AS bin, lo, hi
+            FROM d, r WHERE x IS NOT NULL
+        )
+        SELECT lo + (hi - lo) * coalesce(bin, 0) / ? AS start,
+               lo + (hi - lo) * (coalesce(bin, 0) + 1) / ? AS stop,
+               count(*) AS rows
+        FROM b GROUP BY bin, lo, hi ORDER BY start
+        """,
+        [*params, bins, bins, bins, bins],
+    )
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def domain_coverage(ds: Dataset, f: Filters) -> pd.DataFrame:
+    """Share of rows covered by the top-k domains, at log-spaced k (the LAION domain curve)."""
+    col = _column(ds, "domain")
+    sql, params = _filtered(ds, f, f"{col} AS domain")
+    return _query(
+        f"""
+        WITH c AS (SELECT domain, count(*) AS rows FROM ({sql}) GROUP BY domain),
+        r AS (
+            SELECT row_number() OVER (ORDER BY rows DESC, domain) AS k,
+                   sum(rows) OVER (ORDER BY rows DESC, domain) / sum(rows) OVER () AS coverage,
+                   count(*) OVER () AS domains
+            FROM c
+        )
+        SELECT k AS top_domains, coverage FROM r
+        WHERE k <= 20 OR k = domains OR floor(log10(k) * 20) <> floor(log10(k - 1) * 20)
+        ORDER BY k
+        """,
+        params,
+    )
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def sample(ds: Dataset, f: Filters, k: int = 24, seed: int = 0) -> pd.DataFrame:
+    """A reproducible random sample of ``k`` filtered rows (for the thumbnail grid)."""
+    sql, params = _filtered(ds, f)
+    # DuckDB takes no parameters in a SAMPLE clause; k and seed are ints we control, not user text.
+    clause = f"USING SAMPLE reservoir({int(k)} ROWS) REPEATABLE ({int(seed)})"
+    return _query(f"SELECT * FROM ({sql}) {clause}", params)
+
+
+def load_stats(run: str) -> dict[str, Any]:
+    """A curation run's ``stats.json``."""
+    path = Path(run) / "stats.json"
+    try:
+        stats = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing; the curation run did not finish") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(stats, dict):
+        raise DataError(f"{path}: expected a JSON object")
+    return stats
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def bounds(ds: Dataset, column: str) -> tuple[float, float]:
+    """Minimum and maximum of a numeric column over the whole dataset (for slider ranges)."""
+    col = _column(ds, column)
+    sql, params = _filtered(ds, Filters(), f"min({col})::DOUBLE AS lo, max({col})::DOUBLE AS hi")
+    row = _query(sql, params).iloc[0]
+    return float(row["lo"]), float(row["hi"])
+
+
+def _stage_rows(stats: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    stages = stats.get("stages")
+    if isinstance(stages, dict):  # {"name": {...}} as well as [{"name": ...}]
+        stages = [{"name": k, **v} for k, v in stages.items()]
+    if not isinstance(stages, list):
+        raise DataError(f"{where}: no 'stages' list")
+    rows = []
+    for i, stage in enumerate(stages):
+        try:
+            rows.append(
+                {
+                    "stage": str(
+                        stage.get("name") or stage.get("stage") or stage.get("op") or f"stage {i + 1}"
+                    ),
+                    "rows_in": int(stage["rows_in"]),
+                    "rows_out": int(stage["rows_out"]),
+                    "seconds": float(stage.get("seconds", stage.get("elapsed_s", float("nan")))),
+                    "reasons": stage.get("dropped")
+                    or stage.get("drop_reasons")
+                    or stage.get("reasons")
+                    or {},
+                }
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise DataError(f"{where}: stage {i + 1} lacks rows_in/rows_out") from None
+    return rows
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def funnel(run: str) -> pd.DataFrame:
+    """Rows in and out of every stage of a curation run, in order, from its stats.json."""
+    rows = _stage_rows(load_stats(run), str(Path(run) / "stats.json"))
+    df = pd.DataFrame(rows, columns=["stage", "rows_in", "rows_out", "seconds", "reasons"]).drop(
+        columns="reasons"
+    )
+    df["dropped"] = df["rows_in"] - df["rows_out"]
+    return df
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def drop_reasons(run: str) -> pd.DataFrame:
+    """``stage, reason, rows``: why rows were dropped (stats.json, else the dropped/ table)."""
+    rows = [
+        {"stage": s["stage"], "reason": str(reason), "rows": int(n)}
+        for s in _stage_rows(load_stats(run), str(Path(run) / "stats.json"))
+        if isinstance(s["reasons"], dict)
+        for reason, n in s["reasons"].items()
+    ]
+    if rows:
+        return pd.DataFrame(rows).sort_values(["stage", "rows"], ascending=[True, False], ignore_index=True)
+    dropped = _files(Path(run) / "dropped")
+    if not dropped:
+        return pd.DataFrame(columns=["stage", "reason", "rows"])
+    return _query(
+        "SELECT stage, reason, count(*) AS rows FROM read_parquet(?, union_by_name = true) "
+        "GROUP BY stage, reason ORDER BY stage, rows DESC",
+        [dropped],
+    )
+
+
+def languages(run: str) -> pd.DataFrame:
+    """``language, rows`` kept per language, when the run's stats.json records them."""
+    counts = load_stats(run).get("languages") or {}
+    if not isinstance(counts, dict):
+        return pd.DataFrame(columns=["language", "rows"])
+    df = pd.DataFrame({"language": list(counts), "rows": [int(v) for v in counts.values()]})
+    return df.sort_values("rows", ascending=False, ignore_index=True)
+
+
+MANIFEST_COLUMNS = ("prompt_id", "prompt", "language", "seed", "steps", "cfg_scale", "sampler", "image_path")
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def manifest(gen: str) -> pd.DataFrame:
+    """A generation's manifest plus ``image_file``: ``image_path`` resolved against the folder."""
+    path = Path(gen) / "manifest.parquet"
+    df = _query("SELECT * FROM read_parquet(?)", [str(path)])
+    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
+    df["image_file"] = [str(p if Path(p).is_absolute() else Path(gen) / p) for p in df["image_path"]]
+    return df
+
+
+AUDIT_CORE = ("audit", "judge", "metric", "value", "n", "ci_low", "ci_high", "note")
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def audit_rows(audit_dirs: tuple[str, ...], keywords: tuple[str, ...]) -> pd.DataFrame:
+    """Rows of every audit table whose name (or ``audit`` value) contains one of ``keywords``.
+
+    Adds ``run`` (the audit folder) so rows of two audit runs stay apart.
+    """
+    frames = []
+    for folder in audit_dirs:
+        for path in sorted(Path(folder).glob("*.parquet")):
+            if not any(k in path.stem for k in keywords):
+                continue
+            df = _query("SELECT * FROM read_parquet(?)", [str(path)])
+            missing = [c for c in ("metric", "value", "n") if c not in df.columns]
+            if missing:
+                raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
+            for col in ("ci_low", "ci_high"):
+                if col not in df:
+                    df[col] = float("nan")
+            frames.append(df.assign(run=Path(folder).name))
+    if not frames:
+        return pd.DataFrame(columns=[*AUDIT_CORE, "run"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def slice_columns(df: pd.DataFrame) -> list[str]:
+    """The audit's group columns that actually vary in ``df``."""
+    return [c for c in df.columns if c not in (*AUDIT_CORE, "run") and df[c].nunique(dropna=True) > 1]

@@ -1,0 +1,113 @@
+"""Annotate limbs: one generated image at a time, labels saved to the audit's label table.
+
+Keyboard-friendly: type the label's number in the box and press Enter (or click a button).
+Resumable: images this annotator already labelled are skipped. Safe with two tabs: each tab
+labels the image it shows (kept in its session), every label goes through the audit's label API
+(append, never rewrite), and a second label by the same annotator wins with a note.
+"""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+from t2iscope.dashboards import data, labels, ui
+
+from t2iscope.errors import DataError
+
+LABELS = ("correct legs", "too few legs", "too many legs", "no subject", "unsure")
+LIMB_WORDS = ("limb", "leg", "dog", "bird", "spider", "person")
+HINT = "t2iscope evaluate run audits.yaml --out {root}/audit   # labels are stored with an audit run"
+
+
+def candidates(manifest: pd.DataFrame, limbed_only: bool) -> pd.DataFrame:
+    """The images to label, in manifest order; limbed subjects only when asked and tagged."""
+    if not limbed_only:
+        return manifest
+    tags = manifest["tags"].astype(str) if "tags" in manifest else ""
+    text = manifest["prompt_id"].astype(str) + " " + tags
+    hits = manifest[text.str.lower().str.contains("|".join(LIMB_WORDS))]
+    return hits if not hits.empty else manifest
+
+
+def next_image(queue: pd.DataFrame, done: set[str], skipped: set[str]) -> pd.Series | None:
+    todo = queue[~queue["image_path"].isin(done | skipped)]
+    return None if todo.empty else todo.iloc[0]
+
+
+st.title("Annotate limbs")
+with ui.friendly():
+    found = ui.runs()
+    ui.need(found.generations, "generation", ui.CREATE_HINT.format(root=found.root).split("\n")[2])
+    ui.need(found.audits, "audit run to store labels in", HINT.format(root=found.root))
+    gen = ui.pick("Generation", found.generations, key="generation")
+    audit = ui.pick("Store labels in audit", found.audits, key="audit")
+    annotator = st.sidebar.text_input("Annotator", value=getpass.getuser(), key="annotator").strip()
+    limbed_only = st.sidebar.checkbox("Limbed subjects only", value=True, key="limbed_only")
+    if not annotator:
+        st.info("Enter your name in the sidebar: labels are kept per annotator.")
+        st.stop()
+
+    queue = candidates(data.manifest(str(gen)), limbed_only)
+    store = labels.load(audit)
+    mine = store[store["annotator"] == annotator]
+    done = set(mine["image_path"])
+    skipped: set[str] = st.session_state.setdefault("skipped", set())
+    state = st.session_state
+    if state.get("current") is None or state.get("current_run") != (str(gen), annotator):
+        row = next_image(queue, done, skipped)
+        state.current = None if row is None else row["image_path"]
+        state.current_run = (str(gen), annotator)
+
+    if note := state.pop("note", None):
+        st.info(note)
+    labelled = int(queue["image_path"].isin(done).sum())
+    st.progress(
+        labelled / max(len(queue), 1), text=f"{labelled} of {len(queue)} images labelled by {annotator}"
+    )
+    if state.current is None:
+        st.success(f"All {len(queue)} images are labelled by {annotator}. Thank you!")
+        st.stop()
+
+    row = queue[queue["image_path"] == state.current].iloc[0]
+    left, right = st.columns([2, 3])
+    with left:
+        ui.image_cell(Path(row["image_file"]), f"`{row['image_path']}`")
+    with right:
+        st.markdown(f"**{row['prompt']}**")
+        st.caption(
+            f"{row['language']} · seed {row['seed']} · cfg {row['cfg_scale']:g} · {row['steps']} steps"
+        )
+        with st.form("label", clear_on_submit=True, enter_to_submit=True, border=False):
+            typed = st.text_input(
+                "Label number, then Enter",
+                key="typed",
+                help=" · ".join(f"{i} = {name}" for i, name in enumerate(LABELS, 1)),
+            )
+            clicked = [st.form_submit_button(f"{i} · {name}") for i, name in enumerate(LABELS, 1)]
+            skip = st.form_submit_button("Skip for now")
+
+    chosen = next((name for name, hit in zip(LABELS, clicked, strict=True) if hit), None)
+    if chosen is None and typed.strip():
+        if typed.strip().isdigit() and 1 <= int(typed) <= len(LABELS):
+            chosen = LABELS[int(typed) - 1]
+        else:
+            st.warning(f"{typed.strip()!r} is not a label number (1-{len(LABELS)}).")
+    if skip and chosen is None:
+        skipped.add(state.current)
+    if chosen is not None:
+        try:
+            previous = labels.save(audit, state.current, chosen, annotator)
+        except DataError as exc:
+            st.error(f"The label was not saved: {exc}")
+            st.stop()
+        state.note = f"Saved **{chosen}** for `{state.current}`."
+        if previous:
+            state.note += (
+                f" You had labelled it **{previous}** before (another tab?); the latest label is kept."
+            )
+    if chosen is not None or skip:
+        state.current = None
+        st.rerun()

@@ -1,0 +1,69 @@
+"""Generation gallery: a prompt's images as a seed x parameter grid, and one concept across languages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+from t2iscope.dashboards import data, ui
+
+AXES = ("cfg_scale", "steps", "sampler")
+
+
+def params(row: pd.Series) -> str:
+    """The parameters that made an image, in A1111's order."""
+    return f"seed {row['seed']} · cfg {row['cfg_scale']:g} · {row['steps']} steps · {row['sampler']}"
+
+
+st.title("Generation gallery")
+with ui.friendly():
+    found = ui.runs()
+    ui.need(found.generations, "generation", ui.CREATE_HINT.format(root=found.root).split("\n")[2])
+    gen = ui.pick("Generation", found.generations, key="generation")
+    df = data.manifest(str(gen))
+    if df.empty:
+        st.info(f"`{found.label(gen)}` has an empty manifest.")
+        st.stop()
+    side = st.sidebar
+    if "suite" in df and df["suite"].nunique() > 1:
+        df = df[df["suite"] == side.selectbox("Suite", sorted(df["suite"].unique()), key="suite")]
+    concept = side.selectbox("Prompt", sorted(df["prompt_id"].astype(str).unique()), key="prompt_id")
+    concept_rows = df[df["prompt_id"].astype(str) == concept]
+    langs = sorted(concept_rows["language"].unique())
+    language = side.selectbox("Language", langs, index=langs.index("en") if "en" in langs else 0, key="language")
+    varying = [a for a in AXES if concept_rows[a].nunique() > 1] or ["cfg_scale"]
+    axis = side.selectbox("Grid columns", varying, key="axis")
+    fixed = {
+        a: side.selectbox(a, sorted(concept_rows[a].unique()), key=f"fix_{a}") for a in varying if a != axis
+    }
+    for a, value in fixed.items():
+        concept_rows = concept_rows[concept_rows[a] == value]
+
+    rows = concept_rows[concept_rows["language"] == language]
+    st.subheader(rows["prompt"].iloc[0] if len(rows) else concept)
+    if len(rows) and "negative_prompt" in rows and rows["negative_prompt"].iloc[0]:
+        st.caption(f"Negative prompt: {rows['negative_prompt'].iloc[0]}")
+    columns = sorted(rows[axis].unique())
+    header = st.columns(len(columns) + 1)
+    header[0].markdown("**seed**")
+    for col, value in zip(header[1:], columns, strict=True):
+        col.markdown(f"**{axis} = {value}**")
+    for seed in sorted(rows["seed"].unique()):
+        cells = st.columns(len(columns) + 1)
+        cells[0].markdown(f"`{seed}`")
+        for col, value in zip(cells[1:], columns, strict=True):
+            hit = rows[(rows["seed"] == seed) & (rows[axis] == value)]
+            with col:
+                if hit.empty:
+                    st.caption("—")
+                else:
+                    ui.image_cell(Path(hit["image_file"].iloc[0]), params(hit.iloc[0]))
+
+    st.subheader("Across languages")
+    first = concept_rows.sort_values(["language", "seed", axis]).groupby("language").head(1)
+    if len(first) < 2:
+        st.caption("This prompt was generated in one language only.")
+    for col, (_, row) in zip(st.columns(max(len(first), 1)), first.iterrows(), strict=False):
+        with col:
+            ui.image_cell(Path(row["image_file"]), f"{row['language']}: {row['prompt']} · {params(row)}")

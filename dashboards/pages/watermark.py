@@ -1,0 +1,30 @@
+"""Watermark robustness: bit accuracy against attack strength, one line per method."""
+
+from __future__ import annotations
+
+import streamlit as st
+from t2iscope.dashboards import audit_view, data, ui
+
+HINT = "t2iscope evaluate run audits.yaml --out {root}/audit   # with a watermark audit in the YAML"
+
+st.title("Watermark robustness")
+with ui.friendly():
+    found = ui.runs()
+    ui.need(found.audits, "audit run", HINT.format(root=found.root))
+    rows = data.audit_rows(tuple(map(str, found.audits)), ("watermark",))
+    if rows.empty:
+        st.info(
+            "No watermark audit table (`*watermark*.parquet`) in the audit runs. "
+            + HINT.format(root=found.root)
+        )
+        st.stop()
+    metric = audit_view.pick_metric(rows, ["bit_acc", "accuracy"], key="metric")
+    if metric:
+        attacks = (
+            sorted(rows.loc[rows["metric"] == metric, "attack"].dropna().unique()) if "attack" in rows else []
+        )
+        if attacks:
+            attack = st.selectbox("Attack", attacks, key="attack")
+            rows = rows[rows["attack"] == attack]
+        audit_view.show(rows, metric, ["strength"], ["method", "watermark_method", "run"], line=True)
+    audit_view.skipped_note(rows)

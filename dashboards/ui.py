@@ -1,0 +1,82 @@
+"""What every page shares: the runs folder, run pickers, friendly failures, image cells.
+
+Pages are plain scripts run by ``st.navigation``; each calls ``runs()`` and wraps its body in
+``friendly()``, so bad input (an empty folder, a missing table, a corrupt file) becomes a
+message on the page instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import streamlit as st
+from t2iscope.dashboards.discover import Runs, discover
+from t2iscope.dashboards.images import read_image
+
+from t2iscope.errors import T2IError
+
+RUNS_ENV = "T2ISCOPE_RUNS"
+CREATE_HINT = """\
+t2iscope world make --out {root}/world --rows 2000 --seed 0
+t2iscope curate run sd-improved-aesthetics --input {root}/world --out {root}/curated
+t2iscope generate suite multilingual --out {root}/gen
+t2iscope evaluate run audits.yaml --out {root}/audit"""
+
+
+def runs_dir() -> Path:
+    """The folder given as ``streamlit run app.py -- --runs DIR`` (or $T2ISCOPE_RUNS)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--runs", default=os.environ.get(RUNS_ENV, "runs"))
+    args, _ = parser.parse_known_args(sys.argv[1:])
+    return Path(args.runs)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _discover(root: str) -> Runs:
+    return discover(root)
+
+
+def runs() -> Runs:
+    return _discover(str(runs_dir()))
+
+
+@contextlib.contextmanager
+def friendly() -> Iterator[None]:
+    """Turn any failure in the block into an error box naming what went wrong."""
+    try:
+        yield
+    except T2IError as exc:
+        st.error(str(exc))
+    except Exception as exc:  # a page must never show a traceback to the person looking at it
+        st.error(f"This page could not be drawn: {type(exc).__name__}: {exc}")
+
+
+def need(paths: Sequence[Path], what: str, command: str) -> None:
+    """Stop the page with a hint when the runs folder holds no run of the kind it shows."""
+    if not paths:
+        st.info(f"No {what} under `{runs_dir()}`. Create one with:\n\n```\n{command}\n```")
+        st.stop()
+
+
+def pick(label: str, paths: Sequence[Path], key: str, sidebar: bool = True) -> Path:
+    """A run picker (shown only when there is a choice)."""
+    found = runs()
+    if len(paths) == 1:
+        return paths[0]
+    where = st.sidebar if sidebar else st
+    return where.selectbox(label, list(paths), format_func=found.label, key=key)
+
+
+def image_cell(path: Path | None, caption: str, max_side: int = 0) -> None:
+    """One image with its caption, or a placeholder saying why it cannot be shown."""
+    data = read_image(str(path), max_side) if path else None
+    if data is None:
+        reason = "no image" if path is None else f"unreadable image: {path.name}"
+        st.caption(f"⚠ {reason}\n\n{caption}")
+    else:
+        st.image(data, caption=caption, width="stretch")

@@ -1,0 +1,137 @@
+"""What every audit receives: the inputs named in AUDIT.yaml, the judge, and shared, cached work.
+
+Judging a generation run is the expensive step, and three audits (language bias, culture, limbs)
+need the same judgments, so the context judges each manifest once and writes the per-image
+answers to ``judgments.parquet`` beside the audit tables: every figure in the report can be
+traced back to the image rows that produced it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+from tqdm import tqdm
+
+from t2iscope import fileio
+from t2iscope.errors import ConfigError, DataError
+from t2iscope.evaluate.images import load_image
+from t2iscope.evaluate.judges import Judge, make_judge
+from t2iscope.evaluate.parquet_inputs import parquet_files
+from t2iscope.evaluate.vocab import requested
+
+MANIFEST_COLUMNS = ("prompt_id", "prompt", "language", "seed", "steps", "cfg_scale", "sampler", "image_path")
+JUDGE_BATCH = 64
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Where the audits read from; every path optional, each audit says which it needs."""
+
+    generation: Path | None = None
+    curation: tuple[Path, ...] = ()
+    world: Path | None = None
+    data: tuple[Path, ...] = ()
+
+
+@dataclass
+class AuditContext:
+    inputs: Inputs
+    judge_name: str = "world"
+    judge_options: dict[str, Any] = field(default_factory=dict)
+    out: Path | None = None
+    seed: int = 0
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def require(self, name: str, audit: str) -> Any:
+        value = getattr(self.inputs, name)
+        if not value:
+            raise ConfigError(f"audit '{audit}' needs inputs.{name} in AUDIT.yaml")
+        return value
+
+    def judge(self) -> Judge:
+        if "judge" not in self._cache:
+            self._cache["judge"] = make_judge(self.judge_name, self.judge_options, "AUDIT.yaml: judge")
+        return self._cache["judge"]
+
+    def url_datasets(self) -> list[tuple[str, Path]]:
+        """Datasets with URLs: inputs.data and the world's metadata."""
+        out = [(Path(p).stem if Path(p).is_file() else Path(p).name, Path(p)) for p in self.inputs.data]
+        if self.inputs.world is not None:
+            out.append(("world", self.inputs.world / "metadata"))
+        return out
+
+    def truth(self) -> pd.DataFrame:
+        """The world's truth table (kind, color, culture, legs, caption_lang, ...), keyed by hash."""
+        if "truth" not in self._cache:
+            world = self.require("world", "truth")
+            files = parquet_files(Path(world) / "truth")
+            self._cache["truth"] = duckdb.sql(f"SELECT * FROM read_parquet({files!r})").df()
+        return self._cache["truth"]
+
+    def manifest(self) -> pd.DataFrame:
+        if "manifest" not in self._cache:
+            self._cache["manifest"] = load_manifest(self.require("generation", "manifest"))
+        return self._cache["manifest"]
+
+    def judged(self) -> pd.DataFrame:
+        """The manifest with requested (``req_*``) and judged (``j_*``) attributes and a status.
+
+        ``status`` is ``ok``, or ``missing``/``corrupt`` for images that could not be read; those
+        rows stay in the frame (with an ``error``) so audits count them as skips.
+        """
+        if "judged" not in self._cache:
+            df = judge_manifest(self.manifest(), self.judge())
+            if self.out is not None:
+                fileio.write_parquet(self.out / "judgments.parquet", df)
+            self._cache["judged"] = df
+        return self._cache["judged"]
+
+
+def load_manifest(gen_dir: str | Path) -> pd.DataFrame:
+    """Read ``G/manifest.parquet``; resolve image paths relative to G; refuse empty or malformed."""
+    path = Path(gen_dir) / "manifest.parquet"
+    if not path.is_file():
+        raise DataError(f"{path}: generation manifest not found")
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise DataError(f"{path}: unreadable parquet ({type(exc).__name__})") from None
+    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
+    if df.empty:
+        raise DataError(f"{path}: the manifest has no rows (empty suite?)")
+    root = Path(gen_dir)
+    df["image_file"] = [str(p if Path(p).is_absolute() else root / p) for p in df["image_path"]]
+    return df.reset_index(drop=True)
+
+
+def judge_manifest(manifest: pd.DataFrame, judge: Judge) -> pd.DataFrame:
+    """Judge every readable image of a manifest in batches; unreadable ones get a status."""
+    df = manifest.copy()
+    req = [requested(str(p), str(lang)) for p, lang in zip(df["prompt"], df["language"])]
+    for key in ("color", "kind", "culture"):
+        df[f"req_{key}"] = [r[key] for r in req]
+    status, errors = ["ok"] * len(df), [""] * len(df)
+    answers: list[dict[str, Any] | None] = [None] * len(df)
+    files = list(df["image_file"])
+    for start in tqdm(range(0, len(df), JUDGE_BATCH), desc=f"judge ({judge.name})", unit="batch"):
+        batch = {}
+        for i in range(start, min(start + JUDGE_BATCH, len(df))):
+            try:
+                batch[i] = load_image(files[i])
+            except DataError as exc:
+                status[i] = "missing" if "not found" in str(exc) else "corrupt"
+                errors[i] = str(exc)
+        for i, ans in zip(batch, judge.attributes(list(batch.values()))):
+            answers[i] = ans
+    df["status"] = status
+    df["error"] = errors
+    for key in ("color", "kind", "legs", "culture", "watermark"):
+        df[f"j_{key}"] = [a[key] if a else None for a in answers]
+    df["judge"] = judge.name
+    return df

@@ -1,0 +1,34 @@
+"""`t2iscope generate info IMAGE`: print the generation parameters stored in an image."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from t2iscope.errors import DataError
+from t2iscope.generate.pnginfo import parse_parameters, read_parameters
+
+
+@click.command("info")
+@click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the parsed fields as one JSON object.")
+def info(image: Path, as_json: bool) -> None:
+    """Print IMAGE's generation parameters (AUTOMATIC1111 infotext).
+
+    Reads the PNG `parameters` chunk written by t2iscope and AUTOMATIC1111, or the EXIF UserComment
+    of A1111's JPEG/WebP files.
+
+    \b
+    Example:
+      t2iscope generate info runs/gen/images/00000.png
+      t2iscope generate info runs/gen/images/00000.png --json
+    """
+    text = read_parameters(image)
+    if text is None:
+        raise DataError(f"{image}: no generation parameters (no PNG 'parameters' chunk or EXIF UserComment)")
+    if as_json:
+        click.echo(json.dumps(parse_parameters(text), ensure_ascii=False, indent=2))
+    else:
+        click.echo(text)

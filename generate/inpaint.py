@@ -1,0 +1,176 @@
+"""Inpainting that works with ordinary (4-channel) Stable Diffusion checkpoints.
+
+A plain U-Net has no mask input, so the masked area is denoised while, after every step, the
+unmasked area is reset to the init latents noised to the current timestep (latent blending: what
+diffusers' inpaint pipeline does for 4-channel U-Nets and A1111 does for normal models). Around
+that: A1111's mask blur, its four fills for the masked area, and "only masked" (crop the mask's
+box plus padding, inpaint it at model size, paste it back).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image, ImageFilter
+from scipy.ndimage import gaussian_filter
+from t2iscope.generate.conditioning import encode_batch
+from t2iscope.generate.models import Model
+from t2iscope.generate.params import Params, check_same_settings, check_strength
+from t2iscope.generate.samplers import make_scheduler
+from t2iscope.generate.seeds import generators
+
+from t2iscope.errors import ConfigError
+
+FILLS = ("fill", "original", "latent noise", "latent nothing")  # A1111's "masked content"
+
+
+@dataclass(frozen=True)
+class InpaintOptions:
+    strength: float = 0.75
+    mask_blur: int = 4
+    fill: str = "original"
+    only_masked: bool = False
+    padding: int = 32
+
+    def check(self) -> InpaintOptions:
+        check_strength(self.strength)
+        if self.fill not in FILLS:
+            raise ConfigError(f"fill must be one of {', '.join(FILLS)}; got {self.fill!r}")
+        if self.mask_blur < 0 or self.padding < 0:
+            raise ConfigError("mask_blur and padding must be >= 0")
+        return self
+
+
+def _region(mask: Image.Image, padding: int, aspect: float) -> tuple[int, int, int, int]:
+    """The mask's bounding box plus padding, widened to ``aspect`` (w/h) and clipped to the image."""
+    x0, y0, x1, y1 = mask.getbbox()
+    x0, y0, x1, y1 = x0 - padding, y0 - padding, x1 + padding, y1 + padding
+    w, h = x1 - x0, y1 - y0
+    if w / h < aspect:
+        grow = round(h * aspect) - w
+        x0, x1 = x0 - grow // 2, x1 + grow - grow // 2
+    else:
+        grow = round(w / aspect) - h
+        y0, y1 = y0 - grow // 2, y1 + grow - grow // 2
+    return max(x0, 0), max(y0, 0), min(x1, mask.width), min(y1, mask.height)
+
+
+def fill_masked(image: Image.Image, mask: Image.Image) -> Image.Image:
+    """A1111's "fill": masked pixels take the blurred colours of the unmasked surroundings."""
+    rgb = np.asarray(image, dtype=np.float64)
+    keep = (np.asarray(mask) < 128).astype(np.float64)
+    if not keep.any():
+        return Image.new("RGB", image.size, tuple(int(c) for c in rgb.reshape(-1, 3).mean(0)))
+    sigma = max(image.size) / 8
+    num = np.stack([gaussian_filter(rgb[..., c] * keep, sigma) for c in range(3)], axis=-1)
+    den = gaussian_filter(keep, sigma)[..., None]
+    mean = (rgb * keep[..., None]).sum((0, 1)) / keep.sum()
+    filled = np.where(den > 1e-3, num / np.maximum(den, 1e-3), mean)
+    out = np.where(keep[..., None] > 0, rgb, filled)
+    return Image.fromarray(out.clip(0, 255).astype(np.uint8))
+
+
+def _to_tensor(image: Image.Image, model: Model) -> torch.Tensor:
+    arr = torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)
+    return arr[None].to(model.device, model.dtype)
+
+
+@torch.no_grad()
+def _denoise(
+    model: Model, batch: list[Params], init: Image.Image, mask: Image.Image, opts: InpaintOptions
+) -> list[Image.Image]:
+    """Latent-blending inpaint of ``init`` (already at model size) where ``mask`` is white."""
+    pipe, first, n = model.pipe, batch[0], len(batch)
+    # 1. Init latents and latent-size mask
+    vae_scale = pipe.vae.config.scaling_factor
+    init_latents = pipe.vae.encode(_to_tensor(init, model)).latent_dist.mode() * vae_scale
+    lat_h, lat_w = init_latents.shape[-2:]
+    m = np.asarray(mask.resize((lat_w, lat_h), Image.Resampling.BILINEAR), dtype=np.float32) / 255
+    m = torch.from_numpy(m)[None, None].to(model.device, model.dtype)
+    # 2. Per-image noise from per-image CPU generators (batch-independent)
+    gens = generators([p.seed for p in batch])
+    noise = torch.cat([torch.randn(init_latents.shape, generator=g) for g in gens]).to(
+        model.device, model.dtype
+    )
+    init_latents = init_latents.expand(n, -1, -1, -1)
+    if opts.fill == "latent noise":
+        init_latents = init_latents * (1 - m) + noise * m
+    elif opts.fill == "latent nothing":
+        init_latents = init_latents * (1 - m)
+    # 3. Schedule: the last `strength` fraction of the steps, as img2img
+    scheduler = pipe.scheduler = make_scheduler(first.sampler, model.scheduler_config)
+    scheduler.set_timesteps(first.steps, device=model.device)
+    begin = (first.steps - int(first.steps * opts.strength)) * scheduler.order
+    timesteps = scheduler.timesteps[begin:]
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(begin)
+    if opts.strength >= 1.0:
+        latents = noise * scheduler.init_noise_sigma
+    else:
+        latents = scheduler.add_noise(init_latents, noise, timesteps[:1].repeat(n))
+    # 4. Denoise with classifier-free guidance, resetting the unmasked area after every step
+    cond, uncond = encode_batch(model, [p.prompt for p in batch], [p.negative_prompt for p in batch])
+    guided = first.cfg_scale > 1.0
+    embeds = torch.cat([uncond, cond]) if guided else cond
+    extra = {"generator": gens} if "generator" in inspect.signature(scheduler.step).parameters else {}
+    for i, t in enumerate(timesteps):
+        x = torch.cat([latents] * 2) if guided else latents
+        eps = pipe.unet(scheduler.scale_model_input(x, t), t, encoder_hidden_states=embeds).sample
+        if guided:
+            eps_u, eps_c = eps.chunk(2)
+            eps = eps_u + first.cfg_scale * (eps_c - eps_u)
+        latents = scheduler.step(eps, t, latents, **extra).prev_sample
+        if i < len(timesteps) - 1:
+            known = scheduler.add_noise(init_latents, noise, timesteps[i + 1 : i + 2].repeat(n))
+        else:
+            known = init_latents
+        latents = known * (1 - m) + latents * m
+    # 5. Decode
+    decoded = pipe.vae.decode(latents / vae_scale).sample
+    return pipe.image_processor.postprocess(decoded, output_type="pil")
+
+
+def inpaint(
+    model: Model, batch: list[Params], image: Image.Image, mask: Image.Image, opts: InpaintOptions
+) -> list[Image.Image]:
+    """Repaint the white area of ``mask`` in ``image``; black stays (the result is composited back)."""
+    # 1. Check inputs
+    for p in batch:
+        p.check()
+    check_same_settings(batch)
+    opts.check()
+    if mask.size != image.size:
+        raise ConfigError(
+            f"mask size {mask.width}x{mask.height} does not match image size {image.width}x{image.height}"
+        )
+    first = batch[0]
+    image, mask = image.convert("RGB"), mask.convert("L")
+    blurred = mask.filter(ImageFilter.GaussianBlur(opts.mask_blur)) if opts.mask_blur else mask
+    if mask.getbbox() is None or int(first.steps * opts.strength) < 1:
+        return [image.copy() for _ in batch]
+    # 2. Region to repaint and the size to run the model at
+    if opts.only_masked:
+        size = (first.width or model.native_size, first.height or model.native_size)
+        box = _region(mask, opts.padding, size[0] / size[1])
+    else:
+        size = (first.width or image.width, first.height or image.height)
+        box = (0, 0, image.width, image.height)
+    if size[0] % 8 or size[1] % 8:
+        raise ConfigError(f"image size {size[0]}x{size[1]} is not a multiple of 8; pass --width/--height")
+    crop = image.crop(box).resize(size, Image.Resampling.LANCZOS)
+    crop_mask = blurred.crop(box).resize(size, Image.Resampling.BILINEAR)
+    # 3. Masked content
+    if opts.fill == "fill":
+        crop = fill_masked(crop, crop_mask)
+    # 4. Denoise, then paste back through the blurred mask so unmasked pixels stay the original's
+    outs = _denoise(model, batch, crop, crop_mask, opts)
+    results = []
+    for out in outs:
+        region = out.resize((box[2] - box[0], box[3] - box[1]), Image.Resampling.LANCZOS)
+        canvas = image.copy()
+        canvas.paste(region, box[:2])
+        results.append(Image.composite(canvas, image, blurred))
+    return results

@@ -1,0 +1,123 @@
+"""Load a Stable Diffusion 1.x/2.x model from a local path, never from a hub.
+
+Three sources: the embedded default (``models/sd``), any local diffusers folder, or a single-file
+``.safetensors``/``.ckpt`` checkpoint (A1111's format) read with diffusers' ``from_single_file``.
+A single file carries weights but no architecture, so its component configs come from a local
+diffusers folder (``config``, default: the embedded model's folder for files trained here).
+
+On CUDA the model takes the GPU path: fp16 weights, channels_last U-Net, PyTorch SDPA attention
+and, on request, ``torch.compile`` of the U-Net.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import StableDiffusionPipeline
+from diffusers.models.attention_processor import AttnProcessor2_0
+
+from t2iscope.errors import ConfigError, DataError
+from t2iscope.paths import models_dir
+
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+EXPECTED = "a diffusers folder with model_index.json or a .safetensors/.ckpt checkpoint"
+
+
+@dataclass
+class Model:
+    """A loaded pipeline plus what the manifest records about it."""
+
+    pipe: StableDiffusionPipeline
+    model_id: str
+    device: torch.device
+    dtype: torch.dtype
+    scheduler_config: Any = None  # the model's own, kept apart from pipe.scheduler (samplers swap it)
+
+    def __post_init__(self) -> None:
+        if self.scheduler_config is None:
+            self.scheduler_config = self.pipe.scheduler.config
+
+    @property
+    def native_size(self) -> int:
+        """Image side the U-Net was built for (sample_size x VAE scale factor)."""
+        return int(self.pipe.unet.config.sample_size) * self.pipe.vae_scale_factor
+
+
+def embedded_model_path() -> Path:
+    return models_dir() / "sd"
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ConfigError(f"device must be auto, cpu or cuda, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available")
+    return torch.device(device)
+
+
+def _check_source(path: Path, given: bool) -> None:
+    if not path.exists():
+        if not given:
+            raise ConfigError(
+                f"embedded model not found at {path}; train it with `t2iscope generate train` "
+                "or pass --model PATH"
+            )
+        hint = " (hub ids are not supported: download the model and pass its local path)"
+        raise ConfigError(f"--model {path}: no such file or folder; expected {EXPECTED}{hint}")
+    if path.is_dir() and not (path / "model_index.json").is_file():
+        raise ConfigError(f"--model {path}: folder has no model_index.json; expected {EXPECTED}")
+    if path.is_file() and path.suffix not in SINGLE_FILE_SUFFIXES:
+        raise ConfigError(f"--model {path}: unknown file type {path.suffix!r}; expected {EXPECTED}")
+
+
+def _read(path: Path, config: Path | None) -> StableDiffusionPipeline:
+    common = {"safety_checker": None, "requires_safety_checker": False, "local_files_only": True}
+    if path.is_dir():
+        return StableDiffusionPipeline.from_pretrained(path, **common)
+    config = config or embedded_model_path()
+    if not (config / "model_index.json").is_file():
+        raise ConfigError(
+            f"--model-config {config}: a single-file checkpoint needs a local diffusers folder "
+            "(model_index.json, component configs, tokenizer) describing its architecture"
+        )
+    return StableDiffusionPipeline.from_single_file(str(path), config=str(config), **common)
+
+
+def gpu_path(pipe: StableDiffusionPipeline, compile_unet: bool = False) -> None:
+    """fp16 is set by the caller; here channels_last, SDPA attention and optional torch.compile."""
+    pipe.unet.to(memory_format=torch.channels_last)
+    pipe.unet.set_attn_processor(AttnProcessor2_0())
+    pipe.vae.set_attn_processor(AttnProcessor2_0())
+    if compile_unet:
+        pipe.unet = torch.compile(pipe.unet, fullgraph=False)
+
+
+def load_model(
+    path: str | Path | None = None,
+    *,
+    device: str = "auto",
+    config: str | Path | None = None,
+    compile_unet: bool = False,
+) -> Model:
+    """Load ``path`` (default: the embedded model) onto ``device`` (auto = CUDA when present)."""
+    dev = resolve_device(device)
+    src = Path(path) if path is not None else embedded_model_path()
+    _check_source(src, given=path is not None)
+    try:
+        pipe = _read(src, Path(config) if config else None)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise DataError(f"--model {src}: could not load a Stable Diffusion pipeline ({exc})") from None
+    dtype = torch.float16 if dev.type == "cuda" else torch.float32
+    pipe.to(dev, dtype)
+    if dev.type == "cuda":
+        gpu_path(pipe, compile_unet)
+    pipe.set_progress_bar_config(disable=True)
+    model_id = "embedded-sd" if path is None else (src.stem if src.is_file() else src.name)
+    return Model(pipe=pipe, model_id=model_id, device=dev, dtype=dtype)

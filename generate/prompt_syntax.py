@@ -1,0 +1,116 @@
+"""AUTOMATIC1111's prompt emphasis syntax, parsed into (text, weight) runs.
+
+The rules are A1111's ``parse_prompt_attention`` (modules/prompt_parser.py), so a prompt copied from
+an A1111 infotext weights the same words the same way here:
+
+- ``(x)`` multiplies the weight of x by 1.1, ``((x))`` by 1.21, ``[x]`` divides it by 1.1;
+- ``(x:1.3)`` multiplies it by 1.3 (the number is A1111's ``[+-]?[.\\d]+``);
+- ``\\(``, ``\\)``, ``\\[``, ``\\]``, ``\\\\`` are the literal characters; any other backslash is dropped;
+- a bracket left open applies to everything after it, a stray closing bracket is literal text;
+- the word ``BREAK`` (with the whitespace around it) becomes the marker ``("BREAK", -1.0)``, which the
+  text encoder turns into "start a new 75-token chunk";
+- runs with equal weights are merged; an empty prompt is ``[("", 1.0)]``.
+
+Two deliberate differences, both where A1111 breaks: brackets do not rescale a ``BREAK`` marker (A1111
+turns ``(a BREAK b)`` into the word "BREAK" with weight -1.1), and a malformed number such as
+``(x:1.2.3)`` is kept as literal text instead of raising ``ValueError``. Prompt editing
+(``[a:b:0.5]``, ``[a|b]``) is not emphasis syntax and is parsed as brackets, as A1111's emphasis
+parser does too.
+"""
+
+from __future__ import annotations
+
+import re
+
+BREAK = "BREAK"
+BREAK_WEIGHT = -1.0
+ROUND_MULTIPLIER = 1.1
+SQUARE_MULTIPLIER = 1 / 1.1
+
+# A1111's tokens, in its order: escapes, lone backslash, open brackets, ":number)", close brackets,
+# plain text, lone colon.
+_TOKEN = re.compile(
+    r"""
+    \\\(|\\\)|\\\[|\\]|\\\\|\\|
+    \(|\[|
+    :([+-]?[.\d]+)\)|
+    \)|]|
+    [^\\()\[\]:]+|
+    :
+    """,
+    re.X,
+)
+_BREAK = re.compile(r"\s*\bBREAK\b\s*", re.S)
+
+
+class _Break:
+    """Marker kept out of bracket scaling and run merging; rendered as ("BREAK", -1.0) at the end."""
+
+
+_MARK = _Break()
+
+
+def _float_or_none(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def parse_prompt_attention(text: str) -> list[tuple[str, float]]:
+    """Split ``text`` into runs of (text, weight) with A1111's emphasis rules (see module docstring).
+
+    >>> parse_prompt_attention("an (important) word")
+    [('an ', 1.0), ('important', 1.1), (' word', 1.0)]
+    """
+    runs: list[list] = []  # [text or _MARK, weight]
+    round_open: list[int] = []
+    square_open: list[int] = []
+
+    def scale_from(start: int, multiplier: float) -> None:
+        for run in runs[start:]:
+            if run[0] is not _MARK:
+                run[1] *= multiplier
+
+    def add_plain(chunk: str) -> None:
+        for i, part in enumerate(_BREAK.split(chunk)):
+            if i > 0:
+                runs.append([_MARK, BREAK_WEIGHT])
+            runs.append([part, 1.0])
+
+    for match in _TOKEN.finditer(text):
+        token, number = match.group(0), match.group(1)
+        weight = _float_or_none(number) if number is not None else None
+        if token.startswith("\\"):
+            runs.append([token[1:], 1.0])
+        elif token == "(":
+            round_open.append(len(runs))
+        elif token == "[":
+            square_open.append(len(runs))
+        elif weight is not None and round_open:
+            scale_from(round_open.pop(), weight)
+        elif number is not None and round_open:
+            add_plain(token[:-1])  # malformed number: literal text, then the ")" closes as usual
+            scale_from(round_open.pop(), ROUND_MULTIPLIER)
+        elif token == ")" and round_open:
+            scale_from(round_open.pop(), ROUND_MULTIPLIER)
+        elif token == "]" and square_open:
+            scale_from(square_open.pop(), SQUARE_MULTIPLIER)
+        else:
+            add_plain(token)
+
+    for start in round_open:
+        scale_from(start, ROUND_MULTIPLIER)
+    for start in square_open:
+        scale_from(start, SQUARE_MULTIPLIER)
+
+    merged: list[list] = []
+    for run in runs:
+        prev = merged[-1] if merged else None
+        if prev is not None and _MARK not in (prev[0], run[0]) and prev[1] == run[1]:
+            prev[0] += run[0]
+        else:
+            merged.append(run)
+    if not merged:
+        return [("", 1.0)]
+    return [(BREAK, BREAK_WEIGHT) if t is _MARK else (t, float(w)) for t, w in merged]

@@ -1,0 +1,58 @@
+"""AUTOMATIC1111 sampler names mapped onto diffusers schedulers.
+
+Users know the web UI's names ("Euler a", "DPM++ 2M Karras"); diffusers knows scheduler classes.
+The table follows diffusers' documented A1111 mapping. A scheduler is rebuilt from the model's own
+scheduler config, so the training noise schedule (betas, prediction type) always carries over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from diffusers import (
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    HeunDiscreteScheduler,
+    LMSDiscreteScheduler,
+    PNDMScheduler,
+    UniPCMultistepScheduler,
+)
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+from t2iscope.registry import Registry
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """A diffusers scheduler class plus the config overrides that make it match the A1111 sampler."""
+
+    scheduler: type[SchedulerMixin]
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def build(self, config: Any) -> SchedulerMixin:
+        return self.scheduler.from_config(config, **self.overrides)
+
+
+SAMPLERS: Registry[Sampler] = Registry("sampler")
+
+for _name, _sampler in {
+    "Euler": Sampler(EulerDiscreteScheduler),
+    "Euler a": Sampler(EulerAncestralDiscreteScheduler),
+    "DDIM": Sampler(DDIMScheduler),
+    "DPM++ 2M": Sampler(DPMSolverMultistepScheduler),
+    "DPM++ 2M Karras": Sampler(DPMSolverMultistepScheduler, {"use_karras_sigmas": True}),
+    "UniPC": Sampler(UniPCMultistepScheduler),
+    # A1111's PLMS is PNDM without the Runge-Kutta warm-up steps.
+    "PNDM": Sampler(PNDMScheduler, {"skip_prk_steps": True}),
+    "LMS": Sampler(LMSDiscreteScheduler),
+    "Heun": Sampler(HeunDiscreteScheduler),
+}.items():
+    SAMPLERS.register(_name)(_sampler)
+
+
+def make_scheduler(name: str, config: Any) -> SchedulerMixin:
+    """A fresh scheduler for ``name`` built on ``config``; raises ConfigError listing valid names."""
+    return SAMPLERS.get(name).build(config)

@@ -1,0 +1,136 @@
+"""The training recipe: every step count, size and rate, as frozen dataclasses.
+
+Defaults are the shipped recipe (fits about an hour on 2 CPU cores); ``QUICK`` is a few steps of
+everything for tests and smoke runs. A YAML file may override any field; unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from t2iscope.errors import ConfigError
+
+# Training stages in dependency order (each `t2iscope generate train <stage>` runs one).
+STAGES: tuple[str, ...] = ("clip", "aesthetic", "watermark", "vae", "unet", "measure")
+
+
+@dataclass(frozen=True)
+class ClipRecipe:
+    steps: int = 1500
+    batch: int = 128
+    lr: float = 1e-3
+    embed_dim: int = 64
+    vision_width: int = 128
+    vision_layers: int = 4
+    patch_size: int = 8
+    text_width: int = 64  # 49,408 x width embedding table dominates size: keep it small
+    text_layers: int = 3
+    text_heads: int = 4
+
+
+@dataclass(frozen=True)
+class HeadRecipe:
+    aesthetic_steps: int = 1500
+    watermark_steps: int = 800
+    batch: int = 128
+    lr: float = 1e-3
+
+
+@dataclass(frozen=True)
+class VaeRecipe:
+    steps: int = 1200
+    batch: int = 64
+    lr: float = 1e-3
+    channels: tuple[int, ...] = (32, 64, 64)  # 3 blocks -> scale factor 4 -> 16x16x4 latents
+    kl_weight: float = 1e-6
+
+
+@dataclass(frozen=True)
+class UnetRecipe:
+    steps: int = 3000
+    batch: int = 64
+    lr: float = 1e-3
+    channels: tuple[int, ...] = (64, 128, 128)
+    caption_dropout: float = 0.1  # empty caption for classifier-free guidance, as SD's last rounds
+    attention_head_dim: int = 32
+
+
+@dataclass(frozen=True)
+class MeasureRecipe:
+    prompts_per_cell: int = 4  # generated images per (color, kind) cell and CFG scale
+    steps: int = 25
+    cfg_scales: tuple[float, ...] = (1.0, 7.5)
+    languages: tuple[str, ...] = ("en", "de", "zh")
+    heldout_rows: int = 2000
+
+
+@dataclass(frozen=True)
+class Recipe:
+    seed: int = 0
+    clip: ClipRecipe = field(default_factory=ClipRecipe)
+    heads: HeadRecipe = field(default_factory=HeadRecipe)
+    vae: VaeRecipe = field(default_factory=VaeRecipe)
+    unet: UnetRecipe = field(default_factory=UnetRecipe)
+    measure: MeasureRecipe = field(default_factory=MeasureRecipe)
+
+
+QUICK = Recipe(
+    clip=ClipRecipe(steps=3, batch=16, vision_layers=1, text_layers=1, vision_width=32, text_width=32),
+    heads=HeadRecipe(aesthetic_steps=3, watermark_steps=3, batch=16),
+    vae=VaeRecipe(steps=3, batch=8, channels=(32, 32, 32)),
+    unet=UnetRecipe(steps=3, batch=8, channels=(32, 32, 32), attention_head_dim=8),
+    measure=MeasureRecipe(prompts_per_cell=1, steps=2, languages=("en",), heldout_rows=64),
+)
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; accepted: {', '.join(fields)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        default = getattr(cls(), name)
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.{name}: expected a mapping")
+            kwargs[name] = _build(type(default), value, f"{where}.{name}")
+        elif isinstance(default, tuple):
+            kwargs[name] = tuple(value)
+        elif isinstance(default, float) and isinstance(value, int | float):
+            kwargs[name] = float(value)
+        elif type(value) is not type(default):
+            raise ConfigError(f"{where}.{name}: expected {type(default).__name__}, got {value!r}")
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def load_recipe(path: str | Path | None, quick: bool = False) -> Recipe:
+    """The default (or quick) recipe with the YAML file's overrides applied."""
+    base = QUICK if quick else Recipe()
+    if path is None:
+        return base
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read recipe ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a recipe is a mapping of sections")
+    merged = _merge(dataclasses.asdict(base), data)
+    return _build(Recipe, merged, str(path))
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            out[key] = _merge(base[key], value)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,35 @@
+"""Project-wide fixtures: a small synthetic world, made once per session, and a server over it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+WORLD_ROWS = 400
+WORLD_SEED = 0
+
+
+@pytest.fixture(scope="session")
+def world_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 400-row world (seed 0) with images, in two shards of 200 rows. Treat it as read-only."""
+    from t2iscope.curate.world.make import make_world
+
+    out = tmp_path_factory.mktemp("world") / "w"
+    make_world(out, WORLD_ROWS, seed=WORLD_SEED, images=True, shard_size=200, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def world_server(world_dir: Path) -> Iterator[object]:
+    """A WorldServer over ``world_dir`` on 127.0.0.1 (ephemeral port; base URL in ``.url``).
+
+    Rows fail as the truth table's ``http_failure`` says; ``timeout`` rows stall 2 s, so give
+    clients a shorter timeout. Rewrite URLs with ``t2iscope.curate.world.serve.local_url``.
+    """
+    from t2iscope.curate.world.serve import serve_world
+
+    server = serve_world(world_dir, host="127.0.0.1", port=0, timeout_seconds=2.0)
+    yield server
+    server.stop()

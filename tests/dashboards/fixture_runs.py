@@ -1,0 +1,195 @@
+"""Builders of a small runs folder that follows docs/architecture.md's contracts.
+
+It holds one of each run kind (world, curation run, generation, audit) plus the bad input the
+pages must survive: a corrupt world image and a corrupt generated image.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from t2iscope.curate.world.spec import COLORS, KINDS, LANGUAGE_MIX
+from t2iscope.dashboards.images import hash_hex
+
+from t2iscope import fileio
+
+APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
+ROWS = 240
+LANGS = list(LANGUAGE_MIX)
+DOMAINS = ["pinterest.com", "flickr.com", "o'reilly.com", "etsy.com", "wikimedia.org", "blogspot.com"]
+
+
+def _png(path: Path, rgb: tuple[int, int, int], size: int = 64) -> None:
+    arr = np.zeros((size, size, 3), np.uint8)
+    arr[:] = rgb
+    arr[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = (32, 32, 32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+
+
+def make_world(root: Path) -> pd.DataFrame:
+    rng = random.Random(0)
+    rows, truth = [], []
+    for i in range(ROWS):
+        lang = LANGS[i % len(LANGS)]
+        color, kind = rng.choice(list(COLORS)), rng.choice(list(KINDS))
+        h = rng.getrandbits(64) - 2**63
+        domain = DOMAINS[i % len(DOMAINS)] if i % 3 else DOMAINS[0]
+        rows.append(
+            {
+                "URL": f"http://img.{domain}/p/{hash_hex(h)}.jpg",
+                "TEXT": f"a {color} {kind} #{i}",
+                "WIDTH": 256 * (1 + i % 4),
+                "HEIGHT": 256 * (1 + i % 3),
+                "LANGUAGE": lang,
+                "similarity": 0.2 + (i % 10) / 40,
+                "pwatermark": (i % 7) / 7,
+                "punsafe": (i % 11) / 22,
+                "AESTHETIC_SCORE": 3.0 + (i % 40) / 10,
+                "hash": h,
+            }
+        )
+        truth.append({"hash": h, "kind": kind, "color": color, "domain": domain, "host": f"img.{domain}"})
+    meta = pd.DataFrame(rows)
+    fileio.write_parquet(root / "metadata" / "part-00000.parquet", meta)
+    fileio.write_parquet(root / "truth" / "part-00000.parquet", pd.DataFrame(truth))
+    for i, h in enumerate(meta["hash"][:40]):
+        _png(root / "images" / "00000" / f"{hash_hex(h)}.png", list(COLORS.values())[i % len(COLORS)])
+    # One corrupt image: the explorer must show a placeholder, not a stack trace.
+    (root / "images" / "00000" / f"{hash_hex(meta['hash'][0])}.png").write_bytes(b"not a png")
+    fileio.write_json(root / "world.json", {"rows": ROWS, "seed": 0, "version": 1})
+    return meta
+
+
+def make_curation(root: Path, meta: pd.DataFrame) -> dict:
+    df = meta.copy()
+    df["lang"] = df["LANGUAGE"]
+    df["lang_score"] = 0.9
+    df["domain"] = [DOMAINS[i % len(DOMAINS)] if i % 3 else DOMAINS[0] for i in range(len(df))]
+    too_small = df["WIDTH"] < 512
+    low_aes = ~too_small & (df["AESTHETIC_SCORE"] < 4.0)
+    kept = df[~too_small & ~low_aes]
+    dropped = pd.concat(
+        [
+            df[too_small].assign(stage="min_size", reason="min_side<512"),
+            df[low_aes].assign(stage="aesthetic", reason="aesthetic<4.0"),
+        ]
+    )
+    fileio.write_parquet(root / "kept" / "part-00000.parquet", kept)
+    fileio.write_parquet(root / "dropped" / "part-00000.parquet", dropped)
+    n_in, n_mid = len(df), len(df) - int(too_small.sum())
+    stats = {
+        "rows_in": n_in,
+        "rows_out": len(kept),
+        "stages": [
+            {
+                "name": "min_size",
+                "rows_in": n_in,
+                "rows_out": n_mid,
+                "dropped": {"min_side<512": int(too_small.sum())},
+                "seconds": 0.01,
+            },
+            {
+                "name": "aesthetic",
+                "rows_in": n_mid,
+                "rows_out": len(kept),
+                "dropped": {"aesthetic<4.0": int(low_aes.sum())},
+                "seconds": 0.02,
+            },
+        ],
+        "languages": kept["lang"].value_counts().to_dict(),
+    }
+    fileio.write_json(root / "stats.json", stats)
+    fileio.write_text(root / "recipe.resolved.yaml", "stages:\n- min_size: {min_side: 512}\n")
+    return stats
+
+
+def make_generation(root: Path) -> pd.DataFrame:
+    rows = []
+    for p, (kind, legs) in enumerate([("dog", 4), ("spider", 8)]):
+        for lang in ("en", "de"):
+            for seed in (0, 1):
+                for cfg in (3.0, 7.0):
+                    name = f"{kind}-{lang}-{seed}-{cfg:g}.png"
+                    rows.append(
+                        {
+                            "suite": "fixture",
+                            "prompt_id": f"{kind}",
+                            "prompt": f"a red {kind}" if lang == "en" else f"ein roter {kind}",
+                            "negative_prompt": "",
+                            "language": lang,
+                            "tags": f"limbs,{kind}",
+                            "seed": seed,
+                            "steps": 10,
+                            "cfg_scale": cfg,
+                            "sampler": "Euler a",
+                            "width": 64,
+                            "height": 64,
+                            "mode": "txt2img",
+                            "strength": 1.0,
+                            "model_id": "models/sd",
+                            "image_path": f"images/{name}",
+                            "watermark_method": "dwtDct",
+                            "watermark_payload": "t2iscope",
+                            "elapsed_s": 0.5,
+                        }
+                    )
+                    _png(root / "images" / name, (220, 30 + 100 * p, 30 + 60 * seed))
+    (root / "images" / rows[-1]["image_path"].split("/")[-1]).write_bytes(b"\x89PNG broken")
+    manifest = pd.DataFrame(rows)
+    fileio.write_parquet(root / "manifest.parquet", manifest)
+    return manifest
+
+
+def make_audit(root: Path) -> dict[str, pd.DataFrame]:
+    core = {"judge": "world", "note": ""}
+    bias = [
+        {"audit": "bias", "metric": "adherence", "value": v, "n": 40, "ci_low": v - 0.1, "ci_high": v + 0.05}
+        | {"language": lang, "culture": None, "source": None}
+        | core
+        for lang, v in [("en", 0.91), ("de", 0.74), ("zh", 0.52)]
+    ]
+    bias += [
+        {
+            "audit": "bias",
+            "metric": "default_share",
+            "value": v,
+            "n": 60,
+            "ci_low": v - 0.08,
+            "ci_high": v + 0.08,
+        }
+        | {"language": "en", "culture": culture, "source": source}
+        | core
+        for source, shares in [("generated", (0.81, 0.12, 0.07)), ("training", (0.72, 0.18, 0.10))]
+        for culture, v in zip(("western", "east_asian", "south_asian"), shares, strict=True)
+    ]
+    limbs = [
+        {
+            "audit": "limbs",
+            "metric": "failure_rate",
+            "value": v,
+            "n": 50,
+            "ci_low": v - 0.1,
+            "ci_high": v + 0.1,
+        }
+        | {"kind": kind}
+        | core
+        for kind, v in [("dog", 0.34), ("spider", 0.62), ("person", 0.21)]
+    ]
+    watermark = [
+        {"audit": "watermark", "metric": "bit_accuracy", "value": 1.0 - s * d, "n": 32}
+        | {"ci_low": 0.9 - s * d, "ci_high": min(1.0, 1.05 - s * d)}
+        | {"method": method, "attack": "jpeg", "strength": s}
+        | core
+        for method, d in [("dwtDct", 0.4), ("rivaGan", 0.1)]
+        for s in (0.0, 0.5, 1.0)
+    ]
+    tables = {"bias": pd.DataFrame(bias), "limbs": pd.DataFrame(limbs), "watermark": pd.DataFrame(watermark)}
+    for name, table in tables.items():
+        fileio.write_parquet(root / f"{name}.parquet", table)
+    fileio.write_text(root / "report.html", "<html><body>report</body></html>")
+    return tables
