@@ -11,7 +11,7 @@ def intervals(
 ) -> alt.LayerChart:
     """Points (or lines) at ``value`` with error bars from ``ci_low`` to ``ci_high``."""
     kind = "quantitative" if line and pd.api.types.is_numeric_dtype(df[x]) else "nominal"
-    enc_x = alt.X(x, type=kind, title=x)
+    enc_x = alt.X(x, type=kind, title=x, axis=alt.Axis(labelAngle=0))
     enc: dict = {"x": enc_x}
     if color:
         enc["color"] = alt.Color(color, type="nominal")
@@ -23,5 +23,5 @@ def intervals(
         y=alt.Y("value:Q", title=title),
         tooltip=[x, *([color] if color else []), "value", "n", "ci_low", "ci_high"],
     )
-    bars = base.mark_errorbar(ticks=True).encode(y=alt.Y("ci_low:Q", title=title), y2="ci_high:Q")
+    bars = base.mark_errorbar(thickness=2).encode(y=alt.Y("ci_low:Q", title=title), y2="ci_high:Q")
     return alt.layer(bars, points)

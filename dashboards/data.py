@@ -312,12 +312,19 @@ def drop_reasons(run: str) -> pd.DataFrame:
 
 
 def languages(run: str) -> pd.DataFrame:
-    """``language, rows`` kept per language, when the run's stats.json records them."""
+    """``language, rows_in, rows_out`` per language, when the run's stats.json records them."""
     counts = load_stats(run).get("languages") or {}
-    if not isinstance(counts, dict):
-        return pd.DataFrame(columns=["language", "rows"])
-    df = pd.DataFrame({"language": list(counts), "rows": [int(v) for v in counts.values()]})
-    return df.sort_values("rows", ascending=False, ignore_index=True)
+    if not isinstance(counts, dict) or not isinstance(counts.get("in"), dict):
+        return pd.DataFrame(columns=["language", "rows_in", "rows_out"])
+    out = counts.get("out") or {}
+    df = pd.DataFrame(
+        {
+            "language": list(counts["in"]),
+            "rows_in": [int(v) for v in counts["in"].values()],
+            "rows_out": [int(out.get(k, 0)) for k in counts["in"]],
+        }
+    )
+    return df.sort_values("rows_in", ascending=False, ignore_index=True)
 
 
 MANIFEST_COLUMNS = ("prompt_id", "prompt", "language", "seed", "steps", "cfg_scale", "sampler", "image_path")
@@ -340,9 +347,9 @@ AUDIT_CORE = ("audit", "judge", "metric", "value", "n", "ci_low", "ci_high", "no
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def audit_rows(audit_dirs: tuple[str, ...], keywords: tuple[str, ...]) -> pd.DataFrame:
-    """Rows of every audit table whose name (or ``audit`` value) contains one of ``keywords``.
+    """Rows of every audit table whose file name contains one of ``keywords``.
 
-    Adds ``run`` (the audit folder) so rows of two audit runs stay apart.
+    Adds ``run`` (the audit folder's name) so rows of two audit runs stay apart.
     """
     frames = []
     for folder in audit_dirs:

@@ -13,17 +13,14 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image, UnidentifiedImageError
 
-THUMB = 128  # longest side of a thumbnail, pixels
+from t2iscope.curate.world.layout import hash_hex
 
-
-def hash_hex(value: int) -> str:
-    """A row's int64 ``hash`` as the 16 hex digits used in world image names."""
-    return f"{int(value) & 0xFFFFFFFFFFFFFFFF:016x}"
+MAX_SIDE = 512  # images are sent to the browser at most this large: pages stay light
 
 
 def world_image(worlds: Sequence[str], value: int) -> Path | None:
     """The rendered image of the row with this hash in any of the worlds, if one was written."""
-    name = f"{hash_hex(value)}.png"
+    name = f"{hash_hex(int(value))}.png"
     for world in worlds:
         hits = list((Path(world) / "images").glob(f"*/{name}"))
         if hits:
@@ -32,16 +29,15 @@ def world_image(worlds: Sequence[str], value: int) -> Path | None:
 
 
 @st.cache_data(max_entries=2000, show_spinner=False)
-def read_image(path: str, max_side: int = 0) -> bytes | None:
-    """PNG bytes of the image at ``path`` (downscaled to ``max_side`` if given); None if unreadable."""
+def read_image(path: str) -> bytes | None:
+    """PNG bytes of the image at ``path``, at most MAX_SIDE pixels a side; None if unreadable."""
     try:
         with Image.open(path) as im:
             im.load()
             im = im.convert("RGB")
     except (OSError, UnidentifiedImageError, ValueError):
         return None
-    if max_side and max(im.size) > max_side:
-        im.thumbnail((max_side, max_side))
+    im.thumbnail((MAX_SIDE, MAX_SIDE))
     buf = io.BytesIO()
     im.save(buf, format="PNG")
     return buf.getvalue()

@@ -72,11 +72,11 @@ def pick(label: str, paths: Sequence[Path], key: str, sidebar: bool = True) -> P
     return where.selectbox(label, list(paths), format_func=found.label, key=key)
 
 
-def image_cell(path: Path | None, caption: str, max_side: int = 0) -> None:
+def image_cell(path: Path | None, caption: str, width: int | str = "stretch") -> None:
     """One image with its caption, or a placeholder saying why it cannot be shown."""
-    data = read_image(str(path), max_side) if path else None
+    data = read_image(str(path)) if path else None
     if data is None:
         reason = "no image" if path is None else f"unreadable image: {path.name}"
         st.caption(f"⚠ {reason}\n\n{caption}")
     else:
-        st.image(data, caption=caption, width="stretch")
+        st.image(data, caption=caption, width=width)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from t2iscope.generate.info_cli import info
 from t2iscope.generate.train.cli import train
 
@@ -221,9 +222,8 @@ def inpaint_cmd(
     **kw: Any,
 ) -> None:
     """Repaint the white area of a mask; the rest of the image is kept."""
-    from t2iscope.generate.inpaint import InpaintOptions, inpaint
-
     from t2iscope.errors import ConfigError
+    from t2iscope.generate.inpaint import InpaintOptions, inpaint
 
     opts = InpaintOptions(strength, mask_blur, fill, only_masked, padding).check()
     init, mask_image = _image(image, "--image"), _image(mask, "--mask", "L")

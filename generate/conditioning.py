@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+
 from t2iscope.generate.models import Model
 from t2iscope.generate.text_encoding import encode_prompt, encode_prompt_pair
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from diffusers import StableDiffusionImg2ImgPipeline
 from PIL import Image
+
+from t2iscope.errors import ConfigError
 from t2iscope.generate.conditioning import encode_batch
 from t2iscope.generate.models import Model
 from t2iscope.generate.params import Params, check_same_settings, check_strength
 from t2iscope.generate.samplers import make_scheduler
 from t2iscope.generate.seeds import generators
-
-from t2iscope.errors import ConfigError
 
 
 def target_size(p: Params, image: Image.Image) -> tuple[int, int]:

@@ -16,13 +16,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 from scipy.ndimage import gaussian_filter
+
+from t2iscope.errors import ConfigError
 from t2iscope.generate.conditioning import encode_batch
 from t2iscope.generate.models import Model
 from t2iscope.generate.params import Params, check_same_settings, check_strength
 from t2iscope.generate.samplers import make_scheduler
 from t2iscope.generate.seeds import generators
-
-from t2iscope.errors import ConfigError
 
 FILLS = ("fill", "original", "latent noise", "latent nothing")  # A1111's "masked content"
 

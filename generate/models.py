@@ -11,6 +11,8 @@ and, on request, ``torch.compile`` of the U-Net.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from typing import Any
 import torch
 from diffusers import StableDiffusionPipeline
 from diffusers.models.attention_processor import AttnProcessor2_0
+from diffusers.utils import logging as dlog
+from transformers.utils import logging as tlog
 
 from t2iscope.errors import ConfigError, DataError
 from t2iscope.paths import models_dir
@@ -75,8 +79,30 @@ def _check_source(path: Path, given: bool) -> None:
         raise ConfigError(f"--model {path}: unknown file type {path.suffix!r}; expected {EXPECTED}")
 
 
-def _read(path: Path, config: Path | None) -> StableDiffusionPipeline:
-    common = {"safety_checker": None, "requires_safety_checker": False, "local_files_only": True}
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence diffusers'/transformers' loading bars and advice while reading local weights."""
+    d_level, t_level = dlog.get_verbosity(), tlog.get_verbosity()
+    dlog.set_verbosity_error()
+    tlog.set_verbosity_error()
+    dlog.disable_progress_bar()
+    tlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        dlog.set_verbosity(d_level)
+        tlog.set_verbosity(t_level)
+        dlog.enable_progress_bar()
+        tlog.enable_progress_bar()
+
+
+def _read(path: Path, config: Path | None, dtype: torch.dtype) -> StableDiffusionPipeline:
+    common = {
+        "safety_checker": None,
+        "requires_safety_checker": False,
+        "local_files_only": True,
+        "dtype": dtype,
+    }
     if path.is_dir():
         return StableDiffusionPipeline.from_pretrained(path, **common)
     config = config or embedded_model_path()
@@ -108,14 +134,15 @@ def load_model(
     dev = resolve_device(device)
     src = Path(path) if path is not None else embedded_model_path()
     _check_source(src, given=path is not None)
+    dtype = torch.float16 if dev.type == "cuda" else torch.float32
     try:
-        pipe = _read(src, Path(config) if config else None)
+        with _quiet():
+            pipe = _read(src, Path(config) if config else None, dtype)
     except ConfigError:
         raise
     except Exception as exc:
         raise DataError(f"--model {src}: could not load a Stable Diffusion pipeline ({exc})") from None
-    dtype = torch.float16 if dev.type == "cuda" else torch.float32
-    pipe.to(dev, dtype)
+    pipe.to(dev)
     if dev.type == "cuda":
         gpu_path(pipe, compile_unet)
     pipe.set_progress_bar_config(disable=True)

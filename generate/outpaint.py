@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+
+from t2iscope.errors import ConfigError
 from t2iscope.generate.inpaint import InpaintOptions, inpaint
 from t2iscope.generate.models import Model
 from t2iscope.generate.params import Params
-
-from t2iscope.errors import ConfigError
 
 NOISE_STD = 24.0  # grey levels of noise on the stretched edge: texture for the sampler to work on
 

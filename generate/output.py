@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
-from t2iscope.generate import pnginfo, watermark
-from t2iscope.generate.params import Params
 
 from t2iscope.errors import ConfigError
+from t2iscope.generate import pnginfo, watermark
+from t2iscope.generate.params import Params
 
 
 @dataclass(frozen=True)

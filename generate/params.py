@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
-from t2iscope.generate.samplers import SAMPLERS
-from t2iscope.generate.seeds import RANDOM, batch_seeds
 
 from t2iscope.errors import ConfigError, DataError
+from t2iscope.generate.samplers import SAMPLERS
+from t2iscope.generate.seeds import RANDOM, batch_seeds
 
 
 @dataclass(frozen=True)

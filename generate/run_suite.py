@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from t2iscope.generate.models import Model
-from t2iscope.generate.output import OutputOptions, save
-from t2iscope.generate.suites import Job, Suite, expand
-from t2iscope.generate.txt2img import txt2img
 from tqdm import tqdm
 
 from t2iscope import __version__, fileio
 from t2iscope.errors import ConfigError, DataError
+from t2iscope.generate.models import Model
+from t2iscope.generate.output import OutputOptions, save
+from t2iscope.generate.suites import Job, Suite, expand
+from t2iscope.generate.txt2img import txt2img
 from t2iscope.paths import REPO_ROOT
 
 MANIFEST = "manifest.parquet"
@@ -117,6 +117,12 @@ def _batches(jobs: list[Job], batch_size: int) -> list[list[Job]]:
     return [g[i : i + batch_size] for g in groups.values() for i in range(0, len(g), batch_size)]
 
 
+def _remove_stale_temps(out: Path) -> None:
+    """Temp files of a killed run (fileio writes ``.NAME.*.tmp`` beside each target) are garbage."""
+    for tmp in out.glob("**/.*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 def _provenance(suite: Suite, out: Path, model_id: str) -> None:
     try:
         commit = subprocess.run(
@@ -156,6 +162,7 @@ def run_suite(
     if other:
         raise ConfigError(f"{out}: holds suite {sorted(other)[0]!r}, not {suite.name!r}; use another --out")
     rows = {k: r for k, r in rows.items() if (out / r["image_path"]).is_file()}
+    _remove_stale_temps(out)
     pending = [job for job in jobs if job.key not in rows]
     if not pending:
         return RunSummary(len(jobs), len(jobs), 0, out / MANIFEST)
@@ -166,9 +173,11 @@ def run_suite(
         for batch in _batches(pending, batch_size):
             start = time.perf_counter()
             images = txt2img(model, [job.params for job in batch])
+            share = (time.perf_counter() - start) / len(batch)
             for job, image in zip(batch, images, strict=True):
+                start = time.perf_counter()
                 scale = save(out / job.image_path, image, job.params, model.model_id, output)
-                elapsed = (time.perf_counter() - start) / len(batch)
+                elapsed = share + time.perf_counter() - start
                 rows[job.key] = _row(job, model, image.size, output, scale, elapsed)
             _write_manifest(out, rows, order)
             bar.update(len(batch))

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from t2iscope.generate.params import Params
-from t2iscope.generate.ranges import parse_values
 
 from t2iscope.errors import ConfigError
+from t2iscope.generate.params import Params
+from t2iscope.generate.ranges import parse_values
 
 DEFAULT_LANGUAGE = "en"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -78,7 +78,7 @@ def prompt_chunks(
         chunks.append(PromptChunk(tuple(body), tuple([1.0, *weights, 1.0] + [1.0] * fill)))
         tokens, weights, last_comma = [], [], -1
 
-    for ids, (text, weight) in zip(tokenized, parsed):
+    for ids, (text, weight) in zip(tokenized, parsed, strict=True):
         if text == BREAK and weight == BREAK_WEIGHT:
             close_chunk()
             continue
@@ -128,7 +128,7 @@ def _encode_chunks(
         z = text_encoder(ids).last_hidden_state
     weights = torch.tensor([c.weights for c in chunks], dtype=z.dtype, device=z.device)
     out = []
-    for zc, wc in zip(z, weights):
+    for zc, wc in zip(z, weights, strict=True):
         if bool((wc != 1.0).any()):
             original_mean = zc.mean()
             zc = zc * wc[:, None]

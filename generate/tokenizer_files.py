@@ -38,7 +38,7 @@ def _bytes_to_unicode() -> dict[int, str]:
             printable.append(b)
             codes.append(256 + extra)
             extra += 1
-    return dict(zip(printable, map(chr, codes)))
+    return dict(zip(printable, map(chr, codes), strict=True))
 
 
 def _open_clip_bpe_path() -> Path:
@@ -50,7 +50,8 @@ def _open_clip_bpe_path() -> Path:
 def clip_vocab_and_merges(bpe_path: str | os.PathLike[str] | None = None) -> tuple[dict[str, int], list[str]]:
     """CLIP's token -> id table and merge list, read from open_clip's ``bpe_simple_vocab_16e6.txt.gz``."""
     path = Path(bpe_path) if bpe_path is not None else _open_clip_bpe_path()
-    lines = gzip.open(path).read().decode("utf-8").split("\n")[1 : _N_MERGES + 1]
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        lines = fh.read().split("\n")[1 : _N_MERGES + 1]
     merges = [" ".join(line.split()) for line in lines]
     symbols = list(_bytes_to_unicode().values())
     tokens = symbols + [s + "</w>" for s in symbols] + [m.replace(" ", "") for m in merges] + [BOS, EOS]

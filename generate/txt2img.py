@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PIL import Image
+
 from t2iscope.generate.conditioning import encode_batch
 from t2iscope.generate.models import Model
 from t2iscope.generate.params import Params, check_same_settings

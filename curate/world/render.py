@@ -176,11 +176,13 @@ def _draw_spider(
     d: ImageDraw.ImageDraw, cx: float, cy: float, s: float, c: tuple[int, int, int], legs: int, **_: Any
 ) -> None:
     # Each leg is the same bent shape rotated about the body's centre, so neighbours stay a fixed
-    # angle apart and never touch; the body (min radius 6.5 px) hides where they converge.
-    r = max(9 * s, 6.5)
-    for side, n in ((-1, (legs + 1) // 2), (1, legs // 2)):
+    # angle apart and never touch; the body hides where they converge.
+    per_side = (legs + 1) // 2
+    spread = np.radians(130 if per_side <= 4 else 145)
+    r = max(9 * s, 4.2 / (2 * np.sin(spread / per_side / 2)))  # legs >= 4.2 px apart where they emerge
+    for side, n in ((-1, per_side), (1, legs // 2)):
         for i in range(n):
-            theta = np.radians(-65 + 130 * (i + 0.5) / n if n > 1 else 0.0)
+            theta = spread * ((i + 0.5) / n - 0.5)
             knee_r, bend = r + 7 * s, theta + np.radians(45)
             start = (cx + side * (r - 2) * np.cos(theta), cy + (r - 2) * np.sin(theta))
             knee = (cx + side * knee_r * np.cos(theta), cy + knee_r * np.sin(theta))

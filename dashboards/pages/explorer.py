@@ -56,15 +56,14 @@ with ui.friendly():
     with thumbs:
         sample = data.sample(ds, filters, 24)
         worlds = [str(p) for p in found.worlds]
+        paths = [world_image(worlds, h) for h in sample["hash"]] if "hash" in sample else [None] * len(sample)
+        if not any(paths):
+            st.info("No rendered images for these rows (a world made with `--no-images`?).")
         cols = st.columns(6)
-        for i, row in enumerate(sample.itertuples(index=False)):
-            values = row._asdict()
-            lang = values.get(lang_col or "", "")
-            caption = (
-                f"{str(values.get('TEXT', ''))[:60]} · {lang} · {values.get('WIDTH')}x{values.get('HEIGHT')}"
-            )
+        for i, (path, row) in enumerate(zip(paths if any(paths) else [], sample.to_dict("records"), strict=False)):
+            text = str(row.get("TEXT", ""))[:60]
+            caption = f"{text} · {row.get(lang_col or '', '')} · {row.get('WIDTH')}x{row.get('HEIGHT')}"
             with cols[i % 6]:
-                path = world_image(worlds, values["hash"]) if "hash" in values else None
                 ui.image_cell(path, caption)
     with hists:
         numeric = data.numeric_columns(ds)

@@ -34,8 +34,8 @@ def show(run: Path) -> None:
         st.dataframe(data.drop_reasons(str(run)), hide_index=True)
         langs = data.languages(str(run))
         if not langs.empty:
-            st.subheader("Kept rows per language")
-            st.bar_chart(langs, x="language", y="rows")
+            st.subheader("Rows per language, in and kept")
+            st.bar_chart(langs, x="language", y=["rows_in", "rows_out"], stack=False)
 
 
 st.title("Curation funnel")

@@ -45,14 +45,15 @@ with ui.friendly():
     if len(rows) and "negative_prompt" in rows and rows["negative_prompt"].iloc[0]:
         st.caption(f"Negative prompt: {rows['negative_prompt'].iloc[0]}")
     columns = sorted(rows[axis].unique())
-    header = st.columns(len(columns) + 1)
+    widths = [1] + [3] * len(columns) + [max(0, 12 - 3 * len(columns))]  # cells stay thumbnail-sized
+    header = st.columns(widths)
     header[0].markdown("**seed**")
-    for col, value in zip(header[1:], columns, strict=True):
+    for col, value in zip(header[1:], columns, strict=False):
         col.markdown(f"**{axis} = {value}**")
     for seed in sorted(rows["seed"].unique()):
-        cells = st.columns(len(columns) + 1)
+        cells = st.columns(widths)
         cells[0].markdown(f"`{seed}`")
-        for col, value in zip(cells[1:], columns, strict=True):
+        for col, value in zip(cells[1:], columns, strict=False):
             hit = rows[(rows["seed"] == seed) & (rows[axis] == value)]
             with col:
                 if hit.empty:
@@ -64,6 +65,6 @@ with ui.friendly():
     first = concept_rows.sort_values(["language", "seed", axis]).groupby("language").head(1)
     if len(first) < 2:
         st.caption("This prompt was generated in one language only.")
-    for col, (_, row) in zip(st.columns(max(len(first), 1)), first.iterrows(), strict=False):
+    for col, (_, row) in zip(st.columns(max(len(first), 4)), first.iterrows(), strict=False):
         with col:
             ui.image_cell(Path(row["image_file"]), f"{row['language']}: {row['prompt']} · {params(row)}")

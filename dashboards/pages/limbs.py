@@ -19,4 +19,4 @@ with ui.friendly():
     if metric:
         audit_view.show(rows, metric, ["kind", "prompt_id", "language"], ["judge", "language", "run"])
     audit_view.skipped_note(rows)
-    st.page_link("pages/annotate.py", label="Label images by hand →", icon="🏷")
+    st.page_link("pages/annotate.py", label="Label images by hand →", icon=":material/label:")

@@ -51,7 +51,7 @@ def test_layout_and_accounting(tmp_path: Path, three_shards: Path) -> None:
     by_stage = {s["stage"]: s for s in stats["stages"]}
     for s in stats["stages"]:
         assert s["rows_in"] - s["rows_out"] == sum(s["dropped"].values())
-        assert dropped.filter(dropped.column("stage") == s["stage"]).num_rows == sum(s["dropped"].values())
+        assert dropped.column("stage").to_pylist().count(s["stage"]) == sum(s["dropped"].values())
     assert by_stage["dedup"]["dropped"]["duplicate_url"] >= 1
     assert by_stage["resolution"]["pushed_down"] and not by_stage["language"]["pushed_down"]
     assert stats["languages"]["out"] == {"en": kept.num_rows}
@@ -101,6 +101,7 @@ def test_refuses_to_mix_runs(tmp_path: Path, three_shards: Path) -> None:
 def test_small_batches_give_the_same_rows(tmp_path: Path, three_shards: Path) -> None:
     run_recipe(RECIPE, str(three_shards), tmp_path / "big", progress=False)
     run_recipe(RECIPE, str(three_shards), tmp_path / "small", progress=False, batch_rows=7)
-    for sub in ("kept", "dropped"):
-        big = pq.read_table(tmp_path / "big" / sub)
-        assert big.equals(pq.read_table(tmp_path / "small" / sub).select(big.column_names))
+    assert pq.read_table(tmp_path / "big" / "kept").equals(pq.read_table(tmp_path / "small" / "kept"))
+    # dropped rows interleave by batch, so compare them as a multiset
+    big, small = (pq.read_table(tmp_path / r / "dropped").to_pylist() for r in ("big", "small"))
+    assert sorted(map(repr, big)) == sorted(map(repr, small))

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 from t2iscope.curate.world.spec import COLORS, KINDS, LANGUAGE_MIX
-from t2iscope.dashboards.images import hash_hex
+from t2iscope.curate.world.layout import hash_hex
 
 from t2iscope import fileio
 
@@ -58,9 +58,9 @@ def make_world(root: Path) -> pd.DataFrame:
     fileio.write_parquet(root / "metadata" / "part-00000.parquet", meta)
     fileio.write_parquet(root / "truth" / "part-00000.parquet", pd.DataFrame(truth))
     for i, h in enumerate(meta["hash"][:40]):
-        _png(root / "images" / "00000" / f"{hash_hex(h)}.png", list(COLORS.values())[i % len(COLORS)])
+        _png(root / "images" / "00000" / f"{hash_hex(int(h))}.png", list(COLORS.values())[i % len(COLORS)])
     # One corrupt image: the explorer must show a placeholder, not a stack trace.
-    (root / "images" / "00000" / f"{hash_hex(meta['hash'][0])}.png").write_bytes(b"not a png")
+    (root / "images" / "00000" / f"{hash_hex(int(meta['hash'][0]))}.png").write_bytes(b"not a png")
     fileio.write_json(root / "world.json", {"rows": ROWS, "seed": 0, "version": 1})
     return meta
 
@@ -87,21 +87,24 @@ def make_curation(root: Path, meta: pd.DataFrame) -> dict:
         "rows_out": len(kept),
         "stages": [
             {
-                "name": "min_size",
+                "stage": "min_size",
                 "rows_in": n_in,
                 "rows_out": n_mid,
                 "dropped": {"min_side<512": int(too_small.sum())},
                 "seconds": 0.01,
             },
             {
-                "name": "aesthetic",
+                "stage": "aesthetic",
                 "rows_in": n_mid,
                 "rows_out": len(kept),
                 "dropped": {"aesthetic<4.0": int(low_aes.sum())},
                 "seconds": 0.02,
             },
         ],
-        "languages": kept["lang"].value_counts().to_dict(),
+        "languages": {
+            "in": df["lang"].value_counts().to_dict(),
+            "out": kept["lang"].value_counts().to_dict(),
+        },
     }
     fileio.write_json(root / "stats.json", stats)
     fileio.write_text(root / "recipe.resolved.yaml", "stages:\n- min_size: {min_side: 512}\n")

@@ -90,7 +90,7 @@ def test_funnel_matches_stats(runs_dir, use_runs, stats):
     assert funnel["rows_out"].tolist() == [s["rows_out"] for s in stats["stages"]]
     assert at.metric[0].value == f"{stats['rows_out']:,}"
     reasons = at.dataframe[1].value
-    expected = {(s["name"], r): n for s in stats["stages"] for r, n in s["dropped"].items()}
+    expected = {(s["stage"], r): n for s in stats["stages"] for r, n in s["dropped"].items()}
     assert (
         dict(zip(zip(reasons["stage"], reasons["reason"], strict=True), reasons["rows"], strict=True))
         == expected

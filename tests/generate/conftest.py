@@ -7,14 +7,17 @@ tests load it exactly as users load theirs.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import torch
 from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
 from t2iscope.generate.models import Model, load_model
 from t2iscope.generate.tokenizer_files import write_clip_tokenizer_files
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 
 def build_tiny_sd(folder: Path) -> Path:
@@ -85,3 +88,19 @@ def tiny_sd_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tiny_sd_path: Path) -> Model:
     return load_model(tiny_sd_path, device="cpu")
+
+
+@contextlib.contextmanager
+def _record_unet_calls(model: Model) -> Iterator[list[tuple[int, ...]]]:
+    shapes: list[tuple[int, ...]] = []
+    hook = model.pipe.unet.register_forward_hook(lambda _m, args, _out: shapes.append(tuple(args[0].shape)))
+    try:
+        yield shapes
+    finally:
+        hook.remove()
+
+
+@pytest.fixture
+def unet_calls() -> Callable[[Model], contextlib.AbstractContextManager[list[tuple[int, ...]]]]:
+    """``with unet_calls(model) as shapes:`` records the input shape of every U-Net forward call."""
+    return _record_unet_calls

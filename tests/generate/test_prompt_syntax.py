@@ -143,7 +143,7 @@ def test_balanced_prompts_match_the_reference_weights(node: tuple[str, list[tupl
     text, expected = node
     got = _per_char(parse_prompt_attention(text))
     assert "".join(c for c, _ in got) == "".join(c for c, _ in expected)
-    for (_, w_got), (_, w_exp) in zip(got, expected):
+    for (_, w_got), (_, w_exp) in zip(got, expected, strict=True):
         assert math.isclose(w_got, w_exp, rel_tol=1e-9, abs_tol=1e-12)
 
 
@@ -153,5 +153,5 @@ def test_an_unclosed_bracket_scales_everything_after_it(node, opener: str) -> No
     factor = 1.1 if opener == "(" else 1 / 1.1
     got = _per_char(parse_prompt_attention("z" + opener + text))
     assert got[0] == ("z", 1.0)
-    for (_, w_got), (_, w_exp) in zip(got[1:], expected):
+    for (_, w_got), (_, w_exp) in zip(got[1:], expected, strict=True):
         assert math.isclose(w_got, w_exp * factor, rel_tol=1e-9, abs_tol=1e-12)

@@ -1,0 +1,133 @@
+"""The dashboards' queries against pandas computations over the same fixture tables."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fixture_runs import DOMAINS
+
+from t2iscope.dashboards import data
+from t2iscope.errors import DataError
+
+
+@pytest.fixture
+def kept(runs_dir: Path) -> pd.DataFrame:
+    return pd.read_parquet(runs_dir / "curated" / "kept")
+
+
+@pytest.fixture
+def ds(runs_dir: Path) -> data.Dataset:
+    return data.Dataset("curation", str(runs_dir / "curated"))
+
+
+def test_count_with_every_filter(ds, kept):
+    f = data.Filters(
+        languages=("en", "de"),
+        domains=tuple(DOMAINS[:3]),
+        min_width=768,
+        min_height=512,
+        ranges=(("AESTHETIC_SCORE", 4.5, 6.0),),
+        text="A RED",
+    )
+    want = kept[
+        kept["lang"].isin(f.languages)
+        & kept["domain"].isin(f.domains)
+        & (kept["WIDTH"] >= 768)
+        & (kept["HEIGHT"] >= 512)
+        & kept["AESTHETIC_SCORE"].between(4.5, 6.0)
+        & kept["TEXT"].str.lower().str.contains("a red")
+    ]
+    assert len(want) > 0
+    assert data.count(ds, f) == len(want)
+
+
+def test_values_with_quotes_and_sql_are_data(ds, kept):
+    quoted = next(d for d in DOMAINS if "'" in d)
+    assert data.count(ds, data.Filters(domains=(quoted,))) == int((kept["domain"] == quoted).sum())
+    assert data.count(ds, data.Filters(text="'; DROP TABLE x; --")) == 0
+
+
+def test_unknown_column_is_refused(ds):
+    with pytest.raises(DataError, match="no column"):
+        data.histogram(ds, 'WIDTH" FROM x; --', data.Filters())
+
+
+def test_histogram_counts_every_row(ds, kept):
+    hist = data.histogram(ds, "AESTHETIC_SCORE", data.Filters(), bins=7)
+    assert hist["rows"].sum() == len(kept)
+    assert hist["start"].iloc[0] == pytest.approx(kept["AESTHETIC_SCORE"].min())
+    assert hist["stop"].iloc[-1] == pytest.approx(kept["AESTHETIC_SCORE"].max())
+    assert len(hist) <= 7
+
+
+def test_value_counts_and_domain_coverage(ds, kept):
+    top = data.value_counts(ds, "domain", data.Filters(), 3)
+    assert top["rows"].tolist() == kept["domain"].value_counts().head(3).tolist()
+    cov = data.domain_coverage(ds, data.Filters())
+    shares = kept["domain"].value_counts(normalize=True).cumsum().tolist()
+    assert cov["coverage"].tolist() == pytest.approx(shares)
+    assert cov["top_domains"].tolist() == list(range(1, len(shares) + 1))
+
+
+def test_sample_is_reproducible_and_filtered(ds):
+    f = data.Filters(languages=("fr",))
+    a, b = data.sample(ds, f, 5, seed=1), data.sample(ds, f, 5, seed=1)
+    assert a["hash"].tolist() == b["hash"].tolist()
+    assert set(a["lang"]) == {"fr"} and len(a) == 5
+
+
+def test_world_dataset_joins_domain_from_truth(runs_dir):
+    world = data.Dataset("world", str(runs_dir / "world"))
+    truth = pd.read_parquet(runs_dir / "world" / "truth")
+    assert data.language_column(world) == "LANGUAGE"
+    got = data.value_counts(world, "domain", data.Filters(), 100)
+    assert dict(zip(got["value"], got["rows"], strict=True)) == truth["domain"].value_counts().to_dict()
+
+
+def test_funnel_and_reasons_follow_stats(runs_dir, stats):
+    run = str(runs_dir / "curated")
+    funnel = data.funnel(run)
+    assert funnel["stage"].tolist() == [s["stage"] for s in stats["stages"]]
+    assert funnel["dropped"].sum() == stats["rows_in"] - stats["rows_out"]
+    reasons = data.drop_reasons(run)
+    assert reasons["rows"].sum() == stats["rows_in"] - stats["rows_out"]
+
+
+def test_drop_reasons_fall_back_to_the_dropped_table(runs_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(runs_dir / "curated", run)
+    (run / "stats.json").write_text('{"stages": [{"stage": "min_size", "rows_in": 240, "rows_out": 180}]}')
+    dropped = pd.read_parquet(run / "dropped")
+    reasons = data.drop_reasons(str(run))
+    assert dict(zip(reasons["reason"], reasons["rows"], strict=True)) == dropped["reason"].value_counts().to_dict()
+
+
+def test_bad_stats_are_data_errors(tmp_path):
+    with pytest.raises(DataError, match="missing"):
+        data.funnel(str(tmp_path))
+    (tmp_path / "stats.json").write_text('{"stages": [{"name": "x"}]}')
+    with pytest.raises(DataError, match="stage 1 lacks rows_in"):
+        data.funnel(str(tmp_path))
+
+
+def test_manifest_resolves_images_and_checks_columns(runs_dir, tmp_path):
+    df = data.manifest(str(runs_dir / "gen"))
+    assert all(Path(p).is_file() for p in df["image_file"])
+    pd.DataFrame({"prompt": ["x"]}).to_parquet(tmp_path / "manifest.parquet")
+    with pytest.raises(DataError, match="missing column"):
+        data.manifest(str(tmp_path))
+
+
+def test_audit_rows_by_keyword(runs_dir):
+    rows = data.audit_rows((str(runs_dir / "audit"),), ("limb",))
+    assert set(rows["audit"]) == {"limbs"}
+    assert data.slice_columns(rows) == ["kind"]
+
+
+def test_languages_in_and_out(runs_dir, kept):
+    langs = data.languages(str(runs_dir / "curated")).set_index("language")
+    assert langs["rows_out"].to_dict() == kept["lang"].value_counts().to_dict()
+    assert langs["rows_in"].sum() == len(pd.read_parquet(runs_dir / "world" / "metadata"))

@@ -1,0 +1,57 @@
+"""img2img: strength is the fraction of the schedule re-noised (SD's script semantics)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from t2iscope.errors import ConfigError, DataError
+from t2iscope.generate.img2img import img2img
+from t2iscope.generate.params import Params, load_image
+from t2iscope.generate.txt2img import txt2img
+
+
+@pytest.fixture(scope="module")
+def init(tiny_model) -> Image.Image:
+    (image,) = txt2img(tiny_model, [Params("a blue house", seed=4, steps=2)])
+    return image
+
+
+@pytest.mark.parametrize(("strength", "calls"), [(0.5, 5), (0.3, 3), (1.0, 10)])
+def test_strength_is_the_fraction_of_steps_run(tiny_model, init, unet_calls, strength, calls):
+    with unet_calls(tiny_model) as shapes:
+        (out,) = img2img(tiny_model, [Params("a red dog", seed=1, steps=10, sampler="DDIM")], init, strength)
+    assert len(shapes) == calls
+    assert out.size == init.size
+
+
+def test_strength_zero_returns_the_input(tiny_model, init):
+    (out,) = img2img(tiny_model, [Params("a red dog", seed=1, steps=10)], init, 0.0)
+    assert np.array_equal(np.asarray(out), np.asarray(init))
+
+
+def test_low_strength_stays_closer_to_the_input_than_high(tiny_model, init):
+    def dist(strength: float) -> float:
+        (out,) = img2img(tiny_model, [Params("a red dog", seed=1, steps=10, sampler="DDIM")], init, strength)
+        return float(np.abs(np.asarray(out, float) - np.asarray(init, float)).mean())
+
+    assert dist(0.2) < dist(1.0)
+
+
+def test_resizes_to_requested_size(tiny_model, init):
+    (out,) = img2img(tiny_model, [Params("x", seed=1, steps=2, width=32, height=48)], init, 0.5)
+    assert out.size == (32, 48)
+
+
+def test_bad_inputs(tiny_model, init, tmp_path):
+    with pytest.raises(ConfigError, match="strength must be between 0 and 1"):
+        img2img(tiny_model, [Params("x", seed=1)], init, 1.5)
+    with pytest.raises(ConfigError, match="not a multiple of 8"):
+        img2img(tiny_model, [Params("x", seed=1)], init.resize((60, 60)), 0.5)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(DataError, match=r"bad\.png: not a readable image"):
+        load_image(bad, "--image")
+    with pytest.raises(DataError, match="no such file"):
+        load_image(tmp_path / "missing.png", "--image")
