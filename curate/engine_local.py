@@ -129,6 +129,8 @@ class LocalEngine:
             f"FROM {shard.relation()}"
         )
         counts = [StageCounts(pushed_down=i < len(pushed)) for i in range(len(stages))]
+        if not rest:
+            return self._all_in_duckdb(shard, query, pushed, counts, stages, kept_path, dropped_path, start)
         lang_in: Counter = Counter()
         lang_out: Counter = Counter()
         try:
@@ -159,6 +161,65 @@ class LocalEngine:
             "languages": {"in": dict(lang_in), "out": dict(lang_out)},
             "seconds": elapsed,
             "duckdb_seconds": pushed_seconds,
+        }
+
+    def _all_in_duckdb(
+        self,
+        shard: InputShard,
+        query: str,
+        pushed: Sequence[tuple[str, list[tuple[str, str]]]],
+        counts: list[StageCounts],
+        stages: Sequence[Stage],
+        kept_path: Path,
+        dropped_path: Path,
+        start: float,
+    ) -> dict[str, Any]:
+        """Every stage is SQL: let DuckDB evaluate, count and write both files with all its threads.
+
+        The shard is materialised once as a temp table (DuckDB spills it past memory_limit), so the
+        input is scanned and the predicates evaluated once for the kept and the dropped file.
+        """
+        try:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE shard AS {query}")
+            pairs = self.con.execute(
+                f"SELECT {_STAGE}, {_REASON}, count(*) FROM shard WHERE {_STAGE} IS NOT NULL GROUP BY ALL"
+            ).fetchall()
+            n = self.con.execute("SELECT count(*) FROM shard").fetchone()[0]  # type: ignore[index]
+            columns = [r[0] for r in self.con.execute("DESCRIBE shard").fetchall()]
+            lang_in = lang_out = {}
+            if "LANGUAGE" in columns:
+                rows = self.con.execute(
+                    f"SELECT LANGUAGE, count(*), count(*) FILTER ({_STAGE} IS NULL) FROM shard GROUP BY ALL"
+                ).fetchall()
+                lang_in = {str(r[0]): r[1] for r in rows}
+                lang_out = {str(r[0]): r[2] for r in rows if r[2]}
+            with atomic_path(kept_path) as kt, atomic_path(dropped_path) as dt:
+                self.con.execute(
+                    f"COPY (SELECT * EXCLUDE ({_STAGE}, {_REASON}) FROM shard WHERE {_STAGE} IS NULL) "
+                    f"TO '{kt}' (FORMAT parquet)"
+                )
+                self.con.execute(
+                    f"COPY (SELECT * RENAME ({_STAGE} AS {STAGE_COL}, {_REASON} AS {REASON_COL}) FROM shard "
+                    f"WHERE {_STAGE} IS NOT NULL) TO '{dt}' (FORMAT parquet)"
+                )
+            self.con.execute("DROP TABLE shard")
+        except duckdb.Error as exc:
+            raise duck_error(shard, exc) from None
+        by_stage: dict[str, Counter] = {}
+        for stage, reason, k in pairs:
+            by_stage.setdefault(stage, Counter())[reason] += k
+        remaining = n
+        for i, (stage, _) in enumerate(pushed):
+            gone = by_stage.get(stage, Counter())
+            counts[i].rows_in, counts[i].dropped = remaining, gone
+            remaining -= sum(gone.values())
+            counts[i].rows_out = remaining
+        elapsed = time.perf_counter() - start
+        return {
+            "stages": [{"stage": s.name, **c.to_dict()} for s, c in zip(stages, counts)],
+            "languages": {"in": lang_in, "out": lang_out},
+            "seconds": elapsed,
+            "duckdb_seconds": elapsed,
         }
 
     @staticmethod

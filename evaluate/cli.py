@@ -1,4 +1,4 @@
-"""`t2iscope evaluate ...` commands."""
+"""`t2iscope evaluate ...` commands: thin wrappers over run_audits and build_report."""
 
 from __future__ import annotations
 
@@ -8,3 +8,49 @@ import click
 @click.group()
 def evaluate() -> None:
     """Run audits over curated data and generations; write reports."""
+
+
+@evaluate.command(
+    epilog=(
+        "Example (the shipped demo config, then the report):\n\n"
+        "\b\n"
+        "  t2iscope evaluate run evaluate/audits/demo.yaml --out runs/audit\n"
+        "  t2iscope evaluate report runs/audit\n\n"
+        "Judge real generations with a real CLIP instead of the world's rules:\n\n"
+        "\b\n"
+        "  t2iscope evaluate run AUDIT.yaml --out runs/audit --judge clip \\\n"
+        "      --clip-config ViT-L-14 --clip-checkpoint ~/weights/vit-l-14.safetensors"
+    )
+)
+@click.argument("config", metavar="AUDIT.yaml", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Audit folder to write.")
+@click.option("--judge", default=None, help="Override the config's judge (world or clip).")
+@click.option("--clip-config", default=None, help="open_clip model name or config .json (clip judge).")
+@click.option("--clip-checkpoint", default=None, help="Local weights file for --clip-config (clip judge).")
+def run(config: str, out: str, judge: str | None, clip_config: str | None, clip_checkpoint: str | None) -> None:
+    """Run the audits AUDIT.yaml names; write one tidy <audit>.parquet each into OUT.
+
+    Paths inside AUDIT.yaml are relative to the current directory.
+    """
+    from t2iscope.evaluate.config import load_config
+    from t2iscope.evaluate.runner import run_audits
+
+    cfg = load_config(config)
+    options = {k: v for k, v in (("clip_config", clip_config), ("clip_checkpoint", clip_checkpoint)) if v}
+    if judge or options:
+        cfg = cfg.with_judge(judge, options)
+    written = run_audits(cfg, out)
+    for name, path in written.items():
+        click.echo(f"{name}: {path}")
+
+
+@evaluate.command(
+    epilog="Example:\n\n\b\n  t2iscope evaluate report runs/audit\n  xdg-open runs/audit/report.html"
+)
+@click.argument("audit_dir", metavar="AUDIT_DIR", type=click.Path(file_okay=False))
+@click.option("--out", default=None, type=click.Path(dir_okay=False), help="Default: AUDIT_DIR/report.html.")
+def report(audit_dir: str, out: str | None) -> None:
+    """Write one self-contained HTML report (plots inline, no network) for an audit folder."""
+    from t2iscope.evaluate.report import build_report
+
+    click.echo(str(build_report(audit_dir, out)))

@@ -111,7 +111,7 @@ class ClipJudge:
             model, _, preprocess = open_clip.create_model_and_transforms(
                 name, pretrained=str(ckpt_path), device=device
             )
-        except (RuntimeError, KeyError, ValueError) as exc:
+        except Exception as exc:  # torch, safetensors and open_clip each raise their own types
             raise ConfigError(
                 f"{ckpt_path}: cannot load as open_clip {name!r} ({type(exc).__name__})"
             ) from None

@@ -120,6 +120,20 @@ def shape_features(a: np.ndarray) -> np.ndarray:
     return np.concatenate([c.ravel() for c in chans] + [np.array([aspect * 4], np.float32)])
 
 
+def culture_features(a: np.ndarray) -> np.ndarray:
+    """Colors of the top of the subject (roof or headwear), pooled to GRID x GRID, background zeroed."""
+    obj, _ = object_mask(a)
+    fg = foreground(a) | obj
+    ys, xs = np.nonzero(fg)
+    if len(ys) == 0:
+        return np.zeros(GRID * GRID * 3, np.float32)
+    y0, x0, x1 = ys.min(), xs.min(), xs.max() + 1
+    y1 = y0 + max(2, int((ys.max() + 1 - y0) * 0.45))
+    crop = (a * fg[..., None])[y0:y1, x0:x1].astype(np.uint8)
+    pooled = Image.fromarray(crop).resize((GRID, GRID), Image.Resampling.BOX)
+    return np.asarray(pooled, np.float32).ravel() / 255
+
+
 def _reference_row(kind: str, culture: str | None, key: int, rng: np.random.Generator) -> dict[str, Any]:
     return {
         "key": key, "kind": kind, "culture": culture, "legs": spec.KINDS[kind],
@@ -131,20 +145,22 @@ def _reference_row(kind: str, culture: str | None, key: int, rng: np.random.Gene
 
 
 @lru_cache(maxsize=1)
-def references() -> tuple[np.ndarray, list[tuple[str, str | None]]]:
+def references() -> tuple[np.ndarray, np.ndarray, list[tuple[str, str | None]]]:
     """Features of clean scenes rendered by the world itself, per (kind, culture) class."""
     from t2iscope.curate.world.render import render_scene
 
     rng = np.random.default_rng(12345)
-    feats, labels = [], []
+    feats, cult, labels = [], [], []
     classes = [(k, c) for k in spec.KINDS for c in (spec.CULTURES if k in spec.CULTURE_KINDS else (None,))]
     for kind, culture in classes:
         for i in range(REFS_PER_CLASS):
             row = _reference_row(kind, culture, 10_000 + len(feats) * 7 + i, rng)
             row["watermark"] = i % 2 == 1  # stamps change the masks: learn both looks
-            feats.append(shape_features(_prepare(render_scene(row))))
+            a = _prepare(render_scene(row))
+            feats.append(shape_features(a))
+            cult.append(culture_features(a))
             labels.append((kind, culture))
-    return np.stack(feats), labels
+    return np.stack(feats), np.stack(cult), labels
 
 
 def band_score(rows: np.ndarray) -> float:
@@ -178,13 +194,18 @@ class WorldJudge:
     name = "world"
 
     def attributes(self, images: Sequence[Image.Image]) -> list[dict[str, Any]]:
-        ref_feats, ref_labels = references()
+        ref_feats, ref_cult, ref_labels = references()
+        kinds = np.array([k for k, _ in ref_labels])
         out = []
         for img in images:
             a = _prepare(img)
             _, color = object_mask(a)
             f = shape_features(a)
             kind, culture = ref_labels[int(((ref_feats - f) ** 2).sum(1).argmin())]
+            if culture is not None:  # second look, at the roof or headwear only, among this kind
+                same = np.flatnonzero(kinds == kind)
+                dist = ((ref_cult[same] - culture_features(a)) ** 2).sum(1)
+                culture = ref_labels[int(same[dist.argmin()])][1]
             # Spider legs fan out 4 px apart vertically: bridging would join them.
             bridge = 0 if kind == "spider" else 7
             legs = dark_components(a, bridge)[1] if kind in spec.LIMBED_KINDS else 0

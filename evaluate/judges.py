@@ -41,12 +41,17 @@ JUDGES: Registry[Callable[..., Judge]] = Registry("judge")
 _MODULES = {"world": "t2iscope.evaluate.judge_world", "clip": "t2iscope.evaluate.judge_clip"}
 
 
+def judge_names() -> list[str]:
+    """Every judge name that ``make_judge`` accepts."""
+    return sorted({*_MODULES, *JUDGES.names()})
+
+
 def make_judge(name: str, options: dict[str, Any] | None = None, where: str = "judge") -> Judge:
     """Build the judge ``name`` with ``options`` validated against its factory's signature."""
     if name in _MODULES and name not in JUDGES:
         importlib.import_module(_MODULES[name])
     if name not in JUDGES:
-        valid = ", ".join(sorted({*_MODULES, *JUDGES.names()}))
+        valid = ", ".join(judge_names())
         raise ConfigError(f"{where}: unknown judge {name!r}; valid: {valid}")
     factory = JUDGES.get(name)
     opts = dict(options or {})

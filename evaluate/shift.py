@@ -19,18 +19,21 @@ from t2iscope.evaluate.tables import measure, rate
 KEPT = "(kept)"
 
 
-def stage_counts(run: CurationRun, key_sql: str) -> pd.DataFrame:
-    """Rows per (key, stage) where stage is the stage a row was dropped at, or KEPT."""
+def stage_counts(run: CurationRun, key_sql: str, join: str = "") -> pd.DataFrame:
+    """Rows per (key, stage) where stage is the stage a row was dropped at, or KEPT.
+
+    The run's rows are aliased ``d``; ``join`` may add e.g. ``LEFT JOIN ... t ON t.hash = d.hash``.
+    """
     parts = []
     if run.kept:
         parts.append(
             f"SELECT {key_sql} AS key, '{KEPT}' AS stage, count(*) AS rows "
-            f"FROM read_parquet({run.kept!r}, union_by_name=true) GROUP BY 1"
+            f"FROM read_parquet({run.kept!r}, union_by_name=true) d {join} GROUP BY 1"
         )
     if run.dropped:
         parts.append(
-            f"SELECT {key_sql} AS key, CAST(stage AS VARCHAR) AS stage, count(*) AS rows "
-            f"FROM read_parquet({run.dropped!r}, union_by_name=true) GROUP BY 1, 2"
+            f"SELECT {key_sql} AS key, CAST(d.stage AS VARCHAR) AS stage, count(*) AS rows "
+            f"FROM read_parquet({run.dropped!r}, union_by_name=true) d {join} GROUP BY 1, 2"
         )
     df = duckdb.sql(" UNION ALL ".join(parts)).df()
     df["key"] = df["key"].fillna("(none)").astype(str)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from t2iscope.curate.world import spec
+from t2iscope.curate.world.fill import fill
 
 LANGS: tuple[str, ...] = tuple(spec.LANGUAGE_MIX)
 NOISE_KINDS: tuple[str, ...] = ("clean", "wrong_tag", "empty", "junk", "long")
@@ -45,18 +46,35 @@ def sample_noise(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.choice(len(NOISE_KINDS), size=n, p=p)
 
 
-def clean_caption(
-    lang: str, template: int, color: int, kind: int, background: int, culture: int | None
-) -> str:
-    """The caption a template gives; ``culture`` is a CULTURES index when the caption names it."""
-    templates = spec.TEMPLATES[lang]
-    u = "" if culture is None else spec.CULTURE_WORDS[lang][culture] + " "
-    return templates[template % len(templates)].format(
-        c=spec.COLOR_WORDS[lang][color],
-        k=spec.KIND_WORDS[lang][kind],
-        b=spec.BACKGROUND_WORDS[lang][background],
-        u=u,
-    )
+def clean_captions(
+    lang: np.ndarray,
+    template: np.ndarray,
+    color: np.ndarray,
+    kind: np.ndarray,
+    background: np.ndarray,
+    culture: np.ndarray,
+) -> np.ndarray:
+    """Template captions, one per row (index arrays; ``culture`` -1 where the caption does not name it)."""
+    out = np.empty(len(lang), dtype=object)
+    for li, lg in enumerate(LANGS):
+        words = {
+            "c": np.array(spec.COLOR_WORDS[lg], dtype=object),
+            "k": np.array(spec.KIND_WORDS[lg], dtype=object),
+            "b": np.array(spec.BACKGROUND_WORDS[lg], dtype=object),
+            "u": np.array([w + " " for w in spec.CULTURE_WORDS[lg]] + [""], dtype=object),  # [-1] -> ""
+        }
+        templates = spec.TEMPLATES[lg]
+        in_lang = lang == li
+        for ti, tpl in enumerate(templates):
+            rows = np.flatnonzero(in_lang & (template % len(templates) == ti))
+            fields = {
+                "c": words["c"][color[rows]],
+                "k": words["k"][kind[rows]],
+                "b": words["b"][background[rows]],
+                "u": words["u"][culture[rows]],
+            }
+            out[rows] = fill(tpl, fields, len(rows))
+    return out
 
 
 def junk_caption(salt: int) -> str:

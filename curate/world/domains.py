@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from t2iscope.curate.world import fill
+
 
 @dataclass(frozen=True)
 class HeadDomain:
@@ -26,7 +28,7 @@ class HeadDomain:
     domain: str
     share: float
     hosts: tuple[str, ...]
-    path: str  # formatted with a, b, c (hex), n (digits), y, m, site (a tail host) and key
+    path: str  # a str.format pattern over a, b, c (hex), n (digits), y, m, site (a tail host), key
 
 
 HEAD: tuple[HeadDomain, ...] = (
@@ -183,26 +185,51 @@ def tail_site(rank: int) -> tuple[str, str, str]:
     return domain, prefix + domain, _TAIL_PATHS[(mix >> 4) % len(_TAIL_PATHS)]
 
 
-def domain_name(index: int) -> str:
-    """Registrable domain of a domain index."""
-    return HEAD[index].domain if index < len(HEAD) else tail_site(index - len(HEAD))[0]
-
-
-def make_url(index: int, key: int, salt: int) -> tuple[str, str]:
-    """(URL, host) for a row on domain ``index`` whose image key is ``key``; ``salt`` varies the path."""
+def make_urls(
+    index: np.ndarray, keys: np.ndarray, salt: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(URL, host, registrable domain) per row; URLs end in ``keys`` and ``salt`` varies their paths."""
+    n = len(index)
+    salt = salt.astype(np.uint64)
+    salt_hex = fill.hex_digits(salt)
     fields = {
-        "key": f"{key:016x}",
-        "a": f"{salt & 0xFF:02x}",
-        "b": f"{(salt >> 8) & 0xFF:02x}",
-        "c": f"{(salt >> 16) & 0xFF:02x}",
-        "n": str(1000 + (salt >> 24) % 9000),
-        "y": str(2012 + (salt >> 36) % 11),
-        "m": f"{1 + (salt >> 40) % 12:02d}",
+        "key": fill.hex_digits(keys),
+        "a": np.array([h[14:16] for h in salt_hex], dtype=object),
+        "b": np.array([h[12:14] for h in salt_hex], dtype=object),
+        "c": np.array([h[10:12] for h in salt_hex], dtype=object),
+        "n": (1000 + (salt >> np.uint64(24)) % np.uint64(9000)).astype(str).astype(object),
+        "y": (2012 + (salt >> np.uint64(36)) % np.uint64(11)).astype(str).astype(object),
+        "m": np.array([f"{m:02d}" for m in range(1, 13)], dtype=object)[
+            (salt >> np.uint64(40)) % np.uint64(12)
+        ],
     }
-    if index < len(HEAD):
-        head = HEAD[index]
-        host = head.hosts[(salt >> 44) % len(head.hosts)]
-        fields["site"] = tail_site((salt >> 48) % 5000)[1]  # wp.com's Photon proxies other sites
-        return f"https://{host}{head.path.format(**fields)}", host
-    _, host, path = tail_site(index - len(HEAD))
-    return f"https://{host}{path.format(**fields)}", host
+    urls, hosts, names = (np.empty(n, dtype=object) for _ in range(3))
+    pick = (salt >> np.uint64(44)).astype(np.int64)
+    for h, head in enumerate(HEAD):
+        rows = np.flatnonzero(index == h)
+        if not len(rows):
+            continue
+        hosts[rows] = np.array(head.hosts, dtype=object)[pick[rows] % len(head.hosts)]
+        names[rows] = head.domain
+        sub = {k: v[rows] for k, v in fields.items()}
+        sub["site"] = _proxied_sites()[(salt[rows] >> np.uint64(48)) % np.uint64(len(_proxied_sites()))]
+        urls[rows] = "https://" + hosts[rows] + fill.fill(head.path, sub, len(rows))
+    tail = np.flatnonzero(index >= len(HEAD))
+    ranks, inverse = np.unique(index[tail] - len(HEAD), return_inverse=True)
+    sites = [tail_site(int(r)) for r in ranks]
+    names[tail] = np.array([s[0] for s in sites], dtype=object)[inverse]
+    hosts[tail] = np.array([s[1] for s in sites], dtype=object)[inverse]
+    pattern = np.array([_TAIL_PATHS.index(s[2]) for s in sites], dtype=np.int64)[inverse]
+    for p, path in enumerate(_TAIL_PATHS):
+        rows = tail[pattern == p]
+        if len(rows):
+            urls[rows] = (
+                "https://" + hosts[rows] + fill.fill(path, {k: v[rows] for k, v in fields.items()}, len(rows))
+            )
+    return urls, hosts, names
+
+
+@functools.cache
+def _proxied_sites() -> np.ndarray:
+    """Hosts that wp.com's Photon CDN proxies (``i0.wp.com/<site>/...``): the top tail sites."""
+    return np.array([tail_site(r)[1] for r in range(5000)], dtype=object)

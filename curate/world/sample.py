@@ -170,34 +170,14 @@ def sample_shard(
     noise = captions.sample_noise(rng, n)
     template = rng.integers(0, 1000, n)
     wrong_lang = (lang + rng.integers(1, len(captions.LANGS), n)) % len(captions.LANGS)
-    texts, urls, hosts, doms = [], [], [], []
-    rows = zip(
-        noise.tolist(),
-        lang.tolist(),
-        template.tolist(),
-        color.tolist(),
-        kind.tolist(),
-        background.tolist(),
-        np.where(mentions, culture, -1).tolist(),
-        salt.tolist(),
-        domain_idx.tolist(),
-        keys.tolist(),
-        strict=True,
-    )
-    for nz, lg, tpl, col, knd, bg, cul, sl, dom, key in rows:
-        if nz == _EMPTY:
-            text = ""
-        elif nz == _JUNK:
-            text = captions.junk_caption(sl)
-        else:
-            text = captions.clean_caption(captions.LANGS[lg], tpl, col, knd, bg, cul if cul >= 0 else None)
-            if nz == _LONG:
-                text = captions.long_caption(text, sl)
-        url, host = domains.make_url(dom, key, sl)
-        texts.append(text)
-        urls.append(url)
-        hosts.append(host)
-        doms.append(domains.domain_name(dom))
+    texts = captions.clean_captions(lang, template, color, kind, background, np.where(mentions, culture, -1))
+    for i in np.flatnonzero(noise == _EMPTY):
+        texts[i] = ""
+    for i in np.flatnonzero(noise == _JUNK):
+        texts[i] = captions.junk_caption(int(salt[i]))
+    for i in np.flatnonzero(noise == _LONG):
+        texts[i] = captions.long_caption(texts[i], int(salt[i]))
+    urls, hosts, doms = domains.make_urls(domain_idx, keys, salt)
     hashes = np.array([mmh3.hash64(u + t)[0] for u, t in zip(urls, texts, strict=True)], dtype=np.int64)
     no_lang = (noise == _EMPTY) | (noise == _JUNK)
     wrong = noise == captions.NOISE_KINDS.index("wrong_tag")
@@ -219,8 +199,8 @@ def sample_shard(
 
     metadata = pa.table(
         {
-            "URL": pa.array(urls, pa.string()),
-            "TEXT": pa.array(texts, pa.string()),
+            "URL": pa.array(urls.tolist(), pa.string()),
+            "TEXT": pa.array(texts.tolist(), pa.string()),
             "WIDTH": pa.array(width, pa.int64()),
             "HEIGHT": pa.array(height, pa.int64()),
             "LANGUAGE": pa.array(language.tolist(), pa.string()),
@@ -252,8 +232,8 @@ def sample_shard(
             "true_width": pa.array(true_w, pa.int64()),
             "true_height": pa.array(true_h, pa.int64()),
             "size_noise": pa.array(_pick(SIZE_NOISE, size_noise), pa.string()),
-            "host": pa.array(hosts, pa.string()),
-            "domain": pa.array(doms, pa.string()),
+            "host": pa.array(hosts.tolist(), pa.string()),
+            "domain": pa.array(doms.tolist(), pa.string()),
             "http_failure": pa.array(_pick(HTTP_FAILURES, http_failure), pa.string()),
             "noai": pa.array(noai),
         }

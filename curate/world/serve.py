@@ -137,6 +137,8 @@ class WorldServer(ThreadingHTTPServer):
         return buf.getvalue()
 
     def start(self) -> WorldServer:
+        if self._thread is not None:  # serve_world() already started it; `with` must not start twice
+            return self
         self._thread = threading.Thread(target=self.serve_forever, name="world-server", daemon=True)
         self._thread.start()
         return self

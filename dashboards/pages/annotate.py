@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 from t2iscope.dashboards import data, labels, ui
 
-from t2iscope.errors import DataError
+from t2iscope.errors import T2IError
 
 LABELS = ("correct legs", "too few legs", "too many legs", "no subject", "unsure")
 LIMB_WORDS = ("limb", "leg", "dog", "bird", "spider", "person")
@@ -68,7 +68,13 @@ with ui.friendly():
         labelled / max(len(queue), 1), text=f"{labelled} of {len(queue)} images labelled by {annotator}"
     )
     if state.current is None:
-        st.success(f"All {len(queue)} images are labelled by {annotator}. Thank you!")
+        if labelled < len(queue):
+            st.info(f"{len(queue) - labelled} image(s) skipped in this session and not labelled yet.")
+            if st.button("Revisit skipped images", key="revisit"):
+                skipped.clear()
+                st.rerun()
+        else:
+            st.success(f"All {len(queue)} images are labelled by {annotator}. Thank you!")
         st.stop()
 
     row = queue[queue["image_path"] == state.current].iloc[0]
@@ -86,28 +92,29 @@ with ui.friendly():
                 key="typed",
                 help=" · ".join(f"{i} = {name}" for i, name in enumerate(LABELS, 1)),
             )
+            # Enter submits through the form's first button, so it is the one that reads the number.
+            enter = st.form_submit_button("Save number ↵", type="primary")
             clicked = [st.form_submit_button(f"{i} · {name}") for i, name in enumerate(LABELS, 1)]
             skip = st.form_submit_button("Skip for now")
 
     chosen = next((name for name, hit in zip(LABELS, clicked, strict=True) if hit), None)
-    if chosen is None and typed.strip():
-        if typed.strip().isdigit() and 1 <= int(typed) <= len(LABELS):
-            chosen = LABELS[int(typed) - 1]
+    if enter and chosen is None:
+        number = typed.strip()
+        if number.isdigit() and 1 <= int(number) <= len(LABELS):
+            chosen = LABELS[int(number) - 1]
         else:
-            st.warning(f"{typed.strip()!r} is not a label number (1-{len(LABELS)}).")
-    if skip and chosen is None:
+            st.warning(f"{number!r} is not a label number (1-{len(LABELS)}).")
+    if skip:
         skipped.add(state.current)
     if chosen is not None:
         try:
             previous = labels.save(audit, state.current, chosen, annotator)
-        except DataError as exc:
+        except T2IError as exc:
             st.error(f"The label was not saved: {exc}")
             st.stop()
         state.note = f"Saved **{chosen}** for `{state.current}`."
         if previous:
-            state.note += (
-                f" You had labelled it **{previous}** before (another tab?); the latest label is kept."
-            )
+            state.note += f" You had labelled it **{previous}** before (another tab?); the latest is kept."
     if chosen is not None or skip:
         state.current = None
         st.rerun()

@@ -25,13 +25,14 @@ with ui.friendly():
 
     side = st.sidebar
     lang_col = data.language_column(ds)
+    everything = data.summary(ds, data.Filters())
     languages: tuple[str, ...] = ()
     if lang_col:
-        options = data.value_counts(ds, lang_col, data.Filters(), 100)["value"].dropna().tolist()
+        options = everything.languages["language"].dropna().tolist()
         languages = tuple(side.multiselect("Language", options, key="languages"))
     domains: tuple[str, ...] = ()
     if "domain" in data.schema(ds):
-        top = data.value_counts(ds, "domain", data.Filters(), 200)["value"].dropna().tolist()
+        top = everything.domains["domain"].dropna().head(200).tolist()
         domains = tuple(side.multiselect("Domain (top 200)", top, key="domains"))
     min_width = side.number_input("Min width", min_value=0, value=0, step=64, key="min_width")
     min_height = side.number_input("Min height", min_value=0, value=0, step=64, key="min_height")
@@ -45,8 +46,8 @@ with ui.friendly():
             ranges = ((score, low, high),)
 
     filters = data.Filters(languages, domains, int(min_width), int(min_height), ranges, text)
-    total = data.count(ds, data.Filters())
-    rows = data.count(ds, filters)
+    selected = data.summary(ds, filters)
+    total, rows = everything.rows, selected.rows
     st.metric("Rows selected", f"{rows:,}", help=f"of {total:,} rows in {ds.path}")
     if rows == 0:
         st.info("No rows match these filters.")
@@ -78,7 +79,7 @@ with ui.friendly():
         st.altair_chart(chart, width="stretch")
         if lang_col:
             st.subheader("Rows per language")
-            st.dataframe(data.value_counts(ds, lang_col, filters, 50), hide_index=True)
+            st.dataframe(selected.languages, hide_index=True)
     with doms:
         if "domain" not in data.schema(ds):
             st.info("This dataset has no `domain` column.")
@@ -86,10 +87,12 @@ with ui.friendly():
             left, right = st.columns(2)
             with left:
                 st.subheader("Top domains")
-                st.dataframe(data.value_counts(ds, "domain", filters, 25), hide_index=True)
+                counts = selected.domains
+                st.dataframe(counts.head(25), hide_index=True)
+                st.caption(f"{len(counts):,} domains")
             with right:
                 st.subheader("Coverage curve")
-                cov = data.domain_coverage(ds, filters)
+                cov = data.domain_coverage(counts)
                 chart = (
                     alt.Chart(cov)
                     .mark_line(point=True)

@@ -11,7 +11,7 @@ import importlib
 from t2iscope.evaluate.audits.base import AUDITS, Audit
 
 # Report order: data audits first, then model audits, then watermarking.
-MODULES = ("domains", "watermark")
+MODULES = ("domains", "language_mix", "language_bias", "culture", "limbs", "watermark")
 
 for _name in MODULES:
     importlib.import_module(f"{__name__}.{_name}")

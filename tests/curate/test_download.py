@@ -50,8 +50,9 @@ def test_every_row_has_status_and_failures_match_truth(downloaded: dict, world_d
             assert row["status"] != "success" and "404" in row["error_message"]
         elif noai:
             assert row["status"] != "success" and "X-Robots-Tag" in row["error_message"]
-        elif failure in ("ok",) and row["status"] != "success":
-            pytest.fail(f"row {row['row_id']} should download: {row['error_message']}")
+        elif failure == "ok" and row["status"] != "success":
+            # a shared, busy machine can miss a 1 s deadline; the retry below must recover it
+            assert "timed out" in row["error_message"], row
         if row["status"] != "success":
             assert row["error_message"]
 
@@ -73,6 +74,9 @@ def test_retry_fetches_only_failed_rows(downloaded: dict, world_dir: Path) -> No
         if s == "success" and a == 2
     ]
     assert "404" not in recovered
+    for h, s in zip(status.column("hash").to_pylist(), status.column("status").to_pylist()):
+        if truth[h] == ("ok", False):
+            assert s == "success"
 
 
 def test_post_download_stages_and_outputs(downloaded: dict) -> None:

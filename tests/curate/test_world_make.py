@@ -18,8 +18,23 @@ from t2iscope.curate.world.sample import METADATA_COLUMNS
 from t2iscope.errors import ConfigError
 
 TRUTH_CONTRACT = (
-    "hash", "kind", "color", "background", "culture", "legs", "legs_expected", "watermark", "aesthetic",
-    "unsafe", "caption_lang", "mentions_culture", "true_width", "true_height", "host", "domain", "http_failure",
+    "hash",
+    "kind",
+    "color",
+    "background",
+    "culture",
+    "legs",
+    "legs_expected",
+    "watermark",
+    "aesthetic",
+    "unsafe",
+    "caption_lang",
+    "mentions_culture",
+    "true_width",
+    "true_height",
+    "host",
+    "domain",
+    "http_failure",
 )
 
 
@@ -32,8 +47,14 @@ def digests(folder: Path) -> dict[str, str]:
 
 
 def test_layout_follows_the_contract(world_dir: Path) -> None:
-    assert sorted(p.name for p in (world_dir / "metadata").iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
-    assert sorted(p.name for p in (world_dir / "truth").iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
+    assert sorted(p.name for p in (world_dir / "metadata").iterdir()) == [
+        "part-00000.parquet",
+        "part-00001.parquet",
+    ]
+    assert sorted(p.name for p in (world_dir / "truth").iterdir()) == [
+        "part-00000.parquet",
+        "part-00001.parquet",
+    ]
     assert tuple(pq.read_schema(world_dir / "metadata" / "part-00001.parquet").names) == METADATA_COLUMNS
     truth_cols = pq.read_schema(world_dir / "truth" / "part-00000.parquet").names
     assert set(TRUTH_CONTRACT) <= set(truth_cols)
@@ -131,7 +152,9 @@ def test_cli_bad_options_are_one_line_exit_2(
     assert not (tmp_path / "w").exists()
 
 
-def test_cli_refuses_non_empty_out_without_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_refuses_non_empty_out_without_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "w"
     out.mkdir()
     (out / "x").write_text("x")

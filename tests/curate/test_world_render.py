@@ -15,8 +15,16 @@ CLEAN = {"blur": 0.0, "noise": 0.0, "low_contrast": 0.0, "blockiness": 0.0, "tin
 
 def scene(**kw: object) -> dict:
     row = {
-        "key": 12345, "kind": "dog", "color": "red", "background": "grass", "culture": None,
-        "legs": 4, "legs_expected": 4, "watermark": False, "unsafe": False, **CLEAN,
+        "key": 12345,
+        "kind": "dog",
+        "color": "red",
+        "background": "grass",
+        "culture": None,
+        "legs": 4,
+        "legs_expected": 4,
+        "watermark": False,
+        "unsafe": False,
+        **CLEAN,
     }
     row.update(kw)
     return row
@@ -62,8 +70,10 @@ def test_object_color_is_the_dominant_saturated_color(color: str) -> None:
 
 @pytest.mark.parametrize("kind", spec.CULTURE_KINDS)
 def test_cultures_render_differently(kind: str) -> None:
-    images = [np.asarray(render_scene(scene(kind=kind, culture=c, legs=2 if kind == "person" else 0)))
-              for c in spec.CULTURES]
+    images = [
+        np.asarray(render_scene(scene(kind=kind, culture=c, legs=2 if kind == "person" else 0)))
+        for c in spec.CULTURES
+    ]
     for i in range(len(images)):
         for j in range(i + 1, len(images)):
             assert (images[i] != images[j]).any(axis=2).sum() > 20

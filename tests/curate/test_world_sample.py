@@ -53,7 +53,12 @@ def test_metadata_has_laion_columns_and_types() -> None:
 
 def test_hash_is_laion_mmh3_of_url_and_text_and_url_ends_in_key(big: tuple[dict, dict]) -> None:
     md, truth = big
-    for url, text, h, key, in zip(md["URL"], md["TEXT"], md["hash"], truth["key"], strict=True):
+    for (
+        url,
+        text,
+        h,
+        key,
+    ) in zip(md["URL"], md["TEXT"], md["hash"], truth["key"], strict=True):
         assert mmh3.hash64(url + text)[0] == h
         assert url.endswith(f"/{key:016x}.jpg")
     assert list(truth["hash"]) == md["hash"]
@@ -137,7 +142,7 @@ def test_scores_are_noisy_functions_of_the_truth(big: tuple[dict, dict]) -> None
     assert pu[unsafe].mean() > 0.6 and pu[~unsafe].mean() < 0.05
     aes, score = truth["aesthetic"].astype(float), np.array(md["AESTHETIC_SCORE"])
     assert np.corrcoef(aes, score)[0, 1] > 0.9
-    assert 1.0 <= score.min() and score.max() <= 10.0
+    assert score.min() >= 1.0 and score.max() <= 10.0
     sim, noise = np.array(md["similarity"]), truth["caption_noise"]
     assert sim[noise == "clean"].mean() > sim[noise == "junk"].mean() + 0.08
 

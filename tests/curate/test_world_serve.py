@@ -58,18 +58,23 @@ def test_ok_rows_serve_the_scene_as_jpeg_at_the_original_size(world_server, worl
             assert im.size == (round(truth["true_width"] * scale), round(truth["true_height"] * scale))
         served += 1
     assert served > 40
-    md, truth = first(world_dir, http_failure="ok", true_width=64, true_height=64) if False else (None, None)
-    assert md is None
+
+
+def mean_diff(body: bytes, row: dict) -> float:
+    """Mean absolute pixel difference between a served JPEG and the row's scene at that size."""
+    served = Image.open(io.BytesIO(body)).convert("RGB")
+    expected = render_scene(row).resize(served.size, Image.BILINEAR)
+    diff = [abs(a - b) for a, b in zip(served.tobytes(), expected.tobytes(), strict=True)]
+    return sum(diff) / len(diff)
 
 
 def test_served_pixels_are_the_rendered_scene(world_dir: Path) -> None:
-    md, truth = first(world_dir, http_failure="ok")
+    md, truth = first(world_dir, http_failure="ok", noise=0.0, blockiness=0.0)
     with serve_world(world_dir, max_side=64, rates={}) as server:
         _, _, body = fetch(local_url(md["URL"], server.url))
-    served = Image.open(io.BytesIO(body)).convert("RGB").resize((64, 64))
-    expected = render_scene(truth).resize(served.size)
-    diff = [abs(a - b) for a, b in zip(served.tobytes(), expected.tobytes(), strict=True)]
-    assert sum(diff) / len(diff) < 25
+    _, other = first(world_dir, http_failure="ok", background=truth["background"], kind="ball")
+    assert mean_diff(body, truth) < 6
+    assert mean_diff(body, other) > 2 * mean_diff(body, truth)
 
 
 def test_truth_failure_modes_are_honoured(world_server, world_dir: Path) -> None:
@@ -118,7 +123,10 @@ def test_rates_override_the_truth(world_dir: Path, mode: str) -> None:
 
 def test_rate_draws_are_deterministic_per_url(world_dir: Path) -> None:
     truth = [t for _, t in rows(world_dir)]
-    with WorldServer(world_dir, rates={"404": 0.5}, seed=1) as a, WorldServer(world_dir, rates={"404": 0.5}, seed=1) as b:
+    with (
+        WorldServer(world_dir, rates={"404": 0.5}, seed=1) as a,
+        WorldServer(world_dir, rates={"404": 0.5}, seed=1) as b,
+    ):
         modes = [a.mode(t) for t in truth]
         assert modes == [b.mode(t) for t in truth]
         assert 0.35 < modes.count("404") / len(modes) < 0.65
@@ -130,10 +138,10 @@ def test_rate_draws_are_deterministic_per_url(world_dir: Path) -> None:
 
 def test_metadata_only_world_is_rendered_on_the_fly(tmp_path: Path) -> None:
     make_world(tmp_path / "w", 40, seed=4, images=False, progress=False)
-    md, truth = first(tmp_path / "w", http_failure="ok")
-    with serve_world(tmp_path / "w") as server:
-        status, headers, body = fetch(local_url(md["URL"], server.url))
-    assert status == 200 and Image.open(io.BytesIO(body)).size[0] > 0
+    md, truth = first(tmp_path / "w", http_failure="ok", noise=0.0, blockiness=0.0)
+    with serve_world(tmp_path / "w", max_side=64) as server:
+        status, _, body = fetch(local_url(md["URL"], server.url))
+    assert status == 200 and mean_diff(body, truth) < 6
 
 
 @pytest.mark.parametrize(
@@ -156,7 +164,9 @@ def test_not_a_world_is_a_data_error(tmp_path: Path) -> None:
         WorldServer(tmp_path)
 
 
-def test_cli_serve_errors_are_one_line(tmp_path: Path, world_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_serve_errors_are_one_line(
+    tmp_path: Path, world_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["world", "serve", str(tmp_path / "missing")]) == 2
     assert main(["world", "serve", str(tmp_path)]) == 1
     assert main(["world", "serve", str(world_dir), "--no-failures", "--fail-404", "0.1"]) == 2

@@ -22,6 +22,8 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from t2iscope.dashboards import labels
+
 REPO = Path(__file__).resolve().parents[2]
 SCREENS = REPO / ".screens"
 CHROMIUM = os.environ.get("T2I_CHROMIUM", "/usr/bin/chromium")
@@ -143,8 +145,6 @@ def test_explorer_language_filter(page: Page, served: tuple[str, Path]):
 
 
 def test_label_an_image(page: Page, served: tuple[str, Path]):
-    from t2iscope.dashboards import labels
-
     url, root = served
     open_page(page, url, "annotate")
     box = page.get_by_label("Label number, then Enter")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from fixture_runs import DOMAINS
@@ -41,13 +42,13 @@ def test_count_with_every_filter(ds, kept):
         & kept["TEXT"].str.lower().str.contains("a red")
     ]
     assert len(want) > 0
-    assert data.count(ds, f) == len(want)
+    assert data.summary(ds, f).rows == len(want)
 
 
 def test_values_with_quotes_and_sql_are_data(ds, kept):
     quoted = next(d for d in DOMAINS if "'" in d)
-    assert data.count(ds, data.Filters(domains=(quoted,))) == int((kept["domain"] == quoted).sum())
-    assert data.count(ds, data.Filters(text="'; DROP TABLE x; --")) == 0
+    assert data.summary(ds, data.Filters(domains=(quoted,))).rows == int((kept["domain"] == quoted).sum())
+    assert data.summary(ds, data.Filters(text="'; DROP TABLE x; --")).rows == 0
 
 
 def test_unknown_column_is_refused(ds):
@@ -63,13 +64,23 @@ def test_histogram_counts_every_row(ds, kept):
     assert len(hist) <= 7
 
 
-def test_value_counts_and_domain_coverage(ds, kept):
-    top = data.value_counts(ds, "domain", data.Filters(), 3)
-    assert top["rows"].tolist() == kept["domain"].value_counts().head(3).tolist()
-    cov = data.domain_coverage(ds, data.Filters())
+def test_summary_and_domain_coverage(ds, kept):
+    summary = data.summary(ds, data.Filters())
+    assert summary.rows == len(kept)
+    assert summary.languages["rows"].tolist() == kept["lang"].value_counts().tolist()
+    counts = summary.domains
+    assert counts["rows"].tolist() == kept["domain"].value_counts().tolist()
+    cov = data.domain_coverage(counts)
     shares = kept["domain"].value_counts(normalize=True).cumsum().tolist()
     assert cov["coverage"].tolist() == pytest.approx(shares)
     assert cov["top_domains"].tolist() == list(range(1, len(shares) + 1))
+
+
+def test_coverage_is_log_spaced_on_many_domains():
+    counts = pd.DataFrame({"domain": [f"d{i}" for i in range(10_000)], "rows": np.arange(10_000, 0, -1)})
+    cov = data.domain_coverage(counts, points=50)
+    assert len(cov) <= 50 and cov["top_domains"].iloc[0] == 1 and cov["top_domains"].iloc[-1] == 10_000
+    assert cov["coverage"].iloc[-1] == pytest.approx(1.0) and cov["coverage"].is_monotonic_increasing
 
 
 def test_sample_is_reproducible_and_filtered(ds):
@@ -83,8 +94,11 @@ def test_world_dataset_joins_domain_from_truth(runs_dir):
     world = data.Dataset("world", str(runs_dir / "world"))
     truth = pd.read_parquet(runs_dir / "world" / "truth")
     assert data.language_column(world) == "LANGUAGE"
-    got = data.value_counts(world, "domain", data.Filters(), 100)
-    assert dict(zip(got["value"], got["rows"], strict=True)) == truth["domain"].value_counts().to_dict()
+    got = data.summary(world, data.Filters()).domains
+    assert dict(zip(got["domain"], got["rows"], strict=True)) == truth["domain"].value_counts().to_dict()
+    top = data.summary(world, data.Filters(domains=(got["domain"].iloc[0],)))
+    assert top.rows == got["rows"].iloc[0]
+    assert top.domains["rows"].tolist() == [got["rows"].iloc[0]]
 
 
 def test_funnel_and_reasons_follow_stats(runs_dir, stats):

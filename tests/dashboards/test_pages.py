@@ -56,7 +56,7 @@ def test_explorer_counts_and_filters(runs_dir, use_runs):
     at.multiselect(key="languages").select("de").run()
     assert at.metric[0].value == str(int((kept["lang"] == "de").sum()))
     langs = at.dataframe[0].value
-    assert langs["value"].tolist() == ["de"]
+    assert langs["language"].tolist() == ["de"]
 
 
 def test_explorer_filter_value_with_a_quote(runs_dir, use_runs):

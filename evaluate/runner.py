@@ -1,0 +1,46 @@
+"""Run the audits an AUDIT.yaml names and write one tidy parquet per audit.
+
+``A/<audit>.parquet`` (tidy), ``A/judgments.parquet`` (per-image judge answers, when a
+generation run was judged), ``A/audit.resolved.yaml`` and ``A/run.json`` (timings, judge,
+versions): everything ``t2iscope evaluate report A`` needs to rebuild the HTML report.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import yaml
+
+from t2iscope import __version__, fileio
+from t2iscope.evaluate.audits import AUDITS
+from t2iscope.evaluate.config import AuditConfig
+from t2iscope.evaluate.context import AuditContext
+from t2iscope.registry import check_params
+
+JUDGED = ("language_bias", "culture", "limbs")  # audits that judge generated images
+
+
+def run_audits(config: AuditConfig, out: str | Path) -> dict[str, Path]:
+    """Run every audit of ``config`` in order; return audit name -> parquet path."""
+    out = Path(out)
+    for name, params in config.audits:
+        check_params(AUDITS.get(name), params, f"{config.source}: audits.{name}", data_args=1)
+    ctx = AuditContext(config.inputs, config.judge, dict(config.judge_options), out, config.seed)
+    if any(name in JUDGED for name, _ in config.audits):
+        ctx.judge()  # a bad judge, config or checkpoint path fails now, before any work
+    fileio.write_text(out / "audit.resolved.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    written, timings = {}, {}
+    for name, params in config.audits:
+        start = time.perf_counter()
+        table = AUDITS.get(name)(ctx, **params)
+        path = out / f"{name}.parquet"
+        fileio.write_parquet(path, table)
+        written[name] = path
+        timings[name] = round(time.perf_counter() - start, 3)
+    fileio.write_json(
+        out / "run.json",
+        {"t2iscope": __version__, "judge": config.judge, "audits": list(written), "seconds": timings,
+         "config": config.source},
+    )
+    return written
