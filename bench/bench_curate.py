@@ -12,7 +12,6 @@ their stage and reason, which the baselines do not. Targets: >= 0.8x raw DuckDB,
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -54,7 +53,9 @@ def make_rows(rows: int) -> Path:
     tmp.mkdir(parents=True)
     rng = np.random.default_rng(0)
     hosts = np.array([f"https://i{i % 7}.site{i}.com/img/" for i in range(5000)])
-    words = np.array(["a red dog on grass", "photo of a blue cup", "cute green bird - stock image", "ein Haus"])
+    words = np.array(
+        ["a red dog on grass", "photo of a blue cup", "cute green bird - stock image", "ein Haus"]
+    )
     for start in range(0, rows, SHARD_ROWS):
         n = min(SHARD_ROWS, rows - start)
         ids = np.arange(start, start + n)
@@ -92,7 +93,9 @@ def run_duckdb(src: Path, out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     con.execute("SET disabled_optimizers = 'statistics_propagation'")  # same NaN handling as ours
-    con.execute(f"COPY (SELECT * FROM read_parquet('{src}/*.parquet') WHERE {KEEP_SQL}) TO '{out}/kept.parquet'")
+    con.execute(
+        f"COPY (SELECT * FROM read_parquet('{src}/*.parquet') WHERE {KEEP_SQL}) TO '{out}/kept.parquet'"
+    )
     return con.execute(f"SELECT count(*) FROM '{out}/kept.parquet'").fetchone()[0]
 
 
@@ -123,14 +126,24 @@ def run_pandas(src: Path, out: Path) -> int:
 CONTENDERS = {"t2iscope": run_ours, "duckdb": run_duckdb, "pandas": run_pandas}
 
 
+def peak_rss_mb() -> float:
+    """This process's own high-water RSS (VmHWM resets on exec; ru_maxrss carries the parent's)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def measure(name: str, src: Path) -> tuple[float, int, float]:
     """Run one contender in a child process: (seconds, rows kept, peak RSS in MB)."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, __file__, "--one", name, "--src", str(src)], stdout=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    assert os.waitstatus_to_exitcode(status) == 0, name
-    return seconds, int(proc.stdout.read()), usage.ru_maxrss / 1024  # type: ignore[union-attr]
+    out = subprocess.run(
+        [sys.executable, __file__, "--one", name, "--src", str(src)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return time.perf_counter() - start, int(out[0]), float(out[1])
 
 
 def main() -> None:
@@ -140,7 +153,8 @@ def main() -> None:
     parser.add_argument("--src", type=Path)
     args = parser.parse_args()
     if args.one:
-        print(CONTENDERS[args.one](args.src, DATA / "out" / args.one))
+        kept = CONTENDERS[args.one](args.src, DATA / "out" / args.one)
+        print(kept, peak_rss_mb())
         return
     src = make_rows(args.rows)
     results = {name: measure(name, src) for name in CONTENDERS}

@@ -108,12 +108,13 @@ def main() -> None:
     base_kept = statistics.median(pandas_explorer(args.out / "curated" / "kept") for _ in range(REPEATS))
     base_world = statistics.median(pandas_world(args.out / "world") for _ in range(REPEATS))
     cases = [
-        ("overview", "pages/overview.py", None, None),
-        ("explorer (curation run)", "pages/explorer.py", None, base_kept),
-        ("explorer (world, joined)", "pages/explorer.py", 1, base_world),
-        ("funnel", "pages/funnel.py", None, None),
+        ("overview", "views/overview.py", None, None),
+        ("explorer (curation run)", "views/explorer.py", None, base_kept),
+        ("explorer (world, joined)", "views/explorer.py", 1, base_world),
+        ("funnel", "views/funnel.py", None, None),
     ]
-    print(f"{'page':<28}{'first paint s':>14}{'pandas s':>10}{'ratio':>8}  target < 2 s  (median of {REPEATS})")
+    print(f"median of {REPEATS} cold first paints; target < 2 s")
+    print(f"{'page':<28}{'first paint s':>14}{'pandas s':>10}{'ratio':>8}")
     for name, page, index, baseline in cases:
         secs = statistics.median(first_paint(args.out, page, index) for _ in range(REPEATS))
         ratio = f"{baseline / secs:7.1f}x" if baseline else "      -"

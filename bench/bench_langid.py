@@ -58,7 +58,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000)
     args = parser.parse_args()
     base = world_captions(args.n)
-    for label, captions in (("world captions", base), ("unique captions", [f"{c} #{i}" for i, c in enumerate(base)])):
+    for label, captions in (
+        ("world captions", base),
+        ("unique captions", [f"{c} #{i}" for i, c in enumerate(base)]),
+    ):
         ref, t_ref = per_caption(captions)
         ours, t_ours = batched(captions)
         agree = sum(a == b for a, b in zip(ref, ours)) / len(captions)

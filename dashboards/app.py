@@ -10,23 +10,29 @@ from pathlib import Path
 
 import streamlit as st
 
-PAGES = Path(__file__).parent / "pages"
+# Not "pages/": Streamlit would also list that folder itself, beside (and fighting) st.navigation.
+PAGES = Path(__file__).parent / "views"
 
 st.set_page_config(page_title="t2iscope", page_icon=":material/travel_explore:", layout="wide")
 
+
+def page(file: str, title: str, icon: str, **kwargs: object) -> st.Page:
+    return st.Page(PAGES / file, title=title, icon=f":material/{icon}:", **kwargs)
+
+
 navigation = st.navigation(
     {
-        "Runs": [st.Page(PAGES / "overview.py", title="Overview", icon=":material/folder_open:", default=True)],
+        "Runs": [page("overview.py", "Overview", "folder_open", default=True)],
         "Curate": [
-            st.Page(PAGES / "explorer.py", title="Dataset explorer", icon=":material/table_view:", url_path="explorer"),
-            st.Page(PAGES / "funnel.py", title="Curation funnel", icon=":material/filter_alt:", url_path="funnel"),
+            page("explorer.py", "Dataset explorer", "table_view", url_path="explorer"),
+            page("funnel.py", "Curation funnel", "filter_alt", url_path="funnel"),
         ],
-        "Generate": [st.Page(PAGES / "gallery.py", title="Generation gallery", icon=":material/photo_library:", url_path="gallery")],
+        "Generate": [page("gallery.py", "Generation gallery", "photo_library", url_path="gallery")],
         "Audit": [
-            st.Page(PAGES / "bias.py", title="Bias", icon=":material/balance:", url_path="bias"),
-            st.Page(PAGES / "limbs.py", title="Limbs", icon=":material/accessibility_new:", url_path="limbs"),
-            st.Page(PAGES / "annotate.py", title="Annotate limbs", icon=":material/label:", url_path="annotate"),
-            st.Page(PAGES / "watermark.py", title="Watermark robustness", icon=":material/water_drop:", url_path="watermark"),
+            page("bias.py", "Bias", "balance", url_path="bias"),
+            page("limbs.py", "Limbs", "accessibility_new", url_path="limbs"),
+            page("annotate.py", "Annotate limbs", "label", url_path="annotate"),
+            page("watermark.py", "Watermark robustness", "water_drop", url_path="watermark"),
         ],
     }
 )

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 import streamlit as st
+
 from t2iscope.dashboards import charts, data
 
 

@@ -214,7 +214,8 @@ def summary(ds: Dataset, f: Filters) -> Summary:
     sets = ", ".join([*(f"({alias})" for alias in keys), "()"])
     names = ", ".join(keys) or "one"
     df = _query(
-        f"SELECT {names}, grouping({names}) AS g, count(*) AS rows FROM ({sql}) GROUP BY GROUPING SETS ({sets})",
+        f"SELECT {names}, grouping({names}) AS g, count(*) AS rows "
+        f"FROM ({sql}) GROUP BY GROUPING SETS ({sets})",
         params,
     )
     aliases = list(keys)
@@ -339,19 +340,24 @@ def drop_reasons(run: str) -> pd.DataFrame:
 
 
 def languages(run: str) -> pd.DataFrame:
-    """``language, rows_in, rows_out`` per language, when the run's stats.json records them."""
+    """``language, rows_in, rows_out`` per language, when the run's stats.json records them.
+
+    The two sides may name different languages (LAION's ``LANGUAGE`` going in, the detected
+    ``lang`` coming out), so every language of either side gets a row.
+    """
     counts = load_stats(run).get("languages") or {}
     if not isinstance(counts, dict) or not isinstance(counts.get("in"), dict):
         return pd.DataFrame(columns=["language", "rows_in", "rows_out"])
-    out = counts.get("out") or {}
+    side_in, side_out = counts["in"], counts.get("out") or {}
+    names = list(dict.fromkeys([*side_in, *side_out]))
     df = pd.DataFrame(
         {
-            "language": list(counts["in"]),
-            "rows_in": [int(v) for v in counts["in"].values()],
-            "rows_out": [int(out.get(k, 0)) for k in counts["in"]],
+            "language": names,
+            "rows_in": [int(side_in.get(k, 0)) for k in names],
+            "rows_out": [int(side_out.get(k, 0)) for k in names],
         }
     )
-    return df.sort_values("rows_in", ascending=False, ignore_index=True)
+    return df.sort_values(["rows_in", "rows_out"], ascending=False, ignore_index=True)
 
 
 MANIFEST_COLUMNS = ("prompt_id", "prompt", "language", "seed", "steps", "cfg_scale", "sampler", "image_path")

@@ -15,9 +15,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import streamlit as st
+
 from t2iscope.dashboards.discover import Runs, discover
 from t2iscope.dashboards.images import read_image
-
 from t2iscope.errors import T2IError
 
 RUNS_ENV = "T2ISCOPE_RUNS"

@@ -27,7 +27,9 @@ def evaluate() -> None:
 @click.option("--judge", default=None, help="Override the config's judge (world or clip).")
 @click.option("--clip-config", default=None, help="open_clip model name or config .json (clip judge).")
 @click.option("--clip-checkpoint", default=None, help="Local weights file for --clip-config (clip judge).")
-def run(config: str, out: str, judge: str | None, clip_config: str | None, clip_checkpoint: str | None) -> None:
+def run(
+    config: str, out: str, judge: str | None, clip_config: str | None, clip_checkpoint: str | None
+) -> None:
     """Run the audits AUDIT.yaml names; write one tidy <audit>.parquet each into OUT.
 
     Paths inside AUDIT.yaml are relative to the current directory.

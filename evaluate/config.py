@@ -4,7 +4,7 @@
     judge_options: {}             # clip: clip_config, clip_checkpoint, device
     seed: 0
     inputs:                       # paths relative to the current directory
-      generation: runs/demo/gen   # a generation folder (manifest.parquet)
+      generation: [runs/demo/gen] # generation folders (each with manifest.parquet)
       curation: [runs/demo/curated]
       world: runs/demo/world
       data: []                    # any parquet with URL (and lang/LANGUAGE) columns
@@ -37,7 +37,7 @@ INPUT_KEYS = {"generation", "curation", "world", "data"}
 @dataclass(frozen=True)
 class AuditConfig:
     audits: tuple[tuple[str, dict[str, Any]], ...]
-    inputs: Inputs = Inputs()
+    inputs: Inputs = field(default_factory=Inputs)
     judge: str = "world"
     judge_options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
@@ -51,7 +51,7 @@ class AuditConfig:
             "judge_options": dict(self.judge_options),
             "seed": self.seed,
             "inputs": {
-                "generation": str(inp.generation) if inp.generation else None,
+                "generation": [str(p) for p in inp.generation],
                 "curation": [str(p) for p in inp.curation],
                 "world": str(inp.world) if inp.world else None,
                 "data": [str(p) for p in inp.data],
@@ -89,19 +89,23 @@ def parse_config(data: Any, source: str = "AUDIT.yaml") -> AuditConfig:
     data = _mapping(data, source)
     unknown = sorted(set(data) - TOP_KEYS)
     if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(TOP_KEYS))}")
+        raise ConfigError(
+            f"{source}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(TOP_KEYS))}"
+        )
     raw_inputs = _mapping(data.get("inputs"), f"{source}: inputs")
     bad = sorted(set(raw_inputs) - INPUT_KEYS)
     if bad:
-        raise ConfigError(f"{source}: inputs: unknown key(s) {', '.join(bad)}; valid: {', '.join(sorted(INPUT_KEYS))}")
+        raise ConfigError(
+            f"{source}: inputs: unknown key(s) {', '.join(bad)}; valid: {', '.join(sorted(INPUT_KEYS))}"
+        )
     single = {}
-    for key in ("generation", "world"):
+    for key in ("world",):
         paths = _paths(raw_inputs.get(key), f"{source}: inputs.{key}")
         if len(paths) > 1:
             raise ConfigError(f"{source}: inputs.{key}: expected one path")
         single[key] = paths[0] if paths else None
     inputs = Inputs(
-        generation=single["generation"],
+        generation=_paths(raw_inputs.get("generation"), f"{source}: inputs.generation"),
         world=single["world"],
         curation=_paths(raw_inputs.get("curation"), f"{source}: inputs.curation"),
         data=_paths(raw_inputs.get("data"), f"{source}: inputs.data"),

@@ -17,6 +17,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from t2iscope import fileio
+from t2iscope.curate.world import spec
 from t2iscope.errors import ConfigError, DataError
 from t2iscope.evaluate.images import load_image
 from t2iscope.evaluate.judges import Judge, make_judge
@@ -31,7 +32,7 @@ JUDGE_BATCH = 64
 class Inputs:
     """Where the audits read from; every path optional, each audit says which it needs."""
 
-    generation: Path | None = None
+    generation: tuple[Path, ...] = ()
     curation: tuple[Path, ...] = ()
     world: Path | None = None
     data: tuple[Path, ...] = ()
@@ -74,7 +75,8 @@ class AuditContext:
 
     def manifest(self) -> pd.DataFrame:
         if "manifest" not in self._cache:
-            self._cache["manifest"] = load_manifest(self.require("generation", "manifest"))
+            gens = self.require("generation", "manifest")
+            self._cache["manifest"] = pd.concat([load_manifest(g) for g in gens], ignore_index=True)
         return self._cache["manifest"]
 
     def judged(self) -> pd.DataFrame:
@@ -110,10 +112,29 @@ def load_manifest(gen_dir: str | Path) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def tagged(tags: Any) -> dict[str, str | None] | None:
+    """Requested attributes from a suite's tags (``[red, dog]``), when they name a world kind."""
+    if tags is None or isinstance(tags, float):
+        return None
+    names = {tags} if isinstance(tags, str) else {str(t) for t in tags}
+    kind = next((k for k in spec.KINDS if k in names), None)
+    if kind is None:
+        return None
+    return {
+        "color": next((c for c in spec.COLORS if c in names), None),
+        "kind": kind,
+        "culture": next((c for c in spec.CULTURES if c in names), None),
+    }
+
+
 def judge_manifest(manifest: pd.DataFrame, judge: Judge) -> pd.DataFrame:
     """Judge every readable image of a manifest in batches; unreadable ones get a status."""
     df = manifest.copy()
-    req = [requested(str(p), str(lang)) for p, lang in zip(df["prompt"], df["language"])]
+    tags = df["tags"] if "tags" in df.columns else pd.Series([None] * len(df))
+    req = [
+        tagged(t) or requested(str(p), str(lang))
+        for p, lang, t in zip(df["prompt"], df["language"], tags, strict=True)
+    ]
     for key in ("color", "kind", "culture"):
         df[f"req_{key}"] = [r[key] for r in req]
     status, errors = ["ok"] * len(df), [""] * len(df)
@@ -127,7 +148,7 @@ def judge_manifest(manifest: pd.DataFrame, judge: Judge) -> pd.DataFrame:
             except DataError as exc:
                 status[i] = "missing" if "not found" in str(exc) else "corrupt"
                 errors[i] = str(exc)
-        for i, ans in zip(batch, judge.attributes(list(batch.values()))):
+        for i, ans in zip(batch, judge.attributes(list(batch.values())), strict=False):
             answers[i] = ans
     df["status"] = status
     df["error"] = errors

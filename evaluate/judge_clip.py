@@ -74,7 +74,9 @@ def _model_name(config: str | Path) -> str:
         open_clip.add_model_config(p)
         return p.stem
     if str(config) not in open_clip.list_models():
-        raise ConfigError(f"unknown open_clip config {config!r}; pass a config .json or one of open_clip's names")
+        raise ConfigError(
+            f"unknown open_clip config {config!r}; pass a config .json or one of open_clip's names"
+        )
     return str(config)
 
 

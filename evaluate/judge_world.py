@@ -121,26 +121,39 @@ def shape_features(a: np.ndarray) -> np.ndarray:
 
 
 def culture_features(a: np.ndarray) -> np.ndarray:
-    """Colors of the top of the subject (roof or headwear), pooled to GRID x GRID, background zeroed."""
+    """The top of the subject (roof or headwear), pooled to GRID x GRID: the object's shape there
+    (roofs share the object's hue, whatever it is) and the colors of everything else (hats)."""
     obj, _ = object_mask(a)
     fg = foreground(a) | obj
     ys, xs = np.nonzero(fg)
     if len(ys) == 0:
-        return np.zeros(GRID * GRID * 3, np.float32)
+        return np.zeros(GRID * GRID * 4, np.float32)
     y0, x0, x1 = ys.min(), xs.min(), xs.max() + 1
     y1 = y0 + max(2, int((ys.max() + 1 - y0) * 0.45))
-    crop = (a * fg[..., None])[y0:y1, x0:x1].astype(np.uint8)
-    pooled = Image.fromarray(crop).resize((GRID, GRID), Image.Resampling.BOX)
-    return np.asarray(pooled, np.float32).ravel() / 255
+    other = (a * (fg & ~obj)[..., None])[y0:y1, x0:x1].astype(np.uint8)
+    shape = (obj[y0:y1, x0:x1] * 255).astype(np.uint8)
+    pooled = [
+        np.asarray(Image.fromarray(x).resize((GRID, GRID), Image.Resampling.BOX), np.float32) / 255
+        for x in (other, shape)
+    ]
+    return np.concatenate([p.ravel() for p in pooled])
 
 
 def _reference_row(kind: str, culture: str | None, key: int, rng: np.random.Generator) -> dict[str, Any]:
     return {
-        "key": key, "kind": kind, "culture": culture, "legs": spec.KINDS[kind],
+        "key": key,
+        "kind": kind,
+        "culture": culture,
+        "legs": spec.KINDS[kind],
         "color": list(spec.COLORS)[int(rng.integers(len(spec.COLORS)))],
         "background": list(spec.BACKGROUNDS)[int(rng.integers(len(spec.BACKGROUNDS)))],
-        "tiny": 0.0, "unsafe": False, "low_contrast": 0.0, "blur": 0.0, "noise": 0.0,
-        "blockiness": 0.0, "watermark": False,
+        "tiny": 0.0,
+        "unsafe": False,
+        "low_contrast": 0.0,
+        "blur": 0.0,
+        "noise": 0.0,
+        "blockiness": 0.0,
+        "watermark": False,
     }
 
 
@@ -209,13 +222,15 @@ class WorldJudge:
             # Spider legs fan out 4 px apart vertically: bridging would join them.
             bridge = 0 if kind == "spider" else 7
             legs = dark_components(a, bridge)[1] if kind in spec.LIMBED_KINDS else 0
-            out.append({
-                "color": None if color is None else list(spec.COLORS)[color],
-                "kind": kind,
-                "legs": legs,
-                "culture": culture,
-                "watermark": visible_watermark(a),
-            })
+            out.append(
+                {
+                    "color": None if color is None else list(spec.COLORS)[color],
+                    "kind": kind,
+                    "legs": legs,
+                    "culture": culture,
+                    "watermark": visible_watermark(a),
+                }
+            )
         return out
 
 

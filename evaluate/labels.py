@@ -17,8 +17,10 @@ import pandas as pd
 from t2iscope.errors import ConfigError
 
 DB_NAME = "labels.sqlite"
-_SCHEMA = "CREATE TABLE IF NOT EXISTS labels (image_path TEXT NOT NULL, label TEXT NOT NULL, " \
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS labels (image_path TEXT NOT NULL, label TEXT NOT NULL, "
     "annotator TEXT NOT NULL, time TEXT NOT NULL)"
+)
 
 
 def _connect(audit_dir: str | Path) -> sqlite3.Connection:

@@ -41,7 +41,9 @@ def pick_column(files: list[str], *names: str) -> str:
     for name in names:
         if name.lower() in lower:
             return lower[name.lower()]
-    raise DataError(f"{Path(files[0]).parent}: needs one of the columns {', '.join(names)}; has {', '.join(cols)}")
+    raise DataError(
+        f"{Path(files[0]).parent}: needs one of the columns {', '.join(names)}; has {', '.join(cols)}"
+    )
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,9 @@ def section_domains(df: pd.DataFrame) -> str:
         ax.set_title("Coverage curve", fontsize=10)
         ax.legend(fontsize=7)
         out.append(figure(fig))
-    summary = df[df["metric"].isin(["rows", "distinct", "top10_share", "top100_share", "top1000_share", "hhi", "gini"])]
+    summary = df[
+        df["metric"].isin(["rows", "distinct", "top10_share", "top100_share", "top1000_share", "hhi", "gini"])
+    ]
     out.append("<h3>Concentration (hosts and registrable domains)</h3>")
     out.append(table(summary, ["dataset", "level", "metric"]))
     top = df[(df["metric"] == "share") & (df["level"] == "domain")]
@@ -144,7 +146,9 @@ def section_language_mix(df: pd.DataFrame) -> str:
         keep = g[g["metric"] == "keep_rate"]
         out.append(bars(keep, "key", f"{run}: keep rate by {column}", "kept / input"))
         shares = g[g["metric"].isin(["share_in", "share_out"])]
-        out.append(f"<h3>{html.escape(str(run))}: share of input and output by {html.escape(str(column))}</h3>")
+        out.append(
+            f"<h3>{html.escape(str(run))}: share of input and output by {html.escape(str(column))}</h3>"
+        )
         out.append(table(shares, ["key", "metric"]))
         stages = g[g["metric"] == "pass_rate"]
         out.append(f"<h3>{html.escape(str(run))}: pass rate per stage</h3>")
@@ -170,7 +174,7 @@ def section_culture(df: pd.DataFrame) -> str:
     if not share.empty:
         kinds = list(dict.fromkeys(share["kind"]))
         fig, axes = plt.subplots(1, len(kinds), figsize=(3.4 * len(kinds), 3), squeeze=False)
-        for ax, kind in zip(axes[0], kinds):
+        for ax, kind in zip(axes[0], kinds, strict=False):
             g = share[share["kind"] == kind].pivot_table(index="source", columns="culture", values="value")
             g.plot.bar(stacked=True, ax=ax, legend=ax is axes[0][-1], rot=0)
             ax.set_title(f"{kind}", fontsize=10)
@@ -220,7 +224,8 @@ def section_watermark(df: pd.DataFrame) -> str:
         rows = "".join(
             f"<tr><td>{html.escape(r.readme_attack)}</td><td>{html.escape(r.attack)} {r.strength:g}</td>"
             f"<td>{html.escape(r.source)}</td><td>{html.escape(r.method)}</td><td>{r.readme}</td>"
-            f"<td class='num'>{r.detection_rate:.2f} <span class='ci'>[{r.ci_low:.2f}, {r.ci_high:.2f}]</span> "
+            f"<td class='num'>{r.detection_rate:.2f} "
+            f"<span class='ci'>[{r.ci_low:.2f}, {r.ci_high:.2f}]</span> "
             f"n={int(r.n)}</td><td class='{'ok' if r.agrees else 'bad'}'>{r.ours}</td></tr>"
             for r in cmp.itertuples()
         )
@@ -229,7 +234,9 @@ def section_watermark(df: pd.DataFrame) -> str:
             f"<th>detection [95% CI]</th><th>our verdict</th></tr>{rows}</table>"
         )
     out.append("<h3>Bit accuracy per attack</h3>")
-    out.append(table(df[df["metric"] == "bit_accuracy"], ["source", "method", "attack", "strength"], limit=80))
+    out.append(
+        table(df[df["metric"] == "bit_accuracy"], ["source", "method", "attack", "strength"], limit=80)
+    )
     return "".join(out)
 
 
@@ -271,7 +278,9 @@ def headline(name: str, df: pd.DataFrame) -> str:
         return card(pick[1], f"{g['value'].mean():.2f}")
     if r is None:
         return ""
-    who = next((str(r[c]) for c in ("language", "key", "subject", "dataset") if c in r and pd.notna(r[c])), "")
+    who = next(
+        (str(r[c]) for c in ("language", "key", "subject", "dataset") if c in r and pd.notna(r[c])), ""
+    )
     return card(f"{pick[1]} ({who})", f"{r['value']:.2f} <span class='ci'>n={int(r['n'])}</span>")
 
 
@@ -283,7 +292,11 @@ def build_report(audit_dir: str | Path, out: str | Path | None = None) -> Path:
         raise DataError(f"{root}: no audit tables (<audit>.parquet); run `t2iscope evaluate run` first")
     run = json.loads((root / "run.json").read_text()) if (root / "run.json").is_file() else {}
     skips = pd.concat([t[t["metric"] == SKIPPED] for t in tables.values()], ignore_index=True)
-    body = [f"<section><h2>Summary</h2><div class='cards'>{''.join(headline(n, t) for n, t in tables.items())}</div>"]
+    body = [
+        "<section><h2>Summary</h2><div class='cards'>"
+        + "".join(headline(n, t) for n, t in tables.items())
+        + "</div>"
+    ]
     if skips.empty:
         body.append("<p class='lede ok'>No inputs were skipped.</p>")
     else:
@@ -296,12 +309,16 @@ def build_report(audit_dir: str | Path, out: str | Path | None = None) -> Path:
             f"<section id='{name}'><h2>{TITLES[name]}</h2><p class='lede'>judge: {html.escape(judge)}; "
             f"{len(df):,} measurements in <code>{name}.parquet</code></p>{SECTIONS[name](df)}</section>"
         )
-    page = Template(resources.files("t2iscope.evaluate").joinpath("templates/report.html").read_text()).substitute(
+    page = Template(
+        resources.files("t2iscope.evaluate").joinpath("templates/report.html").read_text()
+    ).substitute(
         title=html.escape(root.name),
         subtitle=html.escape(f"{', '.join(tables)} · judge {run.get('judge', '?')} · t2iscope {__version__}"),
         nav="".join(f"<a href='#{n}'>{TITLES[n]}</a>" for n in tables),
         body="\n".join(body),
-        footer=html.escape(f"Every rate carries n and a 95% interval (Wilson; bootstrap where noted). Source: {root}"),
+        footer=html.escape(
+            f"Every rate carries n and a 95% interval (Wilson; bootstrap where noted). Source: {root}"
+        ),
     )
     dest = Path(out) if out else root / "report.html"
     fileio.write_text(dest, page)

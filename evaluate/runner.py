@@ -40,7 +40,12 @@ def run_audits(config: AuditConfig, out: str | Path) -> dict[str, Path]:
         timings[name] = round(time.perf_counter() - start, 3)
     fileio.write_json(
         out / "run.json",
-        {"t2iscope": __version__, "judge": config.judge, "audits": list(written), "seconds": timings,
-         "config": config.source},
+        {
+            "t2iscope": __version__,
+            "judge": config.judge,
+            "audits": list(written),
+            "seconds": timings,
+            "config": config.source,
+        },
     )
     return written

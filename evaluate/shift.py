@@ -61,8 +61,16 @@ def shift_rows(counts: pd.DataFrame, stages: list[str], group: str, keys: list[s
         rows.append(rate("keep_rate", n_out, n_in, group=group, key=key, stage=""))
         overall_keep = total_out / total_in if total_in else float("nan")
         keep = n_out / n_in if n_in else float("nan")
-        rows.append(measure("keep_lift", keep / overall_keep if overall_keep else float("nan"), n_in,
-                            group=group, key=key, stage=""))
+        rows.append(
+            measure(
+                "keep_lift",
+                keep / overall_keep if overall_keep else float("nan"),
+                n_in,
+                group=group,
+                key=key,
+                stage="",
+            )
+        )
         for s in order:
             reach = int(reached.loc[key, s]) + n_out
             passed = reach - int(wide.loc[key, s])

@@ -124,7 +124,7 @@ def cohen_kappa(a: Sequence[object], b: Sequence[object]) -> float:
     if n == 0:
         return math.nan
     cats = sorted({*a, *b}, key=str)
-    po = sum(x == y for x, y in zip(a, b)) / n
+    po = sum(x == y for x, y in zip(a, b, strict=False)) / n
     pe = sum((list(a).count(c) / n) * (list(b).count(c) / n) for c in cats)
     if pe == 1.0:
         return 1.0 if po == 1.0 else math.nan

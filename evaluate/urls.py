@@ -21,7 +21,7 @@ NO_HOST = "(no host)"
 
 
 @lru_cache(maxsize=1)
-def _extractor():  # noqa: ANN202 (tldextract's class; imported lazily)
+def _extractor():
     import tldextract
 
     return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)

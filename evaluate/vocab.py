@@ -8,21 +8,21 @@ Cyrillic words match on word boundaries; Chinese and Japanese by substring, long
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 
 from t2iscope.curate.world import spec
 
 _NO_SPACES = ("zh", "ja")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _patterns(language: str, field: str) -> list[tuple[re.Pattern[str], str]]:
     words, names = {
         "color": (spec.COLOR_WORDS, list(spec.COLORS)),
         "kind": (spec.KIND_WORDS, list(spec.KINDS)),
         "culture": (spec.CULTURE_WORDS, list(spec.CULTURES)),
     }[field]
-    pairs = sorted(zip(words.get(language, words["en"]), names), key=lambda p: -len(p[0]))
+    pairs = sorted(zip(words.get(language, words["en"]), names, strict=False), key=lambda p: -len(p[0]))
     out = []
     for word, name in pairs:
         body = re.escape(word.lower())

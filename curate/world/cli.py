@@ -43,10 +43,10 @@ def make(out: str, rows: int, seed: int, images: bool, shard_size: int, overwrit
 
 @world.command(
     epilog=(
-        "Example: serve a world, then fetch one of its URLs through the server:\n\n"
+        "Example: serve a world (made with --seed 0), then fetch one of its URLs through it:\n\n"
         "\b\n"
         "  t2iscope world serve runs/world --port 8765 &\n"
-        "  curl -sO http://127.0.0.1:8765/i.pinimg.com/736x/0a/1b/2c/5692161d100b05e5.jpg\n\n"
+        "  curl -sO http://127.0.0.1:8765/i2.pinimg.com/736x/f5/be/c7/6e789e6aa1b965f4.jpg\n\n"
         "Rewrite a URL by dropping 'https://' and prefixing the server's address.\n"
         "With no --fail-* option each row fails as its truth says (http_failure); any --fail-*\n"
         "option replaces that with a fresh per-URL draw at exactly the given rates (others 0):\n\n"

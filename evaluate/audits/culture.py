@@ -31,7 +31,10 @@ def distribution_rows(
     codes = cultures.map({c: i for i, c in enumerate(spec.CULTURES)}).to_numpy(dtype=np.int64)
     n = len(codes)
     counts = np.bincount(codes, minlength=k)
-    rows = [rate("share", int(counts[i]), n, source=source, culture=c, **slices) for i, c in enumerate(spec.CULTURES)]
+    rows = [
+        rate("share", int(counts[i]), n, source=source, culture=c, **slices)
+        for i, c in enumerate(spec.CULTURES)
+    ]
     value, lo, hi = stats.imbalance_with_ci(codes, k, n_boot=n_boot, seed=seed)
     rows.append(measure("imbalance", value, n, (lo, hi), source=source, culture=ALL, **slices))
     return rows
@@ -52,12 +55,15 @@ def culture_audit(ctx: AuditContext, n_boot: int = 1000) -> pd.DataFrame:
         of_kind = seen if kind == ALL else seen[seen["req_kind"] == kind]
         if of_kind.empty:
             continue
-        rows += distribution_rows(of_kind["j_culture"], "generated", n_boot, ctx.seed, kind=kind, language=ALL)
+        rows += distribution_rows(
+            of_kind["j_culture"], "generated", n_boot, ctx.seed, kind=kind, language=ALL
+        )
         for lang, g in of_kind.groupby("language"):
             rows += distribution_rows(g["j_culture"], "generated", n_boot, ctx.seed, kind=kind, language=lang)
         for c in spec.CULTURES:
-            rows.append(measure("share", 1 / k, 0, note="parity", source="parity", culture=c, kind=kind,
-                                language=ALL))
+            rows.append(
+                measure("share", 1 / k, 0, note="parity", source="parity", culture=c, kind=kind, language=ALL)
+            )
     if ctx.inputs.world is not None:
         truth = ctx.truth()
         marked = truth[truth["kind"].isin(spec.CULTURE_KINDS) & truth["culture"].isin(spec.CULTURES)]

@@ -18,7 +18,7 @@ from t2iscope.evaluate import stats
 from t2iscope.evaluate.audits.base import AUDITS
 from t2iscope.evaluate.context import AuditContext
 from t2iscope.evaluate.parquet_inputs import CurationRun, parquet_files, pick_column
-from t2iscope.evaluate.shift import stage_counts, shift_rows
+from t2iscope.evaluate.shift import shift_rows, stage_counts
 from t2iscope.evaluate.tables import measure, rate, skipped, tidy
 from t2iscope.evaluate.urls import NO_HOST, add_domains, host_sql
 

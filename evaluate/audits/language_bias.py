@@ -9,6 +9,7 @@ with a bootstrap interval. Requested attributes come from the prompt in its own 
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import pandas as pd
 
@@ -44,8 +45,16 @@ def language_bias_audit(ctx: AuditContext, reference: str = "en", n_boot: int = 
             rows.append(rate(metric, k, n, language=lang))
             if ref is not None and lang != reference:
                 diff, lo, hi = stats.newcombe_diff(k, n, int(ref.sum()), len(ref))
-                rows.append(measure(f"{metric}_gap", diff, n, (lo, hi), note=f"vs {reference} (n={len(ref)})",
-                                    language=lang))
+                rows.append(
+                    measure(
+                        f"{metric}_gap",
+                        diff,
+                        n,
+                        (lo, hi),
+                        note=f"vs {reference} (n={len(ref)})",
+                        language=lang,
+                    )
+                )
     judge = ctx.judge()
     if isinstance(judge, TextScorer):
         from t2iscope.evaluate.images import load_image
@@ -54,11 +63,19 @@ def language_bias_audit(ctx: AuditContext, reference: str = "en", n_boot: int = 
         ok = ok.assign(text_score=scores)
         for lang, g in ok.groupby("language"):
             v = g["text_score"].to_numpy(float)
-            rows.append(measure("text_score", float(v.mean()), len(v),
-                                stats.bootstrap_ci(v, np.mean, n_boot, ctx.seed), language=lang))
+            rows.append(
+                measure(
+                    "text_score",
+                    float(v.mean()),
+                    len(v),
+                    stats.bootstrap_ci(v, np.mean, n_boot, ctx.seed),
+                    language=lang,
+                )
+            )
     else:
-        rows.append(measure("text_score", math.nan, 0, note=f"judge '{judge.name}' has no text scores",
-                            language="(all)"))
+        rows.append(
+            measure(
+                "text_score", math.nan, 0, note=f"judge '{judge.name}' has no text scores", language="(all)"
+            )
+        )
     return tidy(rows, "language_bias", judge.name)
-
-

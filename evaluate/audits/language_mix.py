@@ -15,7 +15,7 @@ import pandas as pd
 from t2iscope.evaluate.audits.base import AUDITS
 from t2iscope.evaluate.context import AuditContext
 from t2iscope.evaluate.parquet_inputs import CurationRun, columns, parquet_files
-from t2iscope.evaluate.shift import stage_counts, shift_rows
+from t2iscope.evaluate.shift import shift_rows, stage_counts
 from t2iscope.evaluate.tables import skipped, tidy
 
 LANG_COLUMNS = ("lang", "LANGUAGE")  # curation's detected language first, LAION's column second
@@ -40,12 +40,18 @@ def language_mix_audit(ctx: AuditContext, top: int = 20) -> pd.DataFrame:
         else:
             counts = stage_counts(run, f'CAST(d."{col}" AS VARCHAR)')
             keys = counts.groupby("key")["rows"].sum().sort_values(ascending=False).index[:top]
-            rows += [{**r, "run": name, "column": col} for r in shift_rows(counts, run.stages, "language", list(keys))]
+            rows += [
+                {**r, "run": name, "column": col}
+                for r in shift_rows(counts, run.stages, "language", list(keys))
+            ]
         if ctx.inputs.world is not None:
             truth = parquet_files(ctx.inputs.world / "truth")
             join = f"LEFT JOIN read_parquet({truth!r}) t ON t.hash = d.hash"
             counts = stage_counts(run, "t.culture", join)
             counts = counts[counts["key"] != "(none)"]
             keys = sorted(counts["key"].unique())
-            rows += [{**r, "run": name, "column": "culture"} for r in shift_rows(counts, run.stages, "culture", keys)]
+            rows += [
+                {**r, "run": name, "column": "culture"}
+                for r in shift_rows(counts, run.stages, "culture", keys)
+            ]
     return tidy(rows, "language_mix", "none")

@@ -39,8 +39,10 @@ def agreement_rows(limbed: pd.DataFrame, labels: pd.DataFrame) -> list[dict[str,
     """Cohen's kappa of judge vs human verdicts, per annotator and pooled."""
     if labels.empty:
         return [measure("kappa", math.nan, 0, note="no human labels yet", annotator=ALL)]
-    by_path = {**dict(zip(limbed["image_path"].astype(str), limbed.index)),
-               **dict(zip(limbed["image_file"].astype(str), limbed.index))}
+    by_path = {
+        **dict(zip(limbed["image_path"].astype(str), limbed.index, strict=False)),
+        **dict(zip(limbed["image_file"].astype(str), limbed.index, strict=False)),
+    }
     pairs = []
     unmatched = 0
     for row in labels.itertuples():
@@ -56,10 +58,17 @@ def agreement_rows(limbed: pd.DataFrame, labels: pd.DataFrame) -> list[dict[str,
     groups = {ALL: pairs} | {a: [p for p in pairs if p[0] == a] for a in sorted({p[0] for p in pairs})}
     for annotator, ps in groups.items():
         judge_v, human_v = [p[1] for p in ps], [p[2] for p in ps]
-        agree = sum(j == h for j, h in zip(judge_v, human_v))
+        agree = sum(j == h for j, h in zip(judge_v, human_v, strict=False))
         rows.append(measure("kappa", stats.cohen_kappa(judge_v, human_v), len(ps), annotator=annotator))
-        rows.append(measure("agreement", agree / len(ps) if ps else math.nan, len(ps),
-                            stats.wilson(agree, len(ps)), annotator=annotator))
+        rows.append(
+            measure(
+                "agreement",
+                agree / len(ps) if ps else math.nan,
+                len(ps),
+                stats.wilson(agree, len(ps)),
+                annotator=annotator,
+            )
+        )
     return rows
 
 

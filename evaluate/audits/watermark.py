@@ -107,8 +107,11 @@ def robustness_rows(
         side = watermark.min_size(method)
         usable = [(n, im) for n, im in images if im.width * im.height >= side * side]
         if len(usable) < len(images):
-            rows.append(skipped(len(images) - len(usable), f"smaller than {side}x{side}", source=source,
-                                method=method))
+            rows.append(
+                skipped(
+                    len(images) - len(usable), f"smaller than {side}x{side}", source=source, method=method
+                )
+            )
         marked_acc = np.full((len(usable), len(pairs)), np.nan)
         null_acc = np.full((len(usable), len(pairs)), np.nan)
         psnrs, ssims = [], []
@@ -130,14 +133,18 @@ def robustness_rows(
         threshold = pick_threshold(null_acc.ravel(), len(truth), fpr_target)
         rows.append(measure("threshold", threshold, null_acc.size, note=f"fpr_target={fpr_target}", **sl))
         null_hits = np.nan_to_num(null_acc, nan=0.0) >= threshold
-        rows.append(rate("fpr", int(null_hits.sum()), null_acc.size, note="unmarked images, all attacks", **sl))
+        rows.append(
+            rate("fpr", int(null_hits.sum()), null_acc.size, note="unmarked images, all attacks", **sl)
+        )
         for j, (name, strength) in enumerate(pairs):
             col = marked_acc[:, j]
             ok = col[np.isfinite(col)]
             at = {**sl, "attack": name, "strength": strength}
             ci = stats.bootstrap_ci(ok, np.mean, seed=0) if len(ok) else (math.nan, math.nan)
             rows.append(measure("bit_accuracy", float(ok.mean()) if len(ok) else math.nan, len(ok), ci, **at))
-            rows.append(rate("detection_rate", int((np.nan_to_num(col, nan=0.0) >= threshold).sum()), n, **at))
+            rows.append(
+                rate("detection_rate", int((np.nan_to_num(col, nan=0.0) >= threshold).sum()), n, **at)
+            )
             rows.append(rate("decode_error", int(np.isnan(col).sum()), n, **at))
             null_col = np.nan_to_num(null_acc[:, j], nan=0.0)
             rows.append(rate("fpr_attack", int((null_col >= threshold).sum()), n, **at))
@@ -156,11 +163,22 @@ def readme_comparison(table: pd.DataFrame) -> pd.DataFrame:
             r = hit.iloc[0]
             ours = "Pass" if r["value"] >= PASS_AT else "Fail" if r["value"] <= FAIL_AT else "Partial"
             readme = riva if method == "rivaGan" else freq
-            out.append({
-                "readme_attack": row_name, "attack": attack, "strength": strength, "source": source,
-                "method": method, "readme": readme, "detection_rate": r["value"], "n": r["n"],
-                "ci_low": r["ci_low"], "ci_high": r["ci_high"], "ours": ours, "agrees": ours == readme,
-            })
+            out.append(
+                {
+                    "readme_attack": row_name,
+                    "attack": attack,
+                    "strength": strength,
+                    "source": source,
+                    "method": method,
+                    "readme": readme,
+                    "detection_rate": r["value"],
+                    "n": r["n"],
+                    "ci_low": r["ci_low"],
+                    "ci_high": r["ci_high"],
+                    "ours": ours,
+                    "agrees": ours == readme,
+                }
+            )
     return pd.DataFrame(out)
 
 

@@ -27,6 +27,7 @@ from t2iscope.generate.train.recipe import MeasureRecipe
 COLOR_NAMES = tuple(spec.COLORS)
 KIND_NAMES = tuple(spec.KINDS)
 PALETTE = np.array(list(spec.COLORS.values()), dtype=np.float32)
+SATURATED = 0.6  # a pixel counts for the color vote above this HSV saturation
 DARK_MAX = 80  # the renderer's "dark" threshold (max channel below it)
 GEN_SEED_BASE = 1_000_000  # sampling seeds far from any seed used to make training data
 
@@ -75,7 +76,8 @@ def palette_color(images: np.ndarray) -> np.ndarray:
     """Index into COLORS per HxWx3 uint8 image: majority nearest-palette vote of saturated pixels."""
     x = images.astype(np.float32)
     mx, mn = x.max(-1), x.min(-1)
-    saturated = (mx > 90) & ((mx - mn) / np.maximum(mx, 1) > 0.45)
+    # Palette bodies have saturation >= 0.72 (shaded parts too); pale backgrounds ~0.2.
+    saturated = (mx > 90) & ((mx - mn) / np.maximum(mx, 1) > SATURATED)
     dist = ((x[..., None, :] - PALETTE) ** 2).sum(-1)
     nearest = dist.argmin(-1)
     out = np.full(len(images), -1)
@@ -165,7 +167,20 @@ def generate(
     return np.concatenate(out)
 
 
-def measure_generator(models: Path, r: MeasureRecipe, device: str) -> dict[str, Any]:
+def _save_grid(images: np.ndarray, path: Path, columns: int = len(KIND_NAMES)) -> None:
+    """One row per color, one column per kind: the first image of every cell, for eyeballing."""
+    from PIL import Image
+
+    from t2iscope import fileio
+
+    rows = len(images) // columns
+    grid = images[: rows * columns].reshape(rows, columns, 64, 64, 3).transpose(0, 2, 1, 3, 4)
+    with fileio.atomic_path(path) as tmp:
+        Image.fromarray(grid.reshape(rows * 64, columns * 64, 3)).save(tmp, format="PNG")
+
+
+def measure_generator(models: Path, r: MeasureRecipe, device: str, samples: Path | None = None) -> dict[str, Any]:
+    """Adherence per (language, CFG); with ``samples``, also a PNG grid of each batch's first cells."""
     from tqdm import tqdm
 
     pipe = loaders.load_sd(models, device)
@@ -181,6 +196,8 @@ def measure_generator(models: Path, r: MeasureRecipe, device: str) -> dict[str, 
         want_kind = np.array([k for _, _, k in cells])
         got_color = palette_color(images)
         _, got_kind = judge(torch.from_numpy(images).permute(0, 3, 1, 2))
+        if samples is not None:
+            _save_grid(images[: len(COLOR_NAMES) * len(KIND_NAMES)], samples / f"{lang}_cfg{cfg:g}.png")
         legs = leg_count(images)
         expected = np.array([spec.KINDS[KIND_NAMES[k]] for k in want_kind])
         limbed = expected > 0

@@ -43,19 +43,20 @@ class HeadRecipe:
 
 @dataclass(frozen=True)
 class VaeRecipe:
-    steps: int = 1200
-    batch: int = 64
+    steps: int = 1000
+    batch: int = 32
     lr: float = 1e-3
-    channels: tuple[int, ...] = (32, 64, 64)  # 3 blocks -> scale factor 4 -> 16x16x4 latents
+    # 3 blocks -> scale factor 4 -> 16x16x4 latents; 16 channels at full resolution keeps CPU cost low
+    channels: tuple[int, ...] = (16, 32, 64)
     kl_weight: float = 1e-6
 
 
 @dataclass(frozen=True)
 class UnetRecipe:
-    steps: int = 3000
+    steps: int = 2000
     batch: int = 64
     lr: float = 1e-3
-    channels: tuple[int, ...] = (64, 128, 128)
+    channels: tuple[int, ...] = (32, 64, 64)  # 1.5M parameters
     caption_dropout: float = 0.1  # empty caption for classifier-free guidance, as SD's last rounds
     attention_head_dim: int = 32
 
@@ -82,8 +83,8 @@ class Recipe:
 QUICK = Recipe(
     clip=ClipRecipe(steps=3, batch=16, vision_layers=1, text_layers=1, vision_width=32, text_width=32),
     heads=HeadRecipe(aesthetic_steps=3, watermark_steps=3, batch=16),
-    vae=VaeRecipe(steps=3, batch=8, channels=(32, 32, 32)),
-    unet=UnetRecipe(steps=3, batch=8, channels=(32, 32, 32), attention_head_dim=8),
+    vae=VaeRecipe(steps=3, batch=8, channels=(16, 16, 16)),
+    unet=UnetRecipe(steps=3, batch=8, channels=(16, 16, 16), attention_head_dim=8),
     measure=MeasureRecipe(prompts_per_cell=1, steps=2, languages=("en",), heldout_rows=64),
 )
 

@@ -194,11 +194,13 @@ def save_pipeline(vae: Any, text_encoder: Any, tokenizer: Any, unet: Any, out: P
     scheduler = PNDMScheduler(
         **SCHEDULE, skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1
     )
+    # U-Net and VAE are stored in fp16 (diffusers upcasts them to fp32 on load); the text encoder
+    # stays fp32 because transformers keeps the stored dtype and the pipeline needs one dtype.
     pipe = StableDiffusionPipeline(
-        vae=vae,
+        vae=copy.deepcopy(vae).half(),
         text_encoder=text_encoder,
         tokenizer=tokenizer,
-        unet=unet,
+        unet=copy.deepcopy(unet).half(),
         scheduler=scheduler,
         safety_checker=None,
         feature_extractor=None,
@@ -207,6 +209,7 @@ def save_pipeline(vae: Any, text_encoder: Any, tokenizer: Any, unet: Any, out: P
     tmp, old = out.with_name(f".{out.name}.tmp"), out.with_name(f".{out.name}.old")
     shutil.rmtree(tmp, ignore_errors=True)
     pipe.save_pretrained(tmp, safe_serialization=True)
+    (tmp / "tokenizer" / "tokenizer.json").unlink(missing_ok=True)  # rebuilt from vocab + merges
     if out.exists():
         out.rename(old)
     tmp.rename(out)

@@ -121,7 +121,7 @@ def measure_all(job: Job, recipe: Recipe) -> dict[str, Any]:
     metrics = {
         "heldout": {"world": str(job.heldout), "rows": len(heldout)},
         "scorers": measure.measure_scorers(job.out, heldout, job.device),
-        "generator": measure.measure_generator(job.out, recipe.measure, job.device),
+        "generator": measure.measure_generator(job.out, recipe.measure, job.device, job.work / "samples"),
         "recipe": dataclasses.asdict(recipe),
         "train_seconds": json.loads(timings_path.read_text()) if timings_path.exists() else {},
     }

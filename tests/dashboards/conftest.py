@@ -1,13 +1,27 @@
-"""Fixtures: the small runs folder of fixture_runs.py, and pointing the app at a folder."""
+"""Fixtures: the hand-made runs folder of fixture_runs.py, the same folder with a world and a
+curation run made by the real CLIs, and pointing the app at a folder."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 from fixture_runs import make_audit, make_curation, make_generation, make_world
+
+from t2iscope.cli import main
+
+RECIPE = """\
+name: dashboard-tests
+description: Adds lang and domain, then drops by size and aesthetic score.
+stages:
+  - language: {min_score: 0.0}
+  - domain: {}
+  - resolution: {min_side: 256}
+  - aesthetic: {min_score: 4.5}
+"""
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +31,21 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_curation(root / "curated", meta)
     make_generation(root / "gen")
     make_audit(root / "audit")
+    return root
+
+
+@pytest.fixture(scope="session")
+def real_runs(runs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A world and a curation run made by `t2iscope world make` / `curate run`, beside the
+    hand-made generation and audit (those need trained models and audits to be made for real)."""
+    root = tmp_path_factory.mktemp("real")
+    assert main(["world", "make", "--out", str(root / "world"), "--rows", "400", "--seed", "0"]) == 0
+    (root / "recipe.yaml").write_text(RECIPE)
+    args = ["curate", "run", str(root / "recipe.yaml"), "--input", str(root / "world"), "--out"]
+    assert main([*args, str(root / "curated")]) == 0
+    (root / "recipe.yaml").unlink()
+    shutil.copytree(runs_dir / "gen", root / "gen")
+    shutil.copytree(runs_dir / "audit", root / "audit")
     return root
 
 

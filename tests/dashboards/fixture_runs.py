@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
-from t2iscope.curate.world.spec import COLORS, KINDS, LANGUAGE_MIX
-from t2iscope.curate.world.layout import hash_hex
 
 from t2iscope import fileio
+from t2iscope.curate.world.layout import hash_hex
+from t2iscope.curate.world.spec import COLORS, KINDS, LANGUAGE_MIX
 
 APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
 ROWS = 240
@@ -113,7 +113,7 @@ def make_curation(root: Path, meta: pd.DataFrame) -> dict:
 
 def make_generation(root: Path) -> pd.DataFrame:
     rows = []
-    for p, (kind, legs) in enumerate([("dog", 4), ("spider", 8)]):
+    for p, kind in enumerate(["dog", "spider"]):
         for lang in ("en", "de"):
             for seed in (0, 1):
                 for cfg in (3.0, 7.0):

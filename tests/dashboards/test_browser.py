@@ -57,10 +57,10 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def served(runs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """The dashboards over a copy of the fixture runs (labels get written), on a free port."""
+def served(real_runs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The dashboards over a copy of the real-CLI runs (labels get written), on a free port."""
     root = tmp_path_factory.mktemp("served") / "runs"
-    shutil.copytree(runs_dir, root)
+    shutil.copytree(real_runs, root)
     port = free_port()
     cmd = [sys.executable, "-m", "t2iscope.cli", "dashboard", str(root), "--port", str(port)]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -147,7 +147,7 @@ def test_explorer_language_filter(page: Page, served: tuple[str, Path]):
 def test_label_an_image(page: Page, served: tuple[str, Path]):
     url, root = served
     open_page(page, url, "annotate")
-    box = page.get_by_label("Label number, then Enter")
+    box = page.get_by_role("textbox", name="Label number, then Enter")
     box.fill("2")
     box.press("Enter")
     expect(page.get_by_text("Saved too few legs")).to_be_visible()

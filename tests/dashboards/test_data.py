@@ -116,7 +116,10 @@ def test_drop_reasons_fall_back_to_the_dropped_table(runs_dir, tmp_path):
     (run / "stats.json").write_text('{"stages": [{"stage": "min_size", "rows_in": 240, "rows_out": 180}]}')
     dropped = pd.read_parquet(run / "dropped")
     reasons = data.drop_reasons(str(run))
-    assert dict(zip(reasons["reason"], reasons["rows"], strict=True)) == dropped["reason"].value_counts().to_dict()
+    assert (
+        dict(zip(reasons["reason"], reasons["rows"], strict=True))
+        == dropped["reason"].value_counts().to_dict()
+    )
 
 
 def test_bad_stats_are_data_errors(tmp_path):

@@ -29,7 +29,7 @@ def texts(at: AppTest) -> str:
 
 def test_overview_lists_every_run(runs_dir, use_runs):
     use_runs(runs_dir)
-    at = open_page("pages/overview.py")
+    at = open_page("views/overview.py")
     assert [m.value for m in at.metric] == ["1", "1", "1", "1"]
     assert "`curated`" in texts(at)
 
@@ -37,11 +37,11 @@ def test_overview_lists_every_run(runs_dir, use_runs):
 def test_empty_folder_says_what_to_run(tmp_path, use_runs):
     use_runs(tmp_path)
     for page in (
-        "pages/overview.py",
-        "pages/explorer.py",
-        "pages/funnel.py",
-        "pages/gallery.py",
-        "pages/bias.py",
+        "views/overview.py",
+        "views/explorer.py",
+        "views/funnel.py",
+        "views/gallery.py",
+        "views/bias.py",
     ):
         at = open_page(page)
         assert "t2iscope" in "\n".join(e.value for e in at.info), page
@@ -51,7 +51,7 @@ def test_empty_folder_says_what_to_run(tmp_path, use_runs):
 def test_explorer_counts_and_filters(runs_dir, use_runs):
     use_runs(runs_dir)
     kept = pd.read_parquet(runs_dir / "curated" / "kept")
-    at = open_page("pages/explorer.py")
+    at = open_page("views/explorer.py")
     assert at.metric[0].value == str(len(kept))
     at.multiselect(key="languages").select("de").run()
     assert at.metric[0].value == str(int((kept["lang"] == "de").sum()))
@@ -63,7 +63,7 @@ def test_explorer_filter_value_with_a_quote(runs_dir, use_runs):
     use_runs(runs_dir)
     kept = pd.read_parquet(runs_dir / "curated" / "kept")
     quoted = next(d for d in DOMAINS if "'" in d)
-    at = open_page("pages/explorer.py")
+    at = open_page("views/explorer.py")
     at.multiselect(key="domains").select(quoted).run()
     assert not at.error
     assert at.metric[0].value == str(int((kept["domain"] == quoted).sum()))
@@ -74,7 +74,7 @@ def test_explorer_filter_value_with_a_quote(runs_dir, use_runs):
 
 def test_explorer_world_thumbnails_survive_a_corrupt_image(runs_dir, use_runs):
     use_runs(runs_dir)
-    at = open_page("pages/explorer.py")
+    at = open_page("views/explorer.py")
     at.selectbox(key="dataset").select_index(1).run()  # the world
     assert at.metric[0].value == str(len(pd.read_parquet(runs_dir / "world" / "metadata")))
     at.text_input(key="text").input("#0").run()  # "#0" selects rows 0 and 0x: row 0's image is corrupt
@@ -84,7 +84,7 @@ def test_explorer_world_thumbnails_survive_a_corrupt_image(runs_dir, use_runs):
 
 def test_funnel_matches_stats(runs_dir, use_runs, stats):
     use_runs(runs_dir)
-    at = open_page("pages/funnel.py")
+    at = open_page("views/funnel.py")
     funnel = at.dataframe[0].value
     assert funnel["rows_in"].tolist() == [s["rows_in"] for s in stats["stages"]]
     assert funnel["rows_out"].tolist() == [s["rows_out"] for s in stats["stages"]]
@@ -103,7 +103,7 @@ def test_funnel_two_runs_side_by_side(runs_dir, use_runs, tmp_path):
     shutil.copytree(runs_dir / "curated", root / "b")
     (root / "b" / "stats.json").write_text("{broken")
     use_runs(root)
-    at = open_page("pages/funnel.py")
+    at = open_page("views/funnel.py")
     assert len(at.selectbox) == 2
     assert "stats.json: not valid JSON" in at.error[0].value  # run b, beside a working run a
     assert len(at.dataframe) >= 2
@@ -113,20 +113,22 @@ def test_run_with_missing_table_is_a_message(runs_dir, use_runs, tmp_path):
     shutil.copytree(runs_dir / "curated", tmp_path / "curated")
     shutil.rmtree(tmp_path / "curated" / "kept")
     use_runs(tmp_path)
-    at = open_page("pages/explorer.py")
+    at = open_page("views/explorer.py")
     assert "no kept/*.parquet" in at.error[0].value
 
 
 def test_gallery_grid_and_languages(runs_dir, use_runs):
     use_runs(runs_dir)
     manifest = pd.read_parquet(runs_dir / "gen" / "manifest.parquet")
-    at = open_page("pages/gallery.py")
+    at = open_page("views/gallery.py")
     dog_en = manifest[(manifest["prompt_id"] == "dog") & (manifest["language"] == "en")]
     assert at.subheader[0].value == dog_en["prompt"].iloc[0]
     headers = [m.value for m in at.markdown if m.value.startswith("**cfg_scale")]
     assert headers == [f"**cfg_scale = {v}**" for v in sorted(dog_en["cfg_scale"].unique())]
     captions = [c for image in at.image for c in image.captions]
-    grid = {f"seed {r.seed} · cfg {r.cfg_scale:g} · {r.steps} steps · {r.sampler}" for r in dog_en.itertuples()}
+    grid = {
+        f"seed {r.seed} · cfg {r.cfg_scale:g} · {r.steps} steps · {r.sampler}" for r in dog_en.itertuples()
+    }
     assert grid <= set(captions)
     across = [c.split(":")[0] for c in captions if ": " in c]
     assert across == ["de", "en"]  # the same concept, one image per language
@@ -134,7 +136,7 @@ def test_gallery_grid_and_languages(runs_dir, use_runs):
 
 def test_gallery_corrupt_image_is_a_placeholder(runs_dir, use_runs):
     use_runs(runs_dir)
-    at = open_page("pages/gallery.py")
+    at = open_page("views/gallery.py")
     at.selectbox(key="prompt_id").select("spider").run()
     at.selectbox(key="language").select("de").run()
     assert "unreadable image" in texts(at)
@@ -144,7 +146,7 @@ def test_gallery_corrupt_image_is_a_placeholder(runs_dir, use_runs):
 def test_bias_page(runs_dir, use_runs):
     use_runs(runs_dir)
     bias = pd.read_parquet(runs_dir / "audit" / "bias.parquet")
-    at = open_page("pages/bias.py")
+    at = open_page("views/bias.py")
     adherence = at.dataframe[0].value
     want = bias[bias["metric"] == "adherence"]
     assert sorted(adherence["language"]) == sorted(want["language"])
@@ -157,7 +159,7 @@ def test_bias_page(runs_dir, use_runs):
 def test_limbs_page(runs_dir, use_runs):
     use_runs(runs_dir)
     limbs = pd.read_parquet(runs_dir / "audit" / "limbs.parquet")
-    at = open_page("pages/limbs.py")
+    at = open_page("views/limbs.py")
     shown = at.dataframe[0].value.set_index("kind")
     for row in limbs.itertuples():
         assert shown.loc[row.kind, "value"] == pytest.approx(row.value)
@@ -167,7 +169,7 @@ def test_limbs_page(runs_dir, use_runs):
 def test_watermark_page(runs_dir, use_runs):
     use_runs(runs_dir)
     wm = pd.read_parquet(runs_dir / "audit" / "watermark.parquet")
-    at = open_page("pages/watermark.py")
+    at = open_page("views/watermark.py")
     shown = at.dataframe[0].value
     assert set(shown["method"]) == set(wm["method"])
     assert sorted(shown["strength"].unique()) == sorted(wm["strength"].unique())
@@ -179,6 +181,6 @@ def test_audit_pages_without_their_table(runs_dir, use_runs, tmp_path):
     shutil.copytree(runs_dir / "audit", tmp_path / "audit")
     (tmp_path / "audit" / "watermark.parquet").unlink()
     use_runs(tmp_path)
-    at = open_page("pages/watermark.py")
+    at = open_page("views/watermark.py")
     assert "No watermark audit table" in at.info[0].value
     assert isinstance(Path(tmp_path), Path)

@@ -23,9 +23,19 @@ SUBJECTS = ("dog", "spider", "house", "person", "ball")
 
 def scene(i: int, kind: str, color: str, culture: str | None, legs: int) -> dict[str, object]:
     return {
-        "key": 1000 + i, "kind": kind, "color": color, "culture": culture, "legs": legs,
-        "background": list(spec.BACKGROUNDS)[i % len(spec.BACKGROUNDS)], "tiny": 0.0, "unsafe": False,
-        "low_contrast": 0.0, "blur": 0.0, "noise": 0.0, "blockiness": 0.0, "watermark": False,
+        "key": 1000 + i,
+        "kind": kind,
+        "color": color,
+        "culture": culture,
+        "legs": legs,
+        "background": list(spec.BACKGROUNDS)[i % len(spec.BACKGROUNDS)],
+        "tiny": 0.0,
+        "unsafe": False,
+        "low_contrast": 0.0,
+        "blur": 0.0,
+        "noise": 0.0,
+        "blockiness": 0.0,
+        "watermark": False,
     }
 
 
@@ -55,14 +65,33 @@ def gen_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         buf = out / path
         buf.parent.mkdir(parents=True, exist_ok=True)
         render_scene(scene(i, kind, color, culture, legs)).save(buf)
-        rows.append({
-            "suite": "test", "prompt_id": f"p{i}", "prompt": prompt(lang, kind, asked_color),
-            "negative_prompt": "", "language": lang, "tags": kind, "seed": seed, "steps": 10 + 10 * (seed % 2),
-            "cfg_scale": 7.5, "sampler": "Euler a" if seed < 2 else "DDIM", "width": 64, "height": 64,
-            "mode": "txt2img", "strength": 0.0, "model_id": "render", "image_path": path,
-            "watermark_method": "", "watermark_payload": "", "elapsed_s": 0.0,
-            "t_color": color, "t_kind": kind, "t_culture": culture, "t_legs": legs,
-        })
+        rows.append(
+            {
+                "suite": "test",
+                "prompt_id": f"p{i}",
+                "prompt": prompt(lang, kind, asked_color),
+                "negative_prompt": "",
+                "language": lang,
+                "tags": [kind, asked_color],
+                "seed": seed,
+                "steps": 10 + 10 * (seed % 2),
+                "cfg_scale": 7.5,
+                "sampler": "Euler a" if seed < 2 else "DDIM",
+                "width": 64,
+                "height": 64,
+                "mode": "txt2img",
+                "strength": 0.0,
+                "model_id": "render",
+                "image_path": path,
+                "watermark_method": "",
+                "watermark_payload": "",
+                "elapsed_s": 0.0,
+                "t_color": color,
+                "t_kind": kind,
+                "t_culture": culture,
+                "t_legs": legs,
+            }
+        )
     broken = dict(rows[0], prompt_id="missing", image_path="images/missing.png")
     corrupt = dict(rows[0], prompt_id="corrupt", image_path="images/corrupt.png")
     (out / "images/corrupt.png").write_bytes(b"not a png")
@@ -79,10 +108,12 @@ def curation_run(world_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     meta = duckdb.sql(f"SELECT * FROM read_parquet('{world_dir}/metadata/*.parquet')").df()
     lang_drop = meta["LANGUAGE"] != "en"
     aes_drop = ~lang_drop & (meta["AESTHETIC_SCORE"] < 5)
-    dropped = pd.concat([
-        meta[lang_drop].assign(stage="language", reason="not en"),
-        meta[aes_drop].assign(stage="aesthetic", reason="below 5"),
-    ])
+    dropped = pd.concat(
+        [
+            meta[lang_drop].assign(stage="language", reason="not en"),
+            meta[aes_drop].assign(stage="aesthetic", reason="below 5"),
+        ]
+    )
     fileio.write_parquet(out / "kept/part-00000.parquet", meta[~lang_drop & ~aes_drop])
     fileio.write_parquet(out / "dropped/part-00000.parquet", dropped)
     fileio.write_json(out / "stats.json", {"stages": [{"name": "language"}, {"name": "aesthetic"}]})
@@ -97,11 +128,14 @@ def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
     folder = tmp_path_factory.mktemp("clip")
     cfg = folder / "tiny-test-clip.json"
-    fileio.write_json(cfg, {
-        "embed_dim": 16,
-        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-    })
+    fileio.write_json(
+        cfg,
+        {
+            "embed_dim": 16,
+            "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
+            "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+        },
+    )
     open_clip.add_model_config(cfg)
     model, _, _ = open_clip.create_model_and_transforms("tiny-test-clip")
     weights = folder / "tiny.safetensors"

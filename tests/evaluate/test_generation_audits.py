@@ -24,7 +24,7 @@ from t2iscope.evaluate.vocab import requested
 @pytest.fixture(scope="module")
 def ctx(gen_dir: Path, world_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> AuditContext:
     out = tmp_path_factory.mktemp("audit")
-    return AuditContext(Inputs(generation=gen_dir, world=world_dir), "world", {}, out)
+    return AuditContext(Inputs(generation=(gen_dir,), world=world_dir), "world", {}, out)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,9 @@ def test_judge_agrees_with_truth_on_the_fixture(ctx: AuditContext, truth: pd.Dat
 
 def test_language_bias(ctx: AuditContext, truth: pd.DataFrame) -> None:
     t = AUDITS.get("language_bias")(ctx)
-    req = pd.DataFrame([requested(p, lang) for p, lang in zip(truth["prompt"], truth["language"])])
+    req = pd.DataFrame(
+        [requested(p, lang) for p, lang in zip(truth["prompt"], truth["language"], strict=True)]
+    )
     hit = (req["color"] == truth["t_color"]) & (req["kind"] == truth["t_kind"])
     for lang in ("en", "de", "zh"):
         k, n = int(hit[truth["language"] == lang].sum()), int((truth["language"] == lang).sum())
@@ -78,7 +80,9 @@ def test_culture(ctx: AuditContext, truth: pd.DataFrame, world_dir: Path) -> Non
     assert imb["ci_low"] <= imb["value"] <= imb["ci_high"]
     train = one(t, metric="share", source="training", kind="(all)", culture="western")
     assert 0.5 < train["value"] < 0.9  # the world's prior: western dominates the data
-    assert one(t, metric="share", source="parity", kind="house", culture="western")["value"] == pytest.approx(1 / 3)
+    assert one(t, metric="share", source="parity", kind="house", culture="western")["value"] == pytest.approx(
+        1 / 3
+    )
 
 
 def test_limbs_and_human_agreement(ctx: AuditContext, truth: pd.DataFrame) -> None:
@@ -98,7 +102,7 @@ def test_limbs_and_human_agreement(ctx: AuditContext, truth: pd.DataFrame) -> No
     verdicts = ["wrong" if w else "ok" for w in wrong[:6]]
 
     def review(who: str) -> None:
-        for p, v in zip(paths, verdicts):
+        for p, v in zip(paths, verdicts, strict=False):
             add_label(ctx.out, p, v if who == "ann" else "ok", who)
 
     threads = [threading.Thread(target=review, args=(w,)) for w in ("ann", "bob")]

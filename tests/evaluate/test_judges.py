@@ -18,7 +18,9 @@ DEGRADED = "blur > 0 OR noise > 0 OR low_contrast > 0 OR blockiness > 0 OR tiny 
 
 @pytest.fixture(scope="module")
 def judged_world(world_dir: Path) -> pd.DataFrame:
-    truth = duckdb.sql(f"SELECT *, NOT ({DEGRADED}) AS clean FROM read_parquet('{world_dir}/truth/*.parquet')").df()
+    truth = duckdb.sql(
+        f"SELECT *, NOT ({DEGRADED}) AS clean FROM read_parquet('{world_dir}/truth/*.parquet')"
+    ).df()
     files = {int(p.stem, 16): p for p in (world_dir / "images").rglob("*.png")}
     truth["file"] = truth["hash"].astype("uint64").map(files)
     truth = truth.dropna(subset=["file"])

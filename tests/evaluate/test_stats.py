@@ -24,7 +24,11 @@ def test_wilson_matches_hand_computation() -> None:
 def test_newcombe_difference_matches_newcombe_1998() -> None:
     # Newcombe (1998), example (a): 56/70 vs 48/80 -> 0.2000 [0.0524, 0.3339]
     d, lo, hi = stats.newcombe_diff(56, 70, 48, 80)
-    assert d == pytest.approx(0.2) and lo == pytest.approx(0.0524, abs=1e-4) and hi == pytest.approx(0.3339, abs=1e-4)
+    assert (
+        d == pytest.approx(0.2)
+        and lo == pytest.approx(0.0524, abs=1e-4)
+        and hi == pytest.approx(0.3339, abs=1e-4)
+    )
 
 
 def test_imbalance_heim_style() -> None:

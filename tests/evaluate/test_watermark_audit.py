@@ -21,7 +21,7 @@ GRID = {"none": (0.0,), "noise": (5.0,), "rotate": (30.0,), "resize": (0.5,), "r
 
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
-    images = skimage_photos(256, 3) + [("small", skimage_photos(128, 1)[0][1])]
+    images = [*skimage_photos(256, 3), ("small", skimage_photos(128, 1)[0][1])]
     return tidy(robustness_rows(images, ["dwtDct", "dwtDctFixed"], GRID, "skimage"), "watermark", "decoder")
 
 

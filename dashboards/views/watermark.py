@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import streamlit as st
+
 from t2iscope.dashboards import audit_view, data, ui
 
 HINT = "t2iscope evaluate run audits.yaml --out {root}/audit   # with a watermark audit in the YAML"

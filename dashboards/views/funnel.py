@@ -6,6 +6,7 @@ from pathlib import Path
 
 import altair as alt
 import streamlit as st
+
 from t2iscope.dashboards import data, ui
 
 
@@ -35,6 +36,7 @@ def show(run: Path) -> None:
         langs = data.languages(str(run))
         if not langs.empty:
             st.subheader("Rows per language, in and kept")
+            st.dataframe(langs, hide_index=True)
             st.bar_chart(langs, x="language", y=["rows_in", "rows_out"], stack=False)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import altair as alt
 import streamlit as st
+
 from t2iscope.dashboards import data, ui
 from t2iscope.dashboards.images import world_image
 
@@ -61,7 +62,9 @@ with ui.friendly():
         if not any(paths):
             st.info("No rendered images for these rows (a world made with `--no-images`?).")
         cols = st.columns(6)
-        for i, (path, row) in enumerate(zip(paths if any(paths) else [], sample.to_dict("records"), strict=False)):
+        for i, (path, row) in enumerate(
+            zip(paths if any(paths) else [], sample.to_dict("records"), strict=False)
+        ):
             text = str(row.get("TEXT", ""))[:60]
             caption = f"{text} · {row.get(lang_col or '', '')} · {row.get('WIDTH')}x{row.get('HEIGHT')}"
             with cols[i % 6]:

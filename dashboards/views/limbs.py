@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import streamlit as st
+
 from t2iscope.dashboards import audit_view, data, ui
 
 HINT = "t2iscope evaluate run audits.yaml --out {root}/audit   # with a limbs audit in the YAML"
@@ -19,4 +20,4 @@ with ui.friendly():
     if metric:
         audit_view.show(rows, metric, ["kind", "prompt_id", "language"], ["judge", "language", "run"])
     audit_view.skipped_note(rows)
-    st.page_link("pages/annotate.py", label="Label images by hand →", icon=":material/label:")
+    st.page_link("views/annotate.py", label="Label images by hand →", icon=":material/label:")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import streamlit as st
+
 from t2iscope.dashboards import ui
 
 st.title("t2iscope runs")

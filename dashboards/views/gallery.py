@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
+
 from t2iscope.dashboards import data, ui
 
 AXES = ("cfg_scale", "steps", "sampler")
@@ -31,7 +32,9 @@ with ui.friendly():
     concept = side.selectbox("Prompt", sorted(df["prompt_id"].astype(str).unique()), key="prompt_id")
     concept_rows = df[df["prompt_id"].astype(str) == concept]
     langs = sorted(concept_rows["language"].unique())
-    language = side.selectbox("Language", langs, index=langs.index("en") if "en" in langs else 0, key="language")
+    language = side.selectbox(
+        "Language", langs, index=langs.index("en") if "en" in langs else 0, key="language"
+    )
     varying = [a for a in AXES if concept_rows[a].nunique() > 1] or ["cfg_scale"]
     axis = side.selectbox("Grid columns", varying, key="axis")
     fixed = {

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
-from t2iscope.dashboards import data, labels, ui
 
+from t2iscope.dashboards import data, labels, ui
 from t2iscope.errors import T2IError
 
 LABELS = ("correct legs", "too few legs", "too many legs", "no subject", "unsure")

@@ -1,0 +1,67 @@
+"""A1111 X/Y/Z range syntax, by example and by property."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from t2iscope.generate.ranges import parse_values
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind", "expected"),
+    [
+        ("1-5", int, [1, 2, 3, 4, 5]),
+        ("1-5 (+2)", int, [1, 3, 5]),
+        ("1-10 [5]", int, [1, 3, 5, 7, 10]),  # A1111: linspace(1, 10, 5) truncated to int
+        ("10-1 (-3)", int, [10, 7, 4, 1]),
+        ("1, 4-6, 9", int, [1, 4, 5, 6, 9]),
+        ("3-9 (+1.5)", float, [3.0, 4.5, 6.0, 7.5, 9.0]),
+        ("0.5-1.0 [3]", float, [0.5, 0.75, 1.0]),
+        ([2, "5-6"], int, [2, 5, 6]),
+        (7.5, float, [7.5]),
+        ("Euler a, DPM++ 2M", str, ["Euler a", "DPM++ 2M"]),
+        (["Euler a", "DDIM"], str, ["Euler a", "DDIM"]),
+    ],
+)
+def test_a1111_examples(spec, kind, expected):
+    assert parse_values(spec, kind) == expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind", "message"),
+    [
+        ("1-5 (+0)", int, "step must not be 0"),
+        ("1-5 (-1)", int, "away from the end"),
+        ("1-5 [0]", int, "count must be >= 1"),
+        ("1.5-3", float, r"needs \(\+step\) or \[count\]"),
+        ("2.5", int, "not an integer"),
+        ("lots", int, "could not convert|lots"),
+        ([], int, "no values"),
+        ([None], int, "not a value"),
+    ],
+)
+def test_bad_specs(spec, kind, message):
+    with pytest.raises(ValueError, match=message):
+        parse_values(spec, kind)
+
+
+@given(st.integers(-50, 50), st.integers(-50, 50), st.integers(1, 9))
+def test_step_range_properties(a, b, step):
+    signed = step if b >= a else -step
+    values = parse_values(f"{a}-{b} ({signed:+d})", int)
+    assert values[0] == a
+    assert all(y - x == signed for x, y in itertools.pairwise(values))
+    assert min(a, b) <= min(values) and max(values) <= max(a, b)
+    assert abs(b - values[-1]) < step  # stops within one step of the end, never past it
+
+
+@given(st.integers(0, 100), st.integers(0, 100), st.integers(2, 12))
+def test_count_range_properties(a, b, count):
+    values = parse_values(f"{a}-{b} [{count}]", int)
+    assert len(values) == count
+    assert values[0] == a and values[-1] == b
+    assert values == sorted(values) or values == sorted(values, reverse=True)

@@ -1,0 +1,117 @@
+"""Suite YAML: strict validation naming file and key, deterministic grid expansion, shipped suites."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from t2iscope.curate.world import spec
+from t2iscope.errors import ConfigError
+from t2iscope.generate.suites import expand, load_suite, shipped_suites
+
+SUITE = {
+    "name": "mini",
+    "defaults": {
+        "steps": 10,
+        "cfg_scale": 7.0,
+        "sampler": "Euler a",
+        "negative_prompt": "blurry",
+        "seeds": [0],
+    },
+    "grid": {"seeds": "1-5 (+2)", "cfg_scale": "3-9 [3]", "steps": [5, 10], "sampler": "Euler a, DDIM"},
+    "prompts": [
+        {"id": "red-dog", "text": "a red dog", "tags": ["dog", "red"]},
+        {"id": "house", "translations": {"en": "a house", "de": "ein Haus"}, "negative_prompt": ""},
+    ],
+}
+
+
+def _write(tmp_path, data) -> str:
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return str(path)
+
+
+def _with(**changes):
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in SUITE.items()}
+    data["prompts"] = [dict(p) for p in SUITE["prompts"]]
+    for dotted, value in changes.items():
+        *parents, last = dotted.split("__")
+        target = data
+        for part in parents:
+            target = target[int(part)] if isinstance(target, list) else target[part]
+        target[last] = value
+    return data
+
+
+def test_grid_expansion(tmp_path):
+    suite = load_suite(_write(tmp_path, SUITE))
+    assert suite.seeds == (1, 3, 5) and suite.cfg_scale == (3.0, 6.0, 9.0) and suite.steps == (5, 10)
+    jobs = expand(suite)
+    assert len(jobs) == 3 * 3 * 2 * 2 * (1 + 2)  # seeds x cfg x steps x samplers x (1 + 2 languages)
+    assert len({j.key for j in jobs}) == len(jobs)
+    assert [j.key for j in jobs] == [j.key for j in expand(load_suite(_write(tmp_path, SUITE)))]
+    first = jobs[0]
+    assert first.key == "red-dog/en-eulera-n5-c3-s1"
+    assert first.image_path == "images/red-dog/en-eulera-n5-c3-s1.png"
+    assert first.params.negative_prompt == "blurry" and first.tags == ("dog", "red")
+    german = [j for j in jobs if j.language == "de"]
+    assert german and all(j.params.prompt == "ein Haus" and j.params.negative_prompt == "" for j in german)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (_with(colour="x"), r"suite\.yaml: unknown key\(s\) colour"),
+        (_with(defaults__cfg=3), r"defaults: unknown key\(s\) cfg"),
+        (_with(grid__width="64"), r"grid: unknown key\(s\) width"),
+        (_with(prompts__0__txt="x"), r"prompts\[0\]: unknown key\(s\) txt"),
+        (_with(prompts__1__id="red-dog"), "duplicate prompt id 'red-dog'"),
+        (_with(grid__seeds="1-5 (+0)"), r"grid\.seeds: .*step must not be 0"),
+        (_with(grid__cfg_scale="lots"), r"grid\.cfg_scale"),
+        (_with(grid__sampler="Euler b"), "unknown sampler 'Euler b'"),
+        (_with(grid__steps=[0, 5]), "steps must be >= 1"),
+        (_with(grid__cfg_scale=[-1, 5]), "cfg_scale must be >= 0"),
+        (_with(defaults__width=100), "width must be a positive multiple of 8"),
+        (_with(grid__seeds=[-1]), "seeds must be >= 0"),
+        (_with(prompts__0__translations={"en": "x"}), "exactly one of text or translations"),
+        (_with(prompts__0__id="a b"), "id must be"),
+        (_with(prompts=[]), "prompts must be a non-empty list"),
+    ],
+)
+def test_bad_suites_name_file_and_key(tmp_path, data, message):
+    with pytest.raises(ConfigError, match=message):
+        load_suite(_write(tmp_path, data))
+
+
+def test_unknown_suite_lists_shipped(tmp_path):
+    with pytest.raises(ConfigError, match=r"shipped: .*multilingual"):
+        load_suite("no-such-suite")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_suite(bad)
+
+
+def test_shipped_suites_load():
+    assert set(shipped_suites()) >= {"multilingual", "limbs", "neutral", "cfg-steps"}
+    for name in shipped_suites():
+        assert expand(load_suite(name))
+
+
+def test_multilingual_covers_the_world_in_every_language():
+    suite = load_suite("multilingual")
+    assert {p.id for p in suite.prompts} == {f"{c}-{k}" for c in spec.COLORS for k in spec.KINDS}
+    for prompt in suite.prompts:
+        color, kind = prompt.id.split("-")
+        assert [lang for lang, _ in prompt.texts] == list(spec.LANGUAGE_MIX)
+        for lang, text in prompt.texts:
+            assert spec.COLOR_WORDS[lang][list(spec.COLORS).index(color)] in text
+            assert spec.KIND_WORDS[lang][list(spec.KINDS).index(kind)] in text
+
+
+def test_limbs_and_sweep():
+    limbs = load_suite("limbs")
+    assert {p.tags[0] for p in limbs.prompts} == set(spec.LIMBED_KINDS) and len(limbs.seeds) > 1
+    sweep = load_suite("cfg-steps")
+    assert len(sweep.cfg_scale) > 1 and len(sweep.steps) > 1
