@@ -250,38 +250,38 @@ SECTIONS = {
 }
 
 
+# audit -> (metric, filter, pick "min"/"max"/"mean", label) for the first-screen cards
+HEADLINES: dict[str, tuple[str, dict[str, str], str, str]] = {
+    "domains": ("top100_share", {"level": "domain"}, "max", "share of rows from the top 100 domains"),
+    "language_mix": ("keep_rate", {"group": "language"}, "min", "lowest keep rate of a language"),
+    "language_bias": ("both_match_gap", {}, "min", "largest adherence gap to English"),
+    "culture": (
+        "imbalance",
+        {"source": "generated", "kind": "(all)", "language": "(all)"},
+        "max",
+        "imbalance of generated cultures (0 = parity)",
+    ),
+    "limbs": ("failure_rate", {"by": "subject"}, "max", "worst wrong-leg rate of a subject"),
+    "watermark": ("detection_rate", {}, "mean", "mean detection rate over all attacks"),
+}
+
+
 def headline(name: str, df: pd.DataFrame) -> str:
-    """One or two headline cards per audit for the first screen."""
-    m = df[df["metric"] != SKIPPED]
-    pick = {
-        "domains": ("top100_share", "share of rows from the top 100 domains"),
-        "language_mix": ("keep_rate", "lowest keep rate of a language"),
-        "language_bias": ("both_match_gap", "largest adherence gap to English"),
-        "culture": ("imbalance", "imbalance of generated cultures"),
-        "limbs": ("failure_rate", "worst wrong-leg rate of a subject"),
-        "watermark": ("detection_rate", "mean detection rate over attacks"),
-    }[name]
-    g = m[m["metric"] == pick[0]].dropna(subset=["value"])
+    """The first-screen card of one audit: its headline number with n (and who it is about)."""
+    metric, where, pick, label = HEADLINES[name]
+    g = df[df["metric"] == metric].dropna(subset=["value"])
+    for col, val in where.items():
+        if col in g.columns:
+            g = g[g[col] == val]
     if g.empty:
         return ""
-    if name == "domains":
-        g = g[g["level"] == "domain"]
-        r = g.iloc[0] if not g.empty else None
-    elif name == "language_bias":
-        r = g.loc[g["value"].idxmin()]
-    elif name in ("limbs", "culture"):
-        g = g[(g.get("by", pd.Series("subject", index=g.index)) == "subject") | (name == "culture")]
-        r = g.loc[g["value"].idxmax()] if not g.empty else None
-    elif name == "language_mix":
-        r = g.loc[g["value"].idxmin()]
-    else:
-        return card(pick[1], f"{g['value'].mean():.2f}")
-    if r is None:
-        return ""
+    if pick == "mean":
+        return card(label, f"{g['value'].mean():.2f} <span class='ci'>{len(g)} cells</span>")
+    r = g.loc[g["value"].idxmin() if pick == "min" else g["value"].idxmax()]
     who = next(
         (str(r[c]) for c in ("language", "key", "subject", "dataset") if c in r and pd.notna(r[c])), ""
     )
-    return card(f"{pick[1]} ({who})", f"{r['value']:.2f} <span class='ci'>n={int(r['n'])}</span>")
+    return card(f"{label} ({who})", f"{r['value']:.2f} <span class='ci'>n={int(r['n']):,}</span>")
 
 
 def build_report(audit_dir: str | Path, out: str | Path | None = None) -> Path:

@@ -142,9 +142,18 @@ def load_model(
         raise
     except Exception as exc:
         raise DataError(f"--model {src}: could not load a Stable Diffusion pipeline ({exc})") from None
-    pipe.to(dev)
+    model_id = "embedded-sd" if path is None else (src.stem if src.is_file() else src.name)
+    return wrap_pipeline(pipe, model_id, device=str(dev), compile_unet=compile_unet)
+
+
+def wrap_pipeline(
+    pipe: StableDiffusionPipeline, model_id: str, *, device: str = "auto", compile_unet: bool = False
+) -> Model:
+    """Put an in-memory pipeline on ``device`` (the GPU path on CUDA) and wrap it as a Model."""
+    dev = resolve_device(device)
+    dtype = torch.float16 if dev.type == "cuda" else torch.float32
+    pipe.to(dev, dtype)
     if dev.type == "cuda":
         gpu_path(pipe, compile_unet)
     pipe.set_progress_bar_config(disable=True)
-    model_id = "embedded-sd" if path is None else (src.stem if src.is_file() else src.name)
     return Model(pipe=pipe, model_id=model_id, device=dev, dtype=dtype)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from t2iscope.cli import main as cli
+from t2iscope.curate.world import serve_world
 
 RUNS = Path("runs/demo")
 
@@ -32,13 +33,58 @@ def run() -> None:
     world = RUNS / "world"
     step(
         "Make a synthetic LAION-style world (metadata, truth, images)",
-        "world", "make", "--out", str(world), "--rows", "3000", "--seed", "0", "--overwrite",
+        "world",
+        "make",
+        "--out",
+        str(world),
+        "--rows",
+        "3000",
+        "--seed",
+        "0",
+        "--overwrite",
     )
     step(
         "Curate it with SD v1.2's improved-aesthetics recipe",
-        "curate", "run", "sd-improved-aesthetics", "--input", str(world / "metadata"),
-        "--out", str(RUNS / "curated"), "--overwrite",
+        "curate",
+        "run",
+        "sd-improved-aesthetics",
+        "--input",
+        str(world / "metadata"),
+        "--out",
+        str(RUNS / "curated"),
+        "--overwrite",
     )
+    with serve_world(world, timeout_seconds=3) as server:
+        print(f"\n    (serving the world's images with its failure modes at {server.url})")
+        step(
+            "Download the kept rows with img2dataset, then run the post-download stages",
+            "curate",
+            "download",
+            str(RUNS / "curated"),
+            "--out",
+            str(RUNS / "shards"),
+            "--via",
+            server.url,
+            "--timeout",
+            "2",
+            "--image-size",
+            "64",
+        )
+        step(
+            "Retry only the rows that failed",
+            "curate",
+            "download",
+            str(RUNS / "curated"),
+            "--out",
+            str(RUNS / "shards"),
+            "--via",
+            server.url,
+            "--timeout",
+            "2",
+            "--image-size",
+            "64",
+            "--retry-failed",
+        )
     print(f"\nDemo outputs are under {RUNS}/")
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import sys
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -135,6 +136,12 @@ class WorldServer(ThreadingHTTPServer):
         buf = io.BytesIO()
         self.index.image(row).resize(size, Image.BILINEAR).save(buf, format="JPEG", quality=90)
         return buf.getvalue()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up early (its own timeout) is normal traffic here, not a server error."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def start(self) -> WorldServer:
         if self._thread is not None:  # serve_world() already started it; `with` must not start twice
