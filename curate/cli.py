@@ -26,12 +26,16 @@ def curate() -> None:
     ),
 )
 @click.argument("recipe")
-@click.option("--input", "input_spec", required=True, help="Parquet/csv/tsv/jsonl file, folder, glob or fsspec URL.")
+@click.option(
+    "--input", "input_spec", required=True, help="Parquet/csv/tsv/jsonl file, folder, glob or fsspec URL."
+)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder instead of resuming it.")
 @click.option("--batch-rows", default=131_072, show_default=True, help="Rows per Arrow batch (memory bound).")
 @click.option("--threads", type=int, default=None, help="DuckDB threads (default: all cores).")
-def run_cmd(recipe: str, input_spec: str, out: str, overwrite: bool, batch_rows: int, threads: int | None) -> None:
+def run_cmd(
+    recipe: str, input_spec: str, out: str, overwrite: bool, batch_rows: int, threads: int | None
+) -> None:
     """Run RECIPE (a built-in name or a YAML file) over --input into --out.
 
     Writes kept/ and dropped/ parquet shards (dropped rows carry stage and reason), stats.json
@@ -40,7 +44,9 @@ def run_cmd(recipe: str, input_spec: str, out: str, overwrite: bool, batch_rows:
     from t2iscope.curate.recipe import load_recipe
     from t2iscope.curate.run import run_recipe
 
-    stats = run_recipe(load_recipe(recipe), input_spec, out, overwrite=overwrite, batch_rows=batch_rows, threads=threads)
+    stats = run_recipe(
+        load_recipe(recipe), input_spec, out, overwrite=overwrite, batch_rows=batch_rows, threads=threads
+    )
     click.echo(format_stats(stats))
     click.echo(f"wrote {out}/kept, {out}/dropped, {out}/stats.json")
 
@@ -77,16 +83,31 @@ def stages_cmd() -> None:
     ),
 )
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for image shards + status.")
-@click.option("--via", default=None, help="Fetch through this base URL: https://h/p -> VIA/h/p (URL column kept).")
-@click.option("--retry-failed", is_flag=True, help="Re-download only the rows that failed last time, then merge.")
-@click.option("--output-format", type=click.Choice(["webdataset", "parquet"]), default="webdataset", show_default=True)
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False), help="Folder for image shards + status."
+)
+@click.option(
+    "--via", default=None, help="Fetch through this base URL: https://h/p -> VIA/h/p (URL column kept)."
+)
+@click.option(
+    "--retry-failed", is_flag=True, help="Re-download only the rows that failed last time, then merge."
+)
+@click.option(
+    "--output-format", type=click.Choice(["webdataset", "parquet"]), default="webdataset", show_default=True
+)
 @click.option("--image-size", default=256, show_default=True, help="img2dataset image_size.")
-@click.option("--resize-mode", default="keep_ratio", show_default=True, help="img2dataset resize_mode (no, border, keep_ratio, center_crop).")
+@click.option(
+    "--resize-mode",
+    default="keep_ratio",
+    show_default=True,
+    help="img2dataset resize_mode (no, border, keep_ratio, center_crop).",
+)
 @click.option("--processes", default=1, show_default=True, help="img2dataset processes_count.")
 @click.option("--threads", default=16, show_default=True, help="img2dataset thread_count.")
 @click.option("--timeout", default=5, show_default=True, help="Seconds per request.")
-@click.option("--recipe", "recipe_name", default=None, help="Recipe for post_download stages (default: the run's own).")
+@click.option(
+    "--recipe", "recipe_name", default=None, help="Recipe for post_download stages (default: the run's own)."
+)
 def download_cmd(
     run_dir: str,
     out: str,

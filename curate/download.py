@@ -15,6 +15,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import tarfile
 import time
 from collections import Counter
@@ -69,13 +72,13 @@ def fetch_urls(urls: pa.ChunkedArray, via: str | None) -> pa.Array:
     if via is None:
         return urls
     base = via.rstrip("/") + "/"
-    return pc.binary_join_element_wise(base, pc.replace_substring_regex(urls, r"^[A-Za-z][A-Za-z0-9+.-]*://", ""), "")
+    return pc.binary_join_element_wise(
+        base, pc.replace_substring_regex(urls, r"^[A-Za-z][A-Za-z0-9+.-]*://", ""), ""
+    )
 
 
 def run_img2dataset(rows: pa.Table, folder: Path, options: DownloadOptions) -> None:
     """One img2dataset pass over ``rows`` into ``folder``."""
-    from img2dataset import download
-
     folder.parent.mkdir(parents=True, exist_ok=True)
     url_list = folder.parent / f".{folder.name}-urls.parquet"
     table = pa.table(
@@ -86,7 +89,7 @@ def run_img2dataset(rows: pa.Table, folder: Path, options: DownloadOptions) -> N
         }
     )
     write_parquet(url_list, table)
-    download(
+    kwargs = dict(
         url_list=str(url_list),
         input_format="parquet",
         url_col="fetch_url",
@@ -109,7 +112,17 @@ def run_img2dataset(rows: pa.Table, folder: Path, options: DownloadOptions) -> N
         incremental_mode="incremental",
         compute_hash="sha256",
     )
+    _spawn_img2dataset(kwargs, folder)
     url_list.unlink(missing_ok=True)
+
+
+def _spawn_img2dataset(kwargs: dict[str, Any], folder: Path) -> None:
+    """Run img2dataset in a fresh interpreter: it forks workers, and forking a process that has
+    DuckDB or torch threads running can deadlock; it also installs its own signal handlers."""
+    code = "import json, sys; from img2dataset import download; download(**json.load(sys.stdin))"
+    proc = subprocess.run([sys.executable, "-c", code], input=json.dumps(kwargs), text=True, check=False)
+    if proc.returncode != 0:
+        raise DataError(f"{folder}: img2dataset exited with status {proc.returncode}")
 
 
 def read_attempt(folder: Path, attempt: int) -> pa.Table:
@@ -152,7 +165,7 @@ def merge_status(rows: pa.Table, previous: pa.Table | None, attempt: pa.Table) -
 
 def load_images(out: Path, status: pa.Table, output_format: str) -> dict[tuple[str, str], bytes]:
     ok = status.filter(pc.equal(status.column("status"), "success"))
-    wanted = set(zip(ok.column("images_dir").to_pylist(), ok.column("key").to_pylist()))
+    wanted = set(zip(ok.column("images_dir").to_pylist(), ok.column("key").to_pylist(), strict=True))
     images: dict[tuple[str, str], bytes] = {}
     for images_dir in sorted({d for d, _ in wanted}):
         folder = out / "images" / images_dir
@@ -166,17 +179,24 @@ def load_images(out: Path, status: pa.Table, output_format: str) -> dict[tuple[s
         else:
             for part in sorted(folder.glob("[0-9]*.parquet")):
                 table = pq.read_table(part, columns=["key", "jpg"])
-                for key, data in zip(table.column("key").to_pylist(), table.column("jpg").to_pylist()):
+                for key, data in zip(
+                    table.column("key").to_pylist(), table.column("jpg").to_pylist(), strict=True
+                ):
                     if data is not None and (images_dir, key) in wanted:
                         images[(images_dir, key)] = data
     return images
 
 
-def post_download(recipe: Recipe, rows: pa.Table, status: pa.Table, images: dict, out: Path) -> dict[str, Any]:
+def post_download(
+    recipe: Recipe, rows: pa.Table, status: pa.Table, images: dict, out: Path
+) -> dict[str, Any]:
     """Run ``recipe.post_download`` on the downloaded rows; write kept/dropped/stats like a run."""
     ok = status.filter(pc.equal(status.column("status"), "success"))
     table = rows.join(ok.drop_columns(["URL", "hash"]), "row_id", join_type="inner").sort_by("row_id")
-    blobs = [images.get(k) for k in zip(table.column("images_dir").to_pylist(), table.column("key").to_pylist())]
+    blobs = [
+        images.get(k)
+        for k in zip(table.column("images_dir").to_pylist(), table.column("key").to_pylist(), strict=True)
+    ]
     alive = table.append_column("image", pa.array(blobs, pa.binary()))
     kept_schema = alive.drop_columns(["image"]).schema
     for stage in recipe.post_download:
@@ -199,7 +219,9 @@ def post_download(recipe: Recipe, rows: pa.Table, status: pa.Table, images: dict
             alive = alive.filter(keep)
         counts.rows_out, counts.seconds = alive.num_rows, time.perf_counter() - t0
         stages.append({"stage": stage.name, "params": stage.params, **counts.to_dict()})
-    dropped_schema = kept_schema.append(pa.field(STAGE_COL, pa.string())).append(pa.field(REASON_COL, pa.string()))
+    dropped_schema = kept_schema.append(pa.field(STAGE_COL, pa.string())).append(
+        pa.field(REASON_COL, pa.string())
+    )
     write_parquet(out / "kept" / "part-00000.parquet", conform(alive, kept_schema))
     dropped = [conform(d, dropped_schema) for d in dropped_parts]
     write_parquet(
@@ -225,7 +247,9 @@ def download_run(
     previous = pq.read_table(status_path) if status_path.exists() else None
     if retry_failed:
         if previous is None:
-            raise ConfigError(f"{out}: nothing to retry, no status.parquet (run without --retry-failed first)")
+            raise ConfigError(
+                f"{out}: nothing to retry, no status.parquet (run without --retry-failed first)"
+            )
         failed_ids = previous.filter(pc.not_equal(previous.column("status"), "success")).column("row_id")
         todo = rows.filter(pc.is_in(rows.column("row_id"), failed_ids))
         attempt_no = int(pc.max(previous.column("attempt")).as_py() or 0) + 1

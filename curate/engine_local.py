@@ -66,7 +66,9 @@ def merge_extra(into: dict[str, Any], new: dict[str, Any]) -> None:
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     arrays = [
-        table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+        table.column(f.name).cast(f.type)
+        if f.name in table.column_names
+        else pa.nulls(table.num_rows, f.type)
         for f in schema
     ]
     return pa.Table.from_arrays(arrays, schema=schema)
@@ -99,9 +101,14 @@ class LocalEngine:
 
     name = "local"
 
-    def __init__(self, batch_rows: int = 131_072, threads: int | None = None, spec: str | None = None) -> None:
+    def __init__(
+        self, batch_rows: int = 131_072, threads: int | None = None, spec: str | None = None
+    ) -> None:
         self.batch_rows = batch_rows
         self.con = connect(threads, spec=spec)
+
+    def close(self) -> None:
+        self.con.close()
 
     def run_shard(
         self,
@@ -117,11 +124,13 @@ class LocalEngine:
         columns = set(names)
         pushed: list[tuple[str, list[tuple[str, str]]]] = []
         for stage in stages:
-            rules = None if stage.op.sql is None or stage.op.stateful else stage.op.sql(columns, **stage.params)
+            rules = (
+                None if stage.op.sql is None or stage.op.stateful else stage.op.sql(columns, **stage.params)
+            )
             if rules is None:
                 break
             pushed.append((stage.name, rules))
-        rest = list(zip(stages, contexts))[len(pushed) :]
+        rest = list(zip(stages, contexts, strict=True))[len(pushed) :]
         for ctx in contexts:
             ctx.source = shard.path
         query = (
@@ -139,25 +148,29 @@ class LocalEngine:
             dropped_schema = kept_schema.append(pa.field(STAGE_COL, pa.string())).append(
                 pa.field(REASON_COL, pa.string())
             )
-            with atomic_path(kept_path) as kt, atomic_path(dropped_path) as dt:
-                with pq.ParquetWriter(kt, kept_schema) as kw, pq.ParquetWriter(dt, dropped_schema) as dw:
-                    for batch in reader:
-                        table = pa.Table.from_batches([batch])
-                        if "LANGUAGE" in table.column_names:
-                            lang_in += _counts(table.column("LANGUAGE"))
-                        alive = self._pushed(table, pushed, counts, dropped_schema, dw)
-                        for j, (stage, ctx) in enumerate(rest, start=len(pushed)):
-                            alive = self._arrow_stage(alive, stage, ctx, counts[j], dropped_schema, dw)
-                        lang_col = "lang" if "lang" in alive.column_names else "LANGUAGE"
-                        if lang_col in alive.column_names:
-                            lang_out += _counts(alive.column(lang_col))
-                        kw.write_table(conform(alive, kept_schema))
+            with (
+                atomic_path(kept_path) as kt,
+                atomic_path(dropped_path) as dt,
+                pq.ParquetWriter(kt, kept_schema) as kw,  # closed before the renames above
+                pq.ParquetWriter(dt, dropped_schema) as dw,
+            ):
+                for batch in reader:
+                    table = pa.Table.from_batches([batch])
+                    if "LANGUAGE" in table.column_names:
+                        lang_in += _counts(table.column("LANGUAGE"))
+                    alive = self._pushed(table, pushed, counts, dropped_schema, dw)
+                    for j, (stage, ctx) in enumerate(rest, start=len(pushed)):
+                        alive = self._arrow_stage(alive, stage, ctx, counts[j], dropped_schema, dw)
+                    lang_col = "lang" if "lang" in alive.column_names else "LANGUAGE"
+                    if lang_col in alive.column_names:
+                        lang_out += _counts(alive.column(lang_col))
+                    kw.write_table(conform(alive, kept_schema))
         except duckdb.Error as exc:
             raise duck_error(shard, exc) from None
         elapsed = time.perf_counter() - start
         pushed_seconds = elapsed - sum(c.seconds for c in counts)
         return {
-            "stages": [{"stage": s.name, **c.to_dict()} for s, c in zip(stages, counts)],
+            "stages": [{"stage": s.name, **c.to_dict()} for s, c in zip(stages, counts, strict=True)],
             "languages": {"in": dict(lang_in), "out": dict(lang_out)},
             "seconds": elapsed,
             "duckdb_seconds": pushed_seconds,
@@ -216,7 +229,7 @@ class LocalEngine:
             counts[i].rows_out = remaining
         elapsed = time.perf_counter() - start
         return {
-            "stages": [{"stage": s.name, **c.to_dict()} for s, c in zip(stages, counts)],
+            "stages": [{"stage": s.name, **c.to_dict()} for s, c in zip(stages, counts, strict=True)],
             "languages": {"in": lang_in, "out": lang_out},
             "seconds": elapsed,
             "duckdb_seconds": elapsed,
@@ -252,7 +265,10 @@ class LocalEngine:
                 stage, reason = row["values"].split("\x1f", 1)
                 by_stage.setdefault(stage, Counter())[reason] += int(row["counts"])
             dropped = dropped.rename_columns(
-                [STAGE_COL if c == _STAGE else REASON_COL if c == _REASON else c for c in dropped.column_names]
+                [
+                    STAGE_COL if c == _STAGE else REASON_COL if c == _REASON else c
+                    for c in dropped.column_names
+                ]
             )
             writer.write_table(conform(dropped, dropped_schema))
         remaining = table.num_rows
@@ -263,8 +279,10 @@ class LocalEngine:
             remaining -= sum(gone.values())
             c.rows_out += remaining
             c.dropped += gone
-        return table.filter(alive_mask).drop_columns([_STAGE, _REASON]) if n_alive < table.num_rows else (
-            table.drop_columns([_STAGE, _REASON])
+        return (
+            table.filter(alive_mask).drop_columns([_STAGE, _REASON])
+            if n_alive < table.num_rows
+            else (table.drop_columns([_STAGE, _REASON]))
         )
 
     @staticmethod
@@ -288,7 +306,9 @@ class LocalEngine:
                 dropped = alive.filter(drop_mask)
                 reasons = res.reason.filter(drop_mask)
                 c.dropped += _counts(reasons)
-                dropped = dropped.append_column(STAGE_COL, pa.array([stage.name] * dropped.num_rows, pa.string()))
+                dropped = dropped.append_column(
+                    STAGE_COL, pa.array([stage.name] * dropped.num_rows, pa.string())
+                )
                 writer.write_table(conform(dropped.append_column(REASON_COL, reasons), dropped_schema))
                 alive = alive.filter(keep)
         c.rows_out += alive.num_rows

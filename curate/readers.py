@@ -55,7 +55,10 @@ def resolve_inputs(spec: str) -> list[InputShard]:
         fs, root = fsspec.core.url_to_fs(spec)
         proto = spec.split("://", 1)[0]
         found = sorted(fs.find(root) if fs.isdir(root) else fs.glob(root))
-        files = [(f"{proto}://{p.lstrip('/')}" if proto == "memory" else f"{proto}://{p}", fs.size(p)) for p in found]
+        files = [
+            (f"{proto}://{p.lstrip('/')}" if proto == "memory" else f"{proto}://{p}", fs.size(p))
+            for p in found
+        ]
     else:
         spec = spec.removeprefix("file://")
         path = Path(spec)
@@ -75,7 +78,9 @@ def resolve_inputs(spec: str) -> list[InputShard]:
     return [InputShard(i, p, f, size) for i, (p, f, size) in enumerate(shards)]
 
 
-def connect(threads: int | None = None, memory_limit: str = "2GB", spec: str | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    threads: int | None = None, memory_limit: str = "2GB", spec: str | None = None
+) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(config={"threads": threads or os.cpu_count() or 1, "memory_limit": memory_limit})
     con.execute("SET preserve_insertion_order = true")
     # Parquet writers leave NaN out of column statistics, and DuckDB's statistics propagation then

@@ -79,7 +79,9 @@ def resolve_path(name_or_path: str) -> Path:
     builtin = RECIPES_DIR / f"{name_or_path}.yaml"
     if "/" not in name_or_path and builtin.is_file():
         return builtin
-    raise ConfigError(f"recipe {name_or_path!r} is neither a file nor a built-in; built-ins: {', '.join(builtin_names())}")
+    raise ConfigError(
+        f"recipe {name_or_path!r} is neither a file nor a built-in; built-ins: {', '.join(builtin_names())}"
+    )
 
 
 def load_recipe(name_or_path: str) -> Recipe:

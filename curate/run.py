@@ -56,7 +56,9 @@ def prepare_out(out: Path, identity: dict[str, Any], overwrite: bool) -> None:
         if overwrite and is_run:
             shutil.rmtree(out)
         elif overwrite:
-            raise ConfigError(f"{out}: not a curation run folder; refusing to delete it (choose another --out)")
+            raise ConfigError(
+                f"{out}: not a curation run folder; refusing to delete it (choose another --out)"
+            )
         elif not marker.exists() or json.loads(marker.read_text()) != identity:
             raise ConfigError(f"{out}: holds a different run; pass --overwrite or choose another --out")
     (out / "_state").mkdir(parents=True, exist_ok=True)
@@ -100,7 +102,11 @@ def run_recipe(
             results.append(json.loads(done.read_text()))
             continue
         result = engine.run_shard(
-            shard, recipe.stages, contexts, out / "kept" / f"{part}.parquet", out / "dropped" / f"{part}.parquet"
+            shard,
+            recipe.stages,
+            contexts,
+            out / "kept" / f"{part}.parquet",
+            out / "dropped" / f"{part}.parquet",
         )
         for i in stateful:
             keys = contexts[i].state.setdefault("keys", KeySet()).take_pending()
@@ -108,6 +114,7 @@ def run_recipe(
                 np.save(buf, keys)
         write_json(done, result)
         results.append(result)
+    engine.close()
     stats = summarize(recipe, shards, results, time.perf_counter() - start)
     write_json(out / "stats.json", stats)
     write_text(out / "recipe.resolved.yaml", recipe.to_yaml())
@@ -122,7 +129,7 @@ class _npy:
 
         self.path, self.buf = path, io.BytesIO()
 
-    def __enter__(self):  # noqa: ANN204
+    def __enter__(self):
         return self.buf
 
     def __exit__(self, *exc: object) -> None:
@@ -130,7 +137,9 @@ class _npy:
             write_bytes(self.path, self.buf.getvalue())
 
 
-def summarize(recipe: Recipe, shards: list[InputShard], results: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+def summarize(
+    recipe: Recipe, shards: list[InputShard], results: list[dict[str, Any]], seconds: float
+) -> dict[str, Any]:
     stages: list[dict[str, Any]] = []
     for i, stage in enumerate(recipe.stages):
         total: dict[str, Any] = {"stage": stage.name, "params": stage.params, "rows_in": 0, "rows_out": 0}
@@ -166,7 +175,11 @@ def summarize(recipe: Recipe, shards: list[InputShard], results: list[dict[str, 
             "shard_seconds": round(sum(r["seconds"] for r in results), 3),
             "duckdb_seconds": round(sum(r["duckdb_seconds"] for r in results), 3),
         },
-        "input": {"files": len(shards), "bytes": sum(s.size for s in shards), "fingerprint": fingerprint(shards)},
+        "input": {
+            "files": len(shards),
+            "bytes": sum(s.size for s in shards),
+            "fingerprint": fingerprint(shards),
+        },
         "t2iscope": __version__,
         "git_commit": git_commit(),
     }

@@ -99,7 +99,9 @@ class MlpHead:
             raise ConfigError(f"{config_path}: activation {activation!r}; valid: {', '.join(_ACTIVATIONS)}")
         embed_dim = int(config.get("embed_dim", layers[0][0].shape[1]))
         if layers[0][0].shape[1] != embed_dim:
-            raise ConfigError(f"{config_path}: embed_dim {embed_dim} but first layer takes {layers[0][0].shape[1]}")
+            raise ConfigError(
+                f"{config_path}: embed_dim {embed_dim} but first layer takes {layers[0][0].shape[1]}"
+            )
         output = str(config.get("output", default_output))
         return cls(layers, embed_dim, activation, output, str(config.get("clip", "clip")))
 

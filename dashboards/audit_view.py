@@ -1,14 +1,21 @@
-"""One audit metric on a page: the interval chart, the table under it, and the skipped counts."""
+"""One audit metric on a page: the interval chart, the table under it, and the skipped counts.
+
+Audit tables are tidy with their own slice columns (``language``; ``source, culture, kind``;
+``by, level, subject``; ``method, attack, strength``...). A page names which slice goes on the
+x axis and which gets colors; every other slice that varies gets a picker, so one chart never
+mixes rows of different slices.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
 from t2iscope.dashboards import charts, data
+
+ALL = "(all)"  # the audits' name for the pooled slice
 
 
 def pick_metric(rows: pd.DataFrame, prefer: Sequence[str], key: str, label: str = "Metric") -> str | None:
@@ -25,26 +32,29 @@ def show(
     metric: str,
     x_prefer: Sequence[str],
     color_prefer: Sequence[str] = (),
-    line: bool = False,
-    parity: float | None = None,
+    mark: str = "point",
+    pins: Mapping[str, str] | None = None,
+    key: str = "audit",
 ) -> pd.DataFrame:
-    """Chart ``metric`` by its best slice column, with intervals; returns the rows shown."""
+    """Chart ``metric`` by its best slice column with intervals; returns the rows shown."""
     df = rows[rows["metric"] == metric].dropna(axis=1, how="all")
     slices = data.slice_columns(df)
-    x = next((c for c in x_prefer if c in slices), slices[0] if slices else None)
+    x = next((c for c in x_prefer if c in slices), None)
     color = next((c for c in color_prefer if c in slices and c != x), None)
+    for col in [c for c in slices if c not in (x, color)]:
+        values = sorted(df[col].dropna().astype(str).unique())
+        wanted = (pins or {}).get(col, ALL)
+        chosen = st.selectbox(
+            col, values, index=values.index(wanted) if wanted in values else 0, key=f"{key}_{col}"
+        )
+        df = df[df[col].astype(str) == chosen]
+    slices = data.slice_columns(df)
+    x = x if x in slices else (slices[0] if slices else None)
+    color = color if color in slices and color != x else None
     if x is None:
         st.metric(metric, f"{df['value'].iloc[0]:.3f}", help=f"n = {int(df['n'].iloc[0])}")
     else:
-        chart = charts.intervals(df, x, color, title=metric, line=line)
-        if parity is not None:
-            rule = (
-                alt.Chart(pd.DataFrame({"parity": [parity]}))
-                .mark_rule(strokeDash=[4, 4])
-                .encode(y="parity:Q")
-            )
-            chart = alt.layer(chart, rule)
-        st.altair_chart(chart, width="stretch")
+        st.altair_chart(charts.intervals(df, x, color, title=metric, mark=mark), width="stretch")
     shown = [c for c in (x, color) if c] + [c for c in slices if c not in (x, color)]
     st.dataframe(df[[*shown, "value", "n", "ci_low", "ci_high", "judge", "run"]], hide_index=True)
     return df
@@ -52,6 +62,5 @@ def show(
 
 def skipped_note(rows: pd.DataFrame) -> None:
     """Say how many inputs an audit left out, and why (they are rows too)."""
-    skipped = rows[rows["metric"] == "skipped"]
-    for _, row in skipped.iterrows():
+    for _, row in rows[rows["metric"] == "skipped"].iterrows():
         st.caption(f"Skipped {int(row['value'])}: {row.get('note', '')}")

@@ -63,13 +63,11 @@ def need(paths: Sequence[Path], what: str, command: str) -> None:
         st.stop()
 
 
-def pick(label: str, paths: Sequence[Path], key: str, sidebar: bool = True) -> Path:
-    """A run picker (shown only when there is a choice)."""
-    found = runs()
+def pick(label: str, paths: Sequence[Path], key: str) -> Path:
+    """A run picker in the sidebar (shown only when there is a choice)."""
     if len(paths) == 1:
         return paths[0]
-    where = st.sidebar if sidebar else st
-    return where.selectbox(label, list(paths), format_func=found.label, key=key)
+    return st.sidebar.selectbox(label, list(paths), format_func=runs().label, key=key)
 
 
 def image_cell(path: Path | None, caption: str, width: int | str = "stretch") -> None:

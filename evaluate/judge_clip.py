@@ -21,7 +21,6 @@ from t2iscope.errors import ConfigError
 from t2iscope.evaluate.judges import JUDGES
 from t2iscope.paths import models_dir
 
-WEIGHT_SUFFIXES = (".safetensors", ".pt", ".bin", ".pth")
 BATCH = 32
 
 # attribute -> (labels, prompt per label). Legs are asked of limbed kinds only in audits.
@@ -41,17 +40,17 @@ PROMPTS: dict[str, tuple[list[Any], list[str]]] = {
 
 
 def default_paths() -> tuple[Path, Path]:
-    """The embedded tiny CLIP: the config JSON and the weights file in ``models/clip``."""
+    """The embedded tiny CLIP: ``models/clip/<CLIP_NAME>.json`` + weights, as generate.loaders names them."""
+    from t2iscope.generate.loaders import CLIP_NAME, CLIP_WEIGHTS
+
     folder = models_dir() / "clip"
-    configs = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    weights = sorted(p for p in folder.glob("*") if p.suffix in WEIGHT_SUFFIXES) if folder.is_dir() else []
-    configs = [c for c in configs if c.stem not in ("config", "open_clip_config")] or configs
-    if not configs or not weights:
+    config, weights = folder / f"{CLIP_NAME}.json", folder / CLIP_WEIGHTS
+    if not config.is_file() or not weights.is_file():
         raise ConfigError(
-            f"{folder}: embedded CLIP not found (needs a config .json and weights); "
-            "train it with `t2iscope generate train clip` or pass --clip-config and --clip-checkpoint"
+            f"{folder}: embedded CLIP not found ({config.name} + {CLIP_WEIGHTS}); train it with "
+            "`t2iscope generate train all` or pass --clip-config and --clip-checkpoint"
         )
-    return configs[0], weights[0]
+    return config, weights
 
 
 def _model_name(config: str | Path) -> str:

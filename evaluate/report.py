@@ -41,6 +41,8 @@ TITLES = {
 def fmt(v: Any, digits: int = 3) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
+    if isinstance(v, (int, np.integer)):
+        return f"{v:,}"
     if isinstance(v, (float, np.floating)):
         return f"{v:.{digits}f}" if abs(v) < 1e5 else f"{v:,.0f}"
     return html.escape(str(v))
@@ -252,7 +254,7 @@ SECTIONS = {
 
 # audit -> (metric, filter, pick "min"/"max"/"mean", label) for the first-screen cards
 HEADLINES: dict[str, tuple[str, dict[str, str], str, str]] = {
-    "domains": ("top100_share", {"level": "domain"}, "max", "share of rows from the top 100 domains"),
+    "domains": ("top100_share", {"level": "domain"}, "first", "share of rows from the top 100 domains"),
     "language_mix": ("keep_rate", {"group": "language"}, "min", "lowest keep rate of a language"),
     "language_bias": ("both_match_gap", {}, "min", "largest adherence gap to English"),
     "culture": (
@@ -277,7 +279,9 @@ def headline(name: str, df: pd.DataFrame) -> str:
         return ""
     if pick == "mean":
         return card(label, f"{g['value'].mean():.2f} <span class='ci'>{len(g)} cells</span>")
-    r = g.loc[g["value"].idxmin() if pick == "min" else g["value"].idxmax()]
+    if pick == "min":
+        g = g[~g.get("key", pd.Series("", index=g.index)).isin(["(none)"])]  # unlabelled rows are no group
+    r = g.iloc[0] if pick == "first" else g.loc[g["value"].idxmin() if pick == "min" else g["value"].idxmax()]
     who = next(
         (str(r[c]) for c in ("language", "key", "subject", "dataset") if c in r and pd.notna(r[c])), ""
     )
@@ -301,7 +305,8 @@ def build_report(audit_dir: str | Path, out: str | Path | None = None) -> Path:
         body.append("<p class='lede ok'>No inputs were skipped.</p>")
     else:
         body.append(f"<h3 class='skip'>Counted skips ({int(skips['value'].sum()):,} inputs left out)</h3>")
-        body.append(table(skips.assign(count=skips["value"]), ["audit", "note", "count"], value=False))
+        counts = skips.assign(count=skips["value"].astype(int))
+        body.append(table(counts, ["audit", "note", "count"], value=False))
     body.append("</section>")
     for name, df in tables.items():
         judge = ", ".join(sorted(set(df["judge"].astype(str))))

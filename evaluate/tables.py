@@ -59,5 +59,5 @@ def tidy(rows: list[dict[str, Any]], audit: str, judge: str) -> pd.DataFrame:
     slices = [c for c in df.columns if c not in CORE]
     for col in slices:
         if df[col].dtype == object:
-            df[col] = df[col].map(lambda v: None if v is None else str(v))
+            df[col] = df[col].map(lambda v: None if v is None or v != v else str(v))  # v != v: NaN
     return df[list(CORE) + slices].reset_index(drop=True)

@@ -17,7 +17,7 @@ import click
 from t2iscope.generate.info_cli import info
 from t2iscope.generate.train.cli import train
 
-SAMPLER_NAMES = ("Euler", "Euler a", "DDIM", "DPM++ 2M", "DPM++ 2M Karras", "UniPC", "PNDM", "LMS", "Heun")
+# inpaint.FILLS, repeated so that --help does not import torch (a test keeps them equal)
 FILLS = ("fill", "original", "latent noise", "latent nothing")
 
 

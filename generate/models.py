@@ -152,7 +152,8 @@ def wrap_pipeline(
     """Put an in-memory pipeline on ``device`` (the GPU path on CUDA) and wrap it as a Model."""
     dev = resolve_device(device)
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
-    pipe.to(dev, dtype)
+    with _quiet():
+        pipe.to(dev, dtype)
     if dev.type == "cuda":
         gpu_path(pipe, compile_unet)
     pipe.set_progress_bar_config(disable=True)

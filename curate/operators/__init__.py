@@ -134,7 +134,9 @@ def threshold_rules(
     return rules
 
 
-def threshold_sql(column: str, *, low: float | None = None, high: float | None = None) -> list[tuple[str, str]]:
+def threshold_sql(
+    column: str, *, low: float | None = None, high: float | None = None
+) -> list[tuple[str, str]]:
     rules = [(sql_missing(column), f"{column}_missing")]
     if low is not None:
         rules.append((f'"{column}" < {low!r}', f"{column}<{low:g}"))

@@ -26,14 +26,16 @@ def _sql(columns: set[str], min_score: float = 5.0, source: str = "auto") -> lis
     return threshold_sql("AESTHETIC_SCORE", low=min_score)
 
 
-def _load():  # noqa: ANN202 (lazy: torch is imported only when a model stage runs)
+def _load():
     from t2iscope.curate.scorers import aesthetic_scorer
 
     return aesthetic_scorer()
 
 
 @operator("aesthetic", phases=(METADATA, PIXELS), outputs={"aesthetic_score": pa.float32()}, sql=_sql)
-def aesthetic(table: pa.Table, ctx: StageContext, min_score: float = 5.0, source: str = "auto") -> StageResult:
+def aesthetic(
+    table: pa.Table, ctx: StageContext, min_score: float = 5.0, source: str = "auto"
+) -> StageResult:
     """Keep rows whose aesthetic score is at least ``min_score``."""
     values, name, cols = scores(table, ctx, "aesthetic", source, "AESTHETIC_SCORE", "aesthetic_score", _load)
     keep, reason = decide(table.num_rows, threshold_rules(values, name, low=min_score))

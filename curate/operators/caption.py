@@ -51,7 +51,9 @@ def caption(
     text = require(table, "TEXT", ctx, "caption")
     rules = [(np.asarray(pc.is_null(text).to_numpy(zero_copy_only=False), dtype=bool), "text_missing")]
     if min_words:
-        rules.append((_mask(pc.less(pc.count_substring_regex(text, r"\S+"), min_words)), f"words<{min_words}"))
+        rules.append(
+            (_mask(pc.less(pc.count_substring_regex(text, r"\S+"), min_words)), f"words<{min_words}")
+        )
     if min_chars:
         rules.append((_mask(pc.less(pc.utf8_length(text), min_chars)), f"chars<{min_chars}"))
     if reject_junk:

@@ -50,7 +50,9 @@ class KeySet:
 
 def laion_hash(urls: list[str | None], texts: list[str | None]) -> np.ndarray:
     """LAION's ``hash`` column: mmh3 64-bit (first half, signed) of URL + TEXT."""
-    return np.array([mmh3.hash64((u or "") + (t or ""))[0] for u, t in zip(urls, texts)], dtype=np.int64)
+    return np.array(
+        [mmh3.hash64((u or "") + (t or ""))[0] for u, t in zip(urls, texts, strict=True)], dtype=np.int64
+    )
 
 
 def _keys(table: pa.Table, ctx: StageContext, by: str) -> tuple[np.ndarray, dict[str, pa.Array]]:

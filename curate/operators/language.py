@@ -18,9 +18,7 @@ def _counts(values: pa.Array) -> dict[str, int]:
     return {str(v["values"]): int(v["counts"]) for v in vc.to_pylist()}
 
 
-@operator(
-    "language", phases=(METADATA, PIXELS), outputs={"lang": pa.string(), "lang_score": pa.float32()}
-)
+@operator("language", phases=(METADATA, PIXELS), outputs={"lang": pa.string(), "lang_score": pa.float32()})
 def language(
     table: pa.Table, ctx: StageContext, keep: list[str] | None = None, min_score: float = 0.0
 ) -> StageResult:

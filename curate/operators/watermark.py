@@ -26,14 +26,16 @@ def _sql(columns: set[str], max_score: float = 0.8, source: str = "auto") -> lis
     return threshold_sql("pwatermark", high=max_score)
 
 
-def _load():  # noqa: ANN202 (lazy: torch is imported only when a model stage runs)
+def _load():
     from t2iscope.curate.scorers import watermark_scorer
 
     return watermark_scorer()
 
 
 @operator("watermark", phases=(METADATA, PIXELS), outputs={"watermark_score": pa.float32()}, sql=_sql)
-def watermark(table: pa.Table, ctx: StageContext, max_score: float = 0.8, source: str = "auto") -> StageResult:
+def watermark(
+    table: pa.Table, ctx: StageContext, max_score: float = 0.8, source: str = "auto"
+) -> StageResult:
     """Keep rows whose watermark probability is below ``max_score``."""
     values, name, cols = scores(table, ctx, "watermark", source, "pwatermark", "watermark_score", _load)
     keep, reason = decide(table.num_rows, threshold_rules(values, name, high=max_score))

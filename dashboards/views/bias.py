@@ -1,4 +1,4 @@
-"""Bias: prompt adherence by language, and default representation against the training data."""
+"""Bias: prompt adherence by language, and default representation against training data and parity."""
 
 from __future__ import annotations
 
@@ -6,32 +6,44 @@ import streamlit as st
 
 from t2iscope.dashboards import audit_view, data, ui
 
-HINT = "t2iscope evaluate run audits.yaml --out {root}/audit   # with a bias audit in the YAML"
+HINT = "t2iscope evaluate run audits.yaml --out {root}/audit   # with language_bias and culture audits"
 
 st.title("Bias")
 with ui.friendly():
     found = ui.runs()
     ui.need(found.audits, "audit run", HINT.format(root=found.root))
-    rows = data.audit_rows(tuple(map(str, found.audits)), ("bias", "culture", "language"))
-    if rows.empty:
-        st.info("No bias audit table (`*bias*.parquet`) in the audit runs. " + HINT.format(root=found.root))
+    audits = tuple(map(str, found.audits))
+    adherence = data.audit_rows(audits, ("language_bias",))
+    culture = data.audit_rows(audits, ("culture",))
+    if adherence.empty and culture.empty:
+        st.info(
+            "No `language_bias.parquet` or `culture.parquet` in the audit runs. "
+            + HINT.format(root=found.root)
+        )
         st.stop()
+
     st.subheader("Adherence by language")
-    adherence = rows[rows["metric"].str.contains("adher", na=False)]
-    metric = audit_view.pick_metric(adherence if not adherence.empty else rows, ["adher"], key="adherence")
+    metric = (
+        audit_view.pick_metric(adherence, ["both_match", "match"], key="adherence")
+        if len(adherence)
+        else None
+    )
     if metric:
-        audit_view.show(rows, metric, ["language", "lang"], ["judge", "run"])
+        audit_view.show(adherence, metric, ["language"], ["run"], key="adherence")
+        audit_view.skipped_note(adherence)
+    else:
+        st.info("No language_bias audit.")
 
     st.subheader("Default representation")
-    if "culture" not in rows:
-        st.info("This bias audit has no `culture` column.")
+    metric = audit_view.pick_metric(culture, ["share"], key="representation") if len(culture) else None
+    if metric:
+        st.caption(
+            "Neutral prompts (no culture named): generated images against the training data and parity."
+        )
+        of_metric = culture[culture["metric"] == metric]
+        if "culture" in of_metric and (of_metric["culture"] != audit_view.ALL).any():
+            of_metric = of_metric[of_metric["culture"] != audit_view.ALL]  # per culture, not pooled
+        audit_view.show(of_metric, metric, ["culture"], ["source"], mark="bar", key="representation")
+        audit_view.skipped_note(culture)
     else:
-        with_culture = rows[rows["culture"].notna()]
-        metric = audit_view.pick_metric(with_culture, ["default", "share"], key="representation")
-        if metric:
-            cultures = with_culture.loc[with_culture["metric"] == metric, "culture"].nunique()
-            st.caption(f"Dashed line: parity (1/{cultures} per culture).")
-            audit_view.show(
-                with_culture, metric, ["culture"], ["source", "language", "run"], parity=1 / cultures
-            )
-    audit_view.skipped_note(rows)
+        st.info("No culture audit.")

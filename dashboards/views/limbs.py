@@ -12,12 +12,13 @@ st.title("Limb failures")
 with ui.friendly():
     found = ui.runs()
     ui.need(found.audits, "audit run", HINT.format(root=found.root))
-    rows = data.audit_rows(tuple(map(str, found.audits)), ("limb",))
+    rows = data.audit_rows(tuple(map(str, found.audits)), ("limbs",))
     if rows.empty:
-        st.info("No limbs audit table (`*limb*.parquet`) in the audit runs. " + HINT.format(root=found.root))
+        st.info("No limbs audit table (`limbs.parquet`) in the audit runs. " + HINT.format(root=found.root))
         st.stop()
-    metric = audit_view.pick_metric(rows, ["fail"], key="metric")
+    metric = audit_view.pick_metric(rows, ["failure"], key="metric")
     if metric:
-        audit_view.show(rows, metric, ["kind", "prompt_id", "language"], ["judge", "language", "run"])
+        # Failure rates come grouped "by" subject, seed, cfg_scale, steps or sampler; subject first.
+        audit_view.show(rows, metric, ["level", "kind"], ["run"], pins={"by": "subject"}, key="limbs")
     audit_view.skipped_note(rows)
     st.page_link("views/annotate.py", label="Label images by hand →", icon=":material/label:")

@@ -15,17 +15,13 @@ with ui.friendly():
     rows = data.audit_rows(tuple(map(str, found.audits)), ("watermark",))
     if rows.empty:
         st.info(
-            "No watermark audit table (`*watermark*.parquet`) in the audit runs. "
+            "No watermark audit table (`watermark.parquet`) in the audit runs. "
             + HINT.format(root=found.root)
         )
         st.stop()
-    metric = audit_view.pick_metric(rows, ["bit_acc", "accuracy"], key="metric")
+    metric = audit_view.pick_metric(rows, ["bit_accuracy", "accuracy"], key="metric")
     if metric:
-        attacks = (
-            sorted(rows.loc[rows["metric"] == metric, "attack"].dropna().unique()) if "attack" in rows else []
+        audit_view.show(
+            rows, metric, ["strength"], ["method", "watermark_method"], mark="line", key="watermark"
         )
-        if attacks:
-            attack = st.selectbox("Attack", attacks, key="attack")
-            rows = rows[rows["attack"] == attack]
-        audit_view.show(rows, metric, ["strength"], ["method", "watermark_method", "run"], line=True)
     audit_view.skipped_note(rows)

@@ -20,5 +20,7 @@ def laion_table(n: int = 12, **overrides: list[Any]) -> pa.Table:
         "AESTHETIC_SCORE": [round(3.5 + (i * 0.61) % 4.0, 3) for i in range(n)],
     }
     cols.update(overrides)
-    cols["hash"] = [mmh3.hash64((u or "") + (t or ""))[0] for u, t in zip(cols["URL"], cols["TEXT"])]
+    cols["hash"] = [
+        mmh3.hash64((u or "") + (t or ""))[0] for u, t in zip(cols["URL"], cols["TEXT"], strict=True)
+    ]
     return pa.table(cols)

@@ -46,7 +46,9 @@ def test_missing_required_column(tmp_path: Path, write_shards: Callable[..., Pat
         _run(tmp_path, folder)
 
 
-def test_missing_stage_column_names_column_and_file(tmp_path: Path, write_shards: Callable[..., Path]) -> None:
+def test_missing_stage_column_names_column_and_file(
+    tmp_path: Path, write_shards: Callable[..., Path]
+) -> None:
     folder = write_shards(laion_table(3).drop_columns(["punsafe"]))
     with pytest.raises(DataError, match=r"part-0\.parquet: stage 'unsafe' needs column punsafe"):
         _run(tmp_path, folder)
@@ -86,7 +88,16 @@ def test_csv_tsv_jsonl_and_datacomp_schema(tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text(table.to_pandas().to_csv(index=False))
     (tmp_path / "b.tsv").write_text(table.to_pandas().to_csv(index=False, sep="\t"))
     datacomp = table.rename_columns(
-        ["url", "text", "original_width", "original_height", "pwatermark", "punsafe", "AESTHETIC_SCORE", "uid"]
+        [
+            "url",
+            "text",
+            "original_width",
+            "original_height",
+            "pwatermark",
+            "punsafe",
+            "AESTHETIC_SCORE",
+            "uid",
+        ]
     )
     (tmp_path / "c.jsonl").write_text(datacomp.to_pandas().to_json(orient="records", lines=True))
     stats = _run(tmp_path, tmp_path / "*.*sv")

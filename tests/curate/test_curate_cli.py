@@ -11,9 +11,13 @@ from curate_rows import laion_table
 from t2iscope.cli import main
 
 
-def test_run_builtin_recipe(tmp_path: Path, write_shards: Callable[..., Path], capsys: pytest.CaptureFixture) -> None:
+def test_run_builtin_recipe(
+    tmp_path: Path, write_shards: Callable[..., Path], capsys: pytest.CaptureFixture
+) -> None:
     folder = write_shards(laion_table(30))
-    code = main(["curate", "run", "sd-improved-aesthetics", "--input", str(folder), "--out", str(tmp_path / "r")])
+    code = main(
+        ["curate", "run", "sd-improved-aesthetics", "--input", str(folder), "--out", str(tmp_path / "r")]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "sd-improved-aesthetics: 30 rows in" in out and "watermark" in out

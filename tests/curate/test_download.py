@@ -30,7 +30,12 @@ def downloaded(world_dir: Path, world_server: object, tmp_path_factory: pytest.T
     options = DownloadOptions(timeout=1, threads=8, via=world_server.url)  # type: ignore[attr-defined]
     first = download_run(root / "run", root / "shards", options)
     first_status = pq.read_table(root / "shards" / "status.parquet")
-    retry = download_run(root / "run", root / "shards", DownloadOptions(timeout=5, threads=8, via=options.via), retry_failed=True)
+    retry = download_run(
+        root / "run",
+        root / "shards",
+        DownloadOptions(timeout=5, threads=8, via=options.via),
+        retry_failed=True,
+    )
     return {"root": root, "first": first, "first_status": first_status, "retry": retry}
 
 
@@ -62,19 +67,25 @@ def test_retry_fetches_only_failed_rows(downloaded: dict, world_dir: Path) -> No
     assert retry["attempted"] == first["failed"] > 0
     assert retry["success"] >= first["success"]
     status = pq.read_table(downloaded["root"] / "shards" / "status.parquet")
-    attempts = dict(zip(status.column("row_id").to_pylist(), status.column("attempt").to_pylist()))
+    attempts = dict(
+        zip(status.column("row_id").to_pylist(), status.column("attempt").to_pylist(), strict=True)
+    )
     before = downloaded["first_status"]
-    for row_id, st in zip(before.column("row_id").to_pylist(), before.column("status").to_pylist()):
+    for row_id, st in zip(
+        before.column("row_id").to_pylist(), before.column("status").to_pylist(), strict=True
+    ):
         assert attempts[row_id] == (1 if st == "success" else 2)
     truth = _truth(world_dir)
     # a stall of 2 s beats a 1 s timeout but not a 5 s one: timeouts recover on retry, 404s do not
     recovered = [
         truth[h][0]
-        for h, s, a in zip(*(status.column(c).to_pylist() for c in ("hash", "status", "attempt")))
+        for h, s, a in zip(
+            *(status.column(c).to_pylist() for c in ("hash", "status", "attempt")), strict=True
+        )
         if s == "success" and a == 2
     ]
     assert "404" not in recovered
-    for h, s in zip(status.column("hash").to_pylist(), status.column("status").to_pylist()):
+    for h, s in zip(status.column("hash").to_pylist(), status.column("status").to_pylist(), strict=True):
         if truth[h] == ("ok", False):
             assert s == "success"
 

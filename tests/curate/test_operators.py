@@ -6,12 +6,12 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
+from curate_rows import laion_table
 
 from t2iscope.curate.operators import METADATA, OPERATORS, StageContext, load_all
 from t2iscope.curate.operators.dedup import KeySet, laion_hash
 from t2iscope.curate.readers import connect
 from t2iscope.errors import DataError
-from curate_rows import laion_table
 
 load_all()
 
@@ -87,7 +87,16 @@ def test_resolution_nan_and_zero_sizes_are_counted_not_passed() -> None:
 
 def test_validity_reasons() -> None:
     reasons = _run("validity", NASTY).reason.to_pylist()
-    assert reasons == [None, "url_invalid", "url_invalid", "url_missing", "url_invalid", None, None, "url_invalid"]
+    assert reasons == [
+        None,
+        "url_invalid",
+        "url_invalid",
+        "url_missing",
+        "url_invalid",
+        None,
+        None,
+        "url_invalid",
+    ]
 
 
 def test_caption_junk_rule() -> None:
@@ -143,7 +152,12 @@ def test_keyset_survives_many_chunks() -> None:
 def test_language_detects_and_reports_agreement() -> None:
     table = laion_table(
         4,
-        TEXT=["a red dog on the grass", "ein roter Hund auf dem Gras", "un chien rouge sur l'herbe", "红色的狗"],
+        TEXT=[
+            "a red dog on the grass",
+            "ein roter Hund auf dem Gras",
+            "un chien rouge sur l'herbe",
+            "红色的狗",
+        ],
     ).append_column("LANGUAGE", pa.array(["en", "de", "en", "zh"]))
     res = _run("language", table, keep=["en", "de"], min_score=0.3)
     assert res.columns["lang"].to_pylist() == ["en", "de", "fr", "zh"]

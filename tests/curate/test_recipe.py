@@ -18,7 +18,12 @@ def _write(tmp_path: Path, data: object) -> str:
 
 
 def test_builtins_are_the_four_named_in_the_issue() -> None:
-    assert builtin_names() == ["datacomp-basic", "laion-high-resolution", "laion2b-en", "sd-improved-aesthetics"]
+    assert builtin_names() == [
+        "datacomp-basic",
+        "laion-high-resolution",
+        "laion2b-en",
+        "sd-improved-aesthetics",
+    ]
     for name in builtin_names():
         recipe = load_recipe(name)
         assert recipe.name == name and recipe.stages[0].name == "validity"
@@ -45,12 +50,18 @@ def test_resolved_recipe_round_trips_with_defaults(tmp_path: Path) -> None:
         ({"stages": [], "stagse": []}, r"r\.yaml: unknown key\(s\) stagse"),
         ({"name": "x"}, "missing key 'stages'"),
         ({"stages": [{"lang": {}}]}, r"stages 1: unknown curation stage 'lang'; valid: aesthetic"),
-        ({"stages": [{"resolution": {"min_sid": 3}}]}, r"stages 1 \(resolution\): unknown parameter\(s\) min_sid"),
+        (
+            {"stages": [{"resolution": {"min_sid": 3}}]},
+            r"stages 1 \(resolution\): unknown parameter\(s\) min_sid",
+        ),
         ({"stages": [{"resolution": {"min_side": "big"}}]}, r"min_side='big' is not int"),
         ({"stages": [{"language": {"keep": "en"}}]}, r"keep='en' is not"),
         ({"stages": [{"resolution": {}, "unsafe": {}}]}, "entry 1 must be"),
         ({"stages": [], "engine": "spark"}, "engine 'spark'; valid: local, ray"),
-        ({"stages": [], "post_download": [{"unsafe": {}}]}, r"post_download 1 \(unsafe\): runs only on metadata"),
+        (
+            {"stages": [], "post_download": [{"unsafe": {}}]},
+            r"post_download 1 \(unsafe\): runs only on metadata",
+        ),
     ],
 )
 def test_bad_recipes(tmp_path: Path, data: dict, match: str) -> None:

@@ -6,6 +6,7 @@ pages must survive: a corrupt world image and a corrupt generated image.
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 
@@ -15,11 +16,13 @@ from PIL import Image
 
 from t2iscope import fileio
 from t2iscope.curate.world.layout import hash_hex
-from t2iscope.curate.world.spec import COLORS, KINDS, LANGUAGE_MIX
+from t2iscope.curate.world.spec import COLORS, CULTURES, KINDS, LANGUAGE_MIX
+from t2iscope.evaluate.tables import measure, rate, skipped, tidy
 
 APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
 ROWS = 240
 LANGS = list(LANGUAGE_MIX)
+ALL = "(all)"
 DOMAINS = ["pinterest.com", "flickr.com", "o'reilly.com", "etsy.com", "wikimedia.org", "blogspot.com"]
 
 
@@ -149,49 +152,50 @@ def make_generation(root: Path) -> pd.DataFrame:
 
 
 def make_audit(root: Path) -> dict[str, pd.DataFrame]:
-    core = {"judge": "world", "note": ""}
-    bias = [
-        {"audit": "bias", "metric": "adherence", "value": v, "n": 40, "ci_low": v - 0.1, "ci_high": v + 0.05}
-        | {"language": lang, "culture": None, "source": None}
-        | core
-        for lang, v in [("en", 0.91), ("de", 0.74), ("zh", 0.52)]
+    """Audit tables shaped like evaluate's audits, built with its own tidy-table helpers."""
+    bias = [rate("both_match", k, 40, language=lang) for lang, k in [("en", 36), ("de", 30), ("zh", 21)]]
+    bias += [measure("text_score", math.nan, 0, note="judge 'world' has no text scores", language=ALL)]
+    bias += [skipped(3, "prompt names no world color and kind")]
+    culture = [
+        rate("share", k, 60, source=source, culture=c, kind=ALL, language=ALL)
+        for source, counts in [("generated", (49, 7, 4)), ("training", (43, 11, 6))]
+        for c, k in zip(CULTURES, counts, strict=True)
     ]
-    bias += [
-        {
-            "audit": "bias",
-            "metric": "default_share",
-            "value": v,
-            "n": 60,
-            "ci_low": v - 0.08,
-            "ci_high": v + 0.08,
-        }
-        | {"language": "en", "culture": culture, "source": source}
-        | core
-        for source, shares in [("generated", (0.81, 0.12, 0.07)), ("training", (0.72, 0.18, 0.10))]
-        for culture, v in zip(("western", "east_asian", "south_asian"), shares, strict=True)
+    culture += [
+        measure("share", 1 / 3, 0, note="parity", source="parity", culture=c, kind=ALL, language=ALL)
+        for c in CULTURES
+    ]
+    culture += [
+        measure("imbalance", 0.4, 60, (0.3, 0.5), source="generated", culture=ALL, kind=ALL, language=ALL)
     ]
     limbs = [
-        {
-            "audit": "limbs",
-            "metric": "failure_rate",
-            "value": v,
-            "n": 50,
-            "ci_low": v - 0.1,
-            "ci_high": v + 0.1,
-        }
-        | {"kind": kind}
-        | core
-        for kind, v in [("dog", 0.34), ("spider", 0.62), ("person", 0.21)]
+        rate("failure_rate", k, 50, by="subject", level=kind, subject=ALL)
+        for kind, k in [("dog", 17), ("spider", 31), ("person", 10)]
+    ]
+    limbs += [
+        rate("failure_rate", k, 75, by="seed", level=str(seed), subject=ALL) for seed, k in [(0, 30), (1, 28)]
     ]
     watermark = [
-        {"audit": "watermark", "metric": "bit_accuracy", "value": 1.0 - s * d, "n": 32}
-        | {"ci_low": 0.9 - s * d, "ci_high": min(1.0, 1.05 - s * d)}
-        | {"method": method, "attack": "jpeg", "strength": s}
-        | core
+        measure(
+            "bit_accuracy",
+            1.0 - s * d,
+            32,
+            (0.9 - s * d, min(1.0, 1.05 - s * d)),
+            source="gen",
+            method=method,
+            attack="jpeg",
+            strength=s,
+        )
         for method, d in [("dwtDct", 0.4), ("rivaGan", 0.1)]
         for s in (0.0, 0.5, 1.0)
     ]
-    tables = {"bias": pd.DataFrame(bias), "limbs": pd.DataFrame(limbs), "watermark": pd.DataFrame(watermark)}
+    watermark += [measure("psnr", 38.0, 32, (37.0, 39.0), source="gen", method="dwtDct")]
+    tables = {
+        "language_bias": tidy(bias, "language_bias", "world"),
+        "culture": tidy(culture, "culture", "world"),
+        "limbs": tidy(limbs, "limbs", "world"),
+        "watermark": tidy(watermark, "watermark", "decoder"),
+    }
     for name, table in tables.items():
         fileio.write_parquet(root / f"{name}.parquet", table)
     fileio.write_text(root / "report.html", "<html><body>report</body></html>")

@@ -139,9 +139,9 @@ def test_manifest_resolves_images_and_checks_columns(runs_dir, tmp_path):
 
 
 def test_audit_rows_by_keyword(runs_dir):
-    rows = data.audit_rows((str(runs_dir / "audit"),), ("limb",))
-    assert set(rows["audit"]) == {"limbs"}
-    assert data.slice_columns(rows) == ["kind"]
+    rows = data.audit_rows((str(runs_dir / "audit"),), ("limbs",))
+    assert set(rows["audit"]) == {"limbs"} and set(rows["run"]) == {"audit"}
+    assert data.slice_columns(rows) == ["by", "level"]
 
 
 def test_languages_in_and_out(runs_dir, kept):

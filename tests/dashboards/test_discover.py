@@ -31,7 +31,12 @@ def test_nested_runs_and_a_run_given_directly(runs_dir: Path, tmp_path: Path):
 
 
 def test_audit_tables_need_metric_value_n(runs_dir: Path, tmp_path: Path):
-    assert [p.stem for p in audit_tables(runs_dir / "audit")] == ["bias", "limbs", "watermark"]
+    assert [p.stem for p in audit_tables(runs_dir / "audit")] == [
+        "culture",
+        "language_bias",
+        "limbs",
+        "watermark",
+    ]
     (tmp_path / "junk.parquet").write_bytes(b"not parquet")
     assert audit_tables(tmp_path) == []
     assert discover(tmp_path).empty

@@ -74,3 +74,18 @@ def test_bad_judges_are_one_line_config_errors(tiny_clip: tuple[Path, Path], tmp
     bad.write_bytes(b"not weights")
     with pytest.raises(ConfigError, match="cannot load"):
         make_judge("clip", {"clip_config": str(cfg), "clip_checkpoint": str(bad)})
+
+
+def test_clip_judge_defaults_to_the_embedded_model(
+    tiny_clip: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from t2iscope.generate.loaders import CLIP_NAME, CLIP_WEIGHTS
+
+    monkeypatch.setenv("T2ISCOPE_MODELS", str(tmp_path))
+    with pytest.raises(ConfigError, match="embedded CLIP not found"):
+        make_judge("clip")
+    cfg, weights = tiny_clip
+    (tmp_path / "clip").mkdir()
+    (tmp_path / "clip" / f"{CLIP_NAME}.json").write_text(cfg.read_text())
+    (tmp_path / "clip" / CLIP_WEIGHTS).write_bytes(weights.read_bytes())
+    assert make_judge("clip").checkpoint == str(tmp_path / "clip" / CLIP_WEIGHTS)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from t2iscope.generate.models import Model, load_model
+from t2iscope.generate.models import Model, embedded_model_path, load_model
 from t2iscope.generate.random_models import random_sd_pipeline
 
 
@@ -47,3 +47,14 @@ def _record_unet_calls(model: Model) -> Iterator[list[tuple[int, ...]]]:
 def unet_calls() -> Callable[[Model], contextlib.AbstractContextManager[list[tuple[int, ...]]]]:
     """``with unet_calls(model) as shapes:`` records the input shape of every U-Net forward call."""
     return _record_unet_calls
+
+
+def _available_models() -> list[str]:
+    """The tiny random model always; the embedded model too once models/sd exists."""
+    return ["tiny", *(["embedded"] if (embedded_model_path() / "model_index.json").is_file() else [])]
+
+
+@pytest.fixture(scope="session", params=_available_models())
+def each_model(request: pytest.FixtureRequest, tiny_model: Model) -> Model:
+    """Every model the end-to-end checks run on (tests/generate/test_modes_end_to_end.py)."""
+    return tiny_model if request.param == "tiny" else load_model(None, device="cpu")

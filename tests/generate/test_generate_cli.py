@@ -77,9 +77,10 @@ def test_image_modes(capsys, tmp_path, tiny_sd_path, source, mode_args):
 
 
 def test_suite_command(capsys, tmp_path, tiny_sd_path):
-    out = tmp_path / "limbs"
+    out = tmp_path / "sweep"
     code, stdout, err = _run(
-        capsys, "generate", "suite", "limbs", "--out", str(out), "--limit", "2", "--model", str(tiny_sd_path),
+        capsys, "generate", "suite", "cfg-steps", "--out", str(out), "--limit", "2",
+        "--model", str(tiny_sd_path),
     )  # fmt: skip
     assert code == 0, err
     assert "2 rows (2 generated, 0 already done)" in stdout
@@ -125,3 +126,9 @@ def test_bad_input_is_one_line_before_any_work(capsys, tmp_path, source, argv, m
     assert code == exit_code
     assert message in err and err.count("\n") == 1 and err.startswith("t2iscope: error:")
     assert not (tmp_path / "o").exists() and not (tmp_path / "o.png").exists()
+
+
+def test_cli_fill_choices_match_the_inpaint_module():
+    from t2iscope.generate import cli, inpaint
+
+    assert cli.FILLS == inpaint.FILLS
