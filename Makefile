@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint bench install install-dev clean
+.PHONY: demo test lint bench install install-dev clean browser-deps screenshots
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,8 +29,19 @@ install-dev: $(DEV_STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m t2iscope.demo
 
-test: $(DEV_STAMP)
+test: $(DEV_STAMP) browser-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The dashboard's end-to-end test drives Debian's chromium (never a downloaded browser).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	  else echo "make test: the browser test needs Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+# Refresh the README's dashboard screenshots from the browser test.
+screenshots: $(DEV_STAMP) browser-deps
+	T2I_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/dashboards/test_browser.py
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -74,18 +74,15 @@ def main() -> None:
     ours1, theirs1, ours_b = [], [], []
     _ours(model, seeds[:1], args.steps)  # warm-up
     for _ in range(args.rounds):
-        ours1.append(
-            statistics.median(_per_image(lambda s=s: _ours(model, [s], args.steps), 1) for s in seeds)
-        )
-        theirs1.append(
-            statistics.median(_per_image(lambda s=s: _diffusers(model, [s], args.steps), 1) for s in seeds)
-        )
+        for s in seeds:  # interleaved per image, order alternating, so load spikes hit both sides
+            pair = [(ours1, _ours), (theirs1, _diffusers)]
+            for times, fn in pair if s % 2 else pair[::-1]:
+                times.append(_per_image(lambda s=s, fn=fn: fn(model, [s], args.steps), 1))
         ours_b.append(_per_image(lambda: _ours(model, seeds, args.steps), len(seeds)))
     o, t, b = (statistics.median(x) for x in (ours1, theirs1, ours_b))
-    print(
-        f"model: {which}; {args.steps} steps, {SAMPLER}, CFG {CFG}, {args.images} seeds, {args.rounds} rounds"
-    )
-    print(f"torch threads: {torch.get_num_threads()}")
+    print(f"model: {which}; {args.steps} steps, {SAMPLER}, CFG {CFG}")
+    print(f"{args.images} seeds x {args.rounds} rounds")
+    print(f"torch threads: {torch.get_num_threads()}; medians of interleaved runs")
     print(f"{'path':<34}{'s/image':>10}{'images/s':>10}")
     print(f"{'diffusers pipeline, batch 1':<34}{t:>10.3f}{1 / t:>10.2f}")
     print(f"{'t2iscope txt2img, batch 1':<34}{o:>10.3f}{1 / o:>10.2f}")

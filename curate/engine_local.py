@@ -139,7 +139,9 @@ class LocalEngine:
         )
         counts = [StageCounts(pushed_down=i < len(pushed)) for i in range(len(stages))]
         if not rest:
-            return self._all_in_duckdb(shard, query, pushed, counts, stages, kept_path, dropped_path, start)
+            return self._all_in_duckdb(
+                shard, query, pushed, counts, stages, kept_path, dropped_path, start, "LANGUAGE" in columns
+            )
         lang_in: Counter = Counter()
         lang_out: Counter = Counter()
         try:
@@ -186,26 +188,20 @@ class LocalEngine:
         kept_path: Path,
         dropped_path: Path,
         start: float,
+        has_language: bool,
     ) -> dict[str, Any]:
         """Every stage is SQL: let DuckDB evaluate, count and write both files with all its threads.
 
         The shard is materialised once as a temp table (DuckDB spills it past memory_limit), so the
-        input is scanned and the predicates evaluated once for the kept and the dropped file.
+        input is scanned and the predicates evaluated once; one GROUP BY then yields every tally
+        (stage drops, languages in and out) before the kept and the dropped file are copied out.
         """
+        lang = "LANGUAGE" if has_language else "NULL"
         try:
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE shard AS {query}")
-            pairs = self.con.execute(
-                f"SELECT {_STAGE}, {_REASON}, count(*) FROM shard WHERE {_STAGE} IS NOT NULL GROUP BY ALL"
+            groups = self.con.execute(
+                f"SELECT {_STAGE}, {_REASON}, {lang}, count(*) FROM shard GROUP BY ALL"
             ).fetchall()
-            n = self.con.execute("SELECT count(*) FROM shard").fetchone()[0]  # type: ignore[index]
-            columns = [r[0] for r in self.con.execute("DESCRIBE shard").fetchall()]
-            lang_in = lang_out = {}
-            if "LANGUAGE" in columns:
-                rows = self.con.execute(
-                    f"SELECT LANGUAGE, count(*), count(*) FILTER ({_STAGE} IS NULL) FROM shard GROUP BY ALL"
-                ).fetchall()
-                lang_in = {str(r[0]): r[1] for r in rows}
-                lang_out = {str(r[0]): r[2] for r in rows if r[2]}
             with atomic_path(kept_path) as kt, atomic_path(dropped_path) as dt:
                 self.con.execute(
                     f"COPY (SELECT * EXCLUDE ({_STAGE}, {_REASON}) FROM shard WHERE {_STAGE} IS NULL) "
@@ -219,8 +215,17 @@ class LocalEngine:
         except duckdb.Error as exc:
             raise duck_error(shard, exc) from None
         by_stage: dict[str, Counter] = {}
-        for stage, reason, k in pairs:
-            by_stage.setdefault(stage, Counter())[reason] += k
+        lang_in: Counter = Counter()
+        lang_out: Counter = Counter()
+        for stage, reason, language, k in groups:
+            lang_in[str(language)] += k
+            if stage is None:
+                lang_out[str(language)] += k
+            else:
+                by_stage.setdefault(stage, Counter())[reason] += k
+        n = sum(lang_in.values())
+        if not has_language:
+            lang_in = lang_out = Counter()
         remaining = n
         for i, (stage, _) in enumerate(pushed):
             gone = by_stage.get(stage, Counter())
@@ -230,7 +235,7 @@ class LocalEngine:
         elapsed = time.perf_counter() - start
         return {
             "stages": [{"stage": s.name, **c.to_dict()} for s, c in zip(stages, counts, strict=True)],
-            "languages": {"in": lang_in, "out": lang_out},
+            "languages": {"in": dict(lang_in), "out": dict(lang_out)},
             "seconds": elapsed,
             "duckdb_seconds": elapsed,
         }

@@ -10,7 +10,6 @@ colors and kinds, and caption encodings can be computed once instead of every st
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 

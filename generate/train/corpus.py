@@ -102,7 +102,8 @@ def load_world(world: str | Path, curated: str | Path | None = None, limit: int 
     files = {p.stem: p for p in (world / "images").glob("*/*.png")}
     # Images are named by the row hash (docs/architecture.md); accept the URL key as well.
     keys = rows["key"] if extra else rows["hash"]
-    names = [hash_hex(h) if hash_hex(h) in files else hash_hex(k) for h, k in zip(rows["hash"], keys)]
+    pairs = zip(rows["hash"], keys, strict=True)
+    names = [hash_hex(h) if hash_hex(h) in files else hash_hex(k) for h, k in pairs]
     rows = rows.assign(_image=names)
     rows = rows[[n in files for n in names]].reset_index(drop=True)
     if limit is not None:

@@ -19,7 +19,6 @@ import torch.nn.functional as F
 
 from t2iscope.curate.world import spec
 from t2iscope.generate import loaders
-from t2iscope.generate.train.clip import normalize
 from t2iscope.generate.train.corpus import Corpus
 from t2iscope.generate.train.heads import clip_embeddings
 from t2iscope.generate.train.recipe import MeasureRecipe
@@ -27,7 +26,7 @@ from t2iscope.generate.train.recipe import MeasureRecipe
 COLOR_NAMES = tuple(spec.COLORS)
 KIND_NAMES = tuple(spec.KINDS)
 PALETTE = np.array(list(spec.COLORS.values()), dtype=np.float32)
-SATURATED = 0.6  # a pixel counts for the color vote above this HSV saturation
+SATURATED_FLOOR, SATURATED_SHARE = 0.25, 0.6  # color vote: saturation > max(floor, share x p99)
 DARK_MAX = 80  # the renderer's "dark" threshold (max channel below it)
 GEN_SEED_BASE = 1_000_000  # sampling seeds far from any seed used to make training data
 
@@ -42,7 +41,7 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def rate(correct: np.ndarray) -> dict[str, float]:
-    k, n = int(np.sum(correct)), int(len(correct))
+    k, n = int(np.sum(correct)), len(correct)
     low, high = wilson(k, n)
     return {"value": k / n if n else float("nan"), "n": n, "ci_low": low, "ci_high": high}
 
@@ -76,8 +75,11 @@ def palette_color(images: np.ndarray) -> np.ndarray:
     """Index into COLORS per HxWx3 uint8 image: majority nearest-palette vote of saturated pixels."""
     x = images.astype(np.float32)
     mx, mn = x.max(-1), x.min(-1)
-    # Palette bodies have saturation >= 0.72 (shaded parts too); pale backgrounds ~0.2.
-    saturated = (mx > 90) & ((mx - mn) / np.maximum(mx, 1) > SATURATED)
+    sat = (mx - mn) / np.maximum(mx, 1)
+    # Palette bodies have saturation >= 0.72, pale backgrounds ~0.2; low-contrast renders shrink
+    # both, so the cut is relative to the image's most saturated pixels, with a floor.
+    top = np.percentile(sat.reshape(len(x), -1), 99, axis=1)[:, None, None]
+    saturated = (mx > 60) & (sat > np.maximum(SATURATED_FLOOR, SATURATED_SHARE * top))
     dist = ((x[..., None, :] - PALETTE) ** 2).sum(-1)
     nearest = dist.argmin(-1)
     out = np.full(len(images), -1)
@@ -179,7 +181,9 @@ def _save_grid(images: np.ndarray, path: Path, columns: int = len(KIND_NAMES)) -
         Image.fromarray(grid.reshape(rows * 64, columns * 64, 3)).save(tmp, format="PNG")
 
 
-def measure_generator(models: Path, r: MeasureRecipe, device: str, samples: Path | None = None) -> dict[str, Any]:
+def measure_generator(
+    models: Path, r: MeasureRecipe, device: str, samples: Path | None = None
+) -> dict[str, Any]:
     """Adherence per (language, CFG); with ``samples``, also a PNG grid of each batch's first cells."""
     from tqdm import tqdm
 

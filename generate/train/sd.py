@@ -192,9 +192,7 @@ def save_pipeline(vae: Any, text_encoder: Any, tokenizer: Any, unet: Any, out: P
     """Write a standard diffusers SD folder atomically (build beside, then swap in)."""
     from diffusers import PNDMScheduler, StableDiffusionPipeline
 
-    scheduler = PNDMScheduler(
-        **SCHEDULE, skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1
-    )
+    scheduler = PNDMScheduler(**SCHEDULE, skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1)
     # U-Net and VAE are stored in fp16 (diffusers upcasts them to fp32 on load); the text encoder
     # stays fp32 because transformers keeps the stored dtype and the pipeline needs one dtype.
     pipe = StableDiffusionPipeline(

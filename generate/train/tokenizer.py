@@ -43,7 +43,8 @@ def _bpe_path() -> Path:
 
 def build_vocab() -> tuple[dict[str, int], list[str]]:
     """Return (token -> id, merge lines) in open_clip's SimpleTokenizer order."""
-    lines = gzip.open(_bpe_path()).read().decode("utf-8").split("\n")
+    with gzip.open(_bpe_path()) as fh:
+        lines = fh.read().decode("utf-8").split("\n")
     merges = lines[1 : 49152 - 256 - 2 + 1]
     alphabet = list(_bytes_to_unicode().values())
     vocab = alphabet + [a + "</w>" for a in alphabet]

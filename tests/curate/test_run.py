@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -113,3 +114,26 @@ def test_small_batches_give_the_same_rows(tmp_path: Path, three_shards: Path) ->
     # dropped rows interleave by batch, so compare them as a multiset
     big, small = (pq.read_table(tmp_path / r / "dropped").to_pylist() for r in ("big", "small"))
     assert sorted(map(repr, big)) == sorted(map(repr, small))
+
+
+def test_all_sql_recipe_tallies_match_its_files(tmp_path: Path, write_shards: Callable[..., Path]) -> None:
+    """Every stage pushed down: one GROUP BY gives the stats; they must agree with the files."""
+    langs = ["en", "de", None, "fr"]
+    table = laion_table(60, LANGUAGE=[langs[i % 4] for i in range(60)])
+    recipe = recipe_from_dict(
+        {"name": "sql", "stages": [{"resolution": {"min_side": 300}}, "watermark", "unsafe"]}, "sql.yaml"
+    )
+    stats = run_recipe(recipe, str(write_shards(table, table.slice(0, 9))), tmp_path / "r", progress=False)
+    kept, dropped = pq.read_table(tmp_path / "r" / "kept"), pq.read_table(tmp_path / "r" / "dropped")
+    assert all(s["pushed_down"] for s in stats["stages"])
+    assert stats["rows_in"] == 69 and stats["rows_out"] == kept.num_rows > 0
+    rows_in = 69
+    for s in stats["stages"]:
+        mine = [r for r in dropped.to_pylist() if r["stage"] == s["stage"]]
+        assert s["rows_in"] == rows_in
+        assert s["dropped"] == dict(Counter(r["reason"] for r in mine))
+        rows_in -= len(mine)
+        assert s["rows_out"] == rows_in
+    every = table.column("LANGUAGE").to_pylist() + table.column("LANGUAGE").to_pylist()[:9]
+    assert stats["languages"]["in"] == {str(k): v for k, v in Counter(every).items()}
+    assert stats["languages"]["out"] == dict(Counter(map(str, kept.column("LANGUAGE").to_pylist())))

@@ -87,7 +87,7 @@ def test_clip_preprocess_matches_training_normalisation(heldout, clip):
 
     from t2iscope.generate.train.clip import normalize
 
-    model, preprocess, _ = clip
+    _model, preprocess, _ = clip
     image = Image.fromarray(heldout.images[0].permute(1, 2, 0).numpy())
     assert torch.allclose(preprocess(image), normalize(heldout.images[:1])[0], atol=1e-2)
 
@@ -118,7 +118,9 @@ def test_stock_pipeline_follows_color(pipe):
     colors = ("red", "blue", "yellow")
     prompts = [f"{c} ball" for c in colors for _ in range(2)]
     gens = [torch.Generator().manual_seed(1000 + i) for i in range(len(prompts))]
-    images = pipe(prompts, num_inference_steps=10, guidance_scale=7.5, generator=gens, output_type="np").images
+    images = pipe(
+        prompts, num_inference_steps=10, guidance_scale=7.5, generator=gens, output_type="np"
+    ).images
     assert images.shape == (len(prompts), 64, 64, 3)
     got = palette_color((images * 255).round().astype(np.uint8))
     want = np.array([COLOR_NAMES.index(c) for c in colors for _ in range(2)])
@@ -132,8 +134,12 @@ def test_aesthetic_head_ranks_clean_above_degraded(heldout_world, clip):
     head, config = loaders.load_aesthetic(MODELS)
     assert config["embed_dim"] == head.input_size
     rows = _truth_rows(heldout_world, 24)
-    clean = _render(render_scene, rows, watermark=False, blur=0.0, noise=0.0, low_contrast=0.0, blockiness=0.0)
-    worse = _render(render_scene, rows, watermark=False, blur=1.0, noise=1.0, low_contrast=1.0, blockiness=0.0)
+    clean = _render(
+        render_scene, rows, watermark=False, blur=0.0, noise=0.0, low_contrast=0.0, blockiness=0.0
+    )
+    worse = _render(
+        render_scene, rows, watermark=False, blur=1.0, noise=1.0, low_contrast=1.0, blockiness=0.0
+    )
     model, _, _ = clip
     with torch.no_grad():
         a = head(clip_embeddings(model, clean, "cpu")).squeeze(-1)
@@ -171,4 +177,3 @@ def _truth_rows(world: Path, n: int) -> list[dict]:
 def _render(render_scene, rows: list[dict], **override) -> torch.Tensor:
     images = [np.asarray(render_scene({**row, **override})) for row in rows]
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
-
