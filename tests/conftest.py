@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests run on shared 2-core machines: no per-example deadline, no "generation is slow"
+# failures, and a fixed example sequence so CI is reproducible (T2I_HYPOTHESIS=dev explores anew).
+settings.register_profile(
+    "ci", deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow], max_examples=60
+)
+settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("T2I_HYPOTHESIS", "ci"))
 
 WORLD_ROWS = 400
 WORLD_SEED = 0
