@@ -85,7 +85,34 @@ def run() -> None:
             "64",
             "--retry-failed",
         )
-    print(f"\nDemo outputs are under {RUNS}/")
+    for suite in ("multilingual", "neutral", "limbs"):
+        step(
+            f"Generate the shipped '{suite}' suite with the embedded Stable Diffusion",
+            "generate",
+            "suite",
+            suite,
+            "--out",
+            str(RUNS / "gen" / suite),
+        )
+    step(
+        "Audit data and generations (domains, language mix and bias, culture, limbs, watermark)",
+        "evaluate",
+        "run",
+        "evaluate/audits/demo.yaml",
+        "--out",
+        str(RUNS / "audit"),
+    )
+    step("Write the self-contained HTML report", "evaluate", "report", str(RUNS / "audit"))
+    print(
+        f"\nDemo outputs are under {RUNS}/:\n"
+        f"  world        {world}\n"
+        f"  curated      {RUNS / 'curated'}  (stats.json, kept/, dropped/)\n"
+        f"  downloaded   {RUNS / 'shards'}   (status.parquet, img2dataset shards)\n"
+        f"  generations  {RUNS / 'gen'}      (manifest.parquet + PNGs per suite)\n"
+        f"  audit        {RUNS / 'audit'}    (tidy parquet per audit)\n"
+        f"  report       {RUNS / 'audit' / 'report.html'}\n"
+        f"\nExplore it all in the dashboards:\n  .venv/bin/t2iscope dashboard {RUNS}"
+    )
 
 
 if __name__ == "__main__":

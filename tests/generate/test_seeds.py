@@ -30,10 +30,10 @@ def test_generators_are_independent_per_seed():
 
 
 def test_seed_gives_same_image_at_any_batch_size(tiny_model):
-    for sampler in ("Euler a", "DPM++ 2M"):  # ancestral: noise at every step, too
-        batch = Params("a red dog", seed=10, steps=3, sampler=sampler, batch_size=3).expand()
-        together = txt2img(tiny_model, batch)
-        (alone,) = txt2img(tiny_model, [batch[1]])
-        diff = np.abs(np.asarray(together[1], dtype=int) - np.asarray(alone, dtype=int))
-        assert diff.max() <= 2
-        assert np.abs(np.asarray(together[0], dtype=int) - np.asarray(alone, dtype=int)).mean() > 1
+    # Euler a is ancestral: it draws fresh noise at every step, the hard case for batch independence
+    batch = Params("a red dog", seed=10, steps=3, sampler="Euler a", batch_size=3).expand()
+    together = txt2img(tiny_model, batch)
+    (alone,) = txt2img(tiny_model, [batch[1]])
+    diff = np.abs(np.asarray(together[1], dtype=int) - np.asarray(alone, dtype=int))
+    assert diff.max() <= 2
+    assert np.abs(np.asarray(together[0], dtype=int) - np.asarray(alone, dtype=int)).mean() > 1

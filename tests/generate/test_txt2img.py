@@ -11,7 +11,7 @@ from t2iscope.errors import ConfigError
 from t2iscope.generate.params import Params
 from t2iscope.generate.txt2img import txt2img
 
-BASE = Params("a red dog", seed=1, steps=3, cfg_scale=7.0, sampler="DPM++ 2M")
+BASE = Params("a red dog", seed=1, steps=2, cfg_scale=7.0, sampler="DPM++ 2M")
 
 
 def _gen(model, **changes) -> np.ndarray:
@@ -33,7 +33,7 @@ def test_deterministic_and_native_size(tiny_model):
     "change",
     [
         {"seed": 2},
-        {"steps": 4},
+        {"steps": 3},
         {"cfg_scale": 2.0},
         {"negative_prompt": "blurry, blue"},
         {"prompt": "a (red:1.6) dog"},  # emphasis reaches the conditioning
