@@ -6,7 +6,9 @@ the validity stage every run has. Raw DuckDB runs the same predicates as one
 runs in its own process, so peak RSS is its own. Our engine also writes the dropped rows (about
 84% of the input here) with their stage and reason, which those baselines do not; ``duckdb+drop``
 is raw DuckDB doing that whole job (kept and dropped files, two COPYs), the floor for our output
-contract. Targets: >= 0.8x raw DuckDB, RSS < 2 GB.
+contract. ``t2iscope:keys`` and ``t2iscope:none`` are our engine under ``--dropped keys`` (dropped
+rows as hash/LANGUAGE/stage/reason) and ``--dropped none`` (kept rows and exact stats only), the
+like-for-like rivals of raw DuckDB. Targets: >= 0.8x raw DuckDB, RSS < 2 GB.
 
     .venv/bin/python bench/bench_curate.py [--rows 10000000]   # rows cached under data/bench_curate
 """
@@ -14,6 +16,7 @@ contract. Targets: >= 0.8x raw DuckDB, RSS < 2 GB.
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import subprocess
 import sys
@@ -82,11 +85,12 @@ def make_rows(rows: int) -> Path:
     return folder
 
 
-def run_ours(src: Path, out: Path) -> int:
+def run_ours(src: Path, out: Path, dropped: str = "full") -> int:
     from t2iscope.curate.recipe import recipe_from_dict
     from t2iscope.curate.run import run_recipe
 
-    stats = run_recipe(recipe_from_dict(RECIPE, "bench"), str(src), out, overwrite=True, progress=False)
+    recipe = recipe_from_dict({**RECIPE, "dropped": dropped}, "bench")
+    stats = run_recipe(recipe, str(src), out, overwrite=True, progress=False)
     return stats["rows_out"]
 
 
@@ -144,6 +148,8 @@ def run_pandas(src: Path, out: Path) -> int:
 
 CONTENDERS = {
     "t2iscope": run_ours,
+    "t2iscope:keys": functools.partial(run_ours, dropped="keys"),
+    "t2iscope:none": functools.partial(run_ours, dropped="none"),
     "duckdb": run_duckdb,
     "duckdb+drop": run_duckdb_both,
     "pandas": run_pandas,
@@ -185,7 +191,7 @@ def main() -> None:
     base, floor = results["duckdb"][0], results["duckdb+drop"][0]
     for name, (seconds, kept, rss) in results.items():
         print(
-            f"{name:<11} {args.rows / seconds:>12,.0f} rows/s  {seconds:7.1f}s  kept {kept:>9,}  "
+            f"{name:<13} {args.rows / seconds:>12,.0f} rows/s  {seconds:7.1f}s  kept {kept:>9,}  "
             f"peak RSS {rss:7.0f} MB  vs raw DuckDB {base / seconds:5.2f}x  "
             f"vs DuckDB+drop {floor / seconds:5.2f}x"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import typing
 
@@ -21,7 +22,8 @@ def curate() -> None:
         "Example:\n\n\b\n"
         "  t2iscope world make --out runs/world --rows 2000 --seed 0\n"
         "  t2iscope curate run sd-improved-aesthetics --input runs/world --out runs/curated\n"
-        "  t2iscope curate run my-recipe.yaml --input 'laion/*.parquet' --out runs/mine\n\n"
+        "  t2iscope curate run my-recipe.yaml --input 'laion/*.parquet' --out runs/mine\n"
+        "  t2iscope curate run laion2b-en --input 'laion/*.parquet' --out runs/lean --dropped keys\n\n"
         "Built-in recipes: laion2b-en, sd-improved-aesthetics, laion-high-resolution, datacomp-basic."
     ),
 )
@@ -33,8 +35,22 @@ def curate() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder instead of resuming it.")
 @click.option("--batch-rows", default=131_072, show_default=True, help="Rows per Arrow batch (memory bound).")
 @click.option("--threads", type=int, default=None, help="DuckDB threads (default: all cores).")
+@click.option(
+    "--dropped",
+    "dropped",
+    type=click.Choice(["full", "keys", "none"]),  # recipe.DROPPED_MODES, kept import-free
+    default=None,
+    help="What dropped/ holds, overriding the recipe's 'dropped' (default full): every column, "
+    "keys (hash, LANGUAGE, lang, domain + stage, reason) or none. stats.json is exact either way.",
+)
 def run_cmd(
-    recipe: str, input_spec: str, out: str, overwrite: bool, batch_rows: int, threads: int | None
+    recipe: str,
+    input_spec: str,
+    out: str,
+    overwrite: bool,
+    batch_rows: int,
+    threads: int | None,
+    dropped: str | None,
 ) -> None:
     """Run RECIPE (a built-in name or a YAML file) over --input into --out.
 
@@ -44,11 +60,13 @@ def run_cmd(
     from t2iscope.curate.recipe import load_recipe
     from t2iscope.curate.run import run_recipe
 
-    stats = run_recipe(
-        load_recipe(recipe), input_spec, out, overwrite=overwrite, batch_rows=batch_rows, threads=threads
-    )
+    resolved = load_recipe(recipe)
+    if dropped is not None:
+        resolved = dataclasses.replace(resolved, dropped=dropped)
+    stats = run_recipe(resolved, input_spec, out, overwrite=overwrite, batch_rows=batch_rows, threads=threads)
     click.echo(format_stats(stats))
-    click.echo(f"wrote {out}/kept, {out}/dropped, {out}/stats.json")
+    written = "" if resolved.dropped == "none" else f" {out}/dropped ({resolved.dropped}),"
+    click.echo(f"wrote {out}/kept,{written} {out}/stats.json")
 
 
 def format_stats(stats: dict[str, typing.Any]) -> str:

@@ -5,7 +5,9 @@ pushed into one DuckDB query as a CASE that names the first failing stage and re
 streams the rows out in Arrow batches of ``batch_rows``; the remaining stages run on the rows
 still alive, in recipe order, each seeing only the survivors of the one before. Kept and dropped
 rows go to ``kept/part-NNNNN.parquet`` and ``dropped/part-NNNNN.parquet`` (+ ``stage``,
-``reason``), written atomically, so a killed run leaves only whole shards behind.
+``reason``), written atomically, so a killed run leaves only whole shards behind. The recipe's
+``dropped`` mode decides how much of a dropped row is written (all columns, ``KEY_COLUMNS`` or
+nothing); the tallies are counted the same way in every mode.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,9 @@ from t2iscope.curate.schema import REASON_COL, STAGE_COL
 from t2iscope.fileio import atomic_path
 
 _STAGE, _REASON = "__t2i_stage", "__t2i_reason"
+# What ``dropped: keys`` writes of a dropped row (those it has), besides stage and reason: enough
+# to join it back to its input by hash and to audit language and domain shifts.
+KEY_COLUMNS = ("hash", "LANGUAGE", "lang", "domain")
 
 
 @dataclass
@@ -83,6 +89,14 @@ def with_columns(table: pa.Table, columns: dict[str, pa.Array]) -> pa.Table:
     return table
 
 
+def dropped_schema(kept: pa.Schema, mode: str) -> pa.Schema | None:
+    """The dropped file's schema under ``mode`` (full/keys), or None when none is written."""
+    if mode == "none":
+        return None
+    fields = list(kept) if mode == "full" else [kept.field(c) for c in KEY_COLUMNS if c in kept.names]
+    return pa.schema([*fields, pa.field(STAGE_COL, pa.string()), pa.field(REASON_COL, pa.string())])
+
+
 def _case(pushed: Sequence[tuple[str, list[tuple[str, str]]]], label: str) -> str:
     whens = [
         f"WHEN {cond} THEN '{(stage if label == 'stage' else reason).replace(chr(39), chr(39) * 2)}'"
@@ -102,9 +116,14 @@ class LocalEngine:
     name = "local"
 
     def __init__(
-        self, batch_rows: int = 131_072, threads: int | None = None, spec: str | None = None
+        self,
+        batch_rows: int = 131_072,
+        threads: int | None = None,
+        spec: str | None = None,
+        dropped: str = "full",
     ) -> None:
         self.batch_rows = batch_rows
+        self.dropped = dropped
         self.con = connect(threads, spec=spec)
 
     def close(self) -> None:
@@ -118,7 +137,10 @@ class LocalEngine:
         kept_path: Path,
         dropped_path: Path,
     ) -> dict[str, Any]:
-        """Process one shard; returns its tallies (stage counts, language counts, seconds)."""
+        """Process one shard; returns its tallies (stage counts, language counts, seconds).
+
+        ``dropped_path`` is not written when the engine's dropped mode is ``none``.
+        """
         start = time.perf_counter()
         select, names = select_list(self.con, shard)
         columns = set(names)
@@ -147,22 +169,22 @@ class LocalEngine:
         try:
             reader = self.con.sql(query).to_arrow_reader(self.batch_rows)
             kept_schema = self._schema(reader.schema, rest)
-            dropped_schema = kept_schema.append(pa.field(STAGE_COL, pa.string())).append(
-                pa.field(REASON_COL, pa.string())
-            )
-            with (
-                atomic_path(kept_path) as kt,
-                atomic_path(dropped_path) as dt,
-                pq.ParquetWriter(kt, kept_schema) as kw,  # closed before the renames above
-                pq.ParquetWriter(dt, dropped_schema) as dw,
-            ):
+            drop_schema = dropped_schema(kept_schema, self.dropped)
+            with ExitStack() as files:  # each writer closes before its file is renamed into place
+                kw = files.enter_context(
+                    pq.ParquetWriter(files.enter_context(atomic_path(kept_path)), kept_schema)
+                )
+                dw = None
+                if drop_schema is not None:
+                    dt = files.enter_context(atomic_path(dropped_path))
+                    dw = files.enter_context(pq.ParquetWriter(dt, drop_schema))
                 for batch in reader:
                     table = pa.Table.from_batches([batch])
                     if "LANGUAGE" in table.column_names:
                         lang_in += _counts(table.column("LANGUAGE"))
-                    alive = self._pushed(table, pushed, counts, dropped_schema, dw)
+                    alive = self._pushed(table, pushed, counts, drop_schema, dw)
                     for j, (stage, ctx) in enumerate(rest, start=len(pushed)):
-                        alive = self._arrow_stage(alive, stage, ctx, counts[j], dropped_schema, dw)
+                        alive = self._arrow_stage(alive, stage, ctx, counts[j], drop_schema, dw)
                     lang_col = "lang" if "lang" in alive.column_names else "LANGUAGE"
                     if lang_col in alive.column_names:
                         lang_out += _counts(alive.column(lang_col))
@@ -202,15 +224,18 @@ class LocalEngine:
             groups = self.con.execute(
                 f"SELECT {_STAGE}, {_REASON}, {lang}, count(*) FROM shard GROUP BY ALL"
             ).fetchall()
-            with atomic_path(kept_path) as kt, atomic_path(dropped_path) as dt:
+            with ExitStack() as files:
+                kt = files.enter_context(atomic_path(kept_path))
                 self.con.execute(
                     f"COPY (SELECT * EXCLUDE ({_STAGE}, {_REASON}) FROM shard WHERE {_STAGE} IS NULL) "
                     f"TO '{kt}' (FORMAT parquet)"
                 )
-                self.con.execute(
-                    f"COPY (SELECT * RENAME ({_STAGE} AS {STAGE_COL}, {_REASON} AS {REASON_COL}) FROM shard "
-                    f"WHERE {_STAGE} IS NOT NULL) TO '{dt}' (FORMAT parquet)"
-                )
+                if self.dropped != "none":
+                    dt = files.enter_context(atomic_path(dropped_path))
+                    self.con.execute(
+                        f"COPY (SELECT {self._dropped_select()} FROM shard WHERE {_STAGE} IS NOT NULL) "
+                        f"TO '{dt}' (FORMAT parquet)"
+                    )
             self.con.execute("DROP TABLE shard")
         except duckdb.Error as exc:
             raise duck_error(shard, exc) from None
@@ -240,6 +265,15 @@ class LocalEngine:
             "duckdb_seconds": elapsed,
         }
 
+    def _dropped_select(self) -> str:
+        """The dropped COPY's select list over the temp table ``shard`` (full or keys mode)."""
+        renamed = f"{_STAGE} AS {STAGE_COL}, {_REASON} AS {REASON_COL}"
+        if self.dropped == "full":
+            return f"* RENAME ({renamed})"
+        names = {r[0] for r in self.con.execute("DESCRIBE shard").fetchall()}
+        keys = "".join(f'"{c}", ' for c in KEY_COLUMNS if c in names)
+        return f"{keys}{renamed}"
+
     @staticmethod
     def _schema(source: pa.Schema, rest: Sequence[tuple[Stage, StageContext]]) -> pa.Schema:
         schema = pa.schema([f for f in source if f.name not in (_STAGE, _REASON)])
@@ -254,28 +288,32 @@ class LocalEngine:
         table: pa.Table,
         pushed: Sequence[tuple[str, list[tuple[str, str]]]],
         counts: list[StageCounts],
-        dropped_schema: pa.Schema,
-        writer: pq.ParquetWriter,
+        dropped_schema: pa.Schema | None,
+        writer: pq.ParquetWriter | None,
     ) -> pa.Table:
         stage_col = table.column(_STAGE)
         alive_mask = pc.is_null(stage_col)
         n_alive = table.num_rows - stage_col.null_count
         by_stage: dict[str, Counter] = {}
         if n_alive < table.num_rows:
-            dropped = table.filter(pc.invert(alive_mask))
+            drop_mask = pc.invert(alive_mask)
             pairs = pc.value_counts(
-                pc.binary_join_element_wise(dropped.column(_STAGE), dropped.column(_REASON), "\x1f")
+                pc.binary_join_element_wise(
+                    stage_col.filter(drop_mask), table.column(_REASON).filter(drop_mask), "\x1f"
+                )
             )
             for row in pairs.to_pylist():
                 stage, reason = row["values"].split("\x1f", 1)
                 by_stage.setdefault(stage, Counter())[reason] += int(row["counts"])
-            dropped = dropped.rename_columns(
-                [
-                    STAGE_COL if c == _STAGE else REASON_COL if c == _REASON else c
-                    for c in dropped.column_names
-                ]
-            )
-            writer.write_table(conform(dropped, dropped_schema))
+            if writer is not None:
+                dropped = table.filter(drop_mask)
+                dropped = dropped.rename_columns(
+                    [
+                        STAGE_COL if c == _STAGE else REASON_COL if c == _REASON else c
+                        for c in dropped.column_names
+                    ]
+                )
+                writer.write_table(conform(dropped, dropped_schema))
         remaining = table.num_rows
         for i, (stage, _) in enumerate(pushed):
             c = counts[i]
@@ -296,8 +334,8 @@ class LocalEngine:
         stage: Stage,
         ctx: StageContext,
         c: StageCounts,
-        dropped_schema: pa.Schema,
-        writer: pq.ParquetWriter,
+        dropped_schema: pa.Schema | None,
+        writer: pq.ParquetWriter | None,
     ) -> pa.Table:
         t0 = time.perf_counter()
         c.rows_in += alive.num_rows
@@ -308,13 +346,14 @@ class LocalEngine:
             keep = pa.array(np.asarray(res.keep, dtype=bool))
             if not pc.all(keep).as_py():
                 drop_mask = pc.invert(keep)
-                dropped = alive.filter(drop_mask)
                 reasons = res.reason.filter(drop_mask)
                 c.dropped += _counts(reasons)
-                dropped = dropped.append_column(
-                    STAGE_COL, pa.array([stage.name] * dropped.num_rows, pa.string())
-                )
-                writer.write_table(conform(dropped.append_column(REASON_COL, reasons), dropped_schema))
+                if writer is not None:
+                    dropped = alive.filter(drop_mask)
+                    dropped = dropped.append_column(
+                        STAGE_COL, pa.array([stage.name] * dropped.num_rows, pa.string())
+                    )
+                    writer.write_table(conform(dropped.append_column(REASON_COL, reasons), dropped_schema))
                 alive = alive.filter(keep)
         c.rows_out += alive.num_rows
         c.seconds += time.perf_counter() - t0

@@ -1,7 +1,8 @@
 """``curate run``: a recipe over an input, written as a resumable run folder.
 
 Layout (docs/architecture.md): ``kept/part-NNNNN.parquet``, ``dropped/part-NNNNN.parquet``
-(+ ``stage``, ``reason``), ``stats.json``, ``recipe.resolved.yaml``. ``_state/`` holds one
+(+ ``stage``, ``reason``; key columns only or absent under the recipe's ``dropped: keys|none``),
+``stats.json``, ``recipe.resolved.yaml``. ``_state/`` holds one
 finished-marker per shard (its tallies) and the dedup keys it added: a killed run started again
 with the same recipe and input skips finished shards, reloads their keys, and ends with the same
 rows as an uninterrupted one.
@@ -86,7 +87,7 @@ def run_recipe(
     identity = {"recipe": recipe.to_dict(), "inputs": [[s.path, s.size] for s in shards]}
     prepare_out(out, identity, overwrite)
     state = out / "_state"
-    engine = LocalEngine(batch_rows=batch_rows, threads=threads, spec=input_spec)
+    engine = LocalEngine(batch_rows=batch_rows, threads=threads, spec=input_spec, dropped=recipe.dropped)
     contexts = metadata_contexts(recipe.stages)
     stateful = [i for i, s in enumerate(recipe.stages) if s.op.stateful]
     start = time.perf_counter()
@@ -165,6 +166,7 @@ def summarize(
     return {
         "recipe": recipe.name,
         "engine": recipe.engine,
+        "dropped": recipe.dropped,
         "rows_in": rows_in,
         "rows_out": rows_out,
         "rows_dropped": rows_in - rows_out,

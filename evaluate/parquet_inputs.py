@@ -1,14 +1,17 @@
 """Locate the parquet inputs audits read: datasets, curation runs (kept + dropped), worlds.
 
 A curation run drops each row at exactly one stage, so the rows that *reached* stage s are the
-kept rows plus those dropped at s or later; per-group pass rates follow from counts alone.
+kept rows plus those dropped at s or later; per-group pass rates follow from counts alone. A run
+written with ``dropped: keys`` or ``none`` has lean or no dropped files; its stats.json still
+counts every stage's drops, which is what audits fall back on.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -48,12 +51,18 @@ def pick_column(files: list[str], *names: str) -> str:
 
 @dataclass(frozen=True)
 class CurationRun:
-    """A curation run folder: kept and dropped shards and the order its stages ran in."""
+    """A curation run folder: kept and dropped shards and the order its stages ran in.
+
+    ``dropped_mode`` is the run's ``dropped`` setting (full when stats.json predates it);
+    ``stage_drops`` the rows each stage dropped per stats.json, where it says.
+    """
 
     root: Path
     kept: list[str]
     dropped: list[str]
     stages: list[str]
+    dropped_mode: str = "full"
+    stage_drops: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def open(cls, root: str | Path) -> CurationRun:
@@ -64,26 +73,46 @@ class CurationRun:
         dropped = parquet_files(r / "dropped") if (r / "dropped").is_dir() else []
         if not kept and not dropped:
             raise DataError(f"{r}: not a curation run (no kept/ or dropped/ parquet)")
-        return cls(r, kept, dropped, _stage_order(r, dropped))
+        stats = _stats(r)
+        order = _stage_order(_stats_stages(stats), dropped)
+        return cls(r, kept, dropped, order, str(stats.get("dropped", "full")), _stage_drops(stats))
 
     def all_files(self) -> list[str]:
         return self.kept + self.dropped
 
 
-def _stage_order(root: Path, dropped: list[str]) -> list[str]:
+def _stats(root: Path) -> dict[str, Any]:
+    path = root / "stats.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc.msg})") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _stats_stages(stats: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(name, entry) per stage of stats.json, whether it lists them or maps name -> entry."""
+    stages = stats.get("stages", [])
+    if isinstance(stages, dict):
+        return list(stages.items())
+    if not isinstance(stages, list):
+        return []
+    return [(s.get("name", s.get("stage")) if isinstance(s, dict) else str(s), s) for s in stages]
+
+
+def _stage_drops(stats: dict[str, Any]) -> dict[str, int]:
+    drops = {}
+    for name, s in _stats_stages(stats):
+        if isinstance(s, dict) and isinstance(s.get("rows_in"), int) and isinstance(s.get("rows_out"), int):
+            drops[str(name)] = s["rows_in"] - s["rows_out"]
+    return drops
+
+
+def _stage_order(stages: list[tuple[str, Any]], dropped: list[str]) -> list[str]:
     """Stage names in run order: from stats.json when it lists them, else as first seen in dropped."""
-    stats = root / "stats.json"
-    order: list[str] = []
-    if stats.is_file():
-        try:
-            data = json.loads(stats.read_text())
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{stats}: not valid JSON ({exc.msg})") from None
-        stages = data.get("stages", []) if isinstance(data, dict) else []
-        if isinstance(stages, dict):
-            order = list(stages)
-        else:
-            order = [s.get("name", s.get("stage")) if isinstance(s, dict) else str(s) for s in stages]
+    order: list[str] = [name for name, _ in stages]
     if dropped:
         seen = duckdb.sql(
             f"SELECT stage, min(file_row_number + 0) AS first, min(filename) AS f FROM "

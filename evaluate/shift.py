@@ -4,6 +4,10 @@ From one grouped count of (group, stage dropped at) we get, per group, the share
 and of the output, the overall keep rate and each stage's pass rate among the rows that reached
 it, with Wilson intervals, plus the lift against the stage's overall pass rate (>1: the stage
 favours the group). Counting in DuckDB keeps this flat in memory on any run size.
+
+A run written with ``dropped: none`` (or ``keys``, for a key its lean dropped rows lack) cannot
+say which group its dropped rows belonged to: they are counted per stage from stats.json under
+the key ``UNRECORDED``, and only the output shares are measured, with the rest a counted skip.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from t2iscope.errors import DataError
 from t2iscope.evaluate.parquet_inputs import CurationRun
-from t2iscope.evaluate.tables import measure, rate
+from t2iscope.evaluate.tables import measure, rate, skipped
 
 KEPT = "(kept)"
+UNRECORDED = "(not recorded)"
 
 
 def stage_counts(run: CurationRun, key_sql: str, join: str = "") -> pd.DataFrame:
@@ -30,19 +36,39 @@ def stage_counts(run: CurationRun, key_sql: str, join: str = "") -> pd.DataFrame
             f"SELECT {key_sql} AS key, '{KEPT}' AS stage, count(*) AS rows "
             f"FROM read_parquet({run.kept!r}, union_by_name=true) d {join} GROUP BY 1"
         )
-    if run.dropped:
-        parts.append(
-            f"SELECT {key_sql} AS key, CAST(d.stage AS VARCHAR) AS stage, count(*) AS rows "
-            f"FROM read_parquet({run.dropped!r}, union_by_name=true) d {join} GROUP BY 1, 2"
-        )
+    dropped = (
+        f"SELECT {key_sql} AS key, CAST(d.stage AS VARCHAR) AS stage, count(*) AS rows "
+        f"FROM read_parquet({run.dropped!r}, union_by_name=true) d {join} GROUP BY 1, 2"
+    )
+    if run.dropped and _binds(dropped):
+        parts.append(dropped)
     df = duckdb.sql(" UNION ALL ".join(parts)).df()
     df["key"] = df["key"].fillna("(none)").astype(str)
-    return df
+    if run.dropped and len(parts) > 1:
+        return df
+    if run.dropped and not run.stage_drops:
+        raise DataError(
+            f"{run.root}: its dropped rows (dropped: {run.dropped_mode}) lack a column this audit "
+            "groups by, and stats.json has no per-stage counts to fall back on"
+        )
+    unrecorded = [{"key": UNRECORDED, "stage": s, "rows": n} for s, n in run.stage_drops.items() if n]
+    return pd.concat([df, pd.DataFrame(unrecorded, columns=df.columns)], ignore_index=True)
+
+
+def _binds(sql: str) -> bool:
+    """Whether DuckDB can bind ``sql`` (a lean dropped file may lack the columns it names)."""
+    try:
+        duckdb.sql(sql)
+    except duckdb.BinderException:
+        return False
+    return True
 
 
 def shift_rows(counts: pd.DataFrame, stages: list[str], group: str, keys: list[str]) -> list[dict[str, Any]]:
     """Measurements of input/output share, keep rate and per-stage pass rate for ``keys``."""
     wide = counts.pivot_table(index="key", columns="stage", values="rows", aggfunc="sum", fill_value=0)
+    if UNRECORDED in wide.index:
+        return _output_shares(wide, group, keys)
     for s in [*stages, KEPT]:
         if s not in wide.columns:
             wide[s] = 0
@@ -80,4 +106,22 @@ def shift_rows(counts: pd.DataFrame, stages: list[str], group: str, keys: list[s
             base = all_pass / all_reach if all_reach else float("nan")
             lift = (passed / reach) / base if reach and base else float("nan")
             rows.append(measure("pass_lift", lift, reach, group=group, key=key, stage=s))
+    return rows
+
+
+def _output_shares(wide: pd.DataFrame, group: str, keys: list[str]) -> list[dict[str, Any]]:
+    """Dropped rows without their group: output shares are exact, the rest is a counted skip."""
+    n_unrecorded = int(wide.loc[UNRECORDED].sum())
+    kept = wide[KEPT] if KEPT in wide.columns else pd.Series(0, index=wide.index)
+    total_out = int(kept.sum())
+    rows = [
+        rate("share_out", int(kept.get(key, 0)), total_out, group=group, key=key, stage="")
+        for key in keys
+        if key != UNRECORDED and key in wide.index
+    ]
+    reason = (
+        f"dropped rows not recorded with their {group} (run written with dropped: keys or none); "
+        "input shares, keep and pass rates not measured"
+    )
+    rows.append(skipped(n_unrecorded, reason, group=group, key=UNRECORDED, stage=""))
     return rows
