@@ -5,7 +5,13 @@ from __future__ import annotations
 import click
 
 
-@click.group()
+@click.group(
+    epilog=(
+        "Example:\n\n\b\n"
+        "  t2iscope evaluate run evaluate/audits/demo.yaml --out runs/audit\n"
+        "  t2iscope evaluate report runs/audit"
+    )
+)
 def evaluate() -> None:
     """Run audits over curated data and generations; write reports."""
 

@@ -21,7 +21,14 @@ from t2iscope.generate.train.cli import train
 FILLS = ("fill", "original", "latent noise", "latent nothing")
 
 
-@click.group()
+@click.group(
+    epilog=(
+        "Example:\n\n\b\n"
+        '  t2iscope generate txt2img "a (red:1.2) dog on grass" --seed 1 --out dog.png\n'
+        "  t2iscope generate info dog.png\n"
+        "  t2iscope generate suite limbs --out runs/gen/limbs"
+    )
+)
 def generate() -> None:
     """Generate images with latent diffusion: single prompts, suites, training."""
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import click
 
 
-@click.group()
+@click.group(
+    epilog=(
+        "Example:\n\n\b\n"
+        "  t2iscope world make --out runs/world --rows 2000 --seed 0\n"
+        "  t2iscope world sheet runs/world --out sheet.png\n"
+        "  t2iscope world serve runs/world --port 8765"
+    )
+)
 def world() -> None:
     """Make and serve the synthetic LAION-style world (the embedded default's data)."""
 

@@ -21,7 +21,9 @@ def test_help_lists_every_area(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize("name", list(AREAS))
 def test_each_area_has_help(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([name, "--help"]) == 0
-    assert "Usage:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Usage:" in out
+    assert "Example" in out and "t2iscope " in out.split("Example", 1)[1]
 
 
 def test_unknown_option_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
