@@ -18,10 +18,11 @@ from t2iscope.curate.world import serve_world
 RUNS = Path("runs/demo")
 
 
-def step(title: str, *argv: str) -> None:
-    print(f"\n==> {title}\n    $ t2iscope {shlex.join(argv)}", flush=True)
+def step(title: str, command: str) -> None:
+    """Run one `t2iscope` command line, echoing it; stop the demo on failure."""
+    print(f"\n==> {title}\n    $ t2iscope {command}", flush=True)
     start = time.perf_counter()
-    code = cli(list(argv))
+    code = cli(shlex.split(command))
     if code != 0:
         print(f"demo: step failed with exit code {code}: {title}", file=sys.stderr)
         sys.exit(code)
@@ -30,86 +31,37 @@ def step(title: str, *argv: str) -> None:
 
 def run() -> None:
     RUNS.mkdir(parents=True, exist_ok=True)
-    world = RUNS / "world"
+    world, curated, shards = RUNS / "world", RUNS / "curated", RUNS / "shards"
     step(
         "Make a synthetic LAION-style world (metadata, truth, images)",
-        "world",
-        "make",
-        "--out",
-        str(world),
-        "--rows",
-        "3000",
-        "--seed",
-        "0",
-        "--overwrite",
+        f"world make --out {world} --rows 3000 --seed 0 --overwrite",
     )
     step(
         "Curate it with SD v1.2's improved-aesthetics recipe",
-        "curate",
-        "run",
-        "sd-improved-aesthetics",
-        "--input",
-        str(world / "metadata"),
-        "--out",
-        str(RUNS / "curated"),
-        "--overwrite",
+        f"curate run sd-improved-aesthetics --input {world} --out {curated} --overwrite",
     )
     with serve_world(world, timeout_seconds=3) as server:
         print(f"\n    (serving the world's images with its failure modes at {server.url})")
-        step(
-            "Download the kept rows with img2dataset, then run the post-download stages",
-            "curate",
-            "download",
-            str(RUNS / "curated"),
-            "--out",
-            str(RUNS / "shards"),
-            "--via",
-            server.url,
-            "--timeout",
-            "2",
-            "--image-size",
-            "64",
-        )
-        step(
-            "Retry only the rows that failed",
-            "curate",
-            "download",
-            str(RUNS / "curated"),
-            "--out",
-            str(RUNS / "shards"),
-            "--via",
-            server.url,
-            "--timeout",
-            "2",
-            "--image-size",
-            "64",
-            "--retry-failed",
-        )
-    for suite in ("multilingual", "neutral", "limbs"):
+        download = f"curate download {curated} --out {shards} --via {server.url} --timeout 2 --image-size 64"
+        step("Download the kept rows with img2dataset, then run the post-download stages", download)
+        step("Retry only the rows that failed", f"{download} --retry-failed")
+    # multilingual: the first 24 concepts (6 colors x ball/cup/car/house) in all 7 languages.
+    for suite, limit in (("multilingual", 168), ("neutral", 64), ("limbs", 48)):
         step(
             f"Generate the shipped '{suite}' suite with the embedded Stable Diffusion",
-            "generate",
-            "suite",
-            suite,
-            "--out",
-            str(RUNS / "gen" / suite),
+            f"generate suite {suite} --out {RUNS / 'gen' / suite} --limit {limit}",
         )
     step(
         "Audit data and generations (domains, language mix and bias, culture, limbs, watermark)",
-        "evaluate",
-        "run",
-        "evaluate/audits/demo.yaml",
-        "--out",
-        str(RUNS / "audit"),
+        f"evaluate run evaluate/audits/demo.yaml --out {RUNS / 'audit'}",
     )
-    step("Write the self-contained HTML report", "evaluate", "report", str(RUNS / "audit"))
+    step("Write the self-contained HTML report", f"evaluate report {RUNS / 'audit'}")
     print(
         f"\nDemo outputs are under {RUNS}/:\n"
         f"  world        {world}\n"
-        f"  curated      {RUNS / 'curated'}  (stats.json, kept/, dropped/)\n"
-        f"  downloaded   {RUNS / 'shards'}   (status.parquet, img2dataset shards)\n"
+        f"  curated      {curated}  (stats.json, kept/, dropped/)\n"
+        f"  downloaded   {shards}   (status.parquet, img2dataset shards)\n"
         f"  generations  {RUNS / 'gen'}      (manifest.parquet + PNGs per suite)\n"
-        f"  audit        {RUNS / 'audit'}    (tidy parquet per audit)\n"
         f"  report       {RUNS / 'audit' / 'report.html'}\n"
         f"\nExplore it all in the dashboards:\n  .venv/bin/t2iscope dashboard {RUNS}"
     )
