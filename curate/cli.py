@@ -11,7 +11,14 @@ import click
 from t2iscope.errors import DataError
 
 
-@click.group()
+@click.group(
+    epilog=(
+        "Example:\n\n\b\n"
+        "  t2iscope curate stages\n"
+        "  t2iscope curate run sd-improved-aesthetics --input runs/world --out runs/curated\n"
+        "  t2iscope curate download runs/curated --out runs/shards --via http://127.0.0.1:8765"
+    )
+)
 def curate() -> None:
     """Filter, deduplicate and download LAION-style image-caption data."""
 

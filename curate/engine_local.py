@@ -162,7 +162,7 @@ class LocalEngine:
         counts = [StageCounts(pushed_down=i < len(pushed)) for i in range(len(stages))]
         if not rest:
             return self._all_in_duckdb(
-                shard, query, pushed, counts, stages, kept_path, dropped_path, start, "LANGUAGE" in columns
+                shard, select, query, pushed, counts, stages, kept_path, dropped_path, start, names
             )
         lang_in: Counter = Counter()
         lang_out: Counter = Counter()
@@ -203,6 +203,7 @@ class LocalEngine:
     def _all_in_duckdb(
         self,
         shard: InputShard,
+        select: str,
         query: str,
         pushed: Sequence[tuple[str, list[tuple[str, str]]]],
         counts: list[StageCounts],
@@ -210,26 +211,36 @@ class LocalEngine:
         kept_path: Path,
         dropped_path: Path,
         start: float,
-        has_language: bool,
+        names: list[str],
     ) -> dict[str, Any]:
         """Every stage is SQL: let DuckDB evaluate, count and write both files with all its threads.
 
-        The shard is materialised once as a temp table (DuckDB spills it past memory_limit), so the
-        input is scanned and the predicates evaluated once; one GROUP BY then yields every tally
-        (stage drops, languages in and out) before the kept and the dropped file are copied out.
+        The predicates are evaluated once into a temp table (DuckDB spills it past memory_limit);
+        one GROUP BY over it yields every tally (stage drops, languages in and out) before the
+        kept and the dropped file are copied out. Under ``dropped: full`` the table holds whole
+        rows; otherwise only the key columns and the verdict, and the kept rows are read again
+        from the input, matched to their verdict by position: carrying URL and TEXT of every row
+        through the table costs more than that second read.
         """
+        has_language = "LANGUAGE" in names
         lang = "LANGUAGE" if has_language else "NULL"
+        if self.dropped == "full":
+            table, kept = query, f"SELECT * EXCLUDE ({_STAGE}, {_REASON}) FROM shard WHERE {_STAGE} IS NULL"
+        else:
+            keys = "".join(f'"{c}", ' for c in KEY_COLUMNS if c in names)
+            table = f"SELECT {keys}{_STAGE}, {_REASON} FROM ({query})"
+            kept = (
+                f"SELECT s.* FROM (SELECT {select} FROM {shard.relation()}) s "
+                f"POSITIONAL JOIN shard WHERE shard.{_STAGE} IS NULL"
+            )
         try:
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE shard AS {query}")
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE shard AS {table}")
             groups = self.con.execute(
                 f"SELECT {_STAGE}, {_REASON}, {lang}, count(*) FROM shard GROUP BY ALL"
             ).fetchall()
             with ExitStack() as files:
                 kt = files.enter_context(atomic_path(kept_path))
-                self.con.execute(
-                    f"COPY (SELECT * EXCLUDE ({_STAGE}, {_REASON}) FROM shard WHERE {_STAGE} IS NULL) "
-                    f"TO '{kt}' (FORMAT parquet)"
-                )
+                self.con.execute(f"COPY ({kept}) TO '{kt}' (FORMAT parquet)")
                 if self.dropped != "none":
                     dt = files.enter_context(atomic_path(dropped_path))
                     self.con.execute(

@@ -166,3 +166,21 @@ def test_cli_flag_overrides_the_recipe(
     assert not (tmp_path / "b" / "dropped").exists()
     assert json.loads((tmp_path / "b" / "stats.json").read_text())["dropped"] == "none"
     assert main([*args, "--out", str(tmp_path / "c"), "--dropped", "all"]) == 2
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_lean_modes_keep_the_same_rows_on_many_row_groups(tmp_path: Path, fmt: str) -> None:
+    """keys/none re-read the kept rows by position: row groups and csv must not shuffle them."""
+    src = tmp_path / "input"
+    src.mkdir()
+    table = laion_table(500, LANGUAGE=[["en", "de", "fr"][i % 3] for i in range(500)])
+    if fmt == "parquet":
+        pq.write_table(table, src / "part-0.parquet", row_group_size=7)
+    else:
+        table.to_pandas().to_csv(src / "part-0.csv", index=False)
+    kept = {}
+    for mode in MODES:
+        _run(ALL_SQL, mode, src, tmp_path / mode, batch_rows=64)
+        kept[mode] = pq.read_table(tmp_path / mode / "kept")
+    assert 0 < kept["full"].num_rows < 500
+    assert kept["keys"].equals(kept["full"]) and kept["none"].equals(kept["full"])
