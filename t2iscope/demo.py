@@ -8,6 +8,7 @@ then prints the dashboard command. Every step is an ordinary CLI call a user can
 from __future__ import annotations
 
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -40,6 +41,7 @@ def run() -> None:
         "Curate it with SD v1.2's improved-aesthetics recipe",
         f"curate run sd-improved-aesthetics --input {world} --out {curated} --overwrite",
     )
+    shutil.rmtree(shards, ignore_errors=True)  # the world and run were remade: download afresh
     with serve_world(world, timeout_seconds=3) as server:
         print(f"\n    (serving the world's images with its failure modes at {server.url})")
         download = f"curate download {curated} --out {shards} --via {server.url} --timeout 2 --image-size 64"

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from t2iscope.generate.tokenizer_files import write_clip_tokenizer_files
 from t2iscope.generate.train import loop
 from t2iscope.generate.train.corpus import Corpus
 from t2iscope.generate.train.recipe import UnetRecipe, VaeRecipe
-from t2iscope.generate.train.tokenizer import save_tokenizer
 
 SCHEDULE = {
     "num_train_timesteps": 1000,
@@ -208,7 +208,7 @@ def save_pipeline(vae: Any, text_encoder: Any, tokenizer: Any, unet: Any, out: P
     tmp, old = out.with_name(f".{out.name}.tmp"), out.with_name(f".{out.name}.old")
     shutil.rmtree(tmp, ignore_errors=True)
     pipe.save_pretrained(tmp, safe_serialization=True)
-    save_tokenizer(tmp / "tokenizer")  # SD 1.x's vocab.json + merges.txt instead of tokenizer.json
+    write_clip_tokenizer_files(tmp / "tokenizer")  # vocab.json + merges.txt, as SD 1.x ships it
     if out.exists():
         out.rename(old)
     tmp.rename(out)

@@ -98,12 +98,12 @@ def run_stage(stage: str, job: Job, recipe: Recipe) -> None:
         from diffusers import AutoencoderKL
         from transformers import CLIPTokenizer
 
-        from t2iscope.generate.train.tokenizer import save_tokenizer
+        from t2iscope.generate.tokenizer_files import write_clip_tokenizer_files
 
         vae = AutoencoderKL.from_pretrained(job.work / "vae")
         clip, _, _ = loaders.load_clip(job.out)
         text_encoder = clip_mod.to_hf_text_encoder(clip)
-        tokenizer = CLIPTokenizer.from_pretrained(save_tokenizer(job.work / "tokenizer"))
+        tokenizer = CLIPTokenizer.from_pretrained(write_clip_tokenizer_files(job.work / "tokenizer"))
         unet = sd.train_unet(
             vae, text_encoder, tokenizer, job.corpus("curated", recipe), recipe.unet, job.work, dev, seed
         )
