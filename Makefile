@@ -39,9 +39,9 @@ browser-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
 	  else echo "make test: the browser test needs Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
 
-# Refresh the README's dashboard screenshots from the browser test.
+# Refresh the README's dashboard screenshots over the real demo run (run `make demo` first).
 screenshots: $(DEV_STAMP) browser-deps
-	T2I_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/dashboards/test_browser.py
+	$(BIN)/python docs/make_screenshots.py
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
