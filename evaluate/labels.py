@@ -9,6 +9,7 @@ rows and ``latest_labels`` the newest label per (image, annotator).
 from __future__ import annotations
 
 import sqlite3
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,12 +25,27 @@ _SCHEMA = (
 
 
 def _connect(audit_dir: str | Path) -> sqlite3.Connection:
+    """Open (creating on first use) the label store.
+
+    Switching a new file to WAL takes an exclusive lock, and SQLite answers a second writer racing
+    to do the same with "database is locked" at once instead of waiting on ``timeout``: two tabs
+    labelling the first image would lose a label. So set-up retries until it wins or WAL is on.
+    """
     folder = Path(audit_dir)
     folder.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(folder / DB_NAME, timeout=30)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute(_SCHEMA)
-    return con
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                con.execute("PRAGMA journal_mode=WAL")
+            con.execute(_SCHEMA)
+            return con
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                con.close()
+                raise
+            time.sleep(0.02)
 
 
 def add_label(audit_dir: str | Path, image_path: str, label: str, annotator: str) -> None:
