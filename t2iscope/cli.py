@@ -61,8 +61,8 @@ class LazyGroup(click.Group):
         "\b\n"
         "  t2iscope world make --out runs/world --rows 2000 --seed 0\n"
         "  t2iscope curate run sd-improved-aesthetics --input runs/world --out runs/curated\n"
-        "  t2iscope generate suite multilingual --out runs/gen\n"
-        "  t2iscope evaluate run audits.yaml --out runs/audit\n"
+        "  t2iscope generate suite multilingual --out runs/gen/multilingual\n"
+        "  t2iscope evaluate run evaluate/audits/demo.yaml --out runs/audit\n"
         "  t2iscope dashboard runs/"
     ),
 )
