@@ -18,7 +18,7 @@ from t2iscope.evaluate import stats
 from t2iscope.evaluate.audits.base import AUDITS
 from t2iscope.evaluate.context import AuditContext
 from t2iscope.evaluate.parquet_inputs import CurationRun, parquet_files, pick_column
-from t2iscope.evaluate.shift import shift_rows, stage_counts
+from t2iscope.evaluate.shift import UNRECORDED, shift_rows, stage_counts
 from t2iscope.evaluate.tables import measure, rate, skipped, tidy
 from t2iscope.evaluate.urls import NO_HOST, add_domains, host_sql
 
@@ -95,9 +95,12 @@ def domains_audit(ctx: AuditContext, top: int = 20, shift_top: int = 10) -> pd.D
             total_in = by_level.groupby("key")["rows"].sum().sort_values(ascending=False, kind="stable")
             kept = by_level[by_level["stage"] == "(kept)"].groupby("key")["rows"].sum()
             kept = kept.sort_values(ascending=False, kind="stable")
-            rows += distribution_rows(total_in, f"{name}:input", level, top)
+            # A `dropped: keys|none` run has no URLs for its dropped rows: its input distribution is
+            # unknown (shift_rows counts those rows as a skip), so only the output is described.
+            if UNRECORDED not in total_in.index:
+                rows += distribution_rows(total_in, f"{name}:input", level, top)
             rows += distribution_rows(kept, f"{name}:output", level, top)
-            keys = [k for k in total_in.index if k != NO_HOST][:shift_top]
+            keys = [k for k in total_in.index if k not in (NO_HOST, UNRECORDED)][:shift_top]
             for r in shift_rows(by_level, run.stages, level, keys):
                 rows.append({**r, "dataset": name, "level": level})
     return tidy(rows, "domains", judge="none")

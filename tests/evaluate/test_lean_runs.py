@@ -77,6 +77,10 @@ def test_domains_on_keys_run_counts_the_urlless_dropped_rows(runs: dict[str, Pat
     assert sorted(skip["level"]) == ["domain", "host"]
     assert skip["value"].tolist() == [_dropped_rows(runs["keys"])] * 2
     assert not (t["metric"] == "pass_rate").any()
+    described = t[t["metric"] != "skipped"]
+    assert not (described["key"] == UNRECORDED).any()  # never listed as if it were a host
+    assert not described["dataset"].str.endswith(":input").any()
+    assert described["dataset"].str.endswith(":output").any()
 
 
 def test_run_reads_mode_and_stage_drops_from_stats(runs: dict[str, Path]) -> None:
