@@ -11,24 +11,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-Z95 = 1.959963984540054
-
-
-def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for k successes in n trials (good coverage near 0 and 1, unlike Wald).
-
-    Returns (nan, nan) when n == 0: no data is not a rate of zero.
-    """
-    if n < 0 or k < 0 or k > n:
-        raise ValueError(f"wilson needs 0 <= k <= n, got k={k}, n={n}")
-    if n == 0:
-        return math.nan, math.nan
-    p = k / n
-    z2 = z * z
-    denom = 1 + z2 / n
-    centre = (p + z2 / (2 * n)) / denom
-    half = z / denom * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+from t2iscope.intervals import Z95, wilson
 
 
 def imbalance(counts: Sequence[float] | np.ndarray, k: int | None = None) -> float:

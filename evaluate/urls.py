@@ -9,9 +9,10 @@ per *distinct* host (tens of thousands, not millions), with tldextract's bundled
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import lru_cache
 
 import pandas as pd
+
+from t2iscope.curate.operators.domain import registrable_domain as _registrable_domain
 
 # scheme://user@HOST:port/path -> HOST (lower-cased); URLs without a scheme still work.
 HOST_SQL = (
@@ -20,19 +21,9 @@ HOST_SQL = (
 NO_HOST = "(no host)"
 
 
-@lru_cache(maxsize=1)
-def _extractor():
-    import tldextract
-
-    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-
-
 def registrable_domain(host: str) -> str:
-    """``a.b.example.co.uk`` -> ``example.co.uk``; IPs and bare names come back unchanged."""
-    if not host:
-        return NO_HOST
-    parts = _extractor()(host)
-    return parts.top_domain_under_public_suffix or parts.domain or host
+    """``a.b.example.co.uk`` -> ``example.co.uk`` (curation's lookup); no host -> ``NO_HOST``."""
+    return _registrable_domain(host) if host else NO_HOST
 
 
 def domains_of(hosts: Iterable[str]) -> dict[str, str]:

@@ -6,6 +6,9 @@ public-suffix snapshot only, never the network, one lookup per distinct host.
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -15,18 +18,18 @@ from t2iscope.curate.operators import METADATA, PIXELS, StageContext, StageResul
 HOST = r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?(?P<host>[^/?#:]+)"
 
 
-def registrable_domains(hosts: list[str], cache: dict[str, str]) -> list[str]:
+@lru_cache(maxsize=1)
+def _extractor() -> Any:  # tldextract is imported lazily: it is slow to import
     import tldextract
 
-    extract = cache.get("__extractor__") or tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-    cache["__extractor__"] = extract  # type: ignore[assignment]
-    out = []
-    for host in hosts:
-        if host not in cache:
-            parts = extract(host)
-            cache[host] = parts.top_domain_under_public_suffix or parts.domain or host
-        out.append(cache[host])
-    return out
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)  # bundled list, no network
+
+
+@lru_cache(maxsize=1 << 20)
+def registrable_domain(host: str) -> str:
+    """``a.b.example.co.uk`` -> ``example.co.uk``; IPs and bare names come back unchanged."""
+    parts = _extractor()(host)
+    return parts.top_domain_under_public_suffix or parts.domain or host
 
 
 @operator("domain", phases=(METADATA, PIXELS), outputs={"host": pa.string(), "domain": pa.string()})
@@ -37,9 +40,8 @@ def domain(
     url = require(table, "URL", ctx, "domain").combine_chunks()
     host = pc.utf8_lower(pc.struct_field(pc.extract_regex(url, HOST), "host"))
     encoded = pc.dictionary_encode(host)
-    cache = ctx.state.setdefault("domains", {})
-    unique = [h for h in encoded.dictionary.to_pylist()]
-    domains = pa.array(registrable_domains(unique, cache), pa.string()).take(encoded.indices)
+    unique = [registrable_domain(h) for h in encoded.dictionary.to_pylist()]
+    domains = pa.array(unique, pa.string()).take(encoded.indices)
     rules = [(np.asarray(pc.is_null(host).to_numpy(zero_copy_only=False), dtype=bool), "host_missing")]
     if drop:
         blocked = pc.fill_null(pc.is_in(domains, pa.array(list(drop), pa.string())), False)

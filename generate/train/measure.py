@@ -9,7 +9,6 @@ dark connected components (the renderer draws legs as separated dark strokes).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from t2iscope.generate import loaders
 from t2iscope.generate.train.corpus import Corpus
 from t2iscope.generate.train.heads import clip_embeddings
 from t2iscope.generate.train.recipe import MeasureRecipe
+from t2iscope.intervals import wilson
 
 COLOR_NAMES = tuple(spec.COLORS)
 KIND_NAMES = tuple(spec.KINDS)
@@ -29,15 +29,6 @@ PALETTE = np.array(list(spec.COLORS.values()), dtype=np.float32)
 SATURATED_FLOOR, SATURATED_SHARE = 0.25, 0.6  # color vote: saturation > max(floor, share x p99)
 DARK_MAX = 80  # the renderer's "dark" threshold (max channel below it)
 GEN_SEED_BASE = 1_000_000  # sampling seeds far from any seed used to make training data
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def rate(correct: np.ndarray) -> dict[str, float]:

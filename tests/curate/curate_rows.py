@@ -7,6 +7,8 @@ from typing import Any
 import mmh3
 import pyarrow as pa
 
+from t2iscope.curate.recipe import recipe_from_dict
+
 
 def laion_table(n: int = 12, **overrides: list[Any]) -> pa.Table:
     """``n`` plausible rows (varied sizes and scores) with LAION's columns; override any column."""
@@ -24,3 +26,19 @@ def laion_table(n: int = 12, **overrides: list[Any]) -> pa.Table:
         mmh3.hash64((u or "") + (t or ""))[0] for u, t in zip(cols["URL"], cols["TEXT"], strict=True)
     ]
     return pa.table(cols)
+
+
+# Pushed-down stages, then language, dedup and domain in Arrow: exercises both engine paths.
+MIXED_RECIPE = recipe_from_dict(
+    {
+        "name": "mix",
+        "stages": [
+            {"resolution": {"min_side": 300}},
+            {"language": {"keep": ["en"]}},
+            {"dedup": {"by": "url"}},
+            {"unsafe": {"max_score": 0.9}},
+            "domain",
+        ],
+    },
+    "mix.yaml",
+)

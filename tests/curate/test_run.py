@@ -10,25 +10,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from curate_rows import MIXED_RECIPE as RECIPE
 from curate_rows import laion_table
 
 from t2iscope.curate.recipe import recipe_from_dict
 from t2iscope.curate.run import run_recipe
 from t2iscope.errors import ConfigError
-
-RECIPE = recipe_from_dict(
-    {
-        "name": "mix",
-        "stages": [
-            {"resolution": {"min_side": 300}},
-            {"language": {"keep": ["en"]}},
-            {"dedup": {"by": "url"}},
-            {"unsafe": {"max_score": 0.9}},
-            "domain",
-        ],
-    },
-    "mix.yaml",
-)
 
 
 @pytest.fixture

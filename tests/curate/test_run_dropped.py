@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from curate_rows import laion_table
+from curate_rows import MIXED_RECIPE, laion_table
 
 from t2iscope.cli import main
 from t2iscope.curate.recipe import Recipe, recipe_from_dict
@@ -22,19 +22,8 @@ from t2iscope.curate.run import run_recipe
 from t2iscope.errors import ConfigError
 
 MODES = ("full", "keys", "none")
-MIXED = recipe_from_dict(  # language, dedup and domain run in Arrow after the pushed-down stages
-    {
-        "name": "mix",
-        "stages": [
-            {"resolution": {"min_side": 300}},
-            {"language": {"keep": ["en"]}},
-            {"dedup": {"by": "url"}},
-            {"unsafe": {"max_score": 0.9}},
-            "domain",
-        ],
-    },
-    "mix.yaml",
-)
+# language, dedup and domain run in Arrow after the pushed-down stages
+MIXED = MIXED_RECIPE
 ALL_SQL = recipe_from_dict(
     {"name": "sql", "stages": [{"resolution": {"min_side": 300}}, "watermark", "unsafe"]}, "sql.yaml"
 )
