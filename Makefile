@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint bench install install-dev clean browser-deps screenshots
+.PHONY: demo test lint bench install install-dev clean browser-deps screenshots train
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -42,6 +42,19 @@ browser-deps:
 # Refresh the README's dashboard screenshots over the real demo run (run `make demo` first).
 screenshots: $(DEV_STAMP) browser-deps
 	$(BIN)/python docs/make_screenshots.py
+
+# Retrain every embedded model from scratch on this machine (about an hour on 2 CPU cores; add
+# TRAIN_ARGS="--device cuda" on a GPU) into runs/train/models; a killed run resumes. Check
+# runs/train/models/metrics.json, then copy clip/ aesthetic/ watermark/ sd/ metrics.json to models/.
+TRAIN := runs/train
+train: $(STAMP)
+	@test -d $(TRAIN)/world || $(BIN)/t2iscope world make --out $(TRAIN)/world --rows 30000 --seed 0
+	@test -d $(TRAIN)/heldout || $(BIN)/t2iscope world make --out $(TRAIN)/heldout --rows 2000 --seed 1
+	@test -f $(TRAIN)/curated/stats.json || \
+	  $(BIN)/t2iscope curate run models/curate-sd-train.yaml --input $(TRAIN)/world --out $(TRAIN)/curated
+	$(BIN)/t2iscope generate train all --world $(TRAIN)/world --curated $(TRAIN)/curated \
+	  --heldout $(TRAIN)/heldout --out $(TRAIN)/models $(TRAIN_ARGS)
+	$(BIN)/t2iscope generate train sheet --models $(TRAIN)/models --png $(TRAIN)/contact_sheet.png
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -39,13 +39,16 @@ RECIPE = {
     ],
 }
 URL_RE = r"^https?://[^\s/?#@]+\.[^\s/?#@]+(?:[/?#]\S*)?$"
+# Numbers first, the URL regex last: DuckDB evaluates conjuncts in the order written here, and this
+# order is 1.5-2x faster than URL-first on this data, so the baseline gets the better one.
 KEEP_SQL = (
-    f"URL IS NOT NULL AND regexp_full_match(URL, '{URL_RE}') AND TEXT IS NOT NULL AND length(TEXT) <= 4096"
-    " AND NOT isnan(WIDTH::DOUBLE) AND NOT isnan(HEIGHT::DOUBLE) AND WIDTH > 0 AND HEIGHT > 0"
+    "NOT isnan(WIDTH::DOUBLE) AND NOT isnan(HEIGHT::DOUBLE) AND WIDTH > 0 AND HEIGHT > 0"
     " AND least(WIDTH, HEIGHT) >= 512"
     " AND NOT isnan(pwatermark) AND pwatermark < 0.5"
     " AND NOT isnan(AESTHETIC_SCORE) AND AESTHETIC_SCORE >= 5.0"
     " AND NOT isnan(punsafe) AND punsafe < 0.5"
+    " AND URL IS NOT NULL AND TEXT IS NOT NULL AND length(TEXT) <= 4096"
+    f" AND regexp_full_match(URL, '{URL_RE}')"
 )
 
 

@@ -12,6 +12,7 @@ nothing); the tallies are counted the same way in every mode.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -222,6 +223,8 @@ class LocalEngine:
         from the input, matched to their verdict by position: carrying URL and TEXT of every row
         through the table costs more than that second read.
         """
+        if self.dropped == "none" and shard.format == "parquet":
+            return self._kept_only(shard, select, pushed, counts, stages, kept_path, start, names)
         has_language = "LANGUAGE" in names
         lang = "LANGUAGE" if has_language else "NULL"
         if self.dropped == "full":
@@ -268,6 +271,102 @@ class LocalEngine:
             counts[i].rows_in, counts[i].dropped = remaining, gone
             remaining -= sum(gone.values())
             counts[i].rows_out = remaining
+        elapsed = time.perf_counter() - start
+        return {
+            "stages": [{"stage": s.name, **c.to_dict()} for s, c in zip(stages, counts, strict=True)],
+            "languages": {"in": dict(lang_in), "out": dict(lang_out)},
+            "seconds": elapsed,
+            "duckdb_seconds": elapsed,
+        }
+
+    def _kept_only(
+        self,
+        shard: InputShard,
+        select: str,
+        pushed: Sequence[tuple[str, list[tuple[str, str]]]],
+        counts: list[StageCounts],
+        stages: Sequence[Stage],
+        kept_path: Path,
+        start: float,
+        names: list[str],
+    ) -> dict[str, Any]:
+        """``dropped: none`` on parquet with every stage in SQL: two passes, about one raw DuckDB filter.
+
+        Pass 1 tallies the leading numeric stages (sizes, scores) with a GROUP BY that reads only
+        their columns. Pass 2 is the filter itself: DuckDB skips those rows while scanning, tests
+        the remaining stages (URL, caption) on the survivors only, and writes them partitioned by
+        verdict, so the kept rows land in their own file and the few late drops are counted from
+        their partitions. Tallies equal the one-query path's: the rules and their order are the same.
+        """
+        lead = 0
+        while lead < len(pushed) and stages[lead].op.numeric:
+            lead += 1
+        rules = [(stage, cond, reason) for stage, conds in pushed for cond, reason in conds]
+        n_lead = sum(len(conds) for _, conds in pushed[:lead])
+        src = f"(SELECT {select}, file_row_number AS __t2i_row FROM {shard.relation(row_numbers=True)}) src"
+        lang = "LANGUAGE" if "LANGUAGE" in names else "NULL"
+
+        def verdict(first: int, last: int, default: str) -> str:
+            whens = " ".join(f"WHEN {rules[k][1]} THEN {k + 1}" for k in range(first, last))
+            return f"CASE {whens} ELSE {default} END" if whens else default
+
+        survive = " AND ".join(f"NOT coalesce({rules[k][1]}, false)" for k in range(n_lead)) or "true"
+        parts = kept_path.with_name(f".{kept_path.stem}.parts")
+        shutil.rmtree(parts, ignore_errors=True)
+        parts.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            groups = self.con.execute(
+                f"SELECT {verdict(0, n_lead, 'NULL')}, {lang}, count(*) FROM {src} GROUP BY ALL"
+            ).fetchall()
+            self.con.execute(
+                f"COPY (SELECT * EXCLUDE (__t2i_row), {verdict(n_lead, len(rules), '0')} AS __t2i_v "
+                f"FROM {src} WHERE {survive} ORDER BY __t2i_row) "
+                f"TO '{parts}' (FORMAT parquet, PARTITION_BY (__t2i_v))"
+            )
+            late = (
+                self.con.execute(
+                    f"SELECT __t2i_v, {lang}, count(*) FROM read_parquet('{parts}/*/*.parquet', "
+                    "hive_partitioning = true, union_by_name = true) GROUP BY ALL"
+                ).fetchall()
+                if any(parts.glob("*/*.parquet"))
+                else []
+            )
+            # DuckDB names a partition's files data_0, data_1, ... in write order.
+            kept_files = sorted(
+                (parts / "__t2i_v=0").glob("*.parquet"), key=lambda f: int(f.stem.split("_")[-1])
+            )
+            with atomic_path(kept_path) as kt:
+                if len(kept_files) == 1:
+                    kept_files[0].rename(kt)
+                else:
+                    rows = (
+                        f"SELECT * FROM read_parquet({[str(f) for f in kept_files]})"
+                        if kept_files
+                        else f"SELECT * EXCLUDE (__t2i_row) FROM {src} LIMIT 0"
+                    )
+                    self.con.execute(f"COPY ({rows}) TO '{kt}' (FORMAT parquet)")
+        except duckdb.Error as exc:
+            raise duck_error(shard, exc) from None
+        finally:
+            shutil.rmtree(parts, ignore_errors=True)
+        lang_in: Counter = Counter()
+        lang_out: Counter = Counter()
+        by_stage: dict[str, Counter] = {}
+        for code, language, k in [*(g for g in groups if g[0] is not None), *late]:
+            lang_in[str(language)] += k
+            if int(code) == 0:
+                lang_out[str(language)] += k
+            else:
+                stage, _, reason = rules[int(code) - 1]
+                by_stage.setdefault(stage, Counter())[reason] += k
+        remaining = sum(lang_in.values())
+        for i, (stage, _) in enumerate(pushed):
+            gone = by_stage.get(stage, Counter())
+            counts[i].rows_in, counts[i].dropped = remaining, gone
+            remaining -= sum(gone.values())
+            counts[i].rows_out = remaining
+        if lang == "NULL":
+            lang_in = lang_out = Counter()
         elapsed = time.perf_counter() - start
         return {
             "stages": [{"stage": s.name, **c.to_dict()} for s, c in zip(stages, counts, strict=True)],

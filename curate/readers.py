@@ -27,11 +27,11 @@ class InputShard:
     format: str
     size: int
 
-    def relation(self) -> str:
-        """The DuckDB table function that reads this shard."""
+    def relation(self, row_numbers: bool = False) -> str:
+        """The DuckDB table function that reads this shard (parquet can add ``file_row_number``)."""
         p = self.path.replace("'", "''")
         if self.format == "parquet":
-            return f"read_parquet('{p}')"
+            return f"read_parquet('{p}', file_row_number = true)" if row_numbers else f"read_parquet('{p}')"
         if self.format in ("csv", "tsv"):
             delim = "\\t" if self.format == "tsv" else ","
             return f"read_csv('{p}', header=true, delim=E'{delim}', sample_size=-1)"

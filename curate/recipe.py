@@ -18,8 +18,11 @@ and ``reason``, ``none`` writes no dropped files. stats.json stays exact in ever
 
 Unknown keys, unknown stages, misspelled or mistyped parameters are ConfigErrors naming the
 file and the stage. A stage may be given by name alone (``- dedup``) to take its defaults. The
-``validity`` stage is put first when a recipe does not name it, so malformed rows are always
-counted. ``Recipe.to_yaml()`` writes every parameter, defaults included: that is what a run saves.
+``validity`` stage (URL and caption checks) is added when a recipe does not name it, so malformed
+rows are always counted: right after the leading numeric stages (sizes, scores), which are cheap,
+and before any stage that reads a URL or a caption. A row that fails both is counted once, under
+the numeric stage; that order lets the engine test URLs only on rows that survive the numbers.
+``Recipe.to_yaml()`` writes every parameter, defaults included: that is what a run saves.
 """
 
 from __future__ import annotations
@@ -119,7 +122,9 @@ def recipe_from_dict(data: Any, where: str) -> Recipe:
         raise ConfigError(f"{where}: missing key 'stages'")
     stages = _stages(data.get("stages"), where, "stages", METADATA)
     if not any(s.name == "validity" for s in stages):
-        stages = (_stage("validity", {}, where, "stages", 0, METADATA), *stages)
+        lead = next((i for i, s in enumerate(stages) if not s.op.numeric), len(stages))
+        validity = _stage("validity", {}, where, "stages", 0, METADATA)
+        stages = (*stages[:lead], validity, *stages[lead:])
     post = _stages(data.get("post_download") or [], where, "post_download", PIXELS)
     name = data.get("name") or Path(where).stem
     return Recipe(str(name), str(data.get("description") or ""), engine, dropped, stages, post, where)

@@ -62,6 +62,7 @@ class Operator:
     outputs: dict[str, pa.DataType]  # columns the stage may add
     sql: SqlPushdown | None = None
     stateful: bool = False  # depends on rows seen before (dedup): never reordered
+    numeric: bool = False  # judges numeric metadata only (sizes, scores): cheap, runs before validity
 
 
 OPERATORS: Registry[Operator] = Registry("curation stage")
@@ -74,11 +75,14 @@ def operator(
     outputs: dict[str, pa.DataType] | None = None,
     sql: SqlPushdown | None = None,
     stateful: bool = False,
+    numeric: bool = False,
 ) -> Callable[[Callable[..., StageResult]], Callable[..., StageResult]]:
     """Decorator registering ``fn(table, ctx, **params) -> StageResult`` under ``name``."""
 
     def add(fn: Callable[..., StageResult]) -> Callable[..., StageResult]:
-        OPERATORS.register(name)(Operator(name, fn, frozenset(phases), dict(outputs or {}), sql, stateful))
+        OPERATORS.register(name)(
+            Operator(name, fn, frozenset(phases), dict(outputs or {}), sql, stateful, numeric)
+        )
         return fn
 
     return add

@@ -32,7 +32,9 @@ def _load():
     return aesthetic_scorer()
 
 
-@operator("aesthetic", phases=(METADATA, PIXELS), outputs={"aesthetic_score": pa.float32()}, sql=_sql)
+@operator(
+    "aesthetic", phases=(METADATA, PIXELS), outputs={"aesthetic_score": pa.float32()}, sql=_sql, numeric=True
+)
 def aesthetic(
     table: pa.Table, ctx: StageContext, min_score: float = 5.0, source: str = "auto"
 ) -> StageResult:

@@ -49,7 +49,7 @@ def _sql(
     return rules
 
 
-@operator("resolution", phases=(METADATA, PIXELS), sql=_sql)
+@operator("resolution", phases=(METADATA, PIXELS), sql=_sql, numeric=True)
 def resolution(
     table: pa.Table,
     ctx: StageContext,

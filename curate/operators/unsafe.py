@@ -19,7 +19,7 @@ def _sql(columns: set[str], max_score: float = 0.5) -> list[tuple[str, str]] | N
     return threshold_sql("punsafe", high=max_score) if "punsafe" in columns else None
 
 
-@operator("unsafe", sql=_sql)
+@operator("unsafe", sql=_sql, numeric=True)
 def unsafe(table: pa.Table, ctx: StageContext, max_score: float = 0.5) -> StageResult:
     """Keep rows with punsafe below ``max_score``."""
     values = require(table, "punsafe", ctx, "unsafe", "it comes with LAION's -joined sets")

@@ -1,7 +1,8 @@
 """``validity``: rows no later stage can judge (no URL, a URL that is not one, no or huge caption).
 
-The engine puts this stage first when a recipe does not name it, so malformed rows are counted
-drops with a reason instead of errors deep inside a download or a language model.
+When a recipe does not name it, it is added after the leading numeric stages and before any stage
+that reads URL or TEXT (see recipe.py), so malformed rows are counted drops with a reason instead
+of errors deep inside a download or a language model.
 """
 
 from __future__ import annotations

@@ -32,7 +32,9 @@ def _load():
     return watermark_scorer()
 
 
-@operator("watermark", phases=(METADATA, PIXELS), outputs={"watermark_score": pa.float32()}, sql=_sql)
+@operator(
+    "watermark", phases=(METADATA, PIXELS), outputs={"watermark_score": pa.float32()}, sql=_sql, numeric=True
+)
 def watermark(
     table: pa.Table, ctx: StageContext, max_score: float = 0.8, source: str = "auto"
 ) -> StageResult:

@@ -2,7 +2,8 @@
 
 Noise kinds (truth column ``caption_noise``): ``wrong_tag`` (the LANGUAGE column names another
 language, as language-ID mistakes do), ``empty``, ``junk`` (camera file names, punctuation) and
-``long`` (SEO keyword stuffing, thousands of characters). Everything else is ``clean``.
+``long`` (SEO keyword stuffing, thousands of characters). Everything else is ``clean``. Half of the
+captions of flawed images also name the flaw ("..., blurry"), in the caption's language.
 """
 
 from __future__ import annotations
@@ -74,6 +75,26 @@ def clean_captions(
                 "u": words["u"][culture[rows]],
             }
             out[rows] = fill(tpl, fields, len(rows))
+    return out
+
+
+def mention_flaws(
+    texts: np.ndarray,
+    lang: np.ndarray,
+    severity: dict[str, np.ndarray],
+    rng: np.random.Generator,
+    rate: float = 0.5,
+) -> np.ndarray:
+    """Append the word for each flawed row's most severe degradation to ``rate`` of those captions.
+
+    ``severity`` maps degradation names, in ``spec.QUALITY_WORDS`` order, to per-row severities.
+    """
+    sev = np.stack(list(severity.values()), axis=1)
+    flawed = np.flatnonzero((sev.max(axis=1) > 0) & (rng.random(len(texts)) < rate))
+    worst = sev[flawed].argmax(axis=1)
+    out = texts.copy()
+    for i, w in zip(flawed, worst, strict=True):
+        out[i] = f"{out[i]}, {spec.QUALITY_WORDS[LANGS[lang[i]]][w]}"
     return out
 
 

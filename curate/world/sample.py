@@ -145,7 +145,8 @@ def sample_shard(
     for name, (rate, weight) in DEGRADATIONS.items():
         severity[name] = np.where(rng.random(n) < rate, rng.uniform(0.3, 1.0, n), 0.0)
         penalty += weight * severity[name]
-    aesthetic = np.clip(rng.normal(6.4, 0.7, n) - penalty - 0.4 * watermark, 1.0, 10.0)
+    # The base draw is taste no pixel shows (rater noise); kept small so the truth is mostly visible.
+    aesthetic = np.clip(rng.normal(6.4, 0.3, n) - penalty - 0.4 * watermark, 1.0, 10.0)
 
     # 3. The web: original size, domain, serving behaviour.
     true_w, true_h = _sizes(rng, n)
@@ -171,6 +172,8 @@ def sample_shard(
     template = rng.integers(0, 1000, n)
     wrong_lang = (lang + rng.integers(1, len(captions.LANGS), n)) % len(captions.LANGS)
     texts = captions.clean_captions(lang, template, color, kind, background, np.where(mentions, culture, -1))
+    quality_rng = np.random.default_rng(np.random.SeedSequence([seed, shard, 1]))
+    texts = captions.mention_flaws(texts, lang, severity, quality_rng)
     for i in np.flatnonzero(noise == _EMPTY):
         texts[i] = ""
     for i in np.flatnonzero(noise == _JUNK):

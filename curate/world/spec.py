@@ -102,6 +102,18 @@ CULTURE_WORDS: dict[str, tuple[str, ...]] = {
     "ja": ("西洋風の", "東アジア風の", "南アジア風の"),
 }
 
+# Alt-text words for an image's most visible flaw (order of sample.DEGRADATIONS), appended to some
+# captions as LAION's alt-texts sometimes do: what lets a CLIP trained on captions see quality.
+QUALITY_WORDS: dict[str, tuple[str, ...]] = {
+    "en": ("blurry", "grainy", "washed out", "pixelated", "small"),
+    "de": ("unscharf", "körnig", "verwaschen", "verpixelt", "klein"),
+    "fr": ("flou", "granuleux", "délavé", "pixelisé", "petit"),
+    "es": ("borroso", "granulado", "desvaído", "pixelado", "pequeño"),
+    "ru": ("размытое", "зернистое", "блёклое", "пиксельное", "маленькое"),
+    "zh": ("模糊", "噪点多", "褪色", "像素化", "很小"),
+    "ja": ("ぼやけた", "ノイズの多い", "色あせた", "ピクセル化した", "小さい"),
+}
+
 # Caption templates per language. {c}=color word, {k}=kind word, {b}=background phrase,
 # {u}=culture word plus a trailing space (or "" when the caption does not mention culture).
 TEMPLATES: dict[str, tuple[str, ...]] = {
@@ -128,5 +140,6 @@ def check() -> None:
         assert len(KIND_WORDS[lang]) == len(KINDS), lang
         assert len(BACKGROUND_WORDS[lang]) == len(BACKGROUNDS), lang
         assert len(CULTURE_WORDS[lang]) == len(CULTURES), lang
+        assert len(QUALITY_WORDS[lang]) == len(QUALITY_WORDS["en"]), lang
         assert TEMPLATES[lang], lang
     assert abs(sum(LANGUAGE_MIX.values()) - 1.0) < 1e-9

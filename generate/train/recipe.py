@@ -1,7 +1,7 @@
 """The training recipe: every step count, size and rate, as frozen dataclasses.
 
-Defaults are the shipped recipe (about 6 minutes on one H100; on 2 CPU cores the U-Net alone takes
-about 97 minutes, see bench/bench_train_step.py); ``QUICK`` is a few steps of
+Defaults are the shipped recipe, sized for the one-hour budget on 2 CPU cores (per-step costs:
+bench/bench_train_step.py; measured totals: models/README.md); ``QUICK`` is a few steps of
 everything for tests and smoke runs. A YAML file may override any field; unknown keys are errors.
 """
 
@@ -22,11 +22,11 @@ STAGES: tuple[str, ...] = ("clip", "aesthetic", "watermark", "vae", "unet", "mea
 
 @dataclass(frozen=True)
 class ClipRecipe:
-    steps: int = 1500
+    steps: int = 1000
     batch: int = 128
     lr: float = 1e-3
     embed_dim: int = 64
-    vision_width: int = 128
+    vision_width: int = 96
     vision_layers: int = 4
     patch_size: int = 8
     text_width: int = 64  # 49,408 x width embedding table dominates size: keep it small
@@ -37,19 +37,20 @@ class ClipRecipe:
 @dataclass(frozen=True)
 class HeadRecipe:
     aesthetic_steps: int = 1500
-    watermark_steps: int = 800
-    batch: int = 128
+    watermark_steps: int = 300
+    batch: int = 64
     lr: float = 1e-3
 
 
 @dataclass(frozen=True)
 class VaeRecipe:
-    steps: int = 1000
-    batch: int = 32
+    steps: int = 800
+    batch: int = 16
     lr: float = 1e-3
     # 3 blocks -> scale factor 4 -> 16x16x4 latents; 16 channels at full resolution keeps CPU cost low
     channels: tuple[int, ...] = (16, 32, 64)
     kl_weight: float = 1e-6
+    mid_attention: bool = False  # SD's VAE attends at its bottleneck; here it costs 25% for nothing seen
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,11 @@ class UnetRecipe:
     steps: int = 2000
     batch: int = 64
     lr: float = 1e-3
-    channels: tuple[int, ...] = (32, 64, 64)  # 1.5M parameters
+    channels: tuple[int, ...] = (32, 64, 64)  # 1.7M parameters
     caption_dropout: float = 0.1  # empty caption for classifier-free guidance, as SD's last rounds
-    attention_head_dim: int = 32
+    attention_head_dim: int = 32  # channels per head (diffusers' own argument of that name counts heads)
+    # Cross-attention on the 8x8 and 4x4 levels only: at 16x16 it costs 2x the step for little gain.
+    attention_levels: tuple[bool, ...] = (False, True, True)
 
 
 @dataclass(frozen=True)

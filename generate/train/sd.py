@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from t2iscope.errors import ConfigError
 from t2iscope.generate.tokenizer_files import write_clip_tokenizer_files
 from t2iscope.generate.train import loop
 from t2iscope.generate.train.corpus import Corpus
@@ -49,6 +50,7 @@ def build_vae(r: VaeRecipe) -> Any:
         latent_channels=4,
         norm_num_groups=min(32, min(r.channels)),
         sample_size=64,
+        mid_block_add_attention=r.mid_attention,
     )
 
 
@@ -120,17 +122,22 @@ def encode_captions(
 def build_unet(r: UnetRecipe, cross_attention_dim: int) -> Any:
     from diffusers import UNet2DConditionModel
 
-    n = len(r.channels)
+    if len(r.attention_levels) != len(r.channels):
+        raise ConfigError("unet.attention_levels needs one entry per unet.channels entry")
+    down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in r.attention_levels)
+    up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(r.attention_levels))
     return UNet2DConditionModel(
         sample_size=16,
         in_channels=4,
         out_channels=4,
         layers_per_block=1,
         block_out_channels=r.channels,
-        down_block_types=("CrossAttnDownBlock2D",) * (n - 1) + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (n - 1),
+        down_block_types=down,
+        up_block_types=up,
         cross_attention_dim=cross_attention_dim,
-        attention_head_dim=r.attention_head_dim,
+        # diffusers' legacy `attention_head_dim` is the number of heads per block (a naming slip its source
+        # admits); pass heads explicitly so every head has `r.attention_head_dim` channels.
+        attention_head_dim=tuple(max(1, c // r.attention_head_dim) for c in r.channels),
         norm_num_groups=min(32, min(r.channels)),
     )
 

@@ -54,6 +54,10 @@ def test_missing_stage_column_names_column_and_file(
         _run(tmp_path, folder)
 
 
+def _stage(stats: dict, name: str) -> dict:
+    return next(s for s in stats["stages"] if s["stage"] == name)
+
+
 def test_wrong_type(tmp_path: Path, write_shards: Callable[..., Path]) -> None:
     folder = write_shards(laion_table(3, WIDTH=["wide", "x", "y"]))
     with pytest.raises(DataError, match=r"part-0\.parquet: column WIDTH has type VARCHAR, expected a number"):
@@ -63,7 +67,7 @@ def test_wrong_type(tmp_path: Path, write_shards: Callable[..., Path]) -> None:
 def test_nan_sizes_are_counted(tmp_path: Path, write_shards: Callable[..., Path]) -> None:
     folder = write_shards(laion_table(4, WIDTH=[512.0, float("nan"), None, 640.0], punsafe=[0.0] * 4))
     stats = _run(tmp_path, folder)
-    assert stats["stages"][1]["dropped"] == {"size_missing": 2}
+    assert _stage(stats, "resolution")["dropped"] == {"size_missing": 2}
     assert sorted(_dropped(tmp_path).column("reason").to_pylist()) == ["size_missing", "size_missing"]
 
 
@@ -72,7 +76,7 @@ def test_megabyte_caption_and_non_urls_are_counted(tmp_path: Path, write_shards:
     texts = ["a dog", "a cat", "z" * 1_000_000, "a cup"]
     folder = write_shards(laion_table(4, URL=urls, TEXT=texts, punsafe=[0.0] * 4))
     stats = _run(tmp_path, folder)
-    assert stats["stages"][0]["dropped"] == {"text_too_long": 1, "url_invalid": 2}
+    assert _stage(stats, "validity")["dropped"] == {"text_too_long": 1, "url_invalid": 2}
     assert stats["rows_out"] == 1
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from t2iscope.curate.recipe import builtin_names, load_recipe
+from t2iscope.curate.recipe import builtin_names, load_recipe, recipe_from_dict
 from t2iscope.errors import ConfigError
 
 
@@ -26,7 +26,17 @@ def test_builtins_are_the_four_named_in_the_issue() -> None:
     ]
     for name in builtin_names():
         recipe = load_recipe(name)
-        assert recipe.name == name and recipe.stages[0].name == "validity"
+        names = [s.name for s in recipe.stages]
+        assert recipe.name == name and names.count("validity") == 1
+        assert all(s.op.numeric for s in recipe.stages[: names.index("validity")])
+
+
+def test_validity_goes_after_the_leading_numeric_stages_unless_named() -> None:
+    stages = ["resolution", {"unsafe": None}, "caption", "watermark"]
+    recipe = recipe_from_dict({"stages": stages}, "r.yaml")
+    assert [s.name for s in recipe.stages] == ["resolution", "unsafe", "validity", "caption", "watermark"]
+    named = recipe_from_dict({"stages": ["resolution", "caption", "validity"]}, "r.yaml")
+    assert [s.name for s in named.stages] == ["resolution", "caption", "validity"]
 
 
 def test_sd_improved_aesthetics_thresholds() -> None:

@@ -173,3 +173,23 @@ def test_lean_modes_keep_the_same_rows_on_many_row_groups(tmp_path: Path, fmt: s
         kept[mode] = pq.read_table(tmp_path / mode / "kept")
     assert 0 < kept["full"].num_rows < 500
     assert kept["keys"].equals(kept["full"]) and kept["none"].equals(kept["full"])
+
+
+@pytest.mark.parametrize("survivors", [True, False])
+def test_none_mode_counts_late_validity_drops_like_full_mode(tmp_path: Path, survivors: bool) -> None:
+    """``none`` on parquet tests URLs and captions only on rows that pass the numeric stages."""
+    n = 300
+    urls = [f"https://a{i % 5}.example.com/{i}.jpg" if i % 7 else "not a url" for i in range(n)]
+    texts = [None if i % 11 == 0 else "x" * (5000 if i % 13 == 0 else 10) for i in range(n)]
+    width = [1024 if survivors else 10] * n
+    table = laion_table(n, URL=urls, TEXT=texts, WIDTH=width, HEIGHT=width)
+    src = tmp_path / "input"
+    src.mkdir()
+    pq.write_table(table, src / "part-0.parquet", row_group_size=16)
+    stats = {mode: _run(ALL_SQL, mode, src, tmp_path / mode) for mode in ("full", "none")}
+    assert _comparable(stats["none"]) == _comparable(stats["full"])
+    validity = next(s for s in stats["none"]["stages"] if s["stage"] == "validity")
+    assert (sum(validity["dropped"].values()) > 0) == survivors
+    kept = {mode: pq.read_table(tmp_path / mode / "kept") for mode in ("full", "none")}
+    assert kept["none"].equals(kept["full"]) and (kept["none"].num_rows > 0) == survivors
+    assert not list((tmp_path / "none" / "kept").glob(".*"))  # no partition folders left behind
