@@ -1,31 +1,28 @@
-"""Metadata filtering throughput: our engine vs one raw DuckDB query vs pandas, same predicates.
+"""Metadata filtering throughput on world metadata: our engine vs one raw DuckDB query vs pandas.
 
 Recipe: resolution (min side 512) + watermark (< 0.5) + aesthetic (>= 5) + unsafe (< 0.5), plus
 the validity stage every run has. Raw DuckDB runs the same predicates as one
 ``COPY (SELECT * ... WHERE ...)``; pandas reads, masks and writes each shard. Each contender
-runs in its own process, so peak RSS is its own. Our engine also writes the dropped rows (about
-84% of the input here) with their stage and reason, which those baselines do not; ``duckdb+drop``
+runs in its own process, so peak RSS is its own. Our engine also writes the dropped rows (most
+of the input) with their stage and reason, which those baselines do not; ``duckdb+drop``
 is raw DuckDB doing that whole job (kept and dropped files, two COPYs), the floor for our output
 contract. ``t2iscope:keys`` and ``t2iscope:none`` are our engine under ``--dropped keys`` (dropped
 rows as hash/LANGUAGE/stage/reason) and ``--dropped none`` (kept rows and exact stats only), the
 like-for-like rivals of raw DuckDB. Targets: >= 0.8x raw DuckDB, RSS < 2 GB.
 
-    .venv/bin/python bench/bench_curate.py [--rows 10000000]   # rows cached under data/bench_curate
+    .venv/bin/python bench/bench_curate.py [--rows 10000000]   # world cached under data/bench_curate
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 DATA = Path("data/bench_curate")
 SHARD_ROWS = 1_000_000
@@ -53,39 +50,13 @@ KEEP_SQL = (
 
 
 def make_rows(rows: int) -> Path:
-    """LAION-shaped metadata (world-like distributions), written once and reused."""
-    folder = DATA / f"rows-{rows}"
-    if folder.exists():
-        return folder
-    tmp = folder.with_suffix(".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    hosts = np.array([f"https://i{i % 7}.site{i}.com/img/" for i in range(5000)])
-    words = np.array(
-        ["a red dog on grass", "photo of a blue cup", "cute green bird - stock image", "ein Haus"]
-    )
-    for start in range(0, rows, SHARD_ROWS):
-        n = min(SHARD_ROWS, rows - start)
-        ids = np.arange(start, start + n)
-        url = np.char.add(np.char.add(hosts[rng.integers(0, len(hosts), n)], ids.astype(str)), ".jpg")
-        table = pa.table(
-            {
-                "URL": url,
-                "TEXT": np.char.add(words[rng.integers(0, len(words), n)], ids.astype(str)),
-                "WIDTH": rng.lognormal(6.3, 0.5, n).astype(np.int64),
-                "HEIGHT": rng.lognormal(6.3, 0.5, n).astype(np.int64),
-                "LANGUAGE": np.where(rng.random(n) < 0.64, "en", "de"),
-                "similarity": rng.random(n),
-                "pwatermark": rng.beta(0.5, 2.0, n),
-                "punsafe": rng.beta(0.3, 5.0, n),
-                "AESTHETIC_SCORE": rng.normal(5.2, 0.8, n),
-                "hash": rng.integers(-(2**63), 2**63 - 1, n),
-            }
-        )
-        pq.write_table(table, tmp / f"part-{start // SHARD_ROWS:05d}.parquet")
-    tmp.rename(folder)
-    return folder
+    """World metadata (``t2iscope world make --no-images``), written once and reused."""
+    from t2iscope.curate.world.make import make_world
+
+    world = DATA / f"world-{rows}"
+    if not (world / "world.json").exists():
+        make_world(world, rows, seed=0, images=False, shard_size=SHARD_ROWS, overwrite=True, progress=False)
+    return world / "metadata"
 
 
 def run_ours(src: Path, out: Path, dropped: str = "full") -> int:

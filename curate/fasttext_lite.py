@@ -6,14 +6,15 @@ tokenising, character n-gram hashing and row summing for each of its words, alth
 vocabularies are Zipfian. This module reads the model file itself (format version 12, dense or
 product-quantized matrices, as in fastText's fasttext.cc, dictionary.cc, quantmatrix.cc,
 productquantizer.cc), keeps each word's summed input rows in a cache, hashes new words'
-n-grams vectorised, and scores a whole batch through the hierarchical-softmax tree with two
-matmuls. Labels and probabilities are those of fastText's ``predict(text + "\\n", k=1)``;
-probabilities differ by float rounding only (fastText sums in float32, this in float64).
+n-grams vectorised, and searches the hierarchical-softmax tree for a whole batch at once.
+Labels and probabilities are those of fastText's ``predict(text + "\\n", k=1)``; probabilities
+differ by float rounding only (fastText sums in float32, this in float64).
 """
 
 from __future__ import annotations
 
 import struct
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,9 @@ EOS = "</s>"
 KSUB = 256  # product-quantizer centroids per sub-quantizer (8-bit codes)
 FNV_OFFSET = np.uint32(2166136261)
 FNV_PRIME = np.uint32(16777619)
-WORD_CACHE_SIZE = 1_000_000
+WORD_CACHE_SIZE = 200_000
+_SEPARATOR = np.zeros(256, dtype=bool)  # what fastText's readWord splits on
+_SEPARATOR[list(b" \n\r\t\v\f\0")] = True
 
 
 class _Reader:
@@ -47,11 +50,18 @@ class _Reader:
         self.pos += out.nbytes
         return out
 
-    def cstring(self) -> str:
+    def cstring(self) -> bytes:
         end = self.data.index(b"\0", self.pos)
-        word = self.data[self.pos : end].decode("utf-8", errors="replace")
+        word = self.data[self.pos : end]
         self.pos = end + 1
         return word
+
+
+def _utf8(raw: bytes) -> str | None:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def _product_quantizer(reader: _Reader, codes: np.ndarray) -> np.ndarray:
@@ -80,13 +90,13 @@ def _matrix(reader: _Reader, quantized: bool) -> np.ndarray:
     return rows
 
 
-def _hs_paths(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """fastText's Huffman tree over label counts (HierarchicalSoftmaxLoss::buildTree) as two
-    (inner nodes x labels) 0/1 matrices: the label's path goes right / left at that node."""
+def _hs_tree(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """fastText's Huffman tree over label counts (HierarchicalSoftmaxLoss::buildTree): left and
+    right child of each node; nodes below ``len(counts)`` are the labels' leaves (-1 children),
+    inner node ``i`` scores with output row ``i - len(counts)``, the root is the last node."""
     osz = len(counts)
     count = [int(c) for c in counts] + [10**15] * (osz - 1)
-    parent = [-1] * (2 * osz - 1)
-    right_child = [False] * (2 * osz - 1)
+    left, right = np.full(2 * osz - 1, -1), np.full(2 * osz - 1, -1)
     leaf, node = osz - 1, osz
     for i in range(osz, 2 * osz - 1):
         mini = [0, 0]
@@ -95,27 +105,55 @@ def _hs_paths(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
                 mini[j], leaf = leaf, leaf - 1
             else:
                 mini[j], node = node, node + 1
+        left[i], right[i] = mini
         count[i] = count[mini[0]] + count[mini[1]]
-        parent[mini[0]] = parent[mini[1]] = i
-        right_child[mini[1]] = True
-    right = np.zeros((max(osz - 1, 1), osz))
-    left = np.zeros_like(right)
-    for label in range(osz):
-        j = label
-        while parent[j] != -1:
-            (right if right_child[j] else left)[parent[j] - osz, label] = 1.0
-            j = parent[j]
-    return right, left
+    return left, right
 
 
-def _segment_sum(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Sums of consecutive runs of ``values`` rows, one per entry of ``lengths`` (may be 0)."""
-    out = np.zeros((len(lengths), *values.shape[1:]), dtype=values.dtype)
+def _depth(left: np.ndarray, right: np.ndarray, node: int) -> int:
+    return 0 if left[node] < 0 else 1 + max(_depth(left, right, left[node]), _depth(left, right, right[node]))
+
+
+def _segment_sum(columns: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Sums of consecutive runs of ``columns`` (dim x N), one per entry of ``lengths`` (may be
+    0), as (dim x len(lengths)); reduceat runs along contiguous rows, much faster than columns."""
+    out = np.zeros((columns.shape[0], len(lengths)))
     nonempty = lengths > 0
     if nonempty.any():
         starts = np.cumsum(lengths) - lengths
-        out[nonempty] = np.add.reduceat(values, starts[nonempty], axis=0)
+        out[:, nonempty] = np.add.reduceat(columns, starts[nonempty], axis=1)
     return out
+
+
+def utf8_buffers(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A string Array's offsets (from 0) and UTF-8 bytes, without copying the bytes."""
+    offsets = np.frombuffer(texts.buffers()[1], np.int32, len(texts) + 1, texts.offset * 4)
+    data = texts.buffers()[2]
+    data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return offsets - offsets[0], data[offsets[0] : offsets[-1]]
+
+
+def _split(texts: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """Dictionary::readWord on every text at once: the non-empty runs of bytes between
+    ' ', '\\n', '\\r', '\\t', '\\v', '\\f' and '\\0', as a string Array; the text each
+    comes from; and whether a newline precedes it in that text."""
+    offsets, data = utf8_buffers(texts)
+    word = ~_SEPARATOR[data]
+    before = np.zeros_like(word)  # the previous byte belongs to a token of the same text
+    before[1:] = word[:-1]
+    before[offsets[:-1][offsets[:-1] < offsets[1:]]] = False
+    starts = np.flatnonzero(word & ~before)
+    # the tokens' bytes, in order, are exactly the non-separator bytes
+    kept_before = np.concatenate([[0], np.cumsum(word)])
+    token_offsets = np.append(kept_before[starts], kept_before[-1]).astype(np.int32)
+    tokens = pa.StringArray.from_buffers(len(starts), pa.py_buffer(token_offsets), pa.py_buffer(data[word]))
+    text = np.searchsorted(offsets, starts, side="right") - 1
+    newline = data == ord("\n")
+    after_newline = np.zeros(len(starts), dtype=bool)
+    if newline.any():
+        newlines_before = np.concatenate([[0], np.cumsum(newline)])
+        after_newline = newlines_before[starts] > newlines_before[offsets[text]]
+    return tokens, text, after_newline
 
 
 class FastTextLite:
@@ -131,124 +169,171 @@ class FastTextLite:
             raise ValueError(f"{path}: not a fastText model of format version {FASTTEXT_VERSION}")
         args = reader.unpack("12id")
         self.dim, _, _, _, _, word_ngrams, loss, model, self.bucket, self.minn, self.maxn = args[:11]
-        if model != MODEL_SUP or loss != LOSS_HS or word_ngrams != 1:
-            raise ValueError(f"{path}: only supervised, -loss hs, -wordNgrams 1 models are supported")
+        if model != MODEL_SUP or loss != LOSS_HS or word_ngrams != 1 or not 1 < self.minn <= self.maxn:
+            raise ValueError(
+                f"{path}: only supervised -loss hs -wordNgrams 1 -minn >= 2 models are supported"
+            )
         size, self.nwords, nlabels, _, pruneidx_size = reader.unpack("iiiqq")
-        words, counts, types = [], [], []
+        words, counts = [], []
         for _ in range(size):
             words.append(reader.cstring())
-            count, kind = reader.unpack("qb")
-            counts.append(count)
-            types.append(kind)
-        self._vocab = {w: i for i, w in enumerate(words[: self.nwords])}
-        self.labels = [w.removeprefix(LABEL_PREFIX) for w in words[self.nwords :]]
+            counts.append(reader.unpack("qb")[0])  # count, entry type (words come before labels)
+        # a word that is not valid UTF-8 cannot occur in a str: leave it out of the lookup
+        known = [(i, w) for i, w in enumerate(map(_utf8, words[: self.nwords])) if w is not None]
+        self._vocab_ids = np.array([i for i, _ in known], dtype=np.int64)
+        self._vocab = pa.array([w for _, w in known], pa.string())
+        self.labels = [w.decode("utf-8", "replace").removeprefix(LABEL_PREFIX) for w in words[self.nwords :]]
+        # bucket -> input row of that character n-gram, -1 where quantization pruned it away
         pairs = reader.array(np.int32, 2 * max(pruneidx_size, 0)).reshape(-1, 2)
-        order = np.argsort(pairs[:, 0])
-        self._prune_from, self._prune_to = pairs[order, 0], pairs[order, 1]
-        self._pruned = pruneidx_size >= 0
+        if pruneidx_size < 0:
+            self._ngram_row = np.arange(self.nwords, self.nwords + self.bucket, dtype=np.int32)
+        else:
+            self._ngram_row = np.full(self.bucket, -1, dtype=np.int32)
+            self._ngram_row[pairs[:, 0]] = self.nwords + pairs[:, 1]
         (quant_input,) = reader.unpack("?")
-        self._input = _matrix(reader, quant_input).astype(np.float64)
+        self._input = np.ascontiguousarray(_matrix(reader, quant_input).T, dtype=np.float64)  # dim x rows
         (qout,) = reader.unpack("?")
         output = _matrix(reader, quant_input and qout).astype(np.float64)
-        if reader.pos != len(reader.data) or nlabels != len(self.labels) or output.shape[0] != nlabels - 1:
+        if (
+            reader.pos != len(reader.data)
+            or nlabels != len(self.labels)
+            or output.shape != (nlabels, self.dim)
+        ):
             raise ValueError(f"{path}: unexpected model layout")
-        self._output = output
-        self._right, self._left = _hs_paths(counts[self.nwords :])
-        self._eos_row = self._input[self._vocab[EOS]]
-        self._word_row: dict[str, int] = {}
-        self._word_sum = np.zeros((0, self.dim))
-        self._word_count = np.zeros(0)
+        self._output = output[:-1]  # hierarchical softmax: one row per inner tree node
+        self._left, self._right = _hs_tree(counts[self.nwords :])
+        self._root = len(self._left) - 1
+        # std_log(p) = log(p + 1e-5) exceeds 0 by at most this much per tree level
+        self._slack = (_depth(self._left, self._right, self._root) + 1) * np.log1p(1e-5)
+        self._eos_column = self._input[:, words.index(EOS.encode())]
+        self._word_row: dict[str, int] = {}  # word -> column of the two arrays below
+        self._word_sum = np.zeros((self.dim, 1024))  # sum of the word's input rows
+        self._word_count = np.zeros(1024)  # how many rows
 
     def _ngram_rows(self, wrapped: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        """Input rows of the character n-grams (minn..maxn UTF-8 characters, FNV-1a over
-        sign-extended bytes, modulo bucket, through the pruning index) of each "<word>";
-        returns (rows, n-gram count per word), rows grouped by word in order."""
-        offsets = np.frombuffer(wrapped.buffers()[1], np.int32, len(wrapped) + 1, wrapped.offset * 4)
-        data = np.frombuffer(wrapped.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
-        offsets = offsets - offsets[0]
-        starts = np.flatnonzero((data & 0xC0) != 0x80)  # first byte of every character
-        word_end = np.repeat(offsets[1:], np.diff(np.searchsorted(starts, offsets)))
-        bounds = np.append(starts, len(data))
-        signed = data.astype(np.int8).astype(np.int32).astype(np.uint32)
-        h = np.full(len(starts), FNV_OFFSET, dtype=np.uint32)
-        hashes, owners = [], []
-        owner = np.repeat(np.arange(len(wrapped)), np.diff(np.searchsorted(starts, offsets)))
+        """Input rows of the character n-grams of each "<word>" (Dictionary::computeSubwords:
+        minn..maxn UTF-8 characters, FNV-1a over sign-extended bytes, modulo bucket, through the
+        pruning index); returns (rows grouped by word, in order; row count per word)."""
+        offsets, data = utf8_buffers(wrapped)
+        starts = np.flatnonzero((data & 0xC0) != 0x80)  # where each UTF-8 character begins
+        char_bytes = np.diff(np.append(starts, len(data)))
+        word_chars = np.searchsorted(starts, offsets)  # index of each word's first character
+        owner = np.repeat(np.arange(len(wrapped)), np.diff(word_chars))
+        word_end = word_chars[1:][owner]  # one past the last character of the start's word
+        signed = data.astype(np.int8).astype(np.uint32)  # fastText hashes bytes as signed char
+        # for every start character k, extend the hash one character at a time: slot n - minn
+        # holds the hash of the n characters k..k+n-1 where they lie inside the word
         k = np.arange(len(starts))
+        found = np.empty((len(starts), self.maxn - self.minn + 1), dtype=np.uint32)
+        valid = np.empty(found.shape, dtype=bool)
+        h = np.full(len(starts), FNV_OFFSET, dtype=np.uint32)
         for n in range(1, self.maxn + 1):
-            first = np.minimum(k + n - 1, len(starts))
-            begin, end = bounds[first], bounds[np.minimum(first + 1, len(starts))]
-            valid = end <= word_end
-            for b in range(4):
-                take = valid & (begin + b < end)
-                pos = np.minimum(begin + b, len(data) - 1)
-                h = np.where(take, (h ^ signed[pos]) * FNV_PRIME, h)
+            char = np.minimum(k + n - 1, len(starts) - 1)
+            at = starts[char]
+            h = (h ^ signed[at]) * FNV_PRIME
+            wide = np.flatnonzero(char_bytes[char] > 1)
+            for b in range(1, 4):  # further bytes of multi-byte characters
+                wide = wide[char_bytes[char[wide]] > b]
+                h[wide] = (h[wide] ^ signed[at[wide] + b]) * FNV_PRIME
             if n >= self.minn:
-                hashes.append(h[valid])
-                owners.append(owner[valid])
-        ngram_owner = np.concatenate(owners)
-        order = np.argsort(ngram_owner, kind="stable")
-        ids = (np.concatenate(hashes)[order] % np.uint32(self.bucket)).astype(np.int64)
-        ngram_owner = ngram_owner[order]
-        if self._pruned:
-            at = np.minimum(np.searchsorted(self._prune_from, ids), len(self._prune_from) - 1)
-            kept = self._prune_from[at] == ids
-            ids, ngram_owner = self._prune_to[at[kept]].astype(np.int64), ngram_owner[kept]
-        return self.nwords + ids, np.bincount(ngram_owner, minlength=len(wrapped))
+                found[:, n - self.minn] = h
+                valid[:, n - self.minn] = k + n <= word_end
+        rows = self._ngram_row[found[valid] % np.uint32(self.bucket)]
+        kept = rows >= 0
+        ngram_owner = np.repeat(owner, valid.sum(axis=1))[kept]
+        return rows[kept], np.bincount(ngram_owner, minlength=len(wrapped))
 
-    def _add_words(self, words: pa.Array) -> None:
-        """Cache each word's summed input rows and row count (Dictionary::addSubwords)."""
-        texts = words.to_pylist()
-        wid = np.array([self._vocab.get(w, -1) for w in texts], dtype=np.int64)
-        is_label = np.array([w.startswith(LABEL_PREFIX) for w in texts], dtype=bool)
-        is_eos = np.array([w == EOS for w in texts], dtype=bool)
-        ngram = ~is_label & ~is_eos
-        sums = np.zeros((len(texts), self.dim))
-        counts = np.zeros(len(texts))
+    def _add_words(self, words: pa.Array) -> np.ndarray:
+        """Cache each word's summed input rows and row count (Dictionary::addSubwords); returns
+        their cache columns."""
+        at = pc.fill_null(pc.index_in(words, value_set=self._vocab), -1).to_numpy()
+        is_label = pc.starts_with(words, LABEL_PREFIX).to_numpy(zero_copy_only=False)
+        ngram = ~is_label & pc.not_equal(words, EOS).to_numpy(zero_copy_only=False)
+        sums = np.zeros((self.dim, len(words)))
+        counts = np.zeros(len(words))
         if ngram.any():
-            rows, per_word = self._ngram_rows(pc.binary_join_element_wise("<", words.filter(ngram), ">", ""))
-            sums[ngram] = _segment_sum(self._input[rows], per_word)
+            wrapped = pc.binary_join_element_wise("<", words.filter(pa.array(ngram)), ">", "")
+            rows, per_word = self._ngram_rows(wrapped)
+            sums[:, ngram] = _segment_sum(self._input.take(rows, axis=1), per_word)
             counts[ngram] = per_word
-        vocab = ~is_label & (wid >= 0)
-        sums[vocab] += self._input[wid[vocab]]
+        vocab = ~is_label & (at >= 0)
+        sums[:, vocab] += self._input.take(self._vocab_ids[at[vocab]], axis=1)
         counts[vocab] += 1
-        if len(self._word_row) + len(texts) > WORD_CACHE_SIZE:
-            self._word_row.clear()
-            self._word_sum, self._word_count = self._word_sum[:0], self._word_count[:0]
-        base = len(self._word_count)
-        self._word_row.update(zip(texts, range(base, base + len(texts)), strict=True))
-        self._word_sum = np.concatenate([self._word_sum, sums])
-        self._word_count = np.concatenate([self._word_count, counts])
+        base = len(self._word_row)
+        if base + len(words) > len(self._word_count):
+            capacity = max(base + len(words), min(2 * (base + len(words)), WORD_CACHE_SIZE))
+            grown = np.zeros((self.dim, capacity))
+            grown[:, :base] = self._word_sum[:, :base]
+            self._word_sum, self._word_count = grown, np.resize(self._word_count, capacity)
+        new = np.arange(base, base + len(words))
+        self._word_sum[:, new], self._word_count[new] = sums, counts
+        self._word_row.update(zip(words.to_pylist(), new.tolist(), strict=True))
+        return new
 
     def predict(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         """Top-1 label index and probability for each text of a string Array without nulls."""
         if len(texts) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        texts = pc.replace_substring(texts, "\n", f" {EOS} ")  # a newline ends fastText's line
-        texts = pc.replace_substring_regex(texts, "[\r\t\v\f\x00]", " ")
-        split = pc.split_pattern(texts, " ")
-        tokens = pc.list_flatten(split)
-        per_text = pc.list_value_length(split).to_numpy()
-        caption = np.repeat(np.arange(len(texts)), per_text)
-        nonempty = pc.greater(pc.binary_length(tokens), 0)
-        tokens, caption = tokens.filter(nonempty), caption[nonempty.to_numpy(zero_copy_only=False)]
+        tokens, caption, after_newline = _split(texts)
         encoded = pc.dictionary_encode(tokens)
         unique = encoded.dictionary
-        rows = np.array([self._word_row.get(w, -1) for w in unique.to_pylist()], dtype=np.int64)
-        if (rows < 0).any():
-            self._add_words(unique.filter(pa.array(rows < 0)))
-            rows = np.array([self._word_row[w] for w in unique.to_pylist()], dtype=np.int64)
+        if len(self._word_row) + len(unique) > WORD_CACHE_SIZE:
+            self._word_row.clear()
+        rows = np.fromiter(map(self._word_row.get, unique.to_pylist(), repeat(-1)), np.int64, len(unique))
+        missing = rows < 0
+        if missing.any():
+            rows[missing] = self._add_words(unique.filter(pa.array(missing)))
         codes = encoded.indices.to_numpy()
-        eos = (pc.equal(unique, EOS).to_numpy(zero_copy_only=False))[codes]
-        if eos.any():  # fastText stops reading a line at its first "</s>" token
-            seen = np.cumsum(eos) - eos
+        # fastText's line ends at a newline or at a "</s>" token; the EOS row is added below
+        stop = pc.equal(unique, EOS).to_numpy(zero_copy_only=False)[codes] | after_newline
+        if stop.any():
+            seen = np.cumsum(stop) - stop
             first = np.searchsorted(caption, np.arange(len(texts)))
-            keep = (seen == seen[np.minimum(first, len(seen) - 1)][caption]) & ~eos
+            keep = (seen == seen[np.minimum(first, len(seen) - 1)][caption]) & ~stop
             codes, caption = codes[keep], caption[keep]
         token_rows = rows[codes]
         per_text = np.bincount(caption, minlength=len(texts))
-        hidden = _segment_sum(self._word_sum[token_rows], per_text) + self._eos_row
-        hidden /= (np.bincount(caption, self._word_count[token_rows], minlength=len(texts)) + 1)[:, None]
-        f = 1.0 / (1.0 + np.exp(-(hidden @ self._output.T)))
-        scores = np.log(f + 1e-5) @ self._right + np.log(1.0 - f + 1e-5) @ self._left
-        best = scores.argmax(axis=1)
-        return best, np.exp(scores[np.arange(len(texts)), best])
+        hidden = _segment_sum(self._word_sum.take(token_rows, axis=1), per_text) + self._eos_column[:, None]
+        hidden /= np.bincount(caption, self._word_count[token_rows], minlength=len(texts)) + 1
+        return self._best_leaf(np.ascontiguousarray(hidden.T))
+
+    def _node_scores(self, hidden: np.ndarray, node: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """std_log of going left and right at inner ``node`` for each hidden row."""
+        f = 1.0 / (1.0 + np.exp(-np.einsum("ij,ij->i", hidden, self._output[node - len(self.labels)])))
+        return np.log(1.0 - f + 1e-5), np.log(f + 1e-5)
+
+    def _best_leaf(self, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The label whose tree path has the highest sum of std_log scores, and exp(score): what
+        HierarchicalSoftmaxLoss::dfs finds for k=1. A greedy descent gives each text a leaf;
+        where a subtree it turned away from might hold a better one, the tree is searched level
+        by level, dropping nodes that cannot beat the best leaf so far.
+        (dfs drops a node as soon as its partial score is below the best leaf so far, although
+        each later step can add up to log(1 + 1e-5); so where two labels come within about
+        1e-4 of each other it could keep the lower one. This search cannot.)"""
+        n, nlabels = len(hidden), len(self.labels)
+        best_leaf, best = np.full(n, self._root), np.zeros(n)
+        rival = np.full(n, -np.inf)  # best partial score of a subtree the descent turned away from
+        todo = np.arange(n)
+        while todo.size:
+            go_left, go_right = self._node_scores(hidden[todo], best_leaf[todo])
+            right = go_right >= go_left
+            rival[todo] = np.maximum(rival[todo], best[todo] + np.where(right, go_left, go_right))
+            best[todo] += np.where(right, go_right, go_left)
+            at = best_leaf[todo]
+            best_leaf[todo] = np.where(right, self._right[at], self._left[at])
+            todo = todo[best_leaf[todo] >= nlabels]
+        text = np.flatnonzero(rival + self._slack >= best)  # the greedy leaf may not be the best
+        node, score = np.full(len(text), self._root), np.zeros(len(text))
+        while text.size:
+            leaf = node < nlabels
+            np.maximum.at(best, text[leaf], score[leaf])
+            won = leaf & (score == best[text])
+            best_leaf[text[won]] = node[won]
+            text, node, score = text[~leaf], node[~leaf], score[~leaf]
+            go_left, go_right = self._node_scores(hidden[text], node)
+            text = np.concatenate([text, text])
+            node = np.concatenate([self._left[node], self._right[node]])
+            score = np.concatenate([score + go_left, score + go_right])
+            alive = score + self._slack >= best[text]
+            text, node, score = text[alive], node[alive], score[alive]
+        return best_leaf, np.exp(best)

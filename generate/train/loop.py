@@ -41,6 +41,7 @@ def run(
     """Run ``step_fn`` for ``steps`` steps (resuming if a checkpoint exists); return wall seconds."""
     ckpt = work / f"{name}.ckpt.pt"
     start = 0
+    base_lrs = [g["lr"] for g in optimizer.param_groups]  # before a checkpoint's scheduled lr replaces it
     if ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
         for key, module in modules.items():
@@ -48,7 +49,6 @@ def run(
         optimizer.load_state_dict(state["optimizer"])
         start = state["step"]
         log_line(work, f"{name}: resumed at step {start}")
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
     warmup = max(1, min(100, steps // 10))
     t0 = time.perf_counter()
     bar = tqdm(range(start, steps), desc=name, unit="step", initial=start, total=steps)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from diffusers.models.attention_processor import AttnProcessor
 
 from t2iscope.errors import ConfigError, DataError
-from t2iscope.generate.models import load_model
+from t2iscope.generate.models import gpu_path, load_model
+from t2iscope.generate.params import Params
+from t2iscope.generate.txt2img import txt2img
 
 
 def test_loads_a_local_diffusers_folder(tiny_model, tiny_sd_path):
@@ -56,3 +60,15 @@ def test_missing_embedded_model_says_how_to_get_it(tmp_path, monkeypatch):
 def test_bad_device():
     with pytest.raises(ConfigError, match="device"):
         load_model(None, device="tpu")
+
+
+def test_gpu_path_settings_keep_the_image(tiny_sd_path):
+    """channels_last + SDPA (what CUDA gets, besides fp16) change memory layout, not the result."""
+    params = Params("a red dog", seed=3, steps=3, cfg_scale=7.0, sampler="Euler a")
+    plain = load_model(tiny_sd_path, device="cpu")
+    plain.pipe.unet.set_attn_processor(AttnProcessor())
+    fast = load_model(tiny_sd_path, device="cpu")
+    gpu_path(fast.pipe)
+    assert fast.pipe.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    a, b = (np.asarray(txt2img(m, [params])[0], np.int16) for m in (plain, fast))
+    assert np.abs(a - b).max() <= 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import torch
 from t2iscope.cli import main
 from t2iscope.errors import ConfigError
 from t2iscope.generate import loaders
+from t2iscope.generate.train import loop
 from t2iscope.generate.train.corpus import load_world
 from t2iscope.generate.train.measure import (
     COLOR_NAMES,
@@ -155,3 +157,29 @@ def test_text_tower_conversion_is_exact():
         )
         y = encoder(ids).last_hidden_state
     torch.testing.assert_close(x[0, :n], y[0, :n], atol=1e-5, rtol=1e-5)
+
+
+def test_resumed_run_follows_the_same_lr_schedule(tmp_path: Path):
+    """A run killed midway and resumed sees the learning rates an uninterrupted run sees."""
+
+    def lrs(work: Path, stop: int | None, steps: int = 40) -> list[float]:
+        layer = torch.nn.Linear(2, 1)
+        opt = torch.optim.SGD(layer.parameters(), lr=0.5)
+        seen: list[float] = []
+
+        def step(i: int) -> dict[str, float]:
+            if stop is not None and i == stop:
+                raise KeyboardInterrupt
+            seen.append(opt.param_groups[0]["lr"])
+            return {}
+
+        with contextlib.suppress(KeyboardInterrupt):
+            loop.run("toy", {"layer": layer}, opt, steps, step, work, every=10)
+        return seen
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    whole = lrs(tmp_path / "a", None)
+    first = lrs(tmp_path / "b", stop=25)
+    assert first == whole[:25]
+    assert first[:20] + lrs(tmp_path / "b", None) == whole  # resumes at the step-20 checkpoint
