@@ -13,6 +13,7 @@ nothing); the tallies are counted the same way in every mode.
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from t2iscope.curate.operators import METADATA, StageContext
-from t2iscope.curate.readers import InputShard, connect, duck_error, select_list
+from t2iscope.curate.readers import InputShard, configure, connect, duck_error, select_list
 from t2iscope.curate.recipe import Stage
 from t2iscope.curate.schema import REASON_COL, STAGE_COL
 from t2iscope.fileio import atomic_path
@@ -125,10 +126,27 @@ class LocalEngine:
     ) -> None:
         self.batch_rows = batch_rows
         self.dropped = dropped
-        self.con = connect(threads, spec=spec)
+        self.spec = spec
+        self._main = connect(threads, spec=spec)
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """This thread's connection: the main one, or the cursor :meth:`bind_thread` made."""
+        return getattr(self._local, "con", None) or self._main
+
+    def bind_thread(self) -> None:
+        """Give the calling worker thread its own cursor (one DuckDB connection runs one query)."""
+        cursor = self._main.cursor()
+        configure(cursor)
+        self._cursors.append(cursor)
+        self._local.con = cursor
 
     def close(self) -> None:
-        self.con.close()
+        for cursor in self._cursors:
+            cursor.close()
+        self._main.close()
 
     def run_shard(
         self,

@@ -82,6 +82,12 @@ def connect(
     threads: int | None = None, memory_limit: str = "2GB", spec: str | None = None
 ) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(config={"threads": threads or os.cpu_count() or 1, "memory_limit": memory_limit})
+    configure(con, spec)
+    return con
+
+
+def configure(con: duckdb.DuckDBPyConnection, spec: str | None = None) -> None:
+    """Per-connection settings (also applied to each worker thread's cursor)."""
     con.execute("SET preserve_insertion_order = true")
     # Parquet writers leave NaN out of column statistics, and DuckDB's statistics propagation then
     # folds isnan(col) to false: NaN sizes would pass size checks silently. Measured: no cost.
@@ -90,7 +96,6 @@ def connect(
         import fsspec
 
         con.register_filesystem(fsspec.filesystem(spec.split("://", 1)[0]))
-    return con
 
 
 def duck_error(shard: InputShard, exc: Exception) -> DataError:

@@ -1,8 +1,9 @@
 """The training recipe: every step count, size and rate, as frozen dataclasses.
 
-Defaults are the shipped recipe, sized for the one-hour budget on 2 CPU cores (per-step costs:
-bench/bench_train_step.py; measured totals: models/README.md); ``QUICK`` is a few steps of
-everything for tests and smoke runs. A YAML file may override any field; unknown keys are errors.
+Defaults are the CPU recipe of ``make train``, sized for the one-hour budget on 2 CPU cores
+(62 minutes measured on a loaded machine, see models/README.md and bench/bench_train_step.py);
+``QUICK`` is a few steps of everything for tests and smoke runs. A YAML file may override any
+field; unknown keys are errors.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ STAGES: tuple[str, ...] = ("clip", "aesthetic", "watermark", "vae", "unet", "mea
 
 @dataclass(frozen=True)
 class ClipRecipe:
-    steps: int = 1000
+    steps: int = 1500
     batch: int = 128
     lr: float = 1e-3
     embed_dim: int = 64
@@ -37,7 +38,7 @@ class ClipRecipe:
 @dataclass(frozen=True)
 class HeadRecipe:
     aesthetic_steps: int = 1500
-    watermark_steps: int = 300
+    watermark_steps: int = 800
     batch: int = 64
     lr: float = 1e-3
 

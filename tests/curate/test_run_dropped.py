@@ -193,3 +193,17 @@ def test_none_mode_counts_late_validity_drops_like_full_mode(tmp_path: Path, sur
     kept = {mode: pq.read_table(tmp_path / mode / "kept") for mode in ("full", "none")}
     assert kept["none"].equals(kept["full"]) and (kept["none"].num_rows > 0) == survivors
     assert not list((tmp_path / "none" / "kept").glob(".*"))  # no partition folders left behind
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_shards_side_by_side_write_what_one_at_a_time_writes(shards: Path, tmp_path: Path, mode: str) -> None:
+    """All-SQL, stateless recipes run shards in parallel threads: same files, same stats."""
+    one = _run(ALL_SQL, mode, shards, tmp_path / "one", threads=1)
+    two = _run(ALL_SQL, mode, shards, tmp_path / "two", threads=2)
+    assert _comparable(one) == _comparable(two)
+    for sub in ("kept", "dropped") if mode != "none" else ("kept",):
+        names = sorted(p.name for p in (tmp_path / "one" / sub).iterdir())
+        assert names == sorted(p.name for p in (tmp_path / "two" / sub).iterdir()) and len(names) == 3
+        for name in names:
+            a, b = (pq.read_table(tmp_path / run / sub / name) for run in ("one", "two"))
+            assert a.equals(b)
