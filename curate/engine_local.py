@@ -1,4 +1,4 @@
-"""The ``local`` engine: one input shard at a time through DuckDB, then Arrow, with bounded memory.
+"""The ``local`` engine: input shards through DuckDB, then Arrow, with bounded memory.
 
 For each shard the leading stages that SQL can express (thresholds, sizes, caption rules) are
 pushed into one DuckDB query as a CASE that names the first failing stage and reason; DuckDB
@@ -7,7 +7,9 @@ still alive, in recipe order, each seeing only the survivors of the one before. 
 rows go to ``kept/part-NNNNN.parquet`` and ``dropped/part-NNNNN.parquet`` (+ ``stage``,
 ``reason``), written atomically, so a killed run leaves only whole shards behind. The recipe's
 ``dropped`` mode decides how much of a dropped row is written (all columns, ``KEY_COLUMNS`` or
-nothing); the tallies are counted the same way in every mode.
+nothing); the tallies are counted the same way in every mode. A shard runs on the calling thread's
+connection; run.py runs shards side by side (one cursor per thread, :meth:`bind_thread`) when no
+stage keeps state across rows.
 """
 
 from __future__ import annotations
