@@ -87,6 +87,13 @@ def _gen_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--steps", type=int, default=20, show_default=True),
             click.option("--cfg-scale", type=float, default=7.0, show_default=True),
             click.option(
+                "--cfg-rescale",
+                type=float,
+                default=0.0,
+                show_default=True,
+                help="Guidance rescale 0..1 (Lin et al. 2023); 0.7 tames color overshoot at high CFG.",
+            ),
+            click.option(
                 "--sampler",
                 default="Euler a",
                 show_default=True,
@@ -125,6 +132,7 @@ def _run(mode: str, kw: dict[str, Any], work: Callable[..., list], strength: flo
         seed=kw["seed"],
         steps=kw["steps"],
         cfg_scale=kw["cfg_scale"],
+        cfg_rescale=kw["cfg_rescale"],
         sampler=kw["sampler"],
         width=kw["width"],
         height=kw["height"],

@@ -33,6 +33,8 @@ def img2img(model: Model, batch: list[Params], image: Image.Image, strength: flo
     check_same_settings(batch)
     check_strength(strength)
     first = batch[0]
+    if first.cfg_rescale:
+        raise ConfigError("cfg_rescale is not available for img2img (diffusers' img2img pipeline has none)")
     width, height = target_size(first, image)
     init = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
     # 2. Nothing to re-noise: SD's script would run zero steps

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
 from PIL import Image, ImageFilter
 from scipy.ndimage import gaussian_filter
 
@@ -122,6 +123,8 @@ def _denoise(
         if guided:
             eps_u, eps_c = eps.chunk(2)
             eps = eps_u + first.cfg_scale * (eps_c - eps_u)
+            if first.cfg_rescale > 0:
+                eps = rescale_noise_cfg(eps, eps_c, guidance_rescale=first.cfg_rescale)
         latents = scheduler.step(eps, t, latents, **extra).prev_sample
         if i < len(timesteps) - 1:
             known = scheduler.add_noise(init_latents, noise, timesteps[i + 1 : i + 2].repeat(n))

@@ -80,6 +80,7 @@ def infotext(
             "Steps": p.steps,
             "Sampler": p.sampler,
             "CFG scale": p.cfg_scale,
+            "CFG rescale": p.cfg_rescale or None,
             "Seed": p.seed,
             "Size": f"{size[0]}x{size[1]}",
             "Model": model_id,

@@ -26,6 +26,8 @@ class Params:
     seed: int = RANDOM
     steps: int = 20
     cfg_scale: float = 7.0
+    # Guidance rescale (Lin et al. 2023, diffusers' guidance_rescale): 0 is plain CFG, as SD.
+    cfg_rescale: float = 0.0
     sampler: str = "Euler a"
     width: int | None = None
     height: int | None = None
@@ -38,6 +40,8 @@ class Params:
             raise ConfigError(f"steps must be >= 1, got {self.steps}")
         if self.cfg_scale < 0:
             raise ConfigError(f"cfg_scale must be >= 0, got {self.cfg_scale}")
+        if not 0.0 <= self.cfg_rescale <= 1.0:
+            raise ConfigError(f"cfg_rescale must be between 0 and 1, got {self.cfg_rescale}")
         if self.seed < RANDOM:
             raise ConfigError(f"seed must be >= 0 (or -1 for random), got {self.seed}")
         if self.batch_size < 1:
@@ -50,7 +54,7 @@ class Params:
 
     def settings_key(self) -> tuple:
         """Images whose keys are equal can share one batch (same schedule, guidance and size)."""
-        return (self.steps, self.cfg_scale, self.sampler, self.width, self.height)
+        return (self.steps, self.cfg_scale, self.cfg_rescale, self.sampler, self.width, self.height)
 
     def expand(self) -> list[Params]:
         """One single-image Params per batch member, seeds s, s+1, ... (A1111's convention)."""
@@ -69,7 +73,7 @@ def check_same_settings(batch: list[Params]) -> None:
     if not batch:
         raise ConfigError("empty batch: nothing to generate")
     if len({p.settings_key() for p in batch}) > 1:
-        raise ConfigError("a batch must share steps, cfg_scale, sampler, width and height")
+        raise ConfigError("a batch must share steps, cfg_scale, cfg_rescale, sampler, width and height")
 
 
 def load_image(path: str | Path, what: str = "image", mode: str = "RGB") -> Image.Image:

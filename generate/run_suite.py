@@ -48,6 +48,7 @@ SCHEMA = pa.schema(
         ("watermark_method", pa.string()),
         ("watermark_payload", pa.string()),
         ("elapsed_s", pa.float64()),
+        ("cfg_rescale", pa.float64()),
         ("output_scale", pa.int32()),
         ("key", pa.string()),
     ]
@@ -89,6 +90,7 @@ def _row(
         "seed": p.seed,
         "steps": p.steps,
         "cfg_scale": p.cfg_scale,
+        "cfg_rescale": p.cfg_rescale,
         "sampler": p.sampler,
         "width": size[0],
         "height": size[1],

@@ -1,7 +1,7 @@
 """Prompt suites: a YAML file of prompts and a parameter grid, expanded into generation jobs.
 
 A suite names its prompts (stable ids, tags, per-language translations, negative prompts), its
-defaults and a grid whose axes (seeds, cfg_scale, steps, sampler) take lists or A1111 X/Y/Z range
+defaults and a grid whose axes (seeds, cfg_scale, cfg_rescale, steps, sampler) take lists or A1111 X/Y/Z range
 syntax (``1-5 (+2)``, ``1-10 [5]``). Validation is strict: unknown keys, duplicate ids and bad
 ranges are ConfigErrors naming the file and key, raised before any model is loaded. Expansion is
 deterministic and every job has a stable key, which is what lets a killed run resume.
@@ -25,8 +25,8 @@ from t2iscope.generate.ranges import parse_values
 DEFAULT_LANGUAGE = "en"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SUITE_KEYS = {"name", "description", "defaults", "grid", "prompts"}
-_DEFAULT_KEYS = {"steps", "cfg_scale", "sampler", "width", "height", "negative_prompt", "seeds"}
-_GRID_AXES = {"seeds": int, "cfg_scale": float, "steps": int, "sampler": str}
+_GRID_AXES = {"seeds": int, "cfg_scale": float, "cfg_rescale": float, "steps": int, "sampler": str}
+_DEFAULT_KEYS = {*_GRID_AXES, "width", "height", "negative_prompt"}
 _PROMPT_KEYS = {"id", "text", "language", "translations", "tags", "negative_prompt"}
 
 
@@ -46,6 +46,7 @@ class Suite:
     prompts: tuple[Prompt, ...]
     seeds: tuple[int, ...]
     cfg_scale: tuple[float, ...]
+    cfg_rescale: tuple[float, ...]
     steps: tuple[int, ...]
     sampler: tuple[str, ...]
     width: int | None
@@ -125,7 +126,7 @@ def parse_suite(data: Any, source: str) -> Suite:
         raise ConfigError(f"{source}: name must be letters, digits, '_', '-' or '.', got {name!r}")
     defaults = _mapping(data.get("defaults", {}), f"{source}: defaults", _DEFAULT_KEYS)
     grid = _mapping(data.get("grid", {}), f"{source}: grid", set(_GRID_AXES))
-    axes = {"seeds": 0, "cfg_scale": 7.0, "steps": 20, "sampler": "Euler a"}
+    axes = {"seeds": 0, "cfg_scale": 7.0, "cfg_rescale": 0.0, "steps": 20, "sampler": "Euler a"}
     resolved = {}
     for axis, kind in _GRID_AXES.items():
         where = f"{source}: grid.{axis}" if axis in grid else f"{source}: defaults.{axis}"
@@ -157,11 +158,13 @@ def parse_suite(data: Any, source: str) -> Suite:
     if any(s < 0 for s in suite.seeds):
         raise ConfigError(f"{source}: seeds must be >= 0 (a suite must be reproducible)")
     for sampler in suite.sampler:
-        probe = Params("", sampler=sampler, steps=min(suite.steps), cfg_scale=min(suite.cfg_scale), **size)
-        try:
-            probe.check()
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: {exc}") from None
+        for rescale in {min(suite.cfg_rescale), max(suite.cfg_rescale)}:
+            low = {"steps": min(suite.steps), "cfg_scale": min(suite.cfg_scale), "cfg_rescale": rescale}
+            probe = Params("", sampler=sampler, **low, **size)
+            try:
+                probe.check()
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
     return suite
 
 
@@ -196,16 +199,19 @@ def expand(suite: Suite) -> list[Job]:
     """Every (prompt, language, sampler, steps, cfg, seed) combination, in a fixed order."""
     jobs = []
     for prompt in suite.prompts:
-        for (lang, text), sampler, steps, cfg, seed in itertools.product(
-            prompt.texts, suite.sampler, suite.steps, suite.cfg_scale, suite.seeds
+        for (lang, text), sampler, steps, cfg, rescale, seed in itertools.product(
+            prompt.texts, suite.sampler, suite.steps, suite.cfg_scale, suite.cfg_rescale, suite.seeds
         ):
-            key = f"{prompt.id}/{lang}-{_slug(sampler)}-n{steps}-c{cfg:g}-s{seed}"
+            # plain CFG keeps the key it had before cfg_rescale existed, so old runs resume
+            rescaled = f"-r{rescale:g}" if rescale else ""
+            key = f"{prompt.id}/{lang}-{_slug(sampler)}-n{steps}-c{cfg:g}{rescaled}-s{seed}"
             params = Params(
                 prompt=text,
                 negative_prompt=prompt.negative_prompt,
                 seed=seed,
                 steps=steps,
                 cfg_scale=cfg,
+                cfg_rescale=rescale,
                 sampler=sampler,
                 width=suite.width,
                 height=suite.height,

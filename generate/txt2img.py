@@ -28,6 +28,7 @@ def txt2img(model: Model, batch: list[Params]) -> list[Image.Image]:
         negative_prompt_embeds=uncond,
         num_inference_steps=first.steps,
         guidance_scale=first.cfg_scale,
+        guidance_rescale=first.cfg_rescale,
         width=first.width or model.native_size,
         height=first.height or model.native_size,
         generator=generators([p.seed for p in batch]),

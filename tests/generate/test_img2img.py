@@ -52,6 +52,8 @@ def test_bad_inputs(tiny_model, init, tmp_path):
         img2img(tiny_model, [Params("x", seed=1)], init, 1.5)
     with pytest.raises(ConfigError, match="not a multiple of 8"):
         img2img(tiny_model, [Params("x", seed=1)], init.resize((60, 60)), 0.5)
+    with pytest.raises(ConfigError, match="cfg_rescale is not available for img2img"):
+        img2img(tiny_model, [Params("x", seed=1, cfg_rescale=0.7)], init, 0.5)
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
     with pytest.raises(DataError, match=r"bad\.png: not a readable image"):

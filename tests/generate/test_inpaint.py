@@ -96,3 +96,13 @@ def test_bad_inputs(tiny_model, scene):
         InpaintOptions(fill="blur").check()
     with pytest.raises(ConfigError, match="strength"):
         InpaintOptions(strength=-0.1).check()
+
+
+def test_cfg_rescale_reaches_the_masked_area(tiny_model, scene):
+    image, mask = scene
+    opts = InpaintOptions(strength=1.0, mask_blur=0)
+    runs = [[Params("a red ball", seed=1, steps=4, cfg_rescale=r)] for r in (0.0, 0.9)]
+    plain, rescaled = (_arr(inpaint(tiny_model, batch, image, mask, opts)[0]) for batch in runs)
+    keep = _arr(mask) == 0
+    assert np.array_equal(plain[keep], rescaled[keep])
+    assert not np.array_equal(plain[~keep], rescaled[~keep])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from imwatermark import WatermarkDecoder
@@ -64,6 +66,9 @@ def test_infotext_is_a1111_format(image, tmp_path):
     assert got["Steps"] == 3 and got["Sampler"] == "DPM++ 2M" and got["CFG scale"] == 6.5
     assert got["Seed"] == 12 and got["Size"] == "64x64" and got["Model"] == "tiny-sd"
     assert got["Output scale"] == 4 and got["Watermark"] == "dwtDct"
+    assert "CFG rescale" not in got  # plain CFG, as SD: left out like A1111 leaves out unset fields
+    save(path, image, dataclasses.replace(P, cfg_rescale=0.7), "tiny-sd", OutputOptions())
+    assert parse_parameters(read_parameters(path))["CFG rescale"] == 0.7
 
 
 def test_no_watermark_keeps_model_pixels(image):

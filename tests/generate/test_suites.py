@@ -115,3 +115,13 @@ def test_limbs_and_sweep():
     assert {p.tags[0] for p in limbs.prompts} == set(spec.LIMBED_KINDS) and len(limbs.seeds) > 1
     sweep = load_suite("cfg-steps")
     assert len(sweep.cfg_scale) > 1 and len(sweep.steps) > 1
+
+
+def test_cfg_rescale_axis_keeps_plain_keys(tmp_path):
+    plain = {job.key for job in expand(load_suite(_write(tmp_path, _with(grid={"seeds": [1]}))))}
+    swept = expand(load_suite(_write(tmp_path, _with(grid={"seeds": [1], "cfg_rescale": [0, 0.7]}))))
+    keys = {job.key for job in swept}
+    assert plain < keys and len(keys) == 2 * len(plain)
+    assert {j.params.cfg_rescale for j in swept if j.key.endswith("-r0.7-s1")} == {0.7}
+    with pytest.raises(ConfigError, match="cfg_rescale must be between 0 and 1"):
+        load_suite(_write(tmp_path, _with(defaults__cfg_rescale=2.0)))

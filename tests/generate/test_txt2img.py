@@ -35,6 +35,7 @@ def test_deterministic_and_native_size(tiny_model):
         {"seed": 2},
         {"steps": 3},
         {"cfg_scale": 2.0},
+        {"cfg_rescale": 0.7},
         {"negative_prompt": "blurry, blue"},
         {"prompt": "a (red:1.6) dog"},  # emphasis reaches the conditioning
         {"prompt": "a red BREAK dog"},
@@ -80,3 +81,8 @@ def test_bad_parameters(change, message):
 def test_batch_must_share_settings(tiny_model):
     with pytest.raises(ConfigError, match="share"):
         txt2img(tiny_model, [BASE, dataclasses.replace(BASE, steps=5)])
+
+
+def test_cfg_rescale_must_be_a_fraction(tiny_model):
+    with pytest.raises(ConfigError, match=r"cfg_rescale must be between 0 and 1, got 1\.5"):
+        _gen(tiny_model, cfg_rescale=1.5)
