@@ -143,7 +143,7 @@ def generation_prompts(lang: str) -> list[tuple[str, int, int]]:
 
 @torch.no_grad()
 def generate(
-    pipe: Any, prompts: list[str], seeds: list[int], cfg: float, steps: int, device: str
+    pipe: Any, prompts: list[str], seeds: list[int], cfg: float, steps: int, device: str, rescale: float = 0.0
 ) -> np.ndarray:
     """uint8 N x 64 x 64 x 3 images from the stock pipeline, one seed per prompt."""
     out = []
@@ -153,6 +153,7 @@ def generate(
             prompts[i : i + 64],
             num_inference_steps=steps,
             guidance_scale=cfg,
+            guidance_rescale=rescale,
             generator=gens,
             output_type="np",
         ).images
@@ -186,7 +187,7 @@ def measure_generator(
     for lang, cfg in tqdm(jobs, desc="measure generator", unit="batch"):
         cells = generation_prompts(lang) * r.prompts_per_cell
         seeds = [GEN_SEED_BASE + i for i in range(len(cells))]
-        images = generate(pipe, [p for p, _, _ in cells], seeds, cfg, r.steps, device)
+        images = generate(pipe, [p for p, _, _ in cells], seeds, cfg, r.steps, device, r.cfg_rescale)
         want_color = np.array([c for _, c, _ in cells])
         want_kind = np.array([k for _, _, k in cells])
         got_color = palette_color(images)
@@ -196,7 +197,7 @@ def measure_generator(
         legs = leg_count(images)
         expected = np.array([spec.KINDS[KIND_NAMES[k]] for k in want_kind])
         limbed = expected > 0
-        key = f"{lang}_cfg{cfg:g}"
+        key = f"{lang}_cfg{cfg:g}" + (f"_rescale{r.cfg_rescale:g}" if r.cfg_rescale else "")
         results[key] = {
             "color": rate(got_color == want_color),
             "kind": rate(got_kind == want_kind),
@@ -204,6 +205,7 @@ def measure_generator(
             "legs": rate((legs == expected)[limbed]),
             "steps": r.steps,
             "cfg_scale": cfg,
+            "cfg_rescale": r.cfg_rescale,
             "language": lang,
         }
     return results

@@ -71,6 +71,7 @@ class MeasureRecipe:
     prompts_per_cell: int = 4  # generated images per (color, kind) cell and CFG scale
     steps: int = 25
     cfg_scales: tuple[float, ...] = (1.0, 7.5)
+    cfg_rescale: float = 0.0  # guidance rescale for every scale (0 = plain CFG, as SD)
     languages: tuple[str, ...] = ("en", "de", "zh")
     heldout_rows: int = 2000
 
