@@ -114,6 +114,40 @@ def _counts(values: pa.ChunkedArray | pa.Array) -> Counter:
     return Counter({str(r["values"]): int(r["counts"]) for r in pc.value_counts(values).to_pylist()})
 
 
+def _sql_result(
+    groups: Sequence[tuple[str | None, str | None, Any, int]],
+    pushed: Sequence[tuple[str, list[tuple[str, str]]]],
+    counts: list[StageCounts],
+    stages: Sequence[Stage],
+    has_language: bool,
+    start: float,
+) -> dict[str, Any]:
+    """A shard's result from DuckDB's (stage, reason, LANGUAGE, count) groups; stage None = kept."""
+    by_stage: dict[str, Counter] = {}
+    lang_in: Counter = Counter()
+    lang_out: Counter = Counter()
+    for stage, reason, language, k in groups:
+        lang_in[str(language)] += k
+        if stage is None:
+            lang_out[str(language)] += k
+        else:
+            by_stage.setdefault(stage, Counter())[reason] += k
+    remaining = sum(lang_in.values())
+    for i, (stage, _) in enumerate(pushed):
+        gone = by_stage.get(stage, Counter())
+        counts[i].rows_in, counts[i].dropped = remaining, gone
+        remaining -= sum(gone.values())
+        counts[i].rows_out = remaining
+    elapsed = time.perf_counter() - start
+    languages = {"in": dict(lang_in), "out": dict(lang_out)} if has_language else {"in": {}, "out": {}}
+    return {
+        "stages": [{"stage": s.name, **c.to_dict()} for s, c in zip(stages, counts, strict=True)],
+        "languages": languages,
+        "seconds": elapsed,
+        "duckdb_seconds": elapsed,
+    }
+
+
 class LocalEngine:
     """Runs a recipe's metadata stages over input shards; one DuckDB connection per run."""
 
@@ -128,7 +162,6 @@ class LocalEngine:
     ) -> None:
         self.batch_rows = batch_rows
         self.dropped = dropped
-        self.spec = spec
         self._main = connect(threads, spec=spec)
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
@@ -273,31 +306,7 @@ class LocalEngine:
             self.con.execute("DROP TABLE shard")
         except duckdb.Error as exc:
             raise duck_error(shard, exc) from None
-        by_stage: dict[str, Counter] = {}
-        lang_in: Counter = Counter()
-        lang_out: Counter = Counter()
-        for stage, reason, language, k in groups:
-            lang_in[str(language)] += k
-            if stage is None:
-                lang_out[str(language)] += k
-            else:
-                by_stage.setdefault(stage, Counter())[reason] += k
-        n = sum(lang_in.values())
-        if not has_language:
-            lang_in = lang_out = Counter()
-        remaining = n
-        for i, (stage, _) in enumerate(pushed):
-            gone = by_stage.get(stage, Counter())
-            counts[i].rows_in, counts[i].dropped = remaining, gone
-            remaining -= sum(gone.values())
-            counts[i].rows_out = remaining
-        elapsed = time.perf_counter() - start
-        return {
-            "stages": [{"stage": s.name, **c.to_dict()} for s, c in zip(stages, counts, strict=True)],
-            "languages": {"in": dict(lang_in), "out": dict(lang_out)},
-            "seconds": elapsed,
-            "duckdb_seconds": elapsed,
-        }
+        return _sql_result(groups, pushed, counts, stages, has_language, start)
 
     def _kept_only(
         self,
@@ -369,31 +378,11 @@ class LocalEngine:
             raise duck_error(shard, exc) from None
         finally:
             shutil.rmtree(parts, ignore_errors=True)
-        lang_in: Counter = Counter()
-        lang_out: Counter = Counter()
-        by_stage: dict[str, Counter] = {}
+        verdicts = []
         for code, language, k in [*(g for g in groups if g[0] is not None), *late]:
-            lang_in[str(language)] += k
-            if int(code) == 0:
-                lang_out[str(language)] += k
-            else:
-                stage, _, reason = rules[int(code) - 1]
-                by_stage.setdefault(stage, Counter())[reason] += k
-        remaining = sum(lang_in.values())
-        for i, (stage, _) in enumerate(pushed):
-            gone = by_stage.get(stage, Counter())
-            counts[i].rows_in, counts[i].dropped = remaining, gone
-            remaining -= sum(gone.values())
-            counts[i].rows_out = remaining
-        if lang == "NULL":
-            lang_in = lang_out = Counter()
-        elapsed = time.perf_counter() - start
-        return {
-            "stages": [{"stage": s.name, **c.to_dict()} for s, c in zip(stages, counts, strict=True)],
-            "languages": {"in": dict(lang_in), "out": dict(lang_out)},
-            "seconds": elapsed,
-            "duckdb_seconds": elapsed,
-        }
+            stage, _, reason = rules[int(code) - 1] if int(code) else (None, None, None)
+            verdicts.append((stage, reason, language, k))
+        return _sql_result(verdicts, pushed, counts, stages, lang != "NULL", start)
 
     def _dropped_select(self) -> str:
         """The dropped COPY's select list over the temp table ``shard`` (full or keys mode)."""
