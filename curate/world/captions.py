@@ -2,8 +2,8 @@
 
 Noise kinds (truth column ``caption_noise``): ``wrong_tag`` (the LANGUAGE column names another
 language, as language-ID mistakes do), ``empty``, ``junk`` (camera file names, punctuation) and
-``long`` (SEO keyword stuffing, thousands of characters). Everything else is ``clean``. Half of the
-captions of flawed images also name the flaw ("..., blurry"), in the caption's language.
+``long`` (SEO keyword stuffing, thousands of characters). Everything else is ``clean``. Captions of
+flawed images often name the flaws ("..., blurry, grainy"), in the caption's language.
 """
 
 from __future__ import annotations
@@ -83,18 +83,19 @@ def mention_flaws(
     lang: np.ndarray,
     severity: dict[str, np.ndarray],
     rng: np.random.Generator,
-    rate: float = 0.5,
 ) -> np.ndarray:
-    """Append the word for each flawed row's most severe degradation to ``rate`` of those captions.
+    """Name a flawed image's flaws in its caption ("..., blurry, grainy"), the worst first.
 
+    Each flaw is named with probability 0.5 + 0.5 * severity: uploaders mention what is obvious,
+    so a caption tells quality apart about as often as web captions do, and more for severe flaws.
     ``severity`` maps degradation names, in ``spec.QUALITY_WORDS`` order, to per-row severities.
     """
     sev = np.stack(list(severity.values()), axis=1)
-    flawed = np.flatnonzero((sev.max(axis=1) > 0) & (rng.random(len(texts)) < rate))
-    worst = sev[flawed].argmax(axis=1)
+    named = (sev > 0) & (rng.random(sev.shape) < 0.5 + 0.5 * sev)
     out = texts.copy()
-    for i, w in zip(flawed, worst, strict=True):
-        out[i] = f"{out[i]}, {spec.QUALITY_WORDS[LANGS[lang[i]]][w]}"
+    for i in np.flatnonzero(named.any(axis=1)):
+        words = spec.QUALITY_WORDS[LANGS[lang[i]]]
+        out[i] = ", ".join([out[i], *(words[j] for j in np.argsort(-sev[i]) if named[i, j])])
     return out
 
 

@@ -32,13 +32,7 @@ STD = (0.26862954, 0.26130258, 0.27577711)
 def model_config(r: ClipRecipe) -> dict[str, Any]:
     return {
         "embed_dim": r.embed_dim,
-        "vision_cfg": {
-            "image_size": 64,
-            "layers": r.vision_layers,
-            "width": r.vision_width,
-            "head_width": 32,
-            "patch_size": r.patch_size,
-        },
+        "vision_cfg": {"image_size": 64, "layers": list(r.vision_layers), "width": r.vision_width},
         "text_cfg": {
             "context_length": 77,
             "vocab_size": 49408,
@@ -63,6 +57,19 @@ def tokenize(captions: list[str]) -> torch.Tensor:
     return open_clip.get_tokenizer("ViT-B-32")(captions)
 
 
+def encode_text_trimmed(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """``model.encode_text`` over only the batch's longest caption, not all 77 positions.
+
+    The text tower's attention is causal and pooling reads the end-of-text position, so the padding
+    after the longest caption cannot change any output: this is exact and cuts the tower's cost ~3x.
+    """
+    length = int(tokens.argmax(-1).max()) + 1  # end-of-text has the largest token id
+    tokens = tokens[:, :length]
+    x = model.token_embedding(tokens) + model.positional_embedding[:length]
+    x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask[:length, :length]))
+    return x[torch.arange(len(x), device=x.device), tokens.argmax(-1)] @ model.text_projection
+
+
 def train_clip(corpus: Corpus, r: ClipRecipe, work: Path, device: str, seed: int) -> torch.nn.Module:
     """Contrastive training (InfoNCE both ways) on (image, caption) pairs."""
     import open_clip
@@ -83,7 +90,7 @@ def train_clip(corpus: Corpus, r: ClipRecipe, work: Path, device: str, seed: int
         flip = torch.rand(len(idx), device=device) < 0.5
         x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
         img = F.normalize(model.encode_image(x), dim=-1)
-        txt = F.normalize(model.encode_text(tokens[inverse_t[idx]]), dim=-1)
+        txt = F.normalize(encode_text_trimmed(model, tokens[inverse_t[idx]]), dim=-1)
         logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
         # Pairs with the same caption are positives too (templated captions repeat within a batch).
         same = (inverse_t[idx][:, None] == inverse_t[idx][None, :]).float()
@@ -111,7 +118,10 @@ def save_clip(model: torch.nn.Module, r: ClipRecipe, out: Path) -> Path:
         out / "open_clip_config.json",
         {"model_cfg": cfg, "preprocess_cfg": {"mean": list(MEAN), "std": list(STD), "size": 64}},
     )
-    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+    state = {
+        k: (v.detach().half() if v.is_floating_point() else v.detach()).contiguous()
+        for k, v in model.state_dict().items()
+    }
     with fileio.atomic_path(out / WEIGHTS) as tmp:
         save_file(state, str(tmp), metadata={"format": "pt", "model": MODEL_NAME})
     return out

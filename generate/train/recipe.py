@@ -27,9 +27,11 @@ class ClipRecipe:
     batch: int = 128
     lr: float = 1e-3
     embed_dim: int = 64
-    vision_width: int = 96
-    vision_layers: int = 4
-    patch_size: int = 8
+    # open_clip's ModifiedResNet (OpenAI's RN50 CLIP tower, RN50 has width 64 and (3, 4, 6, 3)): on
+    # 2 CPU cores its convolutions learn shape and image quality from 500 steps where a ViT of the
+    # same step cost is still guessing kinds (zero-shot kind 0.88 vs 0.53, aesthetic probe 0.84 vs 0.54).
+    vision_width: int = 16
+    vision_layers: tuple[int, ...] = (1, 1, 1, 1)
     text_width: int = 64  # 49,408 x width embedding table dominates size: keep it small
     text_layers: int = 3
     text_heads: int = 4
@@ -64,6 +66,8 @@ class UnetRecipe:
     attention_head_dim: int = 32  # channels per head (diffusers' own argument of that name counts heads)
     # Cross-attention on the 8x8 and 4x4 levels only: at 16x16 it costs 2x the step for little gain.
     attention_levels: tuple[bool, ...] = (False, True, True)
+    # Min-SNR-gamma loss weights (Hang et al. 2023): stop easy low-noise steps dominating; 0 = plain MSE.
+    snr_gamma: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,7 @@ class Recipe:
 
 
 QUICK = Recipe(
-    clip=ClipRecipe(steps=3, batch=16, vision_layers=1, text_layers=1, vision_width=32, text_width=32),
+    clip=ClipRecipe(steps=3, batch=16, vision_width=8, text_layers=1, text_width=32),
     heads=HeadRecipe(aesthetic_steps=3, watermark_steps=3, batch=16),
     vae=VaeRecipe(steps=3, batch=8, channels=(16, 16, 16)),
     unet=UnetRecipe(steps=3, batch=8, channels=(16, 16, 16), attention_head_dim=8),

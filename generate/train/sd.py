@@ -55,7 +55,7 @@ def build_vae(r: VaeRecipe) -> Any:
 
 
 def train_vae(corpus: Corpus, r: VaeRecipe, work: Path, device: str, seed: int) -> Any:
-    """Reconstruction (L1 + MSE) with a small KL term; then set scaling_factor = 1 / latent std."""
+    """Reconstruction (L1 + MSE) with a small KL term; then standardise the latent channels."""
     torch.manual_seed(seed)
     vae = build_vae(r).to(device)
     images = corpus.images.to(device)
@@ -83,8 +83,27 @@ def train_vae(corpus: Corpus, r: VaeRecipe, work: Path, device: str, seed: int) 
         z = torch.cat(
             [vae.encode(sample[i : i + 256]).latent_dist.sample() for i in range(0, len(sample), 256)]
         )
-    vae.register_to_config(scaling_factor=float(1.0 / z.std()))
+    standardize_latents(vae, z.mean((0, 2, 3)), z.std((0, 2, 3)))
     return vae.cpu()
+
+
+@torch.no_grad()
+def standardize_latents(vae: Any, mean: torch.Tensor, std: torch.Tensor) -> None:
+    """Fold a per-channel shift and scale into quant_conv / post_quant_conv; scaling_factor = 1.
+
+    The stock SD pipeline only divides latents by one ``scaling_factor``, so a latent channel with
+    a mean far from zero (here the pale background's brightness) reaches the U-Net as a constant
+    offset that sampling from zero-mean noise never recovers. Folding the standardisation into the
+    two 1x1 convolutions around the latent keeps decoded images identical and the folder stock.
+    """
+    c = len(mean)
+    q, p = vae.quant_conv, vae.post_quant_conv
+    q.weight[:c] /= std.view(-1, 1, 1, 1)
+    q.bias[:c] = (q.bias[:c] - mean) / std
+    q.bias[c:] -= 2 * std.log()  # logvar of z / std
+    p.bias += p.weight[:, :, 0, 0] @ mean
+    p.weight *= std.view(1, -1, 1, 1)
+    vae.register_to_config(scaling_factor=1.0)
 
 
 @torch.no_grad()
@@ -179,7 +198,11 @@ def train_unet(
         drop = torch.rand(r.batch, device=device) < r.caption_dropout
         cap = torch.where(drop, torch.full_like(cap, empty), cap)
         pred = unet(noisy, t, encoder_hidden_states=states[cap]).sample
-        loss = F.mse_loss(pred, noise)
+        loss = F.mse_loss(pred, noise, reduction="none").mean((1, 2, 3))
+        if r.snr_gamma:
+            snr = a.view(-1) / (1 - a.view(-1))
+            loss = loss * snr.clamp(max=r.snr_gamma) / snr
+        loss = loss.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)

@@ -162,3 +162,17 @@ def test_sizes_realistic_with_swapped_and_wrong_rows(big: tuple[dict, dict]) -> 
     assert (np.maximum(tw, th) / np.minimum(tw, th) >= 3).mean() > 0.01
     mid = (np.maximum(tw, th) >= 300) & (np.maximum(tw, th) <= 1200)
     assert mid.mean() > 0.7
+
+
+def test_captions_name_flaws_more_often_the_worse_they_are(big: tuple[dict, dict]) -> None:
+    md, truth = big
+    names = list(spec.QUALITY_WORDS["en"])
+    flaws = ("blur", "noise", "low_contrast", "blockiness", "tiny")
+    english = (truth["caption_lang"] == "en") & (truth["caption_noise"] == "clean")
+    sev = np.stack([truth[f].astype(float) for f in flaws], axis=1)
+    named = np.array([[n in text.split(", ")[1:] for n in names] for text in md["TEXT"]])
+    assert not named[english & (sev.max(1) == 0)].any()  # clean images are never called blurry
+    mild, severe = (sev > 0) & (sev < 0.5), sev > 0.8
+    rows = english[:, None]
+    assert named[mild & rows].mean() < named[severe & rows].mean() - 0.2
+    assert 0.55 < named[(sev > 0) & rows].mean() < 0.9

@@ -183,3 +183,38 @@ def test_resumed_run_follows_the_same_lr_schedule(tmp_path: Path):
     first = lrs(tmp_path / "b", stop=25)
     assert first == whole[:25]
     assert first[:20] + lrs(tmp_path / "b", None) == whole  # resumes at the step-20 checkpoint
+
+
+def test_trimmed_text_encoding_equals_the_full_77_positions():
+    import open_clip
+
+    from t2iscope.generate.train.clip import encode_text_trimmed, model_config
+
+    torch.manual_seed(0)
+    model = open_clip.CLIP(**model_config(QUICK.clip)).eval()
+    ids = open_clip.get_tokenizer("ViT-B-32")(
+        ["a blue spider in a room", "red cup", "photo of a green dog, blurry"]
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(
+            encode_text_trimmed(model, ids), model.encode_text(ids), atol=1e-5, rtol=1e-5
+        )
+        assert not torch.allclose(encode_text_trimmed(model, ids[:1]), model.encode_text(ids[1:2]))
+
+
+def test_latent_standardisation_keeps_decoding_and_centres_every_channel(world_dir: Path):
+    from t2iscope.generate.train.sd import _pixels, build_vae, standardize_latents
+
+    torch.manual_seed(0)
+    vae = build_vae(QUICK.vae).eval()
+    x = _pixels(load_world(world_dir, limit=32).images)
+    with torch.no_grad():
+        z = vae.encode(x).latent_dist.mean
+        before = vae.decode(z).sample
+        standardize_latents(vae, z.mean((0, 2, 3)), z.std((0, 2, 3)))
+        z2 = vae.encode(x).latent_dist.mean
+        after = vae.decode(z2 / vae.config.scaling_factor).sample
+    torch.testing.assert_close(z2.mean((0, 2, 3)), torch.zeros(4), atol=1e-4, rtol=0)
+    torch.testing.assert_close(z2.std((0, 2, 3)), torch.ones(4), atol=1e-4, rtol=0)
+    torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
+    assert vae.config.scaling_factor == 1.0
