@@ -12,9 +12,9 @@ from t2iscope.generate.train.recipe import STAGES
 
 _EXAMPLE = (
     "\b\n"
-    "  t2iscope world make --out runs/world --rows 20000 --seed 0 --images\n"
+    "  t2iscope world make --out runs/world --rows 30000 --seed 0 --images\n"
     "  t2iscope world make --out runs/heldout --rows 2000 --seed 1 --images\n"
-    "  t2iscope curate run sd-improved-aesthetics --input runs/world --out runs/curated\n"
+    "  t2iscope curate run models/curate-sd-train.yaml --input runs/world --out runs/curated\n"
     "  t2iscope generate train all --world runs/world --curated runs/curated \\\n"
     "      --heldout runs/heldout --out models/"
 )

@@ -183,21 +183,23 @@ def measure_generator(
     clip, _, tokenizer = loaders.load_clip(models, device)
     judge = ClipJudge(clip, tokenizer, device)
     results: dict[str, Any] = {}
-    jobs = [(lang, cfg) for lang in r.languages for cfg in r.cfg_scales]
-    for lang, cfg in tqdm(jobs, desc="measure generator", unit="batch"):
+    jobs = [(lang, cfg, 0.0) for lang in r.languages for cfg in r.cfg_scales]
+    if r.cfg_rescale:
+        jobs.append((r.languages[0], max(r.cfg_scales), r.cfg_rescale))
+    for lang, cfg, rescale in tqdm(jobs, desc="measure generator", unit="batch"):
         cells = generation_prompts(lang) * r.prompts_per_cell
         seeds = [GEN_SEED_BASE + i for i in range(len(cells))]
-        images = generate(pipe, [p for p, _, _ in cells], seeds, cfg, r.steps, device, r.cfg_rescale)
+        images = generate(pipe, [p for p, _, _ in cells], seeds, cfg, r.steps, device, rescale)
         want_color = np.array([c for _, c, _ in cells])
         want_kind = np.array([k for _, _, k in cells])
         got_color = palette_color(images)
         _, got_kind = judge(torch.from_numpy(images).permute(0, 3, 1, 2))
+        key = f"{lang}_cfg{cfg:g}" + (f"_rescale{rescale:g}" if rescale else "")
         if samples is not None:
-            _save_grid(images[: len(COLOR_NAMES) * len(KIND_NAMES)], samples / f"{lang}_cfg{cfg:g}.png")
+            _save_grid(images[: len(COLOR_NAMES) * len(KIND_NAMES)], samples / f"{key}.png")
         legs = leg_count(images)
         expected = np.array([spec.KINDS[KIND_NAMES[k]] for k in want_kind])
         limbed = expected > 0
-        key = f"{lang}_cfg{cfg:g}" + (f"_rescale{r.cfg_rescale:g}" if r.cfg_rescale else "")
         results[key] = {
             "color": rate(got_color == want_color),
             "kind": rate(got_kind == want_kind),
@@ -205,7 +207,7 @@ def measure_generator(
             "legs": rate((legs == expected)[limbed]),
             "steps": r.steps,
             "cfg_scale": cfg,
-            "cfg_rescale": r.cfg_rescale,
+            "cfg_rescale": rescale,
             "language": lang,
         }
     return results

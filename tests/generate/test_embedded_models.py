@@ -69,8 +69,9 @@ def test_open_clip_loads_local_dir_schema_too():
     import open_clip
 
     model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{MODELS / 'clip'}")
-    assert model.visual.image_size == (64, 64)
-    assert preprocess is not None
+    size = model.visual.image_size  # an int for open_clip's ResNet towers, a pair for its ViTs
+    assert tuple(np.broadcast_to(size, 2)) == (64, 64)
+    assert preprocess.transforms[0].size in (64, (64, 64))
 
 
 def test_clip_zero_shot_on_heldout_world(heldout, clip):
@@ -78,8 +79,8 @@ def test_clip_zero_shot_on_heldout_world(heldout, clip):
     color, kind = ClipJudge(model, tokenizer)(heldout.images)
     color_true = np.array([COLOR_NAMES.index(c) for c in heldout.truth["color"]])
     kind_true = np.array([KIND_NAMES.index(k) for k in heldout.truth["kind"]])
-    assert (color == color_true).mean() >= 0.85
-    assert (kind == kind_true).mean() >= 0.8
+    assert (color == color_true).mean() >= 0.9  # model card: 0.998 on 2,000 rows
+    assert (kind == kind_true).mean() >= 0.85  # model card: 0.98
 
 
 def test_clip_preprocess_matches_training_normalisation(heldout, clip):
@@ -145,6 +146,18 @@ def test_aesthetic_head_ranks_clean_above_degraded(heldout_world, clip):
         a = head(clip_embeddings(model, clean, "cpu")).squeeze(-1)
         b = head(clip_embeddings(model, worse, "cpu")).squeeze(-1)
     assert (a > b).float().mean() >= 0.8
+
+
+def test_aesthetic_head_follows_the_aesthetic_truth(heldout, clip):
+    from scipy.stats import spearmanr
+
+    from t2iscope.generate.train.heads import clip_embeddings
+
+    head, _ = loaders.load_aesthetic(MODELS)
+    model, _, _ = clip
+    with torch.no_grad():
+        predicted = head(clip_embeddings(model, heldout.images, "cpu")).squeeze(-1).numpy()
+    assert spearmanr(predicted, heldout.truth["aesthetic"].astype(float)).statistic >= 0.6  # card: 0.84
 
 
 def test_watermark_classifier_separates_marked_images(heldout_world):

@@ -63,7 +63,7 @@ def test_quick_run_writes_loadable_models(trained: Path):
     pipe.set_progress_bar_config(disable=True)
     image = pipe("a red ball", num_inference_steps=2, guidance_scale=7.5, output_type="np").images
     assert image.shape == (1, 64, 64, 3)
-    assert pipe.vae.config.scaling_factor != 0.18215  # set from the measured latent std
+    assert pipe.vae.config.scaling_factor == 1.0  # latent channels are standardised inside the VAE
     assert (trained / "_train" / "log.txt").read_text().count("done in") == len(TRAIN_STAGES)
 
 
@@ -80,6 +80,19 @@ def test_measure_needs_a_heldout_world(trained: Path, world_dir: Path, capsys):
     code = main(["generate", "train", "measure", "--world", str(world_dir), "--out", str(trained), "--quick"])
     assert code == 2
     assert "--heldout" in capsys.readouterr().err
+
+
+def test_measure_writes_every_row_with_its_sample_size(trained: Path, world_dir: Path):
+    import json
+
+    args = ["generate", "train", "measure", "--world", str(world_dir), "--heldout", str(world_dir)]
+    assert main([*args, "--out", str(trained), "--quick"]) == 0
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert set(metrics["generator"]) == {"en_cfg1", "en_cfg7.5", "en_cfg7.5_rescale0.7"}
+    row = metrics["generator"]["en_cfg7.5_rescale0.7"]
+    assert row["cfg_rescale"] == 0.7 and row["color"]["n"] == 48 and row["legs"]["n"] == 24
+    assert metrics["generator"]["en_cfg7.5"]["cfg_rescale"] == 0.0
+    assert {"clip_zero_shot_kind", "aesthetic_spearman", "watermark_roc_auc"} <= set(metrics["scorers"])
 
 
 def test_recipe_yaml_overrides_and_rejects_unknown_keys(tmp_path: Path):
