@@ -69,6 +69,12 @@ class UnetRecipe:
     attention_levels: tuple[bool, ...] = (False, True, True)
     # Min-SNR-gamma loss weights (Hang et al. 2023): stop easy low-noise steps dominating; 0 = plain MSE.
     snr_gamma: float = 5.0
+    # "epsilon" as SD 1.x; "v_prediction" as SD 2.x-768 (the scheduler config records which).
+    prediction_type: str = "epsilon"
+
+    def __post_init__(self) -> None:
+        if self.prediction_type not in ("epsilon", "v_prediction"):
+            raise ConfigError(f"unet.prediction_type: {self.prediction_type!r}; use epsilon or v_prediction")
 
 
 @dataclass(frozen=True)

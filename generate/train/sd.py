@@ -30,7 +30,6 @@ SCHEDULE = {
     "beta_start": 0.00085,
     "beta_end": 0.012,
     "beta_schedule": "scaled_linear",
-    "prediction_type": "epsilon",
 }
 
 
@@ -182,7 +181,7 @@ def train_unet(
     empty = int(inverse[-1])
     unet = build_unet(r, text_encoder.config.hidden_size).to(device)
     ema = copy.deepcopy(unet).requires_grad_(False)
-    sched = DDPMScheduler(**SCHEDULE)
+    sched = DDPMScheduler(**SCHEDULE, prediction_type=r.prediction_type)
     alphas = sched.alphas_cumprod.to(device)
     opt = torch.optim.AdamW(unet.parameters(), lr=r.lr, weight_decay=1e-2)
     gen = torch.Generator().manual_seed(seed)
@@ -198,10 +197,11 @@ def train_unet(
         drop = torch.rand(r.batch, device=device) < r.caption_dropout
         cap = torch.where(drop, torch.full_like(cap, empty), cap)
         pred = unet(noisy, t, encoder_hidden_states=states[cap]).sample
-        loss = F.mse_loss(pred, noise, reduction="none").mean((1, 2, 3))
+        target = noise if r.prediction_type == "epsilon" else a.sqrt() * noise - (1 - a).sqrt() * z
+        loss = F.mse_loss(pred, target, reduction="none").mean((1, 2, 3))
         if r.snr_gamma:
             snr = a.view(-1) / (1 - a.view(-1))
-            loss = loss * snr.clamp(max=r.snr_gamma) / snr
+            loss = loss * snr.clamp(max=r.snr_gamma) / (snr if r.prediction_type == "epsilon" else snr + 1)
         loss = loss.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -218,11 +218,19 @@ def train_unet(
     return ema.eval().cpu()
 
 
-def save_pipeline(vae: Any, text_encoder: Any, tokenizer: Any, unet: Any, out: Path) -> Path:
+def save_pipeline(
+    vae: Any, text_encoder: Any, tokenizer: Any, unet: Any, out: Path, prediction_type: str = "epsilon"
+) -> Path:
     """Write a standard diffusers SD folder atomically (build beside, then swap in)."""
     from diffusers import PNDMScheduler, StableDiffusionPipeline
 
-    scheduler = PNDMScheduler(**SCHEDULE, skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1)
+    scheduler = PNDMScheduler(
+        **SCHEDULE,
+        prediction_type=prediction_type,
+        skip_prk_steps=True,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
     # U-Net and VAE are stored in fp16 (diffusers upcasts them to fp32 on load); the text encoder
     # stays fp32 because transformers keeps the stored dtype and the pipeline needs one dtype.
     pipe = StableDiffusionPipeline(

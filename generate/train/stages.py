@@ -107,7 +107,7 @@ def run_stage(stage: str, job: Job, recipe: Recipe) -> None:
         unet = sd.train_unet(
             vae, text_encoder, tokenizer, job.corpus("curated", recipe), recipe.unet, job.work, dev, seed
         )
-        sd.save_pipeline(vae, text_encoder, tokenizer, unet, job.out / "sd")
+        sd.save_pipeline(vae, text_encoder, tokenizer, unet, job.out / "sd", recipe.unet.prediction_type)
     else:
         measure_all(job, recipe)
     _timed(job, stage, time.perf_counter() - t0)

@@ -231,3 +231,23 @@ def test_latent_standardisation_keeps_decoding_and_centres_every_channel(world_d
     torch.testing.assert_close(z2.std((0, 2, 3)), torch.ones(4), atol=1e-4, rtol=0)
     torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
     assert vae.config.scaling_factor == 1.0
+
+
+def test_v_prediction_recipe_writes_a_v_prediction_scheduler(trained: Path, world_dir: Path, tmp_path: Path):
+    import shutil
+
+    from diffusers import StableDiffusionPipeline
+
+    out = tmp_path / "models"
+    shutil.copytree(trained, out)
+    recipe = tmp_path / "v.yaml"
+    recipe.write_text("unet: {prediction_type: v_prediction}\n")
+    args = ["generate", "train", "unet", "--world", str(world_dir), "--out", str(out), "--quick", "--force"]
+    assert main([*args, "--recipe", str(recipe), "--limit", "48"]) == 0
+    pipe = StableDiffusionPipeline.from_pretrained(str(out / "sd"))
+    assert pipe.scheduler.config.prediction_type == "v_prediction"
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe("a red ball", num_inference_steps=2, output_type="np").images.shape == (1, 64, 64, 3)
+    recipe.write_text("unet: {prediction_type: sample}\n")
+    with pytest.raises(ConfigError, match="prediction_type"):
+        load_recipe(recipe)
