@@ -20,10 +20,9 @@ from pathlib import Path
 import numpy as np
 import open_clip
 import torch
-import torch.nn.functional as F
 from scipy.stats import spearmanr
 
-from t2iscope.generate.train.clip import encode_text_trimmed, model_config, normalize, tokenize
+from t2iscope.generate.train.clip import contrastive_loss, model_config, tokenize
 from t2iscope.generate.train.corpus import load_world
 from t2iscope.generate.train.heads import clip_embeddings
 from t2iscope.generate.train.measure import COLOR_NAMES, KIND_NAMES, ClipJudge
@@ -50,16 +49,7 @@ def main() -> None:
     start = time.time()
     for _ in range(STEPS):
         idx = torch.randint(len(world), (recipe.batch,), generator=gen)
-        x = normalize(world.images[idx])
-        x = torch.where((torch.rand(len(idx)) < 0.5).view(-1, 1, 1, 1), x.flip(-1), x)
-        img = F.normalize(model.encode_image(x), dim=-1)
-        txt = F.normalize(encode_text_trimmed(model, tokens[inverse_t[idx]]), dim=-1)
-        logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
-        same = (inverse_t[idx][:, None] == inverse_t[idx][None, :]).float()
-        target = same / same.sum(1, keepdim=True)
-        loss = -0.5 * (
-            (target * logits.log_softmax(1)).sum(1).mean() + (target * logits.T.log_softmax(1)).sum(1).mean()
-        )
+        loss = contrastive_loss(model, world.images[idx], tokens, inverse_t[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()

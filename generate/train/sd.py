@@ -3,9 +3,10 @@
 Shapes follow SD 1.x scaled down: 64 px images, a 3-block AutoencoderKL (scale factor 4, so
 16x16x4 latents, each channel standardised inside the VAE so ``scaling_factor`` is 1), a
 UNet2DConditionModel cross-attending to the CLIP text encoder's last hidden state, epsilon
-prediction on SD's scaled-linear 1000-step schedule with min-SNR loss weights, ~10% empty captions
-so classifier-free guidance works, and an EMA of the U-Net weights (what SD ships). The folder is written by
-``StableDiffusionPipeline.save_pretrained`` so the stock ``from_pretrained`` loads it.
+prediction on SD's scaled-linear 1000-step schedule with min-SNR loss weights, ~10% empty
+captions so classifier-free guidance works, and an EMA of the U-Net weights (what SD ships). The
+folder is written by ``StableDiffusionPipeline.save_pretrained`` so the stock ``from_pretrained``
+loads it.
 """
 
 from __future__ import annotations
