@@ -95,7 +95,7 @@ def _gen_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             ),
             click.option(
                 "--sampler",
-                default="Euler a",
+                default="Euler a",  # samplers.DEFAULT_SAMPLER; not imported so --help stays fast
                 show_default=True,
                 help="A1111 name; `t2iscope generate samplers` lists them.",
             ),

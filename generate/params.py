@@ -13,7 +13,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from t2iscope.errors import ConfigError, DataError
-from t2iscope.generate.samplers import SAMPLERS
+from t2iscope.generate.samplers import DEFAULT_SAMPLER, SAMPLERS
 from t2iscope.generate.seeds import RANDOM, batch_seeds
 
 
@@ -28,7 +28,7 @@ class Params:
     cfg_scale: float = 7.0
     # Guidance rescale (Lin et al. 2023, diffusers' guidance_rescale): 0 is plain CFG, as SD.
     cfg_rescale: float = 0.0
-    sampler: str = "Euler a"
+    sampler: str = DEFAULT_SAMPLER
     width: int | None = None
     height: int | None = None
     batch_size: int = 1

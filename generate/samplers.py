@@ -37,11 +37,16 @@ class Sampler:
 
 
 SAMPLERS: Registry[Sampler] = Registry("sampler")
+# A1111's default, and the scheduler the embedded model's folder ships, so `t2iscope generate`, the
+# stock `from_pretrained` pipeline and the model card's figures all sample the same way.
+DEFAULT_SAMPLER = "Euler a"
 
 for _name, _sampler in {
     "Euler": Sampler(EulerDiscreteScheduler),
     "Euler a": Sampler(EulerAncestralDiscreteScheduler),
-    "DDIM": Sampler(DDIMScheduler),
+    # Latents are not images: A1111's DDIM never clips x0 to [-1, 1], but diffusers' DDIM does unless
+    # the model's config says otherwise (SD 1.x's does; a config written by another scheduler may not).
+    "DDIM": Sampler(DDIMScheduler, {"clip_sample": False}),
     "DPM++ 2M": Sampler(DPMSolverMultistepScheduler),
     "DPM++ 2M Karras": Sampler(DPMSolverMultistepScheduler, {"use_karras_sigmas": True}),
     "UniPC": Sampler(UniPCMultistepScheduler),

@@ -21,6 +21,7 @@ import yaml
 from t2iscope.errors import ConfigError
 from t2iscope.generate.params import Params
 from t2iscope.generate.ranges import parse_values
+from t2iscope.generate.samplers import DEFAULT_SAMPLER
 
 DEFAULT_LANGUAGE = "en"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -126,7 +127,7 @@ def parse_suite(data: Any, source: str) -> Suite:
         raise ConfigError(f"{source}: name must be letters, digits, '_', '-' or '.', got {name!r}")
     defaults = _mapping(data.get("defaults", {}), f"{source}: defaults", _DEFAULT_KEYS)
     grid = _mapping(data.get("grid", {}), f"{source}: grid", set(_GRID_AXES))
-    axes = {"seeds": 0, "cfg_scale": 7.0, "cfg_rescale": 0.0, "steps": 20, "sampler": "Euler a"}
+    axes = {"seeds": 0, "cfg_scale": 7.0, "cfg_rescale": 0.0, "steps": 20, "sampler": DEFAULT_SAMPLER}
     resolved = {}
     for axis, kind in _GRID_AXES.items():
         where = f"{source}: grid.{axis}" if axis in grid else f"{source}: defaults.{axis}"

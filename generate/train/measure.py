@@ -206,6 +206,7 @@ def measure_generator(
             "color_and_kind": rate((got_color == want_color) & (got_kind == want_kind)),
             "legs": rate((legs == expected)[limbed]),
             "steps": r.steps,
+            "sampler": type(pipe.scheduler).__name__,
             "cfg_scale": cfg,
             "cfg_rescale": rescale,
             "language": lang,

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from t2iscope.errors import ConfigError
+from t2iscope.generate.samplers import DEFAULT_SAMPLER, make_scheduler
 from t2iscope.generate.tokenizer_files import write_clip_tokenizer_files
 from t2iscope.generate.train import loop
 from t2iscope.generate.train.corpus import Corpus
@@ -219,19 +220,24 @@ def train_unet(
     return ema.eval().cpu()
 
 
+def shipped_scheduler(prediction_type: str = "epsilon") -> Any:
+    """The folder's scheduler: the product's default sampler on SD 1.x's training schedule and spacing.
+
+    Not SD 1.x's PLMS (PNDM): its 4th-order multistep overshoots under strong guidance, and on this
+    model green collapses into yellow and blue patches at CFG 7.5 (colour right 0.82 with PLMS,
+    0.97 with Euler a, DPM++ 2M, UniPC or clip-free DDIM; docs/experiments/cfg_color_sweep.py).
+    """
+    spacing = {"steps_offset": 1, "timestep_spacing": "leading"}
+    return make_scheduler(DEFAULT_SAMPLER, {**SCHEDULE, "prediction_type": prediction_type, **spacing})
+
+
 def save_pipeline(
     vae: Any, text_encoder: Any, tokenizer: Any, unet: Any, out: Path, prediction_type: str = "epsilon"
 ) -> Path:
     """Write a standard diffusers SD folder atomically (build beside, then swap in)."""
-    from diffusers import PNDMScheduler, StableDiffusionPipeline
+    from diffusers import StableDiffusionPipeline
 
-    scheduler = PNDMScheduler(
-        **SCHEDULE,
-        prediction_type=prediction_type,
-        skip_prk_steps=True,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
+    scheduler = shipped_scheduler(prediction_type)
     # U-Net and VAE are stored in fp16 (diffusers upcasts them to fp32 on load); the text encoder
     # stays fp32 because transformers keeps the stored dtype and the pipeline needs one dtype.
     pipe = StableDiffusionPipeline(

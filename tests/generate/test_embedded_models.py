@@ -116,16 +116,17 @@ def test_sd_text_encoder_is_the_clip_text_tower(pipe, clip):
 
 
 def test_stock_pipeline_follows_color(pipe):
-    colors = ("red", "blue", "yellow")
-    prompts = [f"{c} ball" for c in colors for _ in range(2)]
+    # every color, green included: under PLMS, SD 1.x's scheduler, green fell apart at CFG 7.5
+    prompts = [f"{c} {k}" for c in COLOR_NAMES for k in ("ball", "dog")]
     gens = [torch.Generator().manual_seed(1000 + i) for i in range(len(prompts))]
     images = pipe(
-        prompts, num_inference_steps=10, guidance_scale=7.5, generator=gens, output_type="np"
+        prompts, num_inference_steps=20, guidance_scale=7.5, generator=gens, output_type="np"
     ).images
     assert images.shape == (len(prompts), 64, 64, 3)
     got = palette_color((images * 255).round().astype(np.uint8))
-    want = np.array([COLOR_NAMES.index(c) for c in colors for _ in range(2)])
-    assert (got == want).mean() >= 0.5
+    want = np.array([i for i in range(len(COLOR_NAMES)) for _ in range(2)])
+    assert (got == want).mean() >= 0.75  # model card: 0.97 at 25 steps
+    assert (got[want == COLOR_NAMES.index("green")] == COLOR_NAMES.index("green")).all()
 
 
 def test_aesthetic_head_ranks_clean_above_degraded(heldout_world, clip):

@@ -14,6 +14,7 @@ import torch
 from t2iscope.cli import main
 from t2iscope.errors import ConfigError
 from t2iscope.generate import loaders
+from t2iscope.generate.samplers import DEFAULT_SAMPLER, SAMPLERS
 from t2iscope.generate.train import loop
 from t2iscope.generate.train.corpus import load_world
 from t2iscope.generate.train.measure import (
@@ -64,6 +65,9 @@ def test_quick_run_writes_loadable_models(trained: Path):
     image = pipe("a red ball", num_inference_steps=2, guidance_scale=7.5, output_type="np").images
     assert image.shape == (1, 64, 64, 3)
     assert pipe.vae.config.scaling_factor == 1.0  # latent channels are standardised inside the VAE
+    # the folder samples like `t2iscope generate` by default, on the training noise schedule
+    assert type(pipe.scheduler) is SAMPLERS.get(DEFAULT_SAMPLER).scheduler
+    assert pipe.scheduler.config.beta_schedule == "scaled_linear" and pipe.scheduler.config.steps_offset == 1
     assert (trained / "_train" / "log.txt").read_text().count("done in") == len(TRAIN_STAGES)
 
 
@@ -92,6 +96,7 @@ def test_measure_writes_every_row_with_its_sample_size(trained: Path, world_dir:
     row = metrics["generator"]["en_cfg7.5_rescale0.7"]
     assert row["cfg_rescale"] == 0.7 and row["color"]["n"] == 48 and row["legs"]["n"] == 24
     assert metrics["generator"]["en_cfg7.5"]["cfg_rescale"] == 0.0
+    assert {r["sampler"] for r in metrics["generator"].values()} == {"EulerAncestralDiscreteScheduler"}
     assert {"clip_zero_shot_kind", "aesthetic_spearman", "watermark_roc_auc"} <= set(metrics["scorers"])
 
 
