@@ -224,7 +224,7 @@ def shipped_scheduler(prediction_type: str = "epsilon") -> Any:
     """The folder's scheduler: the product's default sampler on SD 1.x's training schedule and spacing.
 
     Not SD 1.x's PLMS (PNDM): its 4th-order multistep overshoots under strong guidance, and on this
-    model green collapses into yellow and blue patches at CFG 7.5 (colour right 0.82 with PLMS,
+    model green collapses into yellow and blue patches at CFG 7.5 (color right 0.82-0.85 with PLMS,
     0.97 with Euler a, DPM++ 2M, UniPC or clip-free DDIM; docs/experiments/cfg_color_sweep.py).
     """
     spacing = {"steps_offset": 1, "timestep_spacing": "leading"}

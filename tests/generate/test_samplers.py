@@ -32,7 +32,7 @@ def test_schedulers_keep_the_model_noise_schedule(tiny_model):
 
 def test_ddim_never_clips_latents():
     # A scheduler config without clip_sample (any non-DDIM class writes one) must not turn clipping on:
-    # clipping x0 to [-1, 1] flattens unit-variance latents (colour right 25% on the shipped model).
+    # clipping x0 to [-1, 1] flattens unit-variance latents (color right 25% on the shipped model).
     config = EulerAncestralDiscreteScheduler(beta_schedule="scaled_linear").config
     assert "clip_sample" not in config
     assert make_scheduler("DDIM", config).config.clip_sample is False
