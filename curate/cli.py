@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import typing
 
 import click
 
 from t2iscope.errors import DataError
+from t2iscope.listing import Table, add_list_command, parameters, summary
 
 
 @click.group(
     epilog=(
         "Example:\n\n\b\n"
-        "  t2iscope curate stages\n"
+        "  t2iscope curate list\n"
         "  t2iscope curate run sd-improved-aesthetics --input runs/world --out runs/curated\n"
         "  t2iscope curate download runs/curated --out runs/shards --via http://127.0.0.1:8765"
     )
@@ -45,7 +45,7 @@ def curate() -> None:
 @click.option(
     "--dropped",
     "dropped",
-    type=click.Choice(["full", "keys", "none"]),  # recipe.DROPPED_MODES, kept import-free
+    type=click.Choice(["full", "keys", "none"]),  # recipe.Dropped, kept import-free
     default=None,
     help="What dropped/ holds, overriding the recipe's 'dropped' (default full): every column, "
     "keys (hash, LANGUAGE, lang, domain + stage, reason) or none. stats.json is exact either way.",
@@ -84,18 +84,30 @@ def format_stats(stats: dict[str, typing.Any]) -> str:
     return "\n".join(lines)
 
 
-@curate.command("stages", epilog="Example:\n\n\b\n  t2iscope curate stages")
-def stages_cmd() -> None:
-    """List the curation stages, where they run, and their parameters with defaults."""
+def stages_table() -> Table:
+    """Every curation stage: where it can run, its parameters with defaults, what it does."""
     from t2iscope.curate.operators import OPERATORS, load_all
 
     load_all()
-    for name in OPERATORS:
-        op = OPERATORS.get(name)
-        params = list(inspect.signature(op.fn).parameters.values())[2:]
-        args = ", ".join(f"{p.name}={p.default!r}" for p in params)
-        click.echo(f"{name:<11} [{'/'.join(sorted(op.phases))}] {args}")
-        click.echo(f"{'':<11} {(inspect.getdoc(op.fn) or '').splitlines()[0]}")
+    rows = [
+        (op.name, "/".join(sorted(op.phases)), parameters(op.fn, data_args=2), summary(op.fn))
+        for op in map(OPERATORS.get, OPERATORS)
+    ]
+    return ("stage", "phases", "parameters", "summary"), rows
+
+
+def recipes_table() -> Table:
+    """Every built-in recipe: its stages in order, before and after download, and its description."""
+    from t2iscope.curate.recipe import builtin_names, load_recipe
+
+    rows = []
+    for recipe in map(load_recipe, builtin_names()):
+        stages, post = (", ".join(s.name for s in group) for group in (recipe.stages, recipe.post_download))
+        rows.append((recipe.name, stages, post, " ".join(recipe.description.split())))
+    return ("recipe", "stages", "post_download", "description"), rows
+
+
+add_list_command(curate, "curate", {"stages": stages_table, "recipes": recipes_table}, aliases=("stages",))
 
 
 @curate.command(

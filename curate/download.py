@@ -1,8 +1,8 @@
 """``curate download``: fetch a run's kept rows with img2dataset, then run post-download stages.
 
-1. Rows: the run's ``kept/`` shards, each with a stable ``row_id`` (input order) and, when
-   ``--via`` is given, a ``fetch_url`` pointing at a local mirror (``https://h/p`` ->
-   ``VIA/h/p``) while ``URL`` keeps the original.
+1. Rows: the run's ``kept/`` shards, each with a stable ``row_id`` (input order) and a
+   ``fetch_url``: the URL normalised to ASCII (curate.urls), pointing at a local mirror when
+   ``--via`` is given (``https://h/p`` -> ``VIA/h/p``), while ``URL`` keeps the original.
 2. img2dataset downloads them into ``OUT/images/attempt-N/`` (webdataset or parquet), honouring
    X-Robots-Tag (noai, noimageai, noindex, noimageindex).
 3. ``OUT/status.parquet``: one row per input row, its latest ``status``, ``error_message``,
@@ -33,8 +33,9 @@ import pyarrow.parquet as pq
 from t2iscope.curate.engine_local import StageCounts, conform, with_columns
 from t2iscope.curate.operators import PIXELS, StageContext
 from t2iscope.curate.operators.dedup import laion_hash
-from t2iscope.curate.recipe import Recipe, load_recipe, recipe_from_dict
+from t2iscope.curate.recipe import Recipe, load_recipe
 from t2iscope.curate.schema import REASON_COL, STAGE_COL
+from t2iscope.curate.urls import normalized_urls
 from t2iscope.errors import ConfigError, DataError
 from t2iscope.fileio import write_json, write_parquet, write_text
 
@@ -69,11 +70,15 @@ def load_rows(run_dir: Path) -> pa.Table:
 
 
 def fetch_urls(urls: pa.ChunkedArray, via: str | None) -> pa.Array:
+    """What img2dataset fetches: each URL as curate.urls normalises it (ASCII: ``café.jpg`` ->
+    ``caf%C3%A9.jpg``, IDNA hosts), under ``via`` when given. A URL it cannot normalise (one
+    validity refuses) goes as written, for img2dataset to record the row's failure."""
+    fetch = pc.coalesce(normalized_urls(urls), urls.combine_chunks())
     if via is None:
-        return urls
+        return fetch
     base = via.rstrip("/") + "/"
     return pc.binary_join_element_wise(
-        base, pc.replace_substring_regex(urls, r"^[A-Za-z][A-Za-z0-9+.-]*://", ""), ""
+        base, pc.replace_substring_regex(fetch, r"^[A-Za-z][A-Za-z0-9+.-]*://", ""), ""
     )
 
 
@@ -293,6 +298,4 @@ def _recipe(run_dir: Path, name: str | None) -> Recipe:
     resolved = run_dir / "recipe.resolved.yaml"
     if not resolved.exists():
         raise DataError(f"{run_dir}: no recipe.resolved.yaml; pass --recipe")
-    import yaml
-
-    return recipe_from_dict(yaml.safe_load(resolved.read_text()), str(resolved))
+    return load_recipe(str(resolved))

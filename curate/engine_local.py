@@ -1,7 +1,7 @@
 """The ``local`` engine: input shards through DuckDB, then Arrow, with bounded memory.
 
-For each shard the leading stages that SQL can express (thresholds, sizes, caption rules) are
-pushed into one DuckDB query as a CASE that names the first failing stage and reason; DuckDB
+For each shard the leading rule stages (thresholds, sizes, caption rules: operators/__init__.py)
+are pushed into one DuckDB query as a CASE that names the first failing stage and reason; DuckDB
 streams the rows out in Arrow batches of ``batch_rows``; the remaining stages run on the rows
 still alive, in recipe order, each seeing only the survivors of the one before. Kept and dropped
 rows go to ``kept/part-NNNNN.parquet`` and ``dropped/part-NNNNN.parquet`` (+ ``stage``,
@@ -9,7 +9,8 @@ rows go to ``kept/part-NNNNN.parquet`` and ``dropped/part-NNNNN.parquet`` (+ ``s
 ``dropped`` mode decides how much of a dropped row is written (all columns, ``KEY_COLUMNS`` or
 nothing); the tallies are counted the same way in every mode. A shard runs on the calling thread's
 connection; run.py runs shards side by side (one cursor per thread, :meth:`bind_thread`) when no
-stage keeps state across rows.
+stage keeps state across rows. Every query is built the t2iscope.sql way: rule values, stage and
+reason names, input file names and output paths are bound parameters, column names are quoted.
 """
 
 from __future__ import annotations
@@ -30,16 +31,27 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from t2iscope.curate.operators import METADATA, StageContext
-from t2iscope.curate.readers import InputShard, configure, connect, duck_error, select_list
+from t2iscope.curate.operators import (
+    METADATA,
+    Columns,
+    MissingColumn,
+    Rules,
+    StageContext,
+    case,
+    with_columns,
+)
+from t2iscope.curate.readers import INTERNAL_PREFIX, InputShard, configure, connect, duck_error, select_list
 from t2iscope.curate.recipe import Stage
 from t2iscope.curate.schema import REASON_COL, STAGE_COL
 from t2iscope.fileio import atomic_path
+from t2iscope.sql import Params, ident
 
-_STAGE, _REASON = "__t2i_stage", "__t2i_reason"
+_STAGE, _REASON = f"{INTERNAL_PREFIX}stage", f"{INTERNAL_PREFIX}reason"
 # What ``dropped: keys`` writes of a dropped row (those it has), besides stage and reason: enough
 # to join it back to its input by hash and to audit language and domain shifts.
 KEY_COLUMNS = ("hash", "LANGUAGE", "lang", "domain")
+# Pushed-down stages and their rules, in recipe order.
+Pushed = Sequence[tuple[str, Rules]]
 
 
 @dataclass
@@ -84,15 +96,6 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def with_columns(table: pa.Table, columns: dict[str, pa.Array]) -> pa.Table:
-    for name, values in columns.items():
-        if name in table.column_names:
-            table = table.set_column(table.column_names.index(name), name, values)
-        else:
-            table = table.append_column(name, values)
-    return table
-
-
 def dropped_schema(kept: pa.Schema, mode: str) -> pa.Schema | None:
     """The dropped file's schema under ``mode`` (full/keys), or None when none is written."""
     if mode == "none":
@@ -101,22 +104,13 @@ def dropped_schema(kept: pa.Schema, mode: str) -> pa.Schema | None:
     return pa.schema([*fields, pa.field(STAGE_COL, pa.string()), pa.field(REASON_COL, pa.string())])
 
 
-def _case(pushed: Sequence[tuple[str, list[tuple[str, str]]]], label: str) -> str:
-    whens = [
-        f"WHEN {cond} THEN '{(stage if label == 'stage' else reason).replace(chr(39), chr(39) * 2)}'"
-        for stage, rules in pushed
-        for cond, reason in rules
-    ]
-    return f"CASE {' '.join(whens)} END" if whens else "CAST(NULL AS VARCHAR)"
-
-
 def _counts(values: pa.ChunkedArray | pa.Array) -> Counter:
     return Counter({str(r["values"]): int(r["counts"]) for r in pc.value_counts(values).to_pylist()})
 
 
 def _sql_result(
     groups: Sequence[tuple[str | None, str | None, Any, int]],
-    pushed: Sequence[tuple[str, list[tuple[str, str]]]],
+    pushed: Pushed,
     counts: list[StageCounts],
     stages: Sequence[Stage],
     has_language: bool,
@@ -197,31 +191,25 @@ class LocalEngine:
         """
         start = time.perf_counter()
         select, names = select_list(self.con, shard)
-        columns = set(names)
-        pushed: list[tuple[str, list[tuple[str, str]]]] = []
-        for stage in stages:
-            rules = (
-                None if stage.op.sql is None or stage.op.stateful else stage.op.sql(columns, **stage.params)
-            )
-            if rules is None:
-                break
-            pushed.append((stage.name, rules))
-        rest = list(zip(stages, contexts, strict=True))[len(pushed) :]
         for ctx in contexts:
             ctx.source = shard.path
+        bind = Params()
+        pushed = self._plan(stages, contexts, frozenset(names), bind, shard.path)
+        rest = list(zip(stages, contexts, strict=True))[len(pushed) :]
+        whens = [(stage, cond, reason) for stage, rules in pushed for cond, reason in rules]
         query = (
-            f"SELECT {select}, {_case(pushed, 'stage')} AS {_STAGE}, {_case(pushed, 'reason')} AS {_REASON} "
-            f"FROM {shard.relation()}"
+            f"SELECT {select}, {case(((c, st) for st, c, _ in whens), bind)} AS {_STAGE}, "
+            f"{case(((c, r) for _, c, r in whens), bind)} AS {_REASON} FROM {shard.relation(bind)}"
         )
         counts = [StageCounts(pushed_down=i < len(pushed)) for i in range(len(stages))]
         if not rest:
             return self._all_in_duckdb(
-                shard, select, query, pushed, counts, stages, kept_path, dropped_path, start, names
+                shard, select, query, bind, pushed, counts, stages, kept_path, dropped_path, start, names
             )
         lang_in: Counter = Counter()
         lang_out: Counter = Counter()
         try:
-            reader = self.con.sql(query).to_arrow_reader(self.batch_rows)
+            reader = self.con.sql(query, params=bind.used(query)).to_arrow_reader(self.batch_rows)
             kept_schema = self._schema(reader.schema, rest)
             drop_schema = dropped_schema(kept_schema, self.dropped)
             with ExitStack() as files:  # each writer closes before its file is renamed into place
@@ -254,12 +242,34 @@ class LocalEngine:
             "duckdb_seconds": pushed_seconds,
         }
 
+    @staticmethod
+    def _plan(
+        stages: Sequence[Stage],
+        contexts: Sequence[StageContext],
+        names: frozenset[str],
+        bind: Params,
+        source: str,
+    ) -> list[tuple[str, Rules]]:
+        """The leading rule stages whose columns the input has: they run inside the DuckDB query."""
+        pushed: list[tuple[str, Rules]] = []
+        for stage, ctx in zip(stages, contexts, strict=True):
+            if stage.op.rule is None:
+                break
+            try:
+                pushed.append(
+                    (stage.name, stage.op.rule(Columns(names, bind, source, stage.name), ctx, **stage.params))
+                )
+            except MissingColumn:  # fn raises it with the same message if the stage runs at all
+                break
+        return pushed
+
     def _all_in_duckdb(
         self,
         shard: InputShard,
         select: str,
         query: str,
-        pushed: Sequence[tuple[str, list[tuple[str, str]]]],
+        bind: Params,
+        pushed: Pushed,
         counts: list[StageCounts],
         stages: Sequence[Stage],
         kept_path: Path,
@@ -277,31 +287,32 @@ class LocalEngine:
         through the table costs more than that second read.
         """
         if self.dropped == "none" and shard.format == "parquet":
-            return self._kept_only(shard, select, pushed, counts, stages, kept_path, start, names)
+            return self._kept_only(shard, select, bind, pushed, counts, stages, kept_path, start, names)
         has_language = "LANGUAGE" in names
-        lang = "LANGUAGE" if has_language else "NULL"
+        lang = ident("LANGUAGE") if has_language else "NULL"
         if self.dropped == "full":
             table, kept = query, f"SELECT * EXCLUDE ({_STAGE}, {_REASON}) FROM shard WHERE {_STAGE} IS NULL"
         else:
-            keys = "".join(f'"{c}", ' for c in KEY_COLUMNS if c in names)
+            keys = "".join(f"{ident(c)}, " for c in KEY_COLUMNS if c in names)
             table = f"SELECT {keys}{_STAGE}, {_REASON} FROM ({query})"
             kept = (
-                f"SELECT s.* FROM (SELECT {select} FROM {shard.relation()}) s "
+                f"SELECT s.* FROM (SELECT {select} FROM {shard.relation(bind)}) s "
                 f"POSITIONAL JOIN shard WHERE shard.{_STAGE} IS NULL"
             )
         try:
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE shard AS {table}")
+            self._execute(f"CREATE OR REPLACE TEMP TABLE shard AS {table}", bind)
             groups = self.con.execute(
                 f"SELECT {_STAGE}, {_REASON}, {lang}, count(*) FROM shard GROUP BY ALL"
             ).fetchall()
             with ExitStack() as files:
                 kt = files.enter_context(atomic_path(kept_path))
-                self.con.execute(f"COPY ({kept}) TO '{kt}' (FORMAT parquet)")
+                self._execute(f"COPY ({kept}) TO {bind(str(kt))} (FORMAT parquet)", bind)
                 if self.dropped != "none":
                     dt = files.enter_context(atomic_path(dropped_path))
-                    self.con.execute(
+                    self._execute(
                         f"COPY (SELECT {self._dropped_select()} FROM shard WHERE {_STAGE} IS NOT NULL) "
-                        f"TO '{dt}' (FORMAT parquet)"
+                        f"TO {bind(str(dt))} (FORMAT parquet)",
+                        bind,
                     )
             self.con.execute("DROP TABLE shard")
         except duckdb.Error as exc:
@@ -312,7 +323,8 @@ class LocalEngine:
         self,
         shard: InputShard,
         select: str,
-        pushed: Sequence[tuple[str, list[tuple[str, str]]]],
+        bind: Params,
+        pushed: Pushed,
         counts: list[StageCounts],
         stages: Sequence[Stage],
         kept_path: Path,
@@ -332,8 +344,9 @@ class LocalEngine:
             lead += 1
         rules = [(stage, cond, reason) for stage, conds in pushed for cond, reason in conds]
         n_lead = sum(len(conds) for _, conds in pushed[:lead])
-        src = f"(SELECT {select}, file_row_number AS __t2i_row FROM {shard.relation(row_numbers=True)}) src"
-        lang = "LANGUAGE" if "LANGUAGE" in names else "NULL"
+        numbered = shard.relation(bind, row_numbers=True)
+        src = f"(SELECT {select}, file_row_number AS __t2i_row FROM {numbered}) src"
+        lang = ident("LANGUAGE") if "LANGUAGE" in names else "NULL"
 
         def verdict(first: int, last: int, default: str) -> str:
             whens = " ".join(f"WHEN {rules[k][1]} THEN {k + 1}" for k in range(first, last))
@@ -344,36 +357,43 @@ class LocalEngine:
         shutil.rmtree(parts, ignore_errors=True)
         parts.parent.mkdir(parents=True, exist_ok=True)
         try:
-            groups = self.con.execute(
-                f"SELECT {verdict(0, n_lead, 'NULL')}, {lang}, count(*) FROM {src} GROUP BY ALL"
+            groups = self._execute(
+                f"SELECT {verdict(0, n_lead, 'NULL')}, {lang}, count(*) FROM {src} GROUP BY ALL", bind
             ).fetchall()
-            self.con.execute(
+            self._execute(
                 f"COPY (SELECT * EXCLUDE (__t2i_row), {verdict(n_lead, len(rules), '0')} AS __t2i_v "
                 f"FROM {src} WHERE {survive} ORDER BY __t2i_row) "
-                f"TO '{parts}' (FORMAT parquet, PARTITION_BY (__t2i_v))"
+                f"TO {bind(str(parts))} (FORMAT parquet, PARTITION_BY (__t2i_v))",
+                bind,
             )
-            late = (
-                self.con.execute(
-                    f"SELECT __t2i_v, {lang}, count(*) FROM read_parquet('{parts}/*/*.parquet', "
-                    "hive_partitioning = true, union_by_name = true) GROUP BY ALL"
+            # DuckDB names a partition's files data_0, data_1, ... in write order. Read them as
+            # plain files: hive_partitioning would also parse any ``k=v`` folder in --out.
+            by_verdict = {
+                int(d.name.split("=", 1)[1]): sorted(
+                    (str(f) for f in d.glob("*.parquet")), key=lambda f: int(Path(f).stem.split("_")[-1])
+                )
+                for d in parts.glob("__t2i_v=*")
+            }
+            late = [
+                (code, language, k)
+                for code, files in by_verdict.items()
+                for language, k in self._execute(
+                    f"SELECT {lang}, count(*) FROM read_parquet({bind(files)}, hive_partitioning = false) "
+                    "GROUP BY ALL",
+                    bind,
                 ).fetchall()
-                if any(parts.glob("*/*.parquet"))
-                else []
-            )
-            # DuckDB names a partition's files data_0, data_1, ... in write order.
-            kept_files = sorted(
-                (parts / "__t2i_v=0").glob("*.parquet"), key=lambda f: int(f.stem.split("_")[-1])
-            )
+            ]
+            kept_files = by_verdict.get(0, [])
             with atomic_path(kept_path) as kt:
                 if len(kept_files) == 1:
-                    kept_files[0].rename(kt)
+                    Path(kept_files[0]).rename(kt)
                 else:
                     rows = (
-                        f"SELECT * FROM read_parquet({[str(f) for f in kept_files]})"
+                        f"SELECT * FROM read_parquet({bind(kept_files)}, hive_partitioning = false)"
                         if kept_files
                         else f"SELECT * EXCLUDE (__t2i_row) FROM {src} LIMIT 0"
                     )
-                    self.con.execute(f"COPY ({rows}) TO '{kt}' (FORMAT parquet)")
+                    self._execute(f"COPY ({rows}) TO {bind(str(kt))} (FORMAT parquet)", bind)
         except duckdb.Error as exc:
             raise duck_error(shard, exc) from None
         finally:
@@ -390,8 +410,12 @@ class LocalEngine:
         if self.dropped == "full":
             return f"* RENAME ({renamed})"
         names = {r[0] for r in self.con.execute("DESCRIBE shard").fetchall()}
-        keys = "".join(f'"{c}", ' for c in KEY_COLUMNS if c in names)
+        keys = "".join(f"{ident(c)}, " for c in KEY_COLUMNS if c in names)
         return f"{keys}{renamed}"
+
+    def _execute(self, sql: str, bind: Params) -> duckdb.DuckDBPyConnection:
+        """Run ``sql`` on this thread's connection with the values of ``bind`` it refers to."""
+        return self.con.execute(sql, bind.used(sql))
 
     @staticmethod
     def _schema(source: pa.Schema, rest: Sequence[tuple[Stage, StageContext]]) -> pa.Schema:
@@ -405,7 +429,7 @@ class LocalEngine:
     @staticmethod
     def _pushed(
         table: pa.Table,
-        pushed: Sequence[tuple[str, list[tuple[str, str]]]],
+        pushed: Pushed,
         counts: list[StageCounts],
         dropped_schema: pa.Schema | None,
         writer: pq.ParquetWriter | None,

@@ -15,9 +15,14 @@ from pathlib import Path
 import duckdb
 
 from t2iscope.curate.schema import LAION_COLUMNS, REQUIRED, canonical_names, type_family
+from t2iscope.curate.urls import register_duckdb
 from t2iscope.errors import DataError
+from t2iscope.sql import Params, ident
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
+# Prefix of the engine's own columns (verdicts, row numbers) inside its queries; an input column
+# with it would be taken for one of them (DuckDB matches names case-insensitively).
+INTERNAL_PREFIX = "__t2i_"
 
 
 @dataclass(frozen=True)
@@ -27,15 +32,18 @@ class InputShard:
     format: str
     size: int
 
-    def relation(self, row_numbers: bool = False) -> str:
-        """The DuckDB table function that reads this shard (parquet can add ``file_row_number``)."""
-        p = self.path.replace("'", "''")
+    def relation(self, bind: Params, row_numbers: bool = False) -> str:
+        """The DuckDB table function that reads this shard, its path bound through ``bind``.
+
+        Parquet can add ``file_row_number``.
+        """
+        path = bind(self.path)
         if self.format == "parquet":
-            return f"read_parquet('{p}', file_row_number = true)" if row_numbers else f"read_parquet('{p}')"
+            return f"read_parquet({path}, file_row_number = true)" if row_numbers else f"read_parquet({path})"
         if self.format in ("csv", "tsv"):
-            delim = "\\t" if self.format == "tsv" else ","
-            return f"read_csv('{p}', header=true, delim=E'{delim}', sample_size=-1)"
-        return f"read_json('{p}', format='newline_delimited', sample_size=-1)"
+            delim = bind("\t" if self.format == "tsv" else ",")
+            return f"read_csv({path}, header = true, delim = {delim}, sample_size = -1)"
+        return f"read_json({path}, format = 'newline_delimited', sample_size = -1)"
 
 
 def _format(name: str) -> str | None:
@@ -92,6 +100,7 @@ def configure(con: duckdb.DuckDBPyConnection, spec: str | None = None) -> None:
     # Parquet writers leave NaN out of column statistics, and DuckDB's statistics propagation then
     # folds isnan(col) to false: NaN sizes would pass size checks silently. Measured: no cost.
     con.execute("SET disabled_optimizers = 'statistics_propagation'")
+    register_duckdb(con)  # t2i_url_problem(): validity's URL rule is curate.urls' parser
     if spec and is_url(spec):
         import fsspec
 
@@ -107,11 +116,17 @@ def select_list(con: duckdb.DuckDBPyConnection, shard: InputShard) -> tuple[str,
     """SQL select list renaming columns to LAION's names, and those names; DataError on bad schema."""
     if shard.size == 0:
         raise DataError(f"{shard.path}: file is empty")
+    bind = Params()
     try:
-        described = con.execute(f"DESCRIBE SELECT * FROM {shard.relation()}").fetchall()
+        described = con.execute(f"DESCRIBE SELECT * FROM {shard.relation(bind)}", bind.values).fetchall()
     except duckdb.Error as exc:
         raise duck_error(shard, exc) from None
     types = {row[0]: str(row[1]) for row in described}
+    internal = [c for c in types if c.lower().startswith(INTERNAL_PREFIX)]
+    if internal:
+        raise DataError(
+            f"{shard.path}: column {internal[0]} uses the prefix {INTERNAL_PREFIX}, kept for the engine"
+        )
     names = canonical_names(list(types))
     by_target = {target: src for src, target in names.items()}
     for col in REQUIRED:
@@ -121,5 +136,8 @@ def select_list(con: duckdb.DuckDBPyConnection, shard: InputShard) -> tuple[str,
         want = LAION_COLUMNS.get(target)
         if want and type_family(types[src]) != want:
             raise DataError(f"{shard.path}: column {src} has type {types[src]}, expected a {want}")
-    parts = [f'"{src}"' if src == dst else f'"{src}" AS "{dst}"' for src, dst in names.items()]
+    try:
+        parts = [ident(src) if src == dst else f"{ident(src)} AS {ident(dst)}" for src, dst in names.items()]
+    except ValueError as exc:
+        raise DataError(f"{shard.path}: a column name cannot be used ({exc})") from None
     return ", ".join(parts), list(names.values())

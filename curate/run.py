@@ -133,7 +133,7 @@ def run_recipe(
 
 def _independent(recipe: Recipe) -> bool:
     """Every stage is SQL and none remembers rows: shards can run in any order, side by side."""
-    return all(s.op.sql is not None and not s.op.stateful for s in recipe.stages)
+    return all(s.op.rule is not None for s in recipe.stages)
 
 
 def _ticked(bar: tqdm, result: dict[str, Any]) -> dict[str, Any]:

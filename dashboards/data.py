@@ -20,6 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from t2iscope.errors import DataError
+from t2iscope.sql import ident
 
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "FLOAT", "DOUBLE", "DECIMAL", "UBIGINT")
 SCORE_COLUMNS = (
@@ -113,7 +114,7 @@ def _column(ds: Dataset, name: str) -> str:
     """The quoted identifier of ``name``, which must be a column of the dataset."""
     if name not in schema(ds):
         raise DataError(f"{ds.path}: no column {name!r}")
-    return '"' + name.replace('"', '""') + '"'
+    return ident(name)
 
 
 def language_column(ds: Dataset) -> str | None:

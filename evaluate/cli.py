@@ -1,13 +1,16 @@
-"""`t2iscope evaluate ...` commands: thin wrappers over run_audits and build_report."""
+"""`t2iscope evaluate ...` commands: thin wrappers over run_audits and build_report, and `list`."""
 
 from __future__ import annotations
 
 import click
 
+from t2iscope.listing import Table, add_list_command, parameters, summary
+
 
 @click.group(
     epilog=(
         "Example:\n\n\b\n"
+        "  t2iscope evaluate list audits\n"
         "  t2iscope evaluate run evaluate/audits/demo.yaml --out runs/audit\n"
         "  t2iscope evaluate report runs/audit"
     )
@@ -62,3 +65,41 @@ def report(audit_dir: str, out: str | None) -> None:
     from t2iscope.evaluate.report import build_report
 
     click.echo(str(build_report(audit_dir, out)))
+
+
+def audits_table() -> Table:
+    """Every audit in report order: its report title, whether it judges images, its parameters."""
+    from t2iscope.evaluate.audits import AUDITS
+
+    rows = [
+        (a.name, a.title, "yes" if a.judged else "no", parameters(a.fn, data_args=1))
+        for a in AUDITS.in_report_order()
+    ]
+    return ("audit", "title", "judged", "parameters"), rows
+
+
+def judges_table() -> Table:
+    """Every judge: its options (AUDIT.yaml's judge_options) and what it does."""
+    from t2iscope.evaluate.judges import JUDGES, load_all
+
+    load_all()
+    rows = [(j.name, parameters(j.make), summary(j.make)) for j in map(JUDGES.get, JUDGES)]
+    return ("judge", "options", "summary"), rows
+
+
+def attacks_table() -> Table:
+    """Every image attack of the watermark audit: what its strength means, the default grid's."""
+    from t2iscope.evaluate.attacks import ATTACKS, DEFAULT_GRID
+
+    rows = []
+    for name in ATTACKS:
+        attack = ATTACKS.get(name)
+        strength = parameters(attack, data_args=1)
+        grid = ", ".join(f"{s:g}" for s in DEFAULT_GRID.get(name, ()))
+        rows.append((name, strength, grid, summary(attack)))
+    return ("attack", "strength", "default grid", "summary"), rows
+
+
+add_list_command(
+    evaluate, "evaluate", {"audits": audits_table, "judges": judges_table, "attacks": attacks_table}
+)

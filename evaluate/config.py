@@ -12,8 +12,8 @@
       domains: {top: 20}
       watermark: {sources: [skimage], max_images: 4}
 
-Unknown keys, unknown audits and parameters an audit does not take are ConfigErrors naming the
-file and the field.
+Unknown keys, unknown audits and parameters an audit does not take or of the wrong type are
+ConfigErrors naming the file and the field (``t2iscope.config``), raised before any work.
 """
 
 from __future__ import annotations
@@ -22,16 +22,32 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from t2iscope.config import bind_params, load_yaml, location, parse
 from t2iscope.errors import ConfigError
 from t2iscope.evaluate.audits import AUDITS
 from t2iscope.evaluate.context import Inputs
 from t2iscope.evaluate.judges import judge_names
-from t2iscope.registry import check_params
 
-TOP_KEYS = {"judge", "judge_options", "seed", "inputs", "audits"}
-INPUT_KEYS = {"generation", "curation", "world", "data"}
+_Paths = str | list[str] | None  # one path or a list of paths
+
+
+@dataclass(frozen=True)
+class _InputsEntry:
+    generation: _Paths = None
+    curation: _Paths = None
+    world: _Paths = None
+    data: _Paths = None
+
+
+@dataclass(frozen=True)
+class _AuditFile:
+    """AUDIT.yaml as written; audit parameters are checked against each audit's signature."""
+
+    audits: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    judge: str = "world"
+    judge_options: dict[str, Any] | None = None
+    seed: int = 0
+    inputs: _InputsEntry | None = None
 
 
 @dataclass(frozen=True)
@@ -67,83 +83,53 @@ class AuditConfig:
         return replace(self, judge=judge or self.judge, judge_options=merged)
 
 
-def _paths(value: Any, where: str) -> tuple[Path, ...]:
-    if value is None:
-        return ()
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
-        raise ConfigError(f"{where}: expected a path or a list of paths")
+def _paths(value: _Paths) -> tuple[Path, ...]:
+    items = [value] if isinstance(value, str) else value or []
     return tuple(Path(v) for v in items)
 
 
-def _mapping(value: Any, where: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
-    return value
-
-
 def parse_config(data: Any, source: str = "AUDIT.yaml") -> AuditConfig:
-    """Validate parsed YAML into an AuditConfig (every error names ``source`` and the field)."""
-    data = _mapping(data, source)
-    unknown = sorted(set(data) - TOP_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"{source}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(TOP_KEYS))}"
-        )
-    raw_inputs = _mapping(data.get("inputs"), f"{source}: inputs")
-    bad = sorted(set(raw_inputs) - INPUT_KEYS)
-    if bad:
-        raise ConfigError(
-            f"{source}: inputs: unknown key(s) {', '.join(bad)}; valid: {', '.join(sorted(INPUT_KEYS))}"
-        )
-    single = {}
-    for key in ("world",):
-        paths = _paths(raw_inputs.get(key), f"{source}: inputs.{key}")
-        if len(paths) > 1:
-            raise ConfigError(f"{source}: inputs.{key}: expected one path")
-        single[key] = paths[0] if paths else None
+    """Validate parsed YAML into an AuditConfig (every error names ``source`` and the field).
+
+    Checks the file's shape (``t2iscope.config``), that it names at least one registered audit,
+    each audit's parameters against its signature, the judge's name, and one path for ``world``.
+    """
+    raw = parse(_AuditFile, data, source)
+    entry = raw.inputs or _InputsEntry()
+    world = _paths(entry.world)
+    if len(world) > 1:
+        raise ConfigError(f"{location(source, ('inputs', 'world'))}: expected one path")
     inputs = Inputs(
-        generation=_paths(raw_inputs.get("generation"), f"{source}: inputs.generation"),
-        world=single["world"],
-        curation=_paths(raw_inputs.get("curation"), f"{source}: inputs.curation"),
-        data=_paths(raw_inputs.get("data"), f"{source}: inputs.data"),
+        generation=_paths(entry.generation),
+        world=world[0] if world else None,
+        curation=_paths(entry.curation),
+        data=_paths(entry.data),
     )
-    audits = _mapping(data.get("audits"), f"{source}: audits")
-    if not audits:
+    if not raw.audits:
         raise ConfigError(f"{source}: audits: name at least one of {', '.join(AUDITS.names())}")
     parsed = []
-    for name, params in audits.items():
-        fn = AUDITS.get(str(name))
-        params = _mapping(params, f"{source}: audits.{name}")
-        check_params(fn, params, f"{source}: audits.{name}", data_args=1)
-        parsed.append((str(name), params))
-    judge = data.get("judge", "world")
-    if judge not in judge_names():
-        raise ConfigError(f"{source}: judge: unknown judge {judge!r}; valid: {', '.join(judge_names())}")
-    seed = data.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError(f"{source}: seed: expected an integer, got {seed!r}")
+    for name, params in raw.audits.items():
+        where = ("audits", name)
+        try:
+            audit = AUDITS.get(name)
+        except ConfigError as exc:
+            raise ConfigError(f"{location(source, where)}: {exc}") from None
+        params = params or {}
+        bind_params(audit.fn, params, source, where, data_args=1)
+        parsed.append((name, params))  # as written: audit.resolved.yaml repeats the user's values
+    if raw.judge not in judge_names():
+        valid = ", ".join(judge_names())
+        raise ConfigError(f"{source}: judge: unknown judge {raw.judge!r}; valid: {valid}")
     return AuditConfig(
         audits=tuple(parsed),
         inputs=inputs,
-        judge=judge,
-        judge_options=_mapping(data.get("judge_options"), f"{source}: judge_options"),
-        seed=seed,
+        judge=raw.judge,
+        judge_options=raw.judge_options or {},
+        seed=raw.seed,
         source=source,
     )
 
 
 def load_config(path: str | Path) -> AuditConfig:
     """Read and validate an AUDIT.yaml file."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: audit config not found")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{p}: invalid YAML{where}") from None
-    return parse_config(data, str(p))
+    return parse_config(load_yaml(path), str(path))

@@ -70,7 +70,9 @@ class AuditContext:
         if "truth" not in self._cache:
             world = self.require("world", "truth")
             files = parquet_files(Path(world) / "truth")
-            self._cache["truth"] = duckdb.sql(f"SELECT * FROM read_parquet({files!r})").df()
+            with duckdb.connect() as con:
+                truth = con.execute("SELECT * FROM read_parquet($files)", {"files": files}).df()
+            self._cache["truth"] = truth
         return self._cache["truth"]
 
     def manifest(self) -> pd.DataFrame:

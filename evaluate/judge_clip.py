@@ -2,7 +2,8 @@
 
 Each attribute is a classification over English prompts built from the world's vocabulary
 ("a photo of a red object", ...); the label whose text embedding is closest to the image wins.
-It loads once and runs in batches. The default is the embedded tiny CLIP in ``models/clip``;
+It loads once and runs in batches. The default is the embedded tiny CLIP in ``models/clip``
+(``t2iscope.weights.load_model``, shared with curation and training);
 point ``clip_config`` (an open_clip model name or config JSON) and ``clip_checkpoint`` at a real
 ViT-L/14 to judge real generations. No hub access: weights always come from a path.
 """
@@ -11,15 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from t2iscope.curate.world import spec
 from t2iscope.errors import ConfigError
-from t2iscope.evaluate.judges import JUDGES
+from t2iscope.evaluate.judges import judge
 from t2iscope.paths import models_dir
+
+if TYPE_CHECKING:  # t2iscope.weights imports torch: judge_names() must stay light for data-only audits
+    from t2iscope.weights import OpenClip
 
 BATCH = 32
 
@@ -39,18 +43,16 @@ PROMPTS: dict[str, tuple[list[Any], list[str]]] = {
 }
 
 
-def default_paths() -> tuple[Path, Path]:
-    """The embedded tiny CLIP: ``models/clip/<CLIP_NAME>.json`` + weights, as generate.loaders names them."""
-    from t2iscope.generate.loaders import CLIP_NAME, CLIP_WEIGHTS
+def embedded_clip(device: str = "cpu") -> OpenClip:
+    """The embedded tiny CLIP, ``models/clip``, through the one weight loader (cached per process)."""
+    from t2iscope.weights import OPEN_CLIP, load_model
 
-    folder = models_dir() / "clip"
-    config, weights = folder / f"{CLIP_NAME}.json", folder / CLIP_WEIGHTS
-    if not config.is_file() or not weights.is_file():
+    try:
+        return load_model(models_dir() / "clip", device, expect=OPEN_CLIP)
+    except ConfigError as exc:
         raise ConfigError(
-            f"{folder}: embedded CLIP not found ({config.name} + {CLIP_WEIGHTS}); train it with "
-            "`t2iscope generate train all` or pass --clip-config and --clip-checkpoint"
-        )
-    return config, weights
+            f"embedded CLIP not found ({exc}); or pass --clip-config and --clip-checkpoint"
+        ) from None
 
 
 def _model_name(config: str | Path) -> str:
@@ -102,23 +104,26 @@ class ClipJudge:
         if (clip_config is None) != (clip_checkpoint is None):
             raise ConfigError("clip judge: give both clip_config and clip_checkpoint, or neither")
         if clip_config is None:
-            cfg_path, ckpt = default_paths()
-            clip_config, clip_checkpoint = str(cfg_path), str(ckpt)
-        ckpt_path = Path(str(clip_checkpoint))
-        if not ckpt_path.is_file():
-            raise ConfigError(f"{ckpt_path}: CLIP checkpoint not found")
-        name = _model_name(clip_config)
-        try:
-            model, _, preprocess = open_clip.create_model_and_transforms(
-                name, pretrained=str(ckpt_path), device=device
-            )
-        except Exception as exc:  # torch, safetensors and open_clip each raise their own types
-            raise ConfigError(
-                f"{ckpt_path}: cannot load as open_clip {name!r} ({type(exc).__name__})"
-            ) from None
+            clip = embedded_clip(device)
+            model, preprocess, tokenizer = clip.model, clip.preprocess, clip.tokenizer
+            ckpt_path = clip.weights
+        else:
+            ckpt_path = Path(str(clip_checkpoint))
+            if not ckpt_path.is_file():
+                raise ConfigError(f"{ckpt_path}: CLIP checkpoint not found")
+            name = _model_name(clip_config)
+            try:
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    name, pretrained=str(ckpt_path), device=device
+                )
+            except Exception as exc:  # torch, safetensors and open_clip each raise their own types
+                raise ConfigError(
+                    f"{ckpt_path}: cannot load as open_clip {name!r} ({type(exc).__name__})"
+                ) from None
+            tokenizer = open_clip.get_tokenizer(name)
         self.model = model.eval()
         self.preprocess = preprocess
-        self.tokenizer = open_clip.get_tokenizer(name)
+        self.tokenizer = tokenizer
         self.device = device
         self.torch = torch
         self.checkpoint = str(ckpt_path)
@@ -149,7 +154,7 @@ class ClipJudge:
         return [float(v) for v in (img * txt).sum(axis=1)]
 
 
-@JUDGES.register("clip")
+@judge("clip")
 def clip_judge(
     clip_config: str | None = None, clip_checkpoint: str | None = None, device: str = "cpu"
 ) -> ClipJudge:

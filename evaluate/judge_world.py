@@ -23,7 +23,7 @@ from PIL import Image
 from scipy import ndimage
 
 from t2iscope.curate.world import spec
-from t2iscope.evaluate.judges import JUDGES
+from t2iscope.evaluate.judges import judge
 
 S = spec.IMAGE_SIZE
 BORDER = 6  # hazard frame width + 1
@@ -234,7 +234,7 @@ class WorldJudge:
         return out
 
 
-@JUDGES.register("world")
+@judge("world")
 def world_judge() -> WorldJudge:
     """Exact-by-construction judge for the embedded synthetic world."""
     return WorldJudge()

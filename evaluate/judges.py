@@ -4,12 +4,14 @@ A judge returns, per image, ``color, kind, legs, culture, watermark`` (None wher
 tell). ``world`` reads synthetic scenes exactly from the rendering rules; ``clip`` does zero-shot
 classification with any open_clip checkpoint, so the same audits run on real models and photos.
 Judges that can also score text-image agreement implement ``text_score``.
+A judge module registers its factory with ``@judge(name)``; ``MODULES`` lists those modules.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from PIL import Image
@@ -36,24 +38,48 @@ class TextScorer(Protocol):
         ...
 
 
-JUDGES: Registry[Callable[..., Judge]] = Registry("judge")
+@dataclass(frozen=True)
+class JudgeKind:
+    """A registered judge: its name and the factory that builds it from AUDIT.yaml's judge_options."""
 
-_MODULES = {"world": "t2iscope.evaluate.judge_world", "clip": "t2iscope.evaluate.judge_clip"}
+    name: str
+    make: Callable[..., Judge]
+
+
+JUDGES: Registry[JudgeKind] = Registry("judge")
+
+# The modules that register judges. They import this one, so they are imported on first use.
+MODULES = ("t2iscope.evaluate.judge_world", "t2iscope.evaluate.judge_clip")
+
+
+def judge(name: str) -> Callable[[Callable[..., Judge]], Callable[..., Judge]]:
+    """Decorator registering a judge factory (its parameters are the judge's options) as ``name``."""
+
+    def add(make: Callable[..., Judge]) -> Callable[..., Judge]:
+        JUDGES.register(name)(JudgeKind(name, make))
+        return make
+
+    return add
+
+
+def load_all() -> None:
+    """Import every judge module so the registry is complete."""
+    for module in MODULES:
+        importlib.import_module(module)
 
 
 def judge_names() -> list[str]:
     """Every judge name that ``make_judge`` accepts."""
-    return sorted({*_MODULES, *JUDGES.names()})
+    load_all()
+    return JUDGES.names()
 
 
 def make_judge(name: str, options: dict[str, Any] | None = None, where: str = "judge") -> Judge:
     """Build the judge ``name`` with ``options`` validated against its factory's signature."""
-    if name in _MODULES and name not in JUDGES:
-        importlib.import_module(_MODULES[name])
+    load_all()
     if name not in JUDGES:
-        valid = ", ".join(judge_names())
-        raise ConfigError(f"{where}: unknown judge {name!r}; valid: {valid}")
-    factory = JUDGES.get(name)
+        raise ConfigError(f"{where}: unknown judge {name!r}; valid: {', '.join(JUDGES.names())}")
+    kind = JUDGES.get(name)
     opts = dict(options or {})
-    check_params(factory, opts, f"{where} ({name})")
-    return factory(**opts)
+    check_params(kind.make, opts, f"{where} ({name})")
+    return kind.make(**opts)

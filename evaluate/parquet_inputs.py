@@ -33,8 +33,8 @@ def parquet_files(path: str | Path) -> list[str]:
 
 def columns(files: list[str]) -> list[str]:
     """Column names of a parquet set (the union DuckDB sees)."""
-    rel = duckdb.sql(f"SELECT * FROM read_parquet({files!r}, union_by_name=true) LIMIT 0")
-    return list(rel.columns)
+    with duckdb.connect() as con:
+        return list(con.read_parquet(files, union_by_name=True).columns)
 
 
 def pick_column(files: list[str], *names: str) -> str:
@@ -114,10 +114,12 @@ def _stage_order(stages: list[tuple[str, Any]], dropped: list[str]) -> list[str]
     """Stage names in run order: from stats.json when it lists them, else as first seen in dropped."""
     order: list[str] = [name for name, _ in stages]
     if dropped:
-        seen = duckdb.sql(
-            f"SELECT stage, min(file_row_number + 0) AS first, min(filename) AS f FROM "
-            f"read_parquet({dropped!r}, filename=true, file_row_number=true, union_by_name=true) "
-            "GROUP BY stage ORDER BY f, first"
-        ).fetchall()
+        with duckdb.connect() as con:
+            seen = con.execute(
+                "SELECT stage, min(file_row_number + 0) AS first, min(filename) AS f FROM "
+                "read_parquet($files, filename=true, file_row_number=true, union_by_name=true) "
+                "GROUP BY stage ORDER BY f, first",
+                {"files": dropped},
+            ).fetchall()
         order += [str(s) for s, _, _ in seen if str(s) not in order]
     return [s for s in order if s]

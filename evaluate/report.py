@@ -3,6 +3,9 @@
 Each audit gets a section with its headline numbers (every rate with n and a 95% interval), a
 matplotlib figure embedded as base64 PNG, and its detail tables; counted skips from every audit
 are listed together near the top, so a reader sees what was left out before reading results.
+Which audits, in which order, with which title, headline and section renderer: each audit's
+registration says (``AUDITS.audit``); the renderers of the shipped audits are the ``section_*``
+functions below.
 """
 
 from __future__ import annotations
@@ -22,18 +25,8 @@ import pandas as pd
 
 from t2iscope import __version__, fileio
 from t2iscope.errors import DataError
-from t2iscope.evaluate.audits import MODULES
+from t2iscope.evaluate.audits import AUDITS, Audit
 from t2iscope.evaluate.tables import SKIPPED
-
-TITLES = {
-    "domains": "Domain distribution",
-    "language_mix": "Language mix of the data",
-    "language_bias": "Language bias of the model",
-    "culture": "Culture / default representation",
-    "limbs": "Limb failures",
-    "watermark": "Watermark robustness",
-}
-
 
 # ---- formatting -----------------------------------------------------------------------------------
 
@@ -89,6 +82,8 @@ def _plt() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
+    # Labels are data (dataset file names, hosts, prompts): a '$' in them is text, not mathtext.
+    matplotlib.rcParams["text.parse_math"] = False
     import matplotlib.pyplot as plt
 
     return plt
@@ -242,35 +237,11 @@ def section_watermark(df: pd.DataFrame) -> str:
     return "".join(out)
 
 
-SECTIONS = {
-    "domains": section_domains,
-    "language_mix": section_language_mix,
-    "language_bias": section_language_bias,
-    "culture": section_culture,
-    "limbs": section_limbs,
-    "watermark": section_watermark,
-}
-
-
-# audit -> (metric, filter, pick "min"/"max"/"mean", label) for the first-screen cards
-HEADLINES: dict[str, tuple[str, dict[str, str], str, str]] = {
-    "domains": ("top100_share", {"level": "domain"}, "first", "share of rows from the top 100 domains"),
-    "language_mix": ("keep_rate", {"group": "language"}, "min", "lowest keep rate of a language"),
-    "language_bias": ("both_match_gap", {}, "min", "largest adherence gap to English"),
-    "culture": (
-        "imbalance",
-        {"source": "generated", "kind": "(all)", "language": "(all)"},
-        "max",
-        "imbalance of generated cultures (0 = parity)",
-    ),
-    "limbs": ("failure_rate", {"by": "subject"}, "max", "worst wrong-leg rate of a subject"),
-    "watermark": ("detection_rate", {}, "mean", "mean detection rate over all attacks"),
-}
-
-
-def headline(name: str, df: pd.DataFrame) -> str:
+def headline(audit: Audit, df: pd.DataFrame) -> str:
     """The first-screen card of one audit: its headline number with n (and who it is about)."""
-    metric, where, pick, label = HEADLINES[name]
+    if audit.headline is None:
+        return ""
+    metric, where, pick, label = audit.headline
     g = df[df["metric"] == metric].dropna(subset=["value"])
     for col, val in where.items():
         if col in g.columns:
@@ -291,14 +262,15 @@ def headline(name: str, df: pd.DataFrame) -> str:
 def build_report(audit_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write ``report.html`` for an audit folder and return its path."""
     root = Path(audit_dir)
-    tables = {n: pd.read_parquet(root / f"{n}.parquet") for n in MODULES if (root / f"{n}.parquet").is_file()}
+    paths = [(a, root / f"{a.name}.parquet") for a in AUDITS.in_report_order()]
+    tables = [(audit, pd.read_parquet(path)) for audit, path in paths if path.is_file()]
     if not tables:
         raise DataError(f"{root}: no audit tables (<audit>.parquet); run `t2iscope evaluate run` first")
     run = json.loads((root / "run.json").read_text()) if (root / "run.json").is_file() else {}
-    skips = pd.concat([t[t["metric"] == SKIPPED] for t in tables.values()], ignore_index=True)
+    skips = pd.concat([t[t["metric"] == SKIPPED] for _, t in tables], ignore_index=True)
     body = [
         "<section><h2>Summary</h2><div class='cards'>"
-        + "".join(headline(n, t) for n, t in tables.items())
+        + "".join(headline(audit, t) for audit, t in tables)
         + "</div>"
     ]
     if skips.empty:
@@ -308,18 +280,20 @@ def build_report(audit_dir: str | Path, out: str | Path | None = None) -> Path:
         counts = skips.assign(count=skips["value"].astype(int))
         body.append(table(counts, ["audit", "note", "count"], value=False))
     body.append("</section>")
-    for name, df in tables.items():
+    for audit, df in tables:
         judge = ", ".join(sorted(set(df["judge"].astype(str))))
         body.append(
-            f"<section id='{name}'><h2>{TITLES[name]}</h2><p class='lede'>judge: {html.escape(judge)}; "
-            f"{len(df):,} measurements in <code>{name}.parquet</code></p>{SECTIONS[name](df)}</section>"
+            f"<section id='{audit.name}'><h2>{html.escape(audit.title)}</h2><p class='lede'>judge: "
+            f"{html.escape(judge)}; {len(df):,} measurements in <code>{audit.name}.parquet</code></p>"
+            f"{audit.render(df)}</section>"
         )
+    names = ", ".join(a.name for a, _ in tables)
     page = Template(
         resources.files("t2iscope.evaluate").joinpath("templates/report.html").read_text()
     ).substitute(
         title=html.escape(root.name),
-        subtitle=html.escape(f"{', '.join(tables)} · judge {run.get('judge', '?')} · t2iscope {__version__}"),
-        nav="".join(f"<a href='#{n}'>{TITLES[n]}</a>" for n in tables),
+        subtitle=html.escape(f"{names} · judge {run.get('judge', '?')} · t2iscope {__version__}"),
+        nav="".join(f"<a href='#{a.name}'>{html.escape(a.title)}</a>" for a, _ in tables),
         body="\n".join(body),
         footer=html.escape(
             f"Every rate carries n and a 95% interval (Wilson; bootstrap where noted). Source: {root}"

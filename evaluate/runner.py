@@ -18,22 +18,20 @@ from t2iscope.evaluate.config import AuditConfig
 from t2iscope.evaluate.context import AuditContext
 from t2iscope.registry import check_params
 
-JUDGED = ("language_bias", "culture", "limbs")  # audits that judge generated images
-
 
 def run_audits(config: AuditConfig, out: str | Path) -> dict[str, Path]:
     """Run every audit of ``config`` in order; return audit name -> parquet path."""
     out = Path(out)
     for name, params in config.audits:
-        check_params(AUDITS.get(name), params, f"{config.source}: audits.{name}", data_args=1)
+        check_params(AUDITS.get(name).fn, params, f"{config.source}: audits.{name}", data_args=1)
     ctx = AuditContext(config.inputs, config.judge, dict(config.judge_options), out, config.seed)
-    if any(name in JUDGED for name, _ in config.audits):
+    if any(AUDITS.get(name).judged for name, _ in config.audits):
         ctx.judge()  # a bad judge, config or checkpoint path fails now, before any work
     fileio.write_text(out / "audit.resolved.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     written, timings = {}, {}
     for name, params in config.audits:
         start = time.perf_counter()
-        table = AUDITS.get(name)(ctx, **params)
+        table = AUDITS.get(name).fn(ctx, **params)
         path = out / f"{name}.parquet"
         fileio.write_parquet(path, table)
         written[name] = path

@@ -20,29 +20,36 @@ import pandas as pd
 from t2iscope.errors import DataError
 from t2iscope.evaluate.parquet_inputs import CurationRun
 from t2iscope.evaluate.tables import measure, rate, skipped
+from t2iscope.sql import Params
 
 KEPT = "(kept)"
 UNRECORDED = "(not recorded)"
 
 
-def stage_counts(run: CurationRun, key_sql: str, join: str = "") -> pd.DataFrame:
+def stage_counts(run: CurationRun, key_sql: str, truth: list[str] | None = None) -> pd.DataFrame:
     """Rows per (key, stage) where stage is the stage a row was dropped at, or KEPT.
 
-    The run's rows are aliased ``d``; ``join`` may add e.g. ``LEFT JOIN ... t ON t.hash = d.hash``.
+    ``key_sql`` is an SQL expression over the run's rows, aliased ``d`` (names quoted with
+    ``t2iscope.sql.ident``), and over a world's ``truth`` files, joined as ``t`` on ``hash`` when
+    given. File lists are bound parameters, never SQL text.
     """
+    p = Params()
+    join = f"LEFT JOIN read_parquet({p(truth)}) t ON t.hash = d.hash" if truth else ""
     parts = []
     if run.kept:
         parts.append(
-            f"SELECT {key_sql} AS key, '{KEPT}' AS stage, count(*) AS rows "
-            f"FROM read_parquet({run.kept!r}, union_by_name=true) d {join} GROUP BY 1"
+            f"SELECT {key_sql} AS key, {p(KEPT)} AS stage, count(*) AS rows "
+            f"FROM read_parquet({p(run.kept)}, union_by_name=true) d {join} GROUP BY 1"
         )
     dropped = (
         f"SELECT {key_sql} AS key, CAST(d.stage AS VARCHAR) AS stage, count(*) AS rows "
-        f"FROM read_parquet({run.dropped!r}, union_by_name=true) d {join} GROUP BY 1, 2"
+        f"FROM read_parquet({p(run.dropped)}, union_by_name=true) d {join} GROUP BY 1, 2"
     )
-    if run.dropped and _binds(dropped):
-        parts.append(dropped)
-    df = duckdb.sql(" UNION ALL ".join(parts)).df()
+    with duckdb.connect() as con:
+        if run.dropped and _binds(con, dropped, p):
+            parts.append(dropped)
+        sql = " UNION ALL ".join(parts)
+        df = con.execute(sql, p.used(sql)).df()
     df["key"] = df["key"].fillna("(none)").astype(str)
     if run.dropped and len(parts) > 1:
         return df
@@ -55,10 +62,10 @@ def stage_counts(run: CurationRun, key_sql: str, join: str = "") -> pd.DataFrame
     return pd.concat([df, pd.DataFrame(unrecorded, columns=df.columns)], ignore_index=True)
 
 
-def _binds(sql: str) -> bool:
+def _binds(con: duckdb.DuckDBPyConnection, sql: str, p: Params) -> bool:
     """Whether DuckDB can bind ``sql`` (a lean dropped file may lack the columns it names)."""
     try:
-        duckdb.sql(sql)
+        con.execute(f"DESCRIBE {sql}", p.used(sql))
     except duckdb.BinderException:
         return False
     return True

@@ -1,45 +1,44 @@
-"""Hosts and registrable domains of image URLs, fast enough for 10M-row LAION shards.
+"""Hosts and registrable domains of image URLs for audits, as curation spells them.
 
 A host (``cdn.shopify.com``) and its registrable domain (``shopify.com``, the label under the
 public suffix) answer different questions: hosts show CDNs and shards, domains show who owns the
-content. DuckDB extracts the host from every URL in SQL; the public-suffix lookup then runs once
-per *distinct* host (tens of thousands, not millions), with tldextract's bundled list (offline).
+content. Both come from curation's one parser (:mod:`t2iscope.curate.urls`): DuckDB counts rows
+per URL head (``scheme://authority``, :func:`head_sql`) in one pass with flat memory, the parser
+then reads each distinct head once (tens of thousands, not millions), and the public-suffix
+lookup runs once per distinct host, with tldextract's bundled list (offline).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import pandas as pd
 
-from t2iscope.curate.operators.domain import registrable_domain as _registrable_domain
+from t2iscope.curate import urls
+from t2iscope.sql import ident
 
-# scheme://user@HOST:port/path -> HOST (lower-cased); URLs without a scheme still work.
-HOST_SQL = (
-    "lower(regexp_extract({col}, '^\\s*(?:[a-zA-Z][a-zA-Z0-9+.-]*://)?(?:[^@/?#]*@)?([^:/?#\\s]*)', 1))"
-)
 NO_HOST = "(no host)"
 
 
 def registrable_domain(host: str) -> str:
     """``a.b.example.co.uk`` -> ``example.co.uk`` (curation's lookup); no host -> ``NO_HOST``."""
-    return _registrable_domain(host) if host else NO_HOST
+    return urls.registrable_domain(host) if host else NO_HOST
 
 
-def domains_of(hosts: Iterable[str]) -> dict[str, str]:
-    """Registrable domain for each distinct host."""
-    return {h: registrable_domain(h) for h in set(hosts)}
+def head_sql(column: str) -> str:
+    """The DuckDB expression for the head of the URLs in ``column``; :func:`hosts` reads it."""
+    return urls.head_sql(ident(column))
 
 
-def host_sql(column: str) -> str:
-    """The DuckDB expression extracting the lower-cased host of ``column``."""
-    return HOST_SQL.format(col=f'"{column}"')
+def hosts(heads: pd.Series) -> pd.Series:
+    """The host of each URL head (None where there is none), one parse per distinct head."""
+    mapping = {h: urls.parse_head(h).host for h in heads.dropna().unique()}
+    return heads.map(mapping)
 
 
 def add_domains(counts: pd.DataFrame, host_col: str = "host") -> pd.DataFrame:
     """Add a ``domain`` column to a frame of per-host rows (one lookup per distinct host)."""
-    mapping = domains_of(counts[host_col].fillna(""))
+    hosts = counts[host_col].fillna("")
+    mapping = {h: registrable_domain(h) for h in set(hosts)}
     out = counts.copy()
-    out[host_col] = out[host_col].fillna("").replace("", NO_HOST)
-    out["domain"] = counts[host_col].fillna("").map(mapping)
+    out[host_col] = hosts.replace("", NO_HOST)
+    out["domain"] = hosts.map(mapping)
     return out

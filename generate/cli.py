@@ -1,4 +1,4 @@
-"""`t2iscope generate ...` commands: txt2img, img2img, inpaint, outpaint, suite, samplers, info, train.
+"""`t2iscope generate ...` commands: txt2img, img2img, inpaint, outpaint, suite, list, info, train.
 
 Every command validates all its options and input files before loading a model, then calls the
 Python API (t2iscope.generate.txt2img, .img2img, .inpaint, .outpaint, .run_suite) that does the
@@ -16,6 +16,7 @@ import click
 
 from t2iscope.generate.info_cli import info
 from t2iscope.generate.train.cli import train
+from t2iscope.listing import Table, add_list_command
 
 # inpaint.FILLS, repeated so that --help does not import torch (a test keeps them equal)
 FILLS = ("fill", "original", "latent noise", "latent nothing")
@@ -97,7 +98,7 @@ def _gen_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 "--sampler",
                 default="Euler a",  # samplers.DEFAULT_SAMPLER; not imported so --help stays fast
                 show_default=True,
-                help="A1111 name; `t2iscope generate samplers` lists them.",
+                help="A1111 name; `t2iscope generate list samplers` lists them.",
             ),
             click.option(
                 "--width", type=int, default=None, help="Multiple of 8 (default: model/image size)."
@@ -315,12 +316,28 @@ def suite_cmd(suite: str, out: Path, limit: int | None, batch_size: int, **kw: A
     )
 
 
-@generate.command("samplers", epilog="Example:\n\n\b\n  t2iscope generate samplers")
-def samplers_cmd() -> None:
-    """List the sampler names (AUTOMATIC1111's) and the diffusers scheduler behind each."""
+def samplers_table() -> Table:
+    """Every sampler by its AUTOMATIC1111 name, the diffusers scheduler behind it and its overrides."""
     from t2iscope.generate.samplers import SAMPLERS
 
+    rows = []
     for name in SAMPLERS:
-        sampler = SAMPLERS.get(name)
-        extra = ", ".join(f"{k}={v}" for k, v in sampler.overrides.items())
-        click.echo(f"{name:<16} {sampler.scheduler.__name__}{f' ({extra})' if extra else ''}")
+        s = SAMPLERS.get(name)
+        overrides = ", ".join(f"{k}={v}" for k, v in s.overrides.items())
+        rows.append((name, s.scheduler.__name__, overrides, s.summary))
+    return ("sampler", "scheduler", "overrides", "summary"), rows
+
+
+def suites_table() -> Table:
+    """Every shipped suite: how many prompts, how many images it generates, and its description."""
+    from t2iscope.generate.suites import expand, load_suite, shipped_suites
+
+    rows = [
+        (s.name, len(s.prompts), len(expand(s)), s.description) for s in map(load_suite, shipped_suites())
+    ]
+    return ("suite", "prompts", "images", "description"), rows
+
+
+add_list_command(
+    generate, "generate", {"samplers": samplers_table, "suites": suites_table}, aliases=("samplers",)
+)

@@ -30,6 +30,7 @@ class Sampler:
     """A diffusers scheduler class plus the config overrides that make it match the A1111 sampler."""
 
     scheduler: type[SchedulerMixin]
+    summary: str  # one line for `t2iscope generate list`
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def build(self, config: Any) -> SchedulerMixin:
@@ -42,18 +43,26 @@ SAMPLERS: Registry[Sampler] = Registry("sampler")
 DEFAULT_SAMPLER = "Euler a"
 
 for _name, _sampler in {
-    "Euler": Sampler(EulerDiscreteScheduler),
-    "Euler a": Sampler(EulerAncestralDiscreteScheduler),
+    "Euler": Sampler(EulerDiscreteScheduler, "Euler's method: first order, deterministic"),
+    "Euler a": Sampler(
+        EulerAncestralDiscreteScheduler,
+        "Euler ancestral: fresh noise every step, so images change with steps",
+    ),
     # Latents are not images: A1111's DDIM never clips x0 to [-1, 1], but diffusers' DDIM does unless
     # the model's config says otherwise (SD 1.x's does; a config written by another scheduler may not).
-    "DDIM": Sampler(DDIMScheduler, {"clip_sample": False}),
-    "DPM++ 2M": Sampler(DPMSolverMultistepScheduler),
-    "DPM++ 2M Karras": Sampler(DPMSolverMultistepScheduler, {"use_karras_sigmas": True}),
-    "UniPC": Sampler(UniPCMultistepScheduler),
-    # A1111's PLMS is PNDM without the Runge-Kutta warm-up steps.
-    "PNDM": Sampler(PNDMScheduler, {"skip_prk_steps": True}),
-    "LMS": Sampler(LMSDiscreteScheduler),
-    "Heun": Sampler(HeunDiscreteScheduler),
+    "DDIM": Sampler(DDIMScheduler, "Deterministic first-order steps (eta 0)", {"clip_sample": False}),
+    "DPM++ 2M": Sampler(DPMSolverMultistepScheduler, "DPM-Solver++ second-order multistep"),
+    "DPM++ 2M Karras": Sampler(
+        DPMSolverMultistepScheduler,
+        "DPM++ 2M on Karras et al.'s noise levels (smaller steps near the end)",
+        {"use_karras_sigmas": True},
+    ),
+    "UniPC": Sampler(UniPCMultistepScheduler, "Predictor-corrector multistep, made for few steps"),
+    "PNDM": Sampler(
+        PNDMScheduler, "A1111's PLMS: PNDM without the Runge-Kutta warm-up steps", {"skip_prk_steps": True}
+    ),
+    "LMS": Sampler(LMSDiscreteScheduler, "Linear multistep over the noise levels"),
+    "Heun": Sampler(HeunDiscreteScheduler, "Heun's method: second order, two model calls per step"),
 }.items():
     SAMPLERS.register(_name)(_sampler)
 

@@ -1,23 +1,23 @@
 """Prompt suites: a YAML file of prompts and a parameter grid, expanded into generation jobs.
 
 A suite names its prompts (stable ids, tags, per-language translations, negative prompts), its
-defaults and a grid whose axes (seeds, cfg_scale, cfg_rescale, steps, sampler) take lists or A1111 X/Y/Z range
-syntax (``1-5 (+2)``, ``1-10 [5]``). Validation is strict: unknown keys, duplicate ids and bad
-ranges are ConfigErrors naming the file and key, raised before any model is loaded. Expansion is
-deterministic and every job has a stable key, which is what lets a killed run resume.
+defaults and a grid whose axes (seeds, cfg_scale, cfg_rescale, steps, sampler) take lists or A1111
+X/Y/Z range syntax (``1-5 (+2)``, ``1-10 [5]``). Validation is strict (``t2iscope.config``):
+unknown keys, wrong types, duplicate ids and bad ranges are ConfigErrors naming the file and key,
+raised before any model is loaded. Expansion is deterministic and every job has a stable key,
+which is what lets a killed run resume.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from t2iscope.config import load_yaml, location, parse
 from t2iscope.errors import ConfigError
 from t2iscope.generate.params import Params
 from t2iscope.generate.ranges import parse_values
@@ -25,10 +25,56 @@ from t2iscope.generate.samplers import DEFAULT_SAMPLER
 
 DEFAULT_LANGUAGE = "en"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_SUITE_KEYS = {"name", "description", "defaults", "grid", "prompts"}
-_GRID_AXES = {"seeds": int, "cfg_scale": float, "cfg_rescale": float, "steps": int, "sampler": str}
-_DEFAULT_KEYS = {*_GRID_AXES, "width", "height", "negative_prompt"}
-_PROMPT_KEYS = {"id", "text", "language", "translations", "tags", "negative_prompt"}
+
+# A grid axis is a value, an A1111 range string or a list of those (expanded by parse_values).
+_Ints = int | str | list[int | str]
+_Floats = float | str | list[float | str]
+_Names = str | list[str]
+_AXES = {"seeds": int, "cfg_scale": float, "cfg_rescale": float, "steps": int, "sampler": str}
+
+
+@dataclass(frozen=True)
+class _Defaults:
+    seeds: _Ints = 0
+    cfg_scale: _Floats = 7.0
+    cfg_rescale: _Floats = 0.0
+    steps: _Ints = 20
+    sampler: _Names = DEFAULT_SAMPLER
+    width: int | None = None
+    height: int | None = None
+    negative_prompt: str = ""
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Axes swept by the grid; an axis left out takes its value from ``defaults``."""
+
+    seeds: _Ints | None = None
+    cfg_scale: _Floats | None = None
+    cfg_rescale: _Floats | None = None
+    steps: _Ints | None = None
+    sampler: _Names | None = None
+
+
+@dataclass(frozen=True)
+class _PromptEntry:
+    id: str
+    text: str | None = None
+    language: str | None = None
+    translations: dict[str, str] | None = None
+    tags: tuple[str, ...] = ()
+    negative_prompt: str | None = None
+
+
+@dataclass(frozen=True)
+class _SuiteFile:
+    """A suite file as written: its shape; ``parse_suite`` adds the checks types cannot say."""
+
+    name: str
+    description: str = ""
+    defaults: _Defaults = field(default_factory=_Defaults)
+    grid: _Grid = field(default_factory=_Grid)
+    prompts: tuple[_PromptEntry, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,23 +116,6 @@ class Job:
         return f"images/{self.key}.png"
 
 
-def _mapping(value: Any, where: str, allowed: set[str]) -> dict:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
-    unknown = sorted(set(map(str, value)) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
-        )
-    return value
-
-
-def _text(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"{where}: expected text, got {type(value).__name__}")
-    return value
-
-
 def _values(spec: Any, kind: type, where: str) -> tuple:
     try:
         return tuple(parse_values(spec, kind))
@@ -94,63 +123,54 @@ def _values(spec: Any, kind: type, where: str) -> tuple:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def _prompt(raw: Any, where: str, negative: str) -> Prompt:
-    raw = _mapping(raw, where, _PROMPT_KEYS)
-    pid = raw.get("id")
-    if not isinstance(pid, str) or not _ID.match(pid):
-        raise ConfigError(f"{where}: id must be letters, digits, '_', '-' or '.', got {pid!r}")
-    where = f"{where} ({pid})"
-    if ("text" in raw) == ("translations" in raw):
+def _prompt(raw: _PromptEntry, where: str, negative: str) -> Prompt:
+    if not _ID.match(raw.id):
+        raise ConfigError(f"{where}: id must be letters, digits, '_', '-' or '.', got {raw.id!r}")
+    where = f"{where} ({raw.id})"
+    if (raw.text is None) == (raw.translations is None):
         raise ConfigError(f"{where}: give exactly one of text or translations")
-    if "translations" in raw:
-        if "language" in raw:
+    if raw.translations is not None:
+        if raw.language is not None:
             raise ConfigError(f"{where}: language goes with text; translations are keyed by language")
-        trans = raw["translations"]
-        if not isinstance(trans, dict) or not trans:
+        if not raw.translations:
             raise ConfigError(f"{where}.translations: expected a non-empty mapping language -> text")
-        texts = tuple((str(k), _text(v, f"{where}.translations.{k}")) for k, v in trans.items())
+        texts = tuple(raw.translations.items())
     else:
-        lang = _text(raw.get("language", DEFAULT_LANGUAGE), f"{where}.language")
-        texts = ((lang, _text(raw["text"], f"{where}.text")),)
-    tags = raw.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise ConfigError(f"{where}.tags: expected a list of strings")
-    neg = _text(raw.get("negative_prompt", negative), f"{where}.negative_prompt")
-    return Prompt(id=pid, texts=texts, tags=tuple(tags), negative_prompt=neg)
+        texts = ((raw.language or DEFAULT_LANGUAGE, raw.text),)
+    neg = negative if raw.negative_prompt is None else raw.negative_prompt
+    return Prompt(id=raw.id, texts=texts, tags=raw.tags, negative_prompt=neg)
 
 
 def parse_suite(data: Any, source: str) -> Suite:
-    """Validate a suite's parsed YAML (``source`` names it in errors) into a Suite."""
-    data = _mapping(data, source, _SUITE_KEYS)
-    name = data.get("name")
-    if not isinstance(name, str) or not _ID.match(name):
-        raise ConfigError(f"{source}: name must be letters, digits, '_', '-' or '.', got {name!r}")
-    defaults = _mapping(data.get("defaults", {}), f"{source}: defaults", _DEFAULT_KEYS)
-    grid = _mapping(data.get("grid", {}), f"{source}: grid", set(_GRID_AXES))
-    axes = {"seeds": 0, "cfg_scale": 7.0, "cfg_rescale": 0.0, "steps": 20, "sampler": DEFAULT_SAMPLER}
+    """Validate a suite's parsed YAML (``source`` names it in errors) into a Suite.
+
+    Beyond the shape (``t2iscope.config``: unknown keys, types), checks that names and ids are
+    letters, digits, ``_-.``, that each prompt gives exactly one of text or translations, that
+    ids are unique, that axes parse as A1111 ranges and that every sampler and setting is valid
+    for generation. Raises ConfigError naming ``source`` and the field.
+    """
+    raw = parse(_SuiteFile, data, source)
+    if not _ID.match(raw.name):
+        raise ConfigError(f"{source}: name must be letters, digits, '_', '-' or '.', got {raw.name!r}")
     resolved = {}
-    for axis, kind in _GRID_AXES.items():
-        where = f"{source}: grid.{axis}" if axis in grid else f"{source}: defaults.{axis}"
-        resolved[axis] = _values(grid.get(axis, defaults.get(axis, axes[axis])), kind, where)
-    size = {}
-    for key in ("width", "height"):
-        value = defaults.get(key)
-        if value is not None and not isinstance(value, int):
-            raise ConfigError(f"{source}: defaults.{key}: expected an integer")
-        size[key] = value
-    negative = _text(defaults.get("negative_prompt", ""), f"{source}: defaults.negative_prompt")
-    raw_prompts = data.get("prompts")
-    if not isinstance(raw_prompts, list) or not raw_prompts:
+    for axis, kind in _AXES.items():
+        spec = getattr(raw.grid, axis)
+        section = "defaults" if spec is None else "grid"
+        spec = getattr(raw.defaults, axis) if spec is None else spec
+        resolved[axis] = _values(spec, kind, location(source, (section, axis)))
+    size = {"width": raw.defaults.width, "height": raw.defaults.height}
+    if not raw.prompts:
         raise ConfigError(f"{source}: prompts must be a non-empty list")
-    prompts = tuple(_prompt(p, f"{source}: prompts[{i}]", negative) for i, p in enumerate(raw_prompts))
+    negative = raw.defaults.negative_prompt
+    prompts = tuple(_prompt(p, location(source, ("prompts", i)), negative) for i, p in enumerate(raw.prompts))
     seen: set[str] = set()
     for p in prompts:
         if p.id in seen:
             raise ConfigError(f"{source}: duplicate prompt id {p.id!r}")
         seen.add(p.id)
     suite = Suite(
-        name=name,
-        description=str(data.get("description", "")),
+        name=raw.name,
+        description=raw.description,
         source=source,
         prompts=prompts,
         **resolved,
@@ -185,11 +205,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
                 f"shipped: {', '.join(shipped_suites())}"
             )
         path = Path(str(shipped))
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
-    return parse_suite(data, str(path))
+    return parse_suite(load_yaml(path), str(path))
 
 
 def _slug(value: object) -> str:

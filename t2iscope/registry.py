@@ -1,16 +1,16 @@
 """Name -> object registries for every extension kind (filters, judges, attacks, audits, samplers).
 
 One class so that every kind behaves the same: unknown names and duplicate registrations raise
-with the list of valid names, and parameters are validated against the callable's signature
-(Data-Juicer reads options with ``kwargs.get`` so typos pass silently; we refuse them).
+with the list of valid names, and parameters are validated against the callable's signature and
+type hints (Data-Juicer reads options with ``kwargs.get`` so typos pass silently; we refuse them).
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
+from t2iscope.config import bind_params
 from t2iscope.errors import ConfigError
 
 T = TypeVar("T")
@@ -55,27 +55,10 @@ class Registry(Generic[T]):
 
 
 def check_params(fn: Callable[..., Any], params: dict[str, Any], where: str, data_args: int = 0) -> None:
-    """Raise ConfigError if ``params`` names an argument that ``fn`` does not take, or misses one.
+    """Raise ConfigError if ``params`` do not fit ``fn``: unknown or missing names, wrong types.
 
     ``where`` says where the params came from (e.g. ``recipe.yaml: stage 2 (language)``);
     the first ``data_args`` parameters are supplied by the engine (the batch), not by config.
+    The rules are ``t2iscope.config.bind_params``'s.
     """
-    sig = inspect.signature(fn)
-    names = list(sig.parameters)[data_args:]
-    sig = sig.replace(parameters=[sig.parameters[n] for n in names])
-    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-        return
-    accepted = {n for n, p in sig.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    unknown = sorted(set(params) - accepted)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown parameter(s) {', '.join(unknown)}; accepted: {', '.join(sorted(accepted))}"
-        )
-    required = {
-        n
-        for n, p in sig.parameters.items()
-        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    }
-    missing = sorted(required - set(params))
-    if missing:
-        raise ConfigError(f"{where}: missing parameter(s) {', '.join(missing)}")
+    bind_params(fn, params, where, data_args=data_args)

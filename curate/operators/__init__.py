@@ -1,26 +1,38 @@
-"""Curation operators: pure functions over Arrow tables, registered by name.
+"""Curation operators: functions over Arrow tables, registered by name.
 
 An operator first computes its statistics (``lang``, ``domain``, ``aesthetic_score``...) and then
 decides keep/drop from them (Data-Juicer's split), so thresholds can be re-tuned on the kept
-columns without recomputing. Each drop carries a short reason code (``min_side<512``) that is the
-same whether the engine evaluated the predicate in DuckDB (``sql``) or in Arrow (``fn``).
+columns without recomputing. Each drop carries a short reason code (``min_side<512``).
 
-A new operator is one module here that calls ``OPERATORS.register``; importing this package
+A rule operator (:func:`rule_operator`: sizes, scores, captions, URLs) is written once, as ordered
+(drop-condition SQL, reason) pairs. The engine pushes those into its DuckDB query over the input;
+the operator's ``fn`` runs the very same SQL through DuckDB on an Arrow batch (after download, or
+behind a stage SQL cannot express), so both paths give the same reason for every row. Only stages
+that cannot be SQL (language ID, domains, dedup) are plain Python (:func:`operator`).
+
+A new operator is one module here that uses one of the two decorators; importing this package
 imports them all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import inspect
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from t2iscope.curate.readers import configure
 from t2iscope.errors import DataError
 from t2iscope.registry import Registry
+from t2iscope.sql import Params, ident
 
 METADATA = "metadata"  # before download: rows of a LAION-style table
 PIXELS = "pixels"  # after download: the same rows plus decoded-image columns (see download.py)
@@ -49,18 +61,48 @@ class StageResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-# A pushdown returns ordered (drop-condition SQL, reason) pairs, or None when it cannot express
-# the stage for these columns/params (the engine then runs ``fn`` in Arrow).
-SqlPushdown = Callable[..., "list[tuple[str, str]] | None"]
+class MissingColumn(DataError):
+    """A stage reads a column its rows do not have (the engine then leaves the stage to ``fn``)."""
+
+    def __init__(self, source: str, stage: str, column: str, hint: str = "") -> None:
+        extra = f"; {hint}" if hint else ""
+        super().__init__(f"{source}: stage '{stage}' needs column {column}, which is missing{extra}")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """What a rule sees of its rows: their column names, and the :class:`Params` its values bind to."""
+
+    names: frozenset[str]
+    bind: Params
+    source: str  # file the rows come from, for error messages
+    stage: str
+    used: list[str] = field(default_factory=list)  # what the rules read, in order
+
+    def col(self, name: str, hint: str = "") -> str:
+        """``name`` quoted for SQL; :class:`MissingColumn` (naming ``hint``) when the rows lack it."""
+        if name not in self.names:
+            raise MissingColumn(self.source, self.stage, name, hint)
+        if name not in self.used:
+            self.used.append(name)
+        return ident(name)
+
+
+# Ordered (drop-condition SQL, reason) pairs: the first condition that holds names the reason.
+# Conditions name columns through Columns.col and bind every value through Columns.bind.
+Rules = list[tuple[str, str]]
+RuleFn = Callable[..., Rules]  # rule(cols, ctx, **params)
+# Python that computes the columns a rule reads (model scores from pixels): prepare(table, ctx, **params)
+Prepare = Callable[..., dict[str, pa.Array]]
 
 
 @dataclass(frozen=True)
 class Operator:
     name: str
-    fn: Callable[..., StageResult]  # fn(table, ctx, **params)
+    fn: Callable[..., StageResult]  # fn(table, ctx, **params): every operator's Arrow path
     phases: frozenset[str]
     outputs: dict[str, pa.DataType]  # columns the stage may add
-    sql: SqlPushdown | None = None
+    rule: RuleFn | None = None  # the stage as SQL (rule operators): what fn runs and the engine pushes
     stateful: bool = False  # depends on rows seen before (dedup): never reordered
     numeric: bool = False  # judges numeric metadata only (sizes, scores): cheap, runs before validity
 
@@ -73,17 +115,52 @@ def operator(
     *,
     phases: tuple[str, ...] = (METADATA,),
     outputs: dict[str, pa.DataType] | None = None,
-    sql: SqlPushdown | None = None,
     stateful: bool = False,
     numeric: bool = False,
 ) -> Callable[[Callable[..., StageResult]], Callable[..., StageResult]]:
-    """Decorator registering ``fn(table, ctx, **params) -> StageResult`` under ``name``."""
+    """Decorator registering a Python stage ``fn(table, ctx, **params) -> StageResult`` under ``name``."""
 
     def add(fn: Callable[..., StageResult]) -> Callable[..., StageResult]:
         OPERATORS.register(name)(
-            Operator(name, fn, frozenset(phases), dict(outputs or {}), sql, stateful, numeric)
+            Operator(name, fn, frozenset(phases), dict(outputs or {}), None, stateful, numeric)
         )
         return fn
+
+    return add
+
+
+def rule_operator(
+    name: str,
+    *,
+    phases: tuple[str, ...] = (METADATA,),
+    outputs: dict[str, pa.DataType] | None = None,
+    numeric: bool = False,
+    prepare: Prepare | None = None,
+) -> Callable[[RuleFn], RuleFn]:
+    """Decorator registering a SQL stage ``rule(cols, ctx, **params) -> Rules`` under ``name``.
+
+    Its ``fn`` (same parameters, docstring and annotations as ``rule``, for recipes and listings)
+    adds ``prepare``'s columns to the batch, then evaluates the rules on it in DuckDB.
+    """
+
+    def add(rule: RuleFn) -> RuleFn:
+        signature = inspect.signature(rule)
+
+        @functools.wraps(rule)
+        def fn(table: pa.Table, ctx: StageContext, **params: Any) -> StageResult:
+            bound = signature.bind(None, ctx, **params)
+            bound.apply_defaults()
+            params = dict(list(bound.arguments.items())[2:])
+            columns = prepare(table, ctx, **params) if prepare else {}
+            table = with_columns(table, columns)
+            cols = Columns(frozenset(table.column_names), Params(), ctx.source, name)
+            keep, reason = evaluate(table, cols, rule(cols, ctx, **params))
+            return StageResult(keep, reason, columns)
+
+        OPERATORS.register(name)(
+            Operator(name, fn, frozenset(phases), dict(outputs or {}), rule, False, numeric)
+        )
+        return rule
 
     return add
 
@@ -91,31 +168,76 @@ def operator(
 # -- helpers shared by operators ------------------------------------------------------------------
 
 
+def with_columns(table: pa.Table, columns: dict[str, pa.Array]) -> pa.Table:
+    """``table`` with ``columns`` set: replaced where it has them, appended where not."""
+    for name, values in columns.items():
+        if name in table.column_names:
+            table = table.set_column(table.column_names.index(name), name, values)
+        else:
+            table = table.append_column(name, values)
+    return table
+
+
 def require(table: pa.Table, column: str, ctx: StageContext, stage: str, hint: str = "") -> pa.ChunkedArray:
+    """``table``'s ``column`` for a Python stage; :class:`MissingColumn` when it has none."""
     if column not in table.column_names:
-        extra = f"; {hint}" if hint else ""
-        raise DataError(f"{ctx.source}: stage '{stage}' needs column {column}, which is missing{extra}")
+        raise MissingColumn(ctx.source, stage, column, hint)
     return table.column(column)
 
 
-def missing(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """Null or NaN, as a numpy bool mask: the rows a numeric predicate cannot decide."""
-    mask = pc.is_null(values, nan_is_null=True) if pa.types.is_floating(values.type) else pc.is_null(values)
-    return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
+def case(pairs: Iterable[tuple[str, Any]], bind: Params) -> str:
+    """``CASE WHEN cond THEN value ... END`` over (condition SQL, value) pairs, values bound; NULL if none."""
+    whens = [f"WHEN {cond} THEN {bind(value)}" for cond, value in pairs]
+    return f"CASE {' '.join(whens)} END" if whens else "CAST(NULL AS VARCHAR)"
 
 
-def to_float(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """Float64 numpy view with NaN for nulls (comparisons with NaN are False, masks cover them)."""
-    return np.asarray(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+def sql_missing(ref: str) -> str:
+    """Null or NaN of a quoted column ``ref``: what a numeric rule cannot decide (NaN sorts above all)."""
+    return f"({ref} IS NULL OR isnan(CAST({ref} AS DOUBLE)))"
 
 
-def sql_missing(column: str) -> str:
-    """SQL twin of :func:`missing` (DuckDB sorts NaN above every number, so test it explicitly)."""
-    return f'("{column}" IS NULL OR isnan(CAST("{column}" AS DOUBLE)))'
+def threshold(
+    cols: Columns, column: str, *, low: float | None = None, high: float | None = None, hint: str = ""
+) -> Rules:
+    """Keep ``low <= value < high``; missing values get their own reason, never a silent pass.
+
+    A bound threshold is typed as written (``Decimal(repr(x))``, as the literal ``4.99`` would be),
+    so a FLOAT column compares in FLOAT: a float32 score of 4.99 is not below ``min_score: 4.99``.
+    """
+    c = cols.col(column, hint)
+    rules = [(sql_missing(c), f"{column}_missing")]
+    if low is not None:
+        rules.append((f"{c} < {cols.bind(Decimal(repr(low)))}", f"{column}<{low:g}"))
+    if high is not None:
+        rules.append((f"{c} >= {cols.bind(Decimal(repr(high)))}", f"{column}>={high:g}"))
+    return rules
+
+
+_local = threading.local()
+
+
+def evaluate(table: pa.Table, cols: Columns, rules: Rules) -> tuple[np.ndarray, pa.Array]:
+    """Keep mask and reasons of ``rules`` (written against ``cols``) on ``table``, in DuckDB.
+
+    Only the columns the rules read are handed over: DuckDB matches names case-insensitively, so
+    ``aesthetic_score`` next to ``AESTHETIC_SCORE`` would be renamed ``aesthetic_score_1``.
+    """
+    con = getattr(_local, "con", None)
+    if con is None:  # one per thread, reused: a connection costs more than a small batch's query
+        con = _local.con = duckdb.connect(config={"threads": 1})
+        configure(con)
+    con.register("__t2i_batch", table.select(cols.used))
+    try:
+        sql = f"SELECT {case(rules, cols.bind)} FROM __t2i_batch"
+        reason = con.sql(sql, params=cols.bind.used(sql)).to_arrow_table().column(0).combine_chunks()
+    finally:
+        con.unregister("__t2i_batch")
+    keep = np.asarray(pc.is_null(reason).to_numpy(zero_copy_only=False), dtype=bool)
+    return keep, reason.cast(pa.string())
 
 
 def decide(n: int, rules: list[tuple[np.ndarray, str]]) -> tuple[np.ndarray, pa.Array]:
-    """Apply ordered (drop-mask, reason) rules: the first rule that matches names the reason."""
+    """Apply ordered (drop-mask, reason) rules of a Python stage: the first that matches names the reason."""
     codes = np.zeros(n, dtype=np.int32)
     for i, (mask, _) in enumerate(rules, start=1):
         codes[(codes == 0) & np.asarray(mask, dtype=bool)] = i
@@ -123,30 +245,6 @@ def decide(n: int, rules: list[tuple[np.ndarray, str]]) -> tuple[np.ndarray, pa.
     dictionary = pa.array([None] + [r for _, r in rules], pa.string())
     reason = pa.DictionaryArray.from_arrays(pa.array(codes), dictionary).cast(pa.string())
     return keep, reason
-
-
-def threshold_rules(
-    values: pa.ChunkedArray, column: str, *, low: float | None = None, high: float | None = None
-) -> list[tuple[np.ndarray, str]]:
-    """Keep ``low <= value < high``; missing values get their own reason, never a silent pass."""
-    x = to_float(values)
-    rules = [(missing(values), f"{column}_missing")]
-    if low is not None:
-        rules.append((x < low, f"{column}<{low:g}"))
-    if high is not None:
-        rules.append((x >= high, f"{column}>={high:g}"))
-    return rules
-
-
-def threshold_sql(
-    column: str, *, low: float | None = None, high: float | None = None
-) -> list[tuple[str, str]]:
-    rules = [(sql_missing(column), f"{column}_missing")]
-    if low is not None:
-        rules.append((f'"{column}" < {low!r}', f"{column}<{low:g}"))
-    if high is not None:
-        rules.append((f'"{column}" >= {high!r}', f"{column}>={high:g}"))
-    return rules
 
 
 def load_all() -> None:

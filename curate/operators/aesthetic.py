@@ -5,40 +5,22 @@ LAION-Aesthetics v2 publishes 5+ and 6+ subsets; SD v1.2 trained on score > 5.0.
 
 from __future__ import annotations
 
-import pyarrow as pa
-
-from t2iscope.curate.operators import (
-    METADATA,
-    PIXELS,
-    StageContext,
-    StageResult,
-    decide,
-    operator,
-    threshold_rules,
-    threshold_sql,
-)
-from t2iscope.curate.operators.model_score import scores
+from t2iscope.curate.operators import Columns, Rules, StageContext
+from t2iscope.curate.operators.model_score import Scorer, ScoreSource, ScoreStage
 
 
-def _sql(columns: set[str], min_score: float = 5.0, source: str = "auto") -> list[tuple[str, str]] | None:
-    if source == "model" or "AESTHETIC_SCORE" not in columns:
-        return None
-    return threshold_sql("AESTHETIC_SCORE", low=min_score)
-
-
-def _load():
+def _load() -> Scorer:
     from t2iscope.curate.scorers import aesthetic_scorer
 
     return aesthetic_scorer()
 
 
-@operator(
-    "aesthetic", phases=(METADATA, PIXELS), outputs={"aesthetic_score": pa.float32()}, sql=_sql, numeric=True
-)
+AESTHETIC = ScoreStage("aesthetic", "AESTHETIC_SCORE", "aesthetic_score", _load)
+
+
+@AESTHETIC.operator
 def aesthetic(
-    table: pa.Table, ctx: StageContext, min_score: float = 5.0, source: str = "auto"
-) -> StageResult:
+    cols: Columns, ctx: StageContext, min_score: float = 5.0, source: ScoreSource = "auto"
+) -> Rules:
     """Keep rows whose aesthetic score is at least ``min_score``."""
-    values, name, cols = scores(table, ctx, "aesthetic", source, "AESTHETIC_SCORE", "aesthetic_score", _load)
-    keep, reason = decide(table.num_rows, threshold_rules(values, name, low=min_score))
-    return StageResult(keep, reason, cols)
+    return AESTHETIC.threshold(cols, ctx, source, low=min_score)

@@ -9,6 +9,7 @@ deduplicates exactly like an uninterrupted one.
 from __future__ import annotations
 
 import hashlib
+from typing import Literal
 
 import mmh3
 import numpy as np
@@ -16,9 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from t2iscope.curate.operators import METADATA, PIXELS, StageContext, StageResult, decide, operator, require
-from t2iscope.errors import ConfigError
 
-KEYS = ("hash", "url", "image")
+DedupKey = Literal["hash", "url", "image"]
 
 
 class KeySet:
@@ -55,7 +55,7 @@ def laion_hash(urls: list[str | None], texts: list[str | None]) -> np.ndarray:
     )
 
 
-def _keys(table: pa.Table, ctx: StageContext, by: str) -> tuple[np.ndarray, dict[str, pa.Array]]:
+def _keys(table: pa.Table, ctx: StageContext, by: DedupKey) -> tuple[np.ndarray, dict[str, pa.Array]]:
     if by == "hash":
         if "hash" in table.column_names and not table.column("hash").null_count:
             return np.asarray(pc.cast(table.column("hash"), pa.int64()).to_numpy(), dtype=np.int64), {}
@@ -71,10 +71,8 @@ def _keys(table: pa.Table, ctx: StageContext, by: str) -> tuple[np.ndarray, dict
 
 
 @operator("dedup", phases=(METADATA, PIXELS), outputs={"hash": pa.int64()}, stateful=True)
-def dedup(table: pa.Table, ctx: StageContext, by: str = "hash") -> StageResult:
+def dedup(table: pa.Table, ctx: StageContext, by: DedupKey = "hash") -> StageResult:
     """Drop rows whose key (``hash``, ``url`` or ``image``) was seen earlier in the run."""
-    if by not in KEYS:
-        raise ConfigError(f"stage 'dedup': by {by!r}; valid: {', '.join(KEYS)}")
     keys, cols = _keys(table, ctx, by)
     seen: KeySet = ctx.state.setdefault("keys", KeySet())
     first = np.zeros(len(keys), dtype=bool)

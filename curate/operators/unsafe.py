@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
-
-from t2iscope.curate.operators import (
-    StageContext,
-    StageResult,
-    decide,
-    operator,
-    require,
-    threshold_rules,
-    threshold_sql,
-)
+from t2iscope.curate.operators import Columns, Rules, StageContext, rule_operator, threshold
 
 
-def _sql(columns: set[str], max_score: float = 0.5) -> list[tuple[str, str]] | None:
-    return threshold_sql("punsafe", high=max_score) if "punsafe" in columns else None
-
-
-@operator("unsafe", sql=_sql, numeric=True)
-def unsafe(table: pa.Table, ctx: StageContext, max_score: float = 0.5) -> StageResult:
+@rule_operator("unsafe", numeric=True)
+def unsafe(cols: Columns, ctx: StageContext, max_score: float = 0.5) -> Rules:
     """Keep rows with punsafe below ``max_score``."""
-    values = require(table, "punsafe", ctx, "unsafe", "it comes with LAION's -joined sets")
-    keep, reason = decide(table.num_rows, threshold_rules(values, "punsafe", high=max_score))
-    return StageResult(keep, reason)
+    return threshold(cols, "punsafe", high=max_score, hint="it comes with LAION's -joined sets")

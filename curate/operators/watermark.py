@@ -5,40 +5,22 @@ LAION's "clean" subsets keep pwatermark < 0.8; SD v1.2's improved-aesthetics sub
 
 from __future__ import annotations
 
-import pyarrow as pa
-
-from t2iscope.curate.operators import (
-    METADATA,
-    PIXELS,
-    StageContext,
-    StageResult,
-    decide,
-    operator,
-    threshold_rules,
-    threshold_sql,
-)
-from t2iscope.curate.operators.model_score import scores
+from t2iscope.curate.operators import Columns, Rules, StageContext
+from t2iscope.curate.operators.model_score import Scorer, ScoreSource, ScoreStage
 
 
-def _sql(columns: set[str], max_score: float = 0.8, source: str = "auto") -> list[tuple[str, str]] | None:
-    if source == "model" or "pwatermark" not in columns:
-        return None
-    return threshold_sql("pwatermark", high=max_score)
-
-
-def _load():
+def _load() -> Scorer:
     from t2iscope.curate.scorers import watermark_scorer
 
     return watermark_scorer()
 
 
-@operator(
-    "watermark", phases=(METADATA, PIXELS), outputs={"watermark_score": pa.float32()}, sql=_sql, numeric=True
-)
+WATERMARK = ScoreStage("watermark", "pwatermark", "watermark_score", _load)
+
+
+@WATERMARK.operator
 def watermark(
-    table: pa.Table, ctx: StageContext, max_score: float = 0.8, source: str = "auto"
-) -> StageResult:
+    cols: Columns, ctx: StageContext, max_score: float = 0.8, source: ScoreSource = "auto"
+) -> Rules:
     """Keep rows whose watermark probability is below ``max_score``."""
-    values, name, cols = scores(table, ctx, "watermark", source, "pwatermark", "watermark_score", _load)
-    keep, reason = decide(table.num_rows, threshold_rules(values, name, high=max_score))
-    return StageResult(keep, reason, cols)
+    return WATERMARK.threshold(cols, ctx, source, high=max_score)

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from t2iscope.generate import loaders
 from t2iscope.generate.samplers import make_scheduler
 from t2iscope.generate.train.measure import COLOR_NAMES, GEN_SEED_BASE, generation_prompts, palette_color
+from t2iscope.weights import STABLE_DIFFUSION, load_model
 
 
 def main() -> None:
-    pipe = loaders.load_sd(Path(sys.argv[1] if len(sys.argv) > 1 else "models"), "cpu")
+    pipe = load_model(Path(sys.argv[1] if len(sys.argv) > 1 else "models") / "sd", expect=STABLE_DIFFUSION)
     samplers = (sys.argv[2] if len(sys.argv) > 2 else "PNDM,Euler a,DPM++ 2M,UniPC,DDIM").split(",")
     scales = [float(s) for s in (sys.argv[3] if len(sys.argv) > 3 else "1,3,5,7.5,10").split(",")]
     cells = generation_prompts("en") * 2

@@ -1,19 +1,18 @@
-"""The audits, one module each, registered by name: ``fn(ctx, **params) -> tidy DataFrame``.
+"""The audits, one module each, registered with their report metadata: see ``base.AuditRegistry.audit``.
 
 AUDIT.yaml names audits and their parameters; parameters are checked against each function's
 signature before any work starts (``check_params``), so a typo is an error, not a default.
+Importing this package imports every module in it, so a new audit is one new module here.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 from t2iscope.evaluate.audits.base import AUDITS, Audit
 
-# Report order: data audits first, then model audits, then watermarking.
-MODULES = ("domains", "language_mix", "language_bias", "culture", "limbs", "watermark")
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
-for _name in MODULES:
-    importlib.import_module(f"{__name__}.{_name}")
-
-__all__ = ["AUDITS", "MODULES", "Audit"]
+__all__ = ["AUDITS", "Audit"]

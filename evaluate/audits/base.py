@@ -1,12 +1,86 @@
-"""The audit registry, kept apart from the audit modules so they can import it."""
+"""The audit record and its registry, kept apart from the audit modules so they can import it.
+
+An audit registers once, with everything the runner and the report need (like curation's
+``Operator``): nothing else names it, so a registered audit cannot miss the report.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
 
 import pandas as pd
 
 from t2iscope.registry import Registry
 
-Audit = Callable[..., pd.DataFrame]
-AUDITS: Registry[Audit] = Registry("audit")
+AuditFn = Callable[..., pd.DataFrame]  # fn(ctx, **params) -> tidy DataFrame
+Section = Callable[[pd.DataFrame], str]  # tidy table -> the HTML of its report section
+Pick = Literal["first", "min", "max", "mean"]
+
+
+class Headline(NamedTuple):
+    """The first-screen card of an audit: ``pick`` one ``metric`` row among those matching ``where``.
+
+    ``pick`` is ``first`` (table order), ``min``/``max`` (the value; ``min`` ignores unlabelled
+    ``(none)`` groups) or ``mean`` (over every matching cell).
+    """
+
+    metric: str
+    where: Mapping[str, str]
+    pick: Pick
+    label: str
+
+
+@dataclass(frozen=True)
+class Audit:
+    """A registered audit: the function the runner calls and all the report shows of it."""
+
+    name: str
+    fn: AuditFn
+    title: str  # report heading and nav link
+    section: str  # "module:function" rendering the section; imported only when a report is built
+    order: int  # report position: data audits first, then model audits, then watermarking
+    headline: Headline | None = None
+    judged: bool = False  # judges generated images: the runner builds the judge before any work
+
+    def render(self, table: pd.DataFrame) -> str:
+        """The HTML of this audit's report section for its tidy ``table``."""
+        module, _, attr = self.section.partition(":")
+        renderer: Section = getattr(importlib.import_module(module), attr)
+        return renderer(table)
+
+
+class AuditRegistry(Registry[Audit]):
+    """``AUDITS``: the audits by name, with the decorator that registers one and the report order."""
+
+    def audit(
+        self,
+        name: str,
+        *,
+        title: str,
+        section: str,
+        order: int,
+        headline: tuple[str, Mapping[str, str], Pick, str] | None = None,
+        judged: bool = False,
+    ) -> Callable[[AuditFn], AuditFn]:
+        """Decorator registering ``fn(ctx, **params) -> tidy DataFrame`` as audit ``name``.
+
+        ``headline`` is ``(metric, where, pick, label)`` (see :class:`Headline`); ``section`` names
+        the renderer as ``"module:function"`` so running audits never imports report code.
+        """
+
+        def add(fn: AuditFn) -> AuditFn:
+            spec = Headline(*headline) if headline else None
+            self.register(name)(Audit(name, fn, title, section, order, spec, judged))
+            return fn
+
+        return add
+
+    def in_report_order(self) -> list[Audit]:
+        """Every registered audit, in report order."""
+        return sorted((self.get(n) for n in self), key=lambda a: (a.order, a.name))
+
+
+AUDITS = AuditRegistry("audit")

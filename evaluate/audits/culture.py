@@ -40,7 +40,19 @@ def distribution_rows(
     return rows
 
 
-@AUDITS.register("culture")
+@AUDITS.audit(
+    "culture",
+    title="Culture / default representation",
+    section="t2iscope.evaluate.report:section_culture",
+    order=40,
+    headline=(
+        "imbalance",
+        {"source": "generated", "kind": "(all)", "language": "(all)"},
+        "max",
+        "imbalance of generated cultures (0 = parity)",
+    ),
+    judged=True,
+)
 def culture_audit(ctx: AuditContext, n_boot: int = 1000) -> pd.DataFrame:
     """Culture distribution for neutral prompts vs the training data and parity."""
     ok, rows = split_ok(ctx.judged())

@@ -20,19 +20,22 @@ from t2iscope.evaluate.context import AuditContext
 from t2iscope.evaluate.parquet_inputs import CurationRun, parquet_files, pick_column
 from t2iscope.evaluate.shift import UNRECORDED, shift_rows, stage_counts
 from t2iscope.evaluate.tables import measure, rate, skipped, tidy
-from t2iscope.evaluate.urls import NO_HOST, add_domains, host_sql
+from t2iscope.evaluate.urls import NO_HOST, add_domains, head_sql, hosts
 
 TOP_K = (10, 100, 1000)
 URL_COLUMNS = ("URL", "url")
 
 
 def host_counts(files: list[str]) -> pd.DataFrame:
-    """Rows per host over a parquet set (host extracted in DuckDB, one pass, flat memory)."""
+    """Rows per host over a parquet set (rows per URL head counted in DuckDB: one pass, flat memory)."""
     col = pick_column(files, *URL_COLUMNS)
-    return duckdb.sql(
-        f"SELECT {host_sql(col)} AS host, count(*) AS rows "
-        f"FROM read_parquet({files!r}, union_by_name=true) GROUP BY 1"
-    ).df()
+    with duckdb.connect() as con:
+        counts = con.execute(
+            f"SELECT {head_sql(col)} AS head, count(*) AS rows "
+            "FROM read_parquet($files, union_by_name=true) GROUP BY 1",
+            {"files": files},
+        ).df()
+    return pd.DataFrame({"host": hosts(counts["head"]), "rows": counts["rows"]})
 
 
 def level_counts(hosts: pd.DataFrame) -> dict[str, pd.Series]:
@@ -73,7 +76,13 @@ def distribution_rows(counts: pd.Series, dataset: str, level: str, top: int) -> 
     return rows
 
 
-@AUDITS.register("domains")
+@AUDITS.audit(
+    "domains",
+    title="Domain distribution",
+    section="t2iscope.evaluate.report:section_domains",
+    order=10,
+    headline=("top100_share", {"level": "domain"}, "first", "share of rows from the top 100 domains"),
+)
 def domains_audit(ctx: AuditContext, top: int = 20, shift_top: int = 10) -> pd.DataFrame:
     """Host and registrable-domain distributions of every input with URLs, and curation's shift."""
     rows: list[dict[str, Any]] = []
@@ -86,7 +95,9 @@ def domains_audit(ctx: AuditContext, top: int = 20, shift_top: int = 10) -> pd.D
     for run_path in ctx.inputs.curation:
         run = CurationRun.open(run_path)
         col = pick_column(run.all_files(), *URL_COLUMNS)
-        counts = stage_counts(run, host_sql(col)).rename(columns={"key": "host"})
+        counts = stage_counts(run, head_sql(col))
+        # a `dropped: keys|none` run's dropped rows come back under UNRECORDED, not a URL head
+        counts["host"] = hosts(counts["key"]).where(counts["key"] != UNRECORDED, UNRECORDED)
         counts = add_domains(counts)
         name = run.root.name
         for level in ("host", "domain"):

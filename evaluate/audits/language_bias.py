@@ -28,7 +28,14 @@ def adherence(df: pd.DataFrame) -> dict[str, pd.Series]:
     return {"color_match": color, "kind_match": kind, "both_match": color & kind}
 
 
-@AUDITS.register("language_bias")
+@AUDITS.audit(
+    "language_bias",
+    title="Language bias of the model",
+    section="t2iscope.evaluate.report:section_language_bias",
+    order=30,
+    headline=("both_match_gap", {}, "min", "largest adherence gap to English"),
+    judged=True,
+)
 def language_bias_audit(ctx: AuditContext, reference: str = "en", n_boot: int = 1000) -> pd.DataFrame:
     """Adherence per prompt language, its gap to ``reference``, and text-image scores."""
     judged = ctx.judged()

@@ -17,6 +17,7 @@ from t2iscope.evaluate.context import AuditContext
 from t2iscope.evaluate.parquet_inputs import CurationRun, columns, parquet_files
 from t2iscope.evaluate.shift import shift_rows, stage_counts
 from t2iscope.evaluate.tables import skipped, tidy
+from t2iscope.sql import ident
 
 LANG_COLUMNS = ("lang", "LANGUAGE")  # curation's detected language first, LAION's column second
 
@@ -26,7 +27,13 @@ def _lang_column(run: CurationRun) -> str | None:
     return next((c for c in LANG_COLUMNS if c in cols), None)
 
 
-@AUDITS.register("language_mix")
+@AUDITS.audit(
+    "language_mix",
+    title="Language mix of the data",
+    section="t2iscope.evaluate.report:section_language_mix",
+    order=20,
+    headline=("keep_rate", {"group": "language"}, "min", "lowest keep rate of a language"),
+)
 def language_mix_audit(ctx: AuditContext, top: int = 20) -> pd.DataFrame:
     """Per-language (and per-culture) shares, keep rates and stage pass rates of each curation run."""
     runs = ctx.require("curation", "language_mix")
@@ -38,16 +45,14 @@ def language_mix_audit(ctx: AuditContext, top: int = 20) -> pd.DataFrame:
         if col is None:
             rows.append(skipped(1, "run has neither a lang nor a LANGUAGE column", run=name))
         else:
-            counts = stage_counts(run, f'CAST(d."{col}" AS VARCHAR)')
+            counts = stage_counts(run, f"CAST(d.{ident(col)} AS VARCHAR)")
             keys = counts.groupby("key")["rows"].sum().sort_values(ascending=False).index[:top]
             rows += [
                 {**r, "run": name, "column": col}
                 for r in shift_rows(counts, run.stages, "language", list(keys))
             ]
         if ctx.inputs.world is not None:
-            truth = parquet_files(ctx.inputs.world / "truth")
-            join = f"LEFT JOIN read_parquet({truth!r}) t ON t.hash = d.hash"
-            counts = stage_counts(run, "t.culture", join)
+            counts = stage_counts(run, "t.culture", truth=parquet_files(ctx.inputs.world / "truth"))
             counts = counts[counts["key"] != "(none)"]
             keys = sorted(counts["key"].unique())
             rows += [

@@ -72,7 +72,14 @@ def agreement_rows(limbed: pd.DataFrame, labels: pd.DataFrame) -> list[dict[str,
     return rows
 
 
-@AUDITS.register("limbs")
+@AUDITS.audit(
+    "limbs",
+    title="Limb failures",
+    section="t2iscope.evaluate.report:section_limbs",
+    order=50,
+    headline=("failure_rate", {"by": "subject"}, "max", "worst wrong-leg rate of a subject"),
+    judged=True,
+)
 def limbs_audit(ctx: AuditContext) -> pd.DataFrame:
     """Wrong-leg-count rates per subject and per generation setting, and judge-human agreement."""
     ok, rows = split_ok(ctx.judged())

@@ -21,12 +21,12 @@ from t2iscope import fileio
 from t2iscope.generate.train import loop
 from t2iscope.generate.train.corpus import Corpus
 from t2iscope.generate.train.recipe import ClipRecipe
+from t2iscope.nets import CLIP_MEAN as MEAN
+from t2iscope.nets import CLIP_STD as STD
+from t2iscope.nets import normalize_pixels
 
 MODEL_NAME = "t2iscope-tiny-clip"
 WEIGHTS = "open_clip_model.safetensors"
-# open_clip's defaults for configs without a preprocess_cfg (OpenAI CLIP's statistics).
-MEAN = (0.48145466, 0.4578275, 0.40821073)
-STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def model_config(r: ClipRecipe) -> dict[str, Any]:
@@ -45,10 +45,7 @@ def model_config(r: ClipRecipe) -> dict[str, Any]:
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """uint8 N x 3 x H x W -> the float input open_clip's preprocess produces for 64 px images."""
-    x = images.float() / 255.0
-    mean = torch.tensor(MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return normalize_pixels(images, MEAN, STD)
 
 
 def tokenize(captions: list[str]) -> torch.Tensor:

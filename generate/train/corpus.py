@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from t2iscope.errors import DataError
+from t2iscope.nets import rgb_pixels
 
 TRUTH_COLUMNS = ("kind", "color", "legs", "legs_expected", "watermark", "aesthetic", "caption_lang")
 
@@ -115,7 +116,7 @@ def load_world(world: str | Path, curated: str | Path | None = None, limit: int 
     images = np.empty((len(rows), 64, 64, 3), dtype=np.uint8)
     for i, name in enumerate(tqdm(rows["_image"], desc=f"decode {world.name}", unit="img", leave=False)):
         with Image.open(files[name]) as im:
-            images[i] = np.asarray(im.convert("RGB").resize((64, 64)))
+            images[i] = rgb_pixels(im, 64)
     return Corpus(
         images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
         captions=[str(t) for t in rows["TEXT"]],

@@ -14,26 +14,14 @@ import torch
 import torch.nn.functional as F
 
 from t2iscope import fileio
-from t2iscope.generate.loaders import CLIP_NAME, AestheticMLP, WatermarkCNN
 from t2iscope.generate.train import loop
-from t2iscope.generate.train.clip import normalize
+from t2iscope.generate.train.clip import MODEL_NAME
 from t2iscope.generate.train.corpus import Corpus
 from t2iscope.generate.train.recipe import HeadRecipe
+from t2iscope.nets import IMAGENET_MEAN, IMAGENET_STD, AestheticMLP, WatermarkCNN, clip_embeddings
+from t2iscope.weights import AESTHETIC, WATERMARK
 
 WATERMARK_WIDTH = 32
-
-
-@torch.no_grad()
-def clip_embeddings(
-    clip: torch.nn.Module, images: torch.Tensor, device: str, batch: int = 512
-) -> torch.Tensor:
-    """L2-normalised image embeddings (the aesthetic head's input), computed in batches."""
-    clip = clip.to(device).eval()
-    out = [
-        F.normalize(clip.encode_image(normalize(images[i : i + batch].to(device))).float(), dim=-1).cpu()
-        for i in range(0, len(images), batch)
-    ]
-    return torch.cat(out)
 
 
 def train_aesthetic(
@@ -70,7 +58,7 @@ def train_watermark(corpus: Corpus, r: HeadRecipe, work: Path, device: str, seed
 
     def step(_: int) -> dict[str, float]:
         idx = torch.randint(len(images), (r.batch,), generator=gen).to(device)
-        x = WatermarkCNN.preprocess(images[idx])
+        x = model.preprocess(images[idx])
         loss = F.cross_entropy(model(x), label[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -97,9 +85,10 @@ def save_aesthetic(head: AestheticMLP, out: Path) -> Path:
         head,
         out,
         {
-            "architecture": "laion-improved-aesthetic-mlp",
+            "architecture": AESTHETIC,
             "embed_dim": head.input_size,
-            "clip": f"../clip ({CLIP_NAME})",
+            "clip": "../clip",
+            "clip_name": MODEL_NAME,
             "input": "L2-normalised CLIP image embedding (model.encode_image, then x / ||x||)",
             "output": "aesthetic score on the world's 1-10 scale",
             "target": "world truth column `aesthetic`",
@@ -112,11 +101,11 @@ def save_watermark(model: WatermarkCNN, out: Path) -> Path:
         model,
         out,
         {
-            "architecture": "t2iscope-watermark-cnn",
+            "architecture": WATERMARK,
             "width": WATERMARK_WIDTH,
             "input_size": 64,
-            "mean": [0.485, 0.456, 0.406],
-            "std": [0.229, 0.224, 0.225],
+            "mean": list(IMAGENET_MEAN),
+            "std": list(IMAGENET_STD),
             "input": "RGB resized to 64x64, scaled to 0-1, normalised with mean/std",
             "output": "2 logits (watermark, clear); pwatermark = softmax(logits)[0]",
         },

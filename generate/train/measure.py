@@ -1,10 +1,11 @@
 """Measure the shipped models against the world's exact truth on held-out data.
 
 Every figure carries ``n`` and a 95% interval: Wilson for rates, a percentile bootstrap for
-Spearman and ROC AUC. Models are loaded from the written files through the public loaders, so the
-numbers describe what ships. Judges for generated images: color by the world's palette rule
-(nearest palette color among saturated pixels), kind by tiny-CLIP zero-shot, legs by counting
-dark connected components (the renderer draws legs as separated dark strokes).
+Spearman and ROC AUC. Models are loaded from the written files through ``t2iscope.weights``, the
+loader curation and the judges use, so the numbers describe what ships and what curation computes.
+Judges for generated images: color by the world's palette rule (nearest palette color among
+saturated pixels), kind by tiny-CLIP zero-shot, legs by counting dark connected components (the
+renderer draws legs as separated dark strokes).
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import torch
 import torch.nn.functional as F
 
 from t2iscope.curate.world import spec
-from t2iscope.generate import loaders
 from t2iscope.generate.train.corpus import Corpus
-from t2iscope.generate.train.heads import clip_embeddings
 from t2iscope.generate.train.recipe import MeasureRecipe
 from t2iscope.intervals import wilson
+from t2iscope.nets import clip_embeddings
+from t2iscope.weights import AESTHETIC, OPEN_CLIP, STABLE_DIFFUSION, WATERMARK, load_model
 
 COLOR_NAMES = tuple(spec.COLORS)
 KIND_NAMES = tuple(spec.KINDS)
@@ -111,17 +112,13 @@ class ClipJudge:
 
 
 def measure_scorers(models: Path, heldout: Corpus, device: str) -> dict[str, Any]:
-    clip, _, tokenizer = loaders.load_clip(models, device)
-    judge = ClipJudge(clip, tokenizer, device)
+    clip = load_model(models / "clip", device, expect=OPEN_CLIP)
+    judge = ClipJudge(clip.model, clip.tokenizer, device)
     color, kind = judge(heldout.images)
     color_true = np.array([COLOR_NAMES.index(c) for c in heldout.truth["color"]])
     kind_true = np.array([KIND_NAMES.index(k) for k in heldout.truth["kind"]])
-    head, _ = loaders.load_aesthetic(models)
-    emb = clip_embeddings(clip, heldout.images, device)
-    with torch.no_grad():
-        predicted = head(emb).squeeze(-1).numpy()
-    wm, _ = loaders.load_watermark(models)
-    pw = torch.cat([wm.pwatermark(heldout.images[i : i + 512]) for i in range(0, len(heldout), 512)]).numpy()
+    predicted = load_model(models / "aesthetic", device, expect=AESTHETIC).score(heldout.images).numpy()
+    pw = load_model(models / "watermark", device, expect=WATERMARK).score(heldout.images).numpy()
     truth_aes = heldout.truth["aesthetic"].astype(np.float64)
     return {
         "clip_zero_shot_color": rate(color == color_true),
@@ -179,9 +176,9 @@ def measure_generator(
     """Adherence per (language, CFG); with ``samples``, also a PNG grid of each batch's first cells."""
     from tqdm import tqdm
 
-    pipe = loaders.load_sd(models, device)
-    clip, _, tokenizer = loaders.load_clip(models, device)
-    judge = ClipJudge(clip, tokenizer, device)
+    pipe = load_model(models / "sd", device, expect=STABLE_DIFFUSION)
+    clip = load_model(models / "clip", device, expect=OPEN_CLIP)
+    judge = ClipJudge(clip.model, clip.tokenizer, device)
     results: dict[str, Any] = {}
     jobs = [(lang, cfg, 0.0) for lang in r.languages for cfg in r.cfg_scales]
     if r.cfg_rescale:

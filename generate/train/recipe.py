@@ -3,7 +3,7 @@
 Defaults are the CPU recipe of ``make train``, sized for the one-hour budget on 2 CPU cores
 (62 minutes measured on a loaded machine, see models/README.md and bench/bench_train_step.py);
 ``QUICK`` is a few steps of everything for tests and smoke runs. A YAML file may override any
-field; unknown keys are errors.
+field; unknown keys and wrong types are errors naming the file and the field (``t2iscope.config``).
 """
 
 from __future__ import annotations
@@ -11,11 +11,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import yaml
-
-from t2iscope.errors import ConfigError
+from t2iscope.config import load_yaml, parse
 
 # Training stages in dependency order (each `t2iscope generate train <stage>` runs one).
 STAGES: tuple[str, ...] = ("clip", "aesthetic", "watermark", "vae", "unet", "measure")
@@ -70,11 +68,7 @@ class UnetRecipe:
     # Min-SNR-gamma loss weights (Hang et al. 2023): stop easy low-noise steps dominating; 0 = plain MSE.
     snr_gamma: float = 5.0
     # "epsilon" as SD 1.x; "v_prediction" as SD 2.x-768 (the scheduler config records which).
-    prediction_type: str = "epsilon"
-
-    def __post_init__(self) -> None:
-        if self.prediction_type not in ("epsilon", "v_prediction"):
-            raise ConfigError(f"unet.prediction_type: {self.prediction_type!r}; use epsilon or v_prediction")
+    prediction_type: Literal["epsilon", "v_prediction"] = "epsilon"
 
 
 @dataclass(frozen=True)
@@ -107,42 +101,21 @@ QUICK = Recipe(
 )
 
 
-def _build(cls: type, data: dict[str, Any], where: str) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; accepted: {', '.join(fields)}")
-    kwargs: dict[str, Any] = {}
-    for name, value in data.items():
-        default = getattr(cls(), name)
-        if dataclasses.is_dataclass(default):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{where}.{name}: expected a mapping")
-            kwargs[name] = _build(type(default), value, f"{where}.{name}")
-        elif isinstance(default, tuple):
-            kwargs[name] = tuple(value)
-        elif isinstance(default, float) and isinstance(value, int | float):
-            kwargs[name] = float(value)
-        elif type(value) is not type(default):
-            raise ConfigError(f"{where}.{name}: expected {type(default).__name__}, got {value!r}")
-        else:
-            kwargs[name] = value
-    return cls(**kwargs)
-
-
 def load_recipe(path: str | Path | None, quick: bool = False) -> Recipe:
-    """The default (or quick) recipe with the YAML file's overrides applied."""
+    """The default (or quick) recipe with the YAML file's overrides applied.
+
+    Raises ConfigError naming the file and the field for an unknown key, a wrong type or a value
+    outside a ``Literal`` (``unet.prediction_type``).
+    """
     base = QUICK if quick else Recipe()
     if path is None:
         return base
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read recipe ({exc})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a recipe is a mapping of sections")
-    merged = _merge(dataclasses.asdict(base), data)
-    return _build(Recipe, merged, str(path))
+    data = load_yaml(path)
+    if data is None:  # an empty file overrides nothing
+        return base
+    # Overrides apply field by field onto the base, then the whole is parsed as one recipe.
+    merged = _merge(dataclasses.asdict(base), data) if isinstance(data, dict) else data
+    return parse(Recipe, merged, str(path))
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

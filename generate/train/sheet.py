@@ -9,8 +9,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from t2iscope import fileio
 from t2iscope.curate.world import spec
-from t2iscope.generate import loaders
 from t2iscope.generate.train.measure import GEN_SEED_BASE, generate
+from t2iscope.weights import STABLE_DIFFUSION, load_model
 
 ZOOM = 2
 CELL = 64 * ZOOM
@@ -39,7 +39,7 @@ def _grid(rows: list[tuple[str, list[np.ndarray]]], header: list[str], title: st
 
 def write_sheet(models: Path, png: Path, steps: int = 25, device: str = "cpu") -> Path:
     """Section 1: every color x kind at CFG 7.5. Section 2: the same seeds at CFG 1 and CFG 7.5."""
-    pipe = loaders.load_sd(models, device)
+    pipe = load_model(models / "sd", device, expect=STABLE_DIFFUSION)
     kinds = spec.KIND_WORDS["en"]
     grid_rows = []
     for c, color in enumerate(spec.COLOR_WORDS["en"]):

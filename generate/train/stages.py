@@ -75,7 +75,7 @@ def _timed(job: Job, stage: str, seconds: float) -> None:
 
 def run_stage(stage: str, job: Job, recipe: Recipe) -> None:
     """Train (or measure) one stage and write its files under ``job.out``."""
-    from t2iscope.generate import loaders
+    from t2iscope.weights import OPEN_CLIP, load_model
 
     if stage not in STAGES:
         raise ConfigError(f"unknown stage {stage!r}; valid: {', '.join(STAGES)}")
@@ -85,7 +85,7 @@ def run_stage(stage: str, job: Job, recipe: Recipe) -> None:
         model = clip_mod.train_clip(job.corpus("world", recipe), recipe.clip, job.work, dev, seed)
         clip_mod.save_clip(model, recipe.clip, job.out / "clip")
     elif stage == "aesthetic":
-        clip, _, _ = loaders.load_clip(job.out)
+        clip = load_model(job.out / "clip", dev, expect=OPEN_CLIP).model
         head = heads.train_aesthetic(clip, job.corpus("world", recipe), recipe.heads, job.work, dev, seed)
         heads.save_aesthetic(head, job.out / "aesthetic")
     elif stage == "watermark":
@@ -101,7 +101,7 @@ def run_stage(stage: str, job: Job, recipe: Recipe) -> None:
         from t2iscope.generate.tokenizer_files import write_clip_tokenizer_files
 
         vae = AutoencoderKL.from_pretrained(job.work / "vae")
-        clip, _, _ = loaders.load_clip(job.out)
+        clip = load_model(job.out / "clip", expect=OPEN_CLIP).model
         text_encoder = clip_mod.to_hf_text_encoder(clip)
         tokenizer = CLIPTokenizer.from_pretrained(write_clip_tokenizer_files(job.work / "tokenizer"))
         unet = sd.train_unet(

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import duckdb
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from curate_rows import laion_table
 
-from t2iscope.curate.operators import METADATA, OPERATORS, StageContext, load_all
+from t2iscope.curate.engine_local import LocalEngine
+from t2iscope.curate.operators import METADATA, OPERATORS, PIXELS, Columns, StageContext, load_all
 from t2iscope.curate.operators.dedup import KeySet, laion_hash
-from t2iscope.curate.readers import connect
-from t2iscope.errors import DataError
+from t2iscope.curate.readers import resolve_inputs
+from t2iscope.curate.recipe import Stage, recipe_from_dict
+from t2iscope.errors import ConfigError, DataError
+from t2iscope.sql import Params
 
 load_all()
 
@@ -49,19 +54,31 @@ PARAMS = {
 }
 
 
-def _sql_reasons(con: duckdb.DuckDBPyConnection, table: pa.Table, rules: list[tuple[str, str]]) -> list:
-    case = " ".join(f"WHEN {c} THEN '{r}'" for c, r in rules)
-    con.register("t", table)
-    return [r[0] for r in con.execute(f"SELECT CASE {case} END FROM t").fetchall()]
+def _pushdown_reasons(tmp_path: Path, name: str, params: dict, table: pa.Table = NASTY) -> list:
+    """The reason the engine gives each row with the stage inside its DuckDB query over parquet."""
+    src = tmp_path / "nasty.parquet"
+    pq.write_table(table.append_column("row", pa.array(range(table.num_rows))), src)
+    engine = LocalEngine(threads=1)
+    try:
+        result = engine.run_shard(
+            resolve_inputs(str(src))[0],
+            [Stage(name, params)],
+            [StageContext("", METADATA)],
+            tmp_path / "kept.parquet",
+            tmp_path / "dropped.parquet",
+        )
+    finally:
+        engine.close()
+    assert result["stages"][0]["pushed_down"]
+    dropped = pq.read_table(tmp_path / "dropped.parquet")
+    by_row = dict(zip(dropped.column("row").to_pylist(), dropped.column("reason").to_pylist(), strict=True))
+    return [by_row.get(i) for i in range(table.num_rows)]
 
 
 @pytest.mark.parametrize(("name", "params"), [(n, p) for n, ps in PARAMS.items() for p in ps])
-def test_pushdown_matches_arrow(name: str, params: dict) -> None:
-    op = OPERATORS.get(name)
-    rules = op.sql(set(NASTY.column_names), **params)
-    assert rules is not None
-    arrow = op.fn(NASTY, StageContext("nasty", METADATA), **params)
-    sql = _sql_reasons(connect(threads=1), NASTY, rules)
+def test_pushdown_matches_arrow(tmp_path: Path, name: str, params: dict) -> None:
+    sql = _pushdown_reasons(tmp_path, name, params)
+    arrow = OPERATORS.get(name).fn(NASTY, StageContext("nasty", METADATA), **params)
     assert arrow.reason.to_pylist() == sql
     assert list(arrow.keep) == [r is None for r in sql]
     assert not all(arrow.keep), f"{name} {params}: fixture should make it drop something"
@@ -71,7 +88,7 @@ def test_every_operator_is_covered_or_arrow_only() -> None:
     arrow_only = {"language", "domain", "dedup"}
     assert set(OPERATORS.names()) == set(PARAMS) | arrow_only
     for name in arrow_only:
-        assert OPERATORS.get(name).sql is None
+        assert OPERATORS.get(name).rule is None
 
 
 def _run(name: str, table: pa.Table, ctx: StageContext | None = None, **params: object):
@@ -163,3 +180,72 @@ def test_language_detects_and_reports_agreement() -> None:
     assert res.columns["lang"].to_pylist() == ["en", "de", "fr", "zh"]
     assert res.reason.to_pylist()[2:] == ["lang_not_kept", "lang_not_kept"]
     assert res.stats["agreement"]["en"] == {"n": 2, "agree": 1}
+
+
+def test_resolution_after_download_reads_pixel_sizes() -> None:
+    """The PIXELS phase runs the same rule on the decoded image's size, not LAION's WIDTH/HEIGHT."""
+    pixels = NASTY.append_column("pixel_width", NASTY.column("WIDTH")).append_column(
+        "pixel_height", NASTY.column("HEIGHT")
+    )
+    pixels = pixels.set_column(pixels.column_names.index("WIDTH"), "WIDTH", pa.nulls(8, pa.float64()))
+    after = _run("resolution", pixels, StageContext("shards", PIXELS), min_side=480)
+    before = _run("resolution", NASTY, min_side=480)
+    assert after.reason.to_pylist() == before.reason.to_pylist()
+    with pytest.raises(DataError, match="needs column pixel_width"):
+        _run("resolution", NASTY, StageContext("shards", PIXELS), min_side=480)
+
+
+@pytest.mark.parametrize(
+    ("name", "column", "params", "reason"),
+    [
+        ("aesthetic", "AESTHETIC_SCORE", {"min_score": 4.99}, None),
+        ("watermark", "pwatermark", {"max_score": 0.48}, "pwatermark>=0.48"),
+        ("unsafe", "punsafe", {"max_score": 0.48}, "punsafe>=0.48"),
+    ],
+)
+def test_float32_scores_compare_as_written(
+    tmp_path: Path, name: str, column: str, params: dict, reason: str | None
+) -> None:
+    """A float32 score equal to the threshold as written is on it (float32(4.99) < 4.99 as doubles)."""
+    table = NASTY.set_column(
+        NASTY.column_names.index(column), column, pa.array([*params.values()] * 8, pa.float32())
+    )
+    assert _run(name, table, **params).reason.to_pylist() == [reason] * 8
+    assert _pushdown_reasons(tmp_path, name, params, table) == [reason] * 8
+
+
+@pytest.mark.parametrize(
+    ("stage", "match"),
+    [
+        ({"dedup": {"by": "urll"}}, r"r\.yaml: stages 2 \(dedup\): by 'urll'; valid: hash, url, image"),
+        ({"aesthetic": {"source": "bogus"}}, r"\(aesthetic\): source 'bogus'; valid: auto, column, model"),
+        ({"watermark": {"source": "pixels"}}, r"\(watermark\): source 'pixels'"),
+    ],
+)
+def test_enum_parameters_are_refused_when_the_recipe_is_read(stage: dict, match: str) -> None:
+    """``Literal`` annotations: a bad choice stops at parse time, wherever the stage stands."""
+    with pytest.raises(ConfigError, match=match):
+        recipe_from_dict({"stages": ["dedup", stage]}, "r.yaml")
+
+
+def test_source_model_before_download_is_refused_in_both_paths(tmp_path: Path) -> None:
+    """The phase-dependent check stays at run time: pushed down or in Arrow, same one line."""
+    with pytest.raises(ConfigError, match="source 'model' needs images; list it under post_download"):
+        _pushdown_reasons(tmp_path, "aesthetic", {"source": "model"})
+    with pytest.raises(ConfigError, match="source 'model' needs images"):
+        _run("aesthetic", NASTY, source="model")
+
+
+def test_rule_values_are_bound_never_formatted() -> None:
+    """Thresholds reach DuckDB as parameters: the SQL text is the same whatever the values (NaN too)."""
+
+    def text(name: str, params: dict) -> list[str]:
+        cols = Columns(frozenset(NASTY.column_names), Params(), "t", name)
+        return [cond for cond, _ in OPERATORS.get(name).rule(cols, StageContext("t", METADATA), **params)]
+
+    for name, params in [(n, p) for n, ps in PARAMS.items() for p in ps]:
+        for key, value in params.items():
+            if isinstance(value, float):
+                assert text(name, {**params, key: float("nan")}) == text(name, params)
+            elif not isinstance(value, bool):
+                assert text(name, {**params, key: value + 7}) == text(name, params)

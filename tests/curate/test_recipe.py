@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from t2iscope.cli import main
 from t2iscope.curate.recipe import builtin_names, load_recipe, recipe_from_dict
 from t2iscope.errors import ConfigError
 
@@ -64,8 +65,14 @@ def test_resolved_recipe_round_trips_with_defaults(tmp_path: Path) -> None:
             {"stages": [{"resolution": {"min_sid": 3}}]},
             r"stages 1 \(resolution\): unknown parameter\(s\) min_sid",
         ),
-        ({"stages": [{"resolution": {"min_side": "big"}}]}, r"min_side='big' is not int"),
-        ({"stages": [{"language": {"keep": "en"}}]}, r"keep='en' is not"),
+        (
+            {"stages": [{"resolution": {"min_side": "big"}}]},
+            r"stages 1 \(resolution\): min_side: expected an integer, got 'big'",
+        ),
+        (
+            {"stages": [{"language": {"keep": "en"}}]},
+            r"stages 1 \(language\): keep: expected a list of strings, got 'en'",
+        ),
         ({"stages": [{"resolution": {}, "unsafe": {}}]}, "entry 1 must be"),
         ({"stages": [], "engine": "spark"}, "engine 'spark'; valid: local, ray"),
         (
@@ -77,6 +84,60 @@ def test_resolved_recipe_round_trips_with_defaults(tmp_path: Path) -> None:
 def test_bad_recipes(tmp_path: Path, data: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         load_recipe(_write(tmp_path, data))
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ({"stages": [{"dedup": {"by": "urll"}}]}, r"stages 1 \(dedup\): by 'urll'; valid: hash, url, image$"),
+        # the SQL pushdown never reads `source`: it is refused at parse time, whatever the stage order
+        (
+            {"stages": [{"aesthetic": {"source": "bogus"}}, "dedup"]},
+            r"stages 1 \(aesthetic\): source 'bogus'; valid: auto, column, model$",
+        ),
+        (
+            {"stages": ["resolution", "language", {"watermark": {"source": "bogus"}}]},
+            r"stages 3 \(watermark\): source 'bogus'; valid: auto, column, model$",
+        ),
+        (
+            {"stages": [], "post_download": [{"resolution": {"min_sidee": 3}}]},
+            r"post_download 1 \(resolution\): unknown parameter\(s\) min_sidee; accepted: min_side",
+        ),
+        (
+            {"stages": [{"unsafe": {"max_score": float("nan")}}]},
+            r"stages 1 \(unsafe\): max_score: expected a finite number, got nan$",
+        ),
+        ({"stages": [{"resolution": {"min_side": 1.5}}]}, r"min_side: expected an integer, got 1\.5$"),
+        ({"stages": [{"caption": {"reject_junk": "yes"}}]}, r"reject_junk: expected true or false"),
+        ({"stages": [], "dropped": "key"}, r"r\.yaml: dropped 'key'; valid: full, keys, none$"),
+        ({"stages": "resolution"}, r"r\.yaml: stages: expected a list of values, got 'resolution'$"),
+        ({"stages": [], "name": 3}, r"r\.yaml: name: expected a string, got 3$"),
+    ],
+)
+def test_typos_and_wrong_choices_name_file_stage_and_field(tmp_path: Path, data: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match) as info:
+        load_recipe(_write(tmp_path, data))
+    assert str(info.value).startswith(str(tmp_path / "r.yaml")) and "\n" not in str(info.value)
+
+
+def test_bad_recipe_stops_curate_run_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = _write(tmp_path, {"stages": ["resolution", {"dedup": {"by": "urll"}}]})
+    out = tmp_path / "run"
+    args = ["curate", "run", recipe, "--input", str(tmp_path / "missing-input"), "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err == f"t2iscope: error: {recipe}: stages 2 (dedup): by 'urll'; valid: hash, url, image\n"
+    assert not out.exists()
+
+
+def test_shipped_recipe_files_load() -> None:
+    root = Path(__file__).resolve().parents[2]
+    paths = [*sorted((root / "curate" / "recipes").glob("*.yaml")), root / "models" / "curate-sd-train.yaml"]
+    for path in paths:
+        again = recipe_from_dict(yaml.safe_load(load_recipe(str(path)).to_yaml()), "resolved.yaml")
+        assert again.to_dict() == load_recipe(str(path)).to_dict()
 
 
 def test_unknown_recipe_lists_builtins() -> None:

@@ -1,10 +1,8 @@
-"""Model scores: LAION's MLP-head shape on normalised CLIP embeddings, loaded from local folders."""
+"""Model scores: LAION's MLP head on normalised CLIP embeddings and the watermark CNN, from local folders."""
 
 from __future__ import annotations
 
 import io
-import itertools
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,49 +10,19 @@ import pyarrow as pa
 import pytest
 import torch
 from PIL import Image
-from safetensors.numpy import save_file
+from tiny_weights import EMBED, write_tiny_models
 
 from t2iscope.curate.operators import OPERATORS, PIXELS, StageContext, load_all
-from t2iscope.curate.scorers import MlpHead, aesthetic_scorer, watermark_scorer
+from t2iscope.curate.scorers import aesthetic_scorer, watermark_scorer
 from t2iscope.errors import ConfigError
+from t2iscope.weights import load_model
 
 load_all()
-EMBED = 16
-CLIP_CFG = {
-    "embed_dim": EMBED,
-    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
-    "text_cfg": {"context_length": 16, "vocab_size": 64, "width": 16, "heads": 2, "layers": 1},
-}
-
-
-def _head(folder: Path, sizes: list[int], rng: np.random.Generator, **config: object) -> list[np.ndarray]:
-    """LAION's improved-aesthetic-predictor keys: layers.0/2/4 Linear with Dropout between."""
-    folder.mkdir(parents=True)
-    tensors, arrays = {}, []
-    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
-        w, bias = rng.normal(size=(b, a)).astype(np.float32), rng.normal(size=b).astype(np.float32)
-        tensors[f"layers.{2 * i}.weight"], tensors[f"layers.{2 * i}.bias"] = w, bias
-        arrays += [w, bias]
-    save_file(tensors, str(folder / "model.safetensors"))
-    (folder / "config.json").write_text(json.dumps({"embed_dim": sizes[0], "clip": "clip", **config}))
-    return arrays
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import open_clip
-    from safetensors.torch import save_file as save_torch
-
-    root = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    model = open_clip.CLIP(**CLIP_CFG)
-    (root / "clip").mkdir()
-    save_torch(model.state_dict(), str(root / "clip" / "open_clip_model.safetensors"))
-    (root / "clip" / "open_clip_config.json").write_text(json.dumps({"model_cfg": CLIP_CFG}))
-    rng = np.random.default_rng(0)
-    _head(root / "aesthetic", [EMBED, 8, 1], rng)
-    _head(root / "watermark", [EMBED, 4, 1], rng, output="sigmoid")
-    return root
+    return write_tiny_models(tmp_path_factory.mktemp("models"))
 
 
 def _png(color: tuple[int, int, int]) -> bytes:
@@ -68,11 +36,17 @@ def test_missing_model_names_the_path(tmp_path: Path) -> None:
         aesthetic_scorer(tmp_path)
 
 
-def test_head_is_laion_linear_stack(tmp_path: Path) -> None:
-    w1, b1, w2, b2 = _head(tmp_path / "h", [EMBED, 8, 1], np.random.default_rng(1))
-    x = np.random.default_rng(2).normal(size=(5, EMBED)).astype(np.float32)
-    expected = ((x @ w1.T + b1) @ w2.T + b2)[:, 0]
-    np.testing.assert_allclose(MlpHead.load(tmp_path / "h", "score")(x), expected, rtol=1e-5)
+def test_head_is_laion_linear_stack(models: Path) -> None:
+    from safetensors.torch import load_file
+
+    state = load_file(models / "aesthetic" / "model.safetensors")
+    x = torch.from_numpy(np.random.default_rng(2).normal(size=(5, EMBED)).astype(np.float32))
+    expected = x
+    for i in (0, 2, 4, 6, 7):  # LAION's Linear layers; Dropout between them is off in eval
+        expected = expected @ state[f"layers.{i}.weight"].T + state[f"layers.{i}.bias"]
+    with torch.no_grad():
+        got = load_model(models / "aesthetic").head(x)
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_scorers_on_images(models: Path) -> None:
@@ -81,6 +55,19 @@ def test_scorers_on_images(models: Path) -> None:
     wm = watermark_scorer(models)(images)
     assert aes.shape == (3,) and aes[0] == pytest.approx(aes[2]) and aes[0] != pytest.approx(aes[1])
     assert ((wm > 0) & (wm < 1)).all()
+    assert aes.dtype == wm.dtype == np.float32
+
+
+def test_undecodable_images_score_nan_and_are_dropped(models: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("T2ISCOPE_MODELS", str(models))
+    images = [_png((220, 30, 30)), b"not an image", None]
+    scores = watermark_scorer(models)(images)
+    assert np.isfinite(scores[0]) and np.isnan(scores[1:]).all()
+    res = OPERATORS.get("watermark").fn(
+        pa.table({"image": images}), StageContext("shards", PIXELS), source="model"
+    )
+    assert list(res.keep) == [bool(scores[0] < 0.8), False, False]
+    assert res.reason.to_pylist()[1:] == ["watermark_score_missing"] * 2
 
 
 def test_stage_uses_model_after_download(models: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -92,3 +79,15 @@ def test_stage_uses_model_after_download(models: Path, monkeypatch: pytest.Monke
     assert res.columns["aesthetic_score"].to_pylist() == pytest.approx(scores.tolist())
     assert list(res.keep) == [bool(s >= threshold) for s in scores]
     assert set(res.reason.drop_null().to_pylist()) == {f"aesthetic_score<{threshold:g}"}
+
+
+def test_batches_give_the_same_scores(models: Path) -> None:
+    """Batching is an implementation detail: one image at a time gives the same numbers."""
+    from t2iscope.curate.scorers import ImageScorer
+
+    rng = np.random.default_rng(0)
+    images = [_png(tuple(int(v) for v in rng.integers(0, 255, 3))) for _ in range(7)]
+    model = load_model(models / "aesthetic")
+    together = ImageScorer(model, batch=4)(images)
+    alone = np.concatenate([ImageScorer(model, batch=1)([b]) for b in images])
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-6)

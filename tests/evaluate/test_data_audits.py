@@ -43,7 +43,7 @@ def test_registrable_domain_offline() -> None:
 
 def test_domains_hosts_vs_registrable_domains(tmp_path: Path) -> None:
     fileio.write_parquet(tmp_path / "d.parquet", pd.DataFrame({"url": URLS}))
-    t = AUDITS.get("domains")(AuditContext(Inputs(data=(tmp_path / "d.parquet",))))
+    t = AUDITS.get("domains").fn(AuditContext(Inputs(data=(tmp_path / "d.parquet",))))
     # hosts: a.example.com 3, cdn.shop.co.uk 2, b.example.com 1; domains: example.com 4, shop.co.uk 2
     assert one(t, metric="distinct", level="host")["value"] == 3
     assert one(t, metric="distinct", level="domain")["value"] == 2
@@ -59,7 +59,7 @@ def test_domains_hosts_vs_registrable_domains(tmp_path: Path) -> None:
 
 
 def test_domain_shift_of_a_curation_run(curation_run: Path) -> None:
-    t = AUDITS.get("domains")(AuditContext(Inputs(curation=(curation_run,))), shift_top=5)
+    t = AUDITS.get("domains").fn(AuditContext(Inputs(curation=(curation_run,))), shift_top=5)
     rows = duckdb.sql(
         f"SELECT URL, stage FROM read_parquet('{curation_run}/dropped/*.parquet') UNION ALL "
         f"SELECT URL, NULL FROM read_parquet('{curation_run}/kept/*.parquet')"
@@ -76,7 +76,7 @@ def test_domain_shift_of_a_curation_run(curation_run: Path) -> None:
 
 
 def test_language_mix(curation_run: Path, world_dir: Path) -> None:
-    t = AUDITS.get("language_mix")(AuditContext(Inputs(curation=(curation_run,), world=world_dir)))
+    t = AUDITS.get("language_mix").fn(AuditContext(Inputs(curation=(curation_run,), world=world_dir)))
     meta = duckdb.sql(
         f"SELECT LANGUAGE, AESTHETIC_SCORE FROM read_parquet('{world_dir}/metadata/*.parquet')"
     ).df()
@@ -95,9 +95,9 @@ def test_language_mix(curation_run: Path, world_dir: Path) -> None:
 
 def test_missing_inputs_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"needs inputs\.curation"):
-        AUDITS.get("language_mix")(AuditContext(Inputs()))
+        AUDITS.get("language_mix").fn(AuditContext(Inputs()))
     with pytest.raises(DataError, match="not a curation run"):
-        AUDITS.get("language_mix")(AuditContext(Inputs(curation=(tmp_path,))))
+        AUDITS.get("language_mix").fn(AuditContext(Inputs(curation=(tmp_path,))))
     fileio.write_parquet(tmp_path / "x.parquet", pd.DataFrame({"caption": ["a"]}))
     with pytest.raises(DataError, match="needs one of the columns URL, url"):
-        AUDITS.get("domains")(AuditContext(Inputs(data=(tmp_path / "x.parquet",))))
+        AUDITS.get("domains").fn(AuditContext(Inputs(data=(tmp_path / "x.parquet",))))

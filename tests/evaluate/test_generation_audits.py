@@ -51,7 +51,7 @@ def test_judge_agrees_with_truth_on_the_fixture(ctx: AuditContext, truth: pd.Dat
 
 
 def test_language_bias(ctx: AuditContext, truth: pd.DataFrame) -> None:
-    t = AUDITS.get("language_bias")(ctx)
+    t = AUDITS.get("language_bias").fn(ctx)
     req = pd.DataFrame(
         [requested(p, lang) for p, lang in zip(truth["prompt"], truth["language"], strict=True)]
     )
@@ -69,7 +69,7 @@ def test_language_bias(ctx: AuditContext, truth: pd.DataFrame) -> None:
 
 
 def test_culture(ctx: AuditContext, truth: pd.DataFrame, world_dir: Path) -> None:
-    t = AUDITS.get("culture")(ctx, n_boot=200)
+    t = AUDITS.get("culture").fn(ctx, n_boot=200)
     houses = truth[truth["t_kind"] == "house"]["t_culture"]
     for c in spec.CULTURES:
         row = one(t, metric="share", source="generated", kind="house", language="(all)", culture=c)
@@ -88,7 +88,7 @@ def test_culture(ctx: AuditContext, truth: pd.DataFrame, world_dir: Path) -> Non
 def test_limbs_and_human_agreement(ctx: AuditContext, truth: pd.DataFrame) -> None:
     limbed = truth[truth["t_kind"].isin(spec.LIMBED_KINDS)]
     wrong = limbed["t_legs"] != limbed["t_kind"].map(spec.KINDS)
-    t = AUDITS.get("limbs")(ctx)
+    t = AUDITS.get("limbs").fn(ctx)
     for kind in ("dog", "spider", "person"):
         sel = limbed["t_kind"] == kind
         row = one(t, metric="failure_rate", by="subject", subject=kind)
@@ -112,7 +112,7 @@ def test_limbs_and_human_agreement(ctx: AuditContext, truth: pd.DataFrame) -> No
         th.join()
     add_label(ctx.out, paths[0], "4", "bob")  # a leg count is a label too
     assert len(load_labels(ctx.out)) == 13 and len(latest_labels(ctx.out)) == 12
-    t = AUDITS.get("limbs")(ctx)
+    t = AUDITS.get("limbs").fn(ctx)
     assert one(t, metric="kappa", annotator="ann")["value"] == pytest.approx(1.0)
     judge_v = ["wrong" if w else "ok" for w in wrong[:6]]
     bob = ["ok" if limbed["t_kind"].iloc[0] == "dog" else "wrong"] + ["ok"] * 5

@@ -45,7 +45,7 @@ def _dropped_rows(run: Path) -> int:
 
 
 def _audit(name: str, run: Path, world: Path | None = None) -> pd.DataFrame:
-    return AUDITS.get(name)(AuditContext(Inputs(curation=(run,), world=world)))
+    return AUDITS.get(name).fn(AuditContext(Inputs(curation=(run,), world=world)))
 
 
 def test_language_mix_with_keys_equals_full(runs: dict[str, Path], world_dir: Path) -> None:

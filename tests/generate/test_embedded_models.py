@@ -1,4 +1,4 @@
-"""The shipped weights in models/ load through the loaders users use and do what the model card says.
+"""The shipped weights in models/ load through the one weight loader and do what the model card says.
 
 Checks run on a small held-out world (seed 1, never trained on) with generous bounds.
 """
@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from t2iscope.generate import loaders
 from t2iscope.generate.train.corpus import load_world
 from t2iscope.generate.train.measure import COLOR_NAMES, KIND_NAMES, ClipJudge, palette_color
+from t2iscope.nets import AestheticMLP
 from t2iscope.paths import models_dir
+from t2iscope.weights import OPEN_CLIP, load_model
 
 MODELS = models_dir()
 CAPTIONS = [
@@ -46,7 +47,7 @@ def heldout(heldout_world: Path):
 
 @pytest.fixture(scope="module")
 def clip():
-    return loaders.load_clip(MODELS)
+    return load_model(MODELS / "clip", expect=OPEN_CLIP)
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +76,7 @@ def test_open_clip_loads_local_dir_schema_too():
 
 
 def test_clip_zero_shot_on_heldout_world(heldout, clip):
-    model, _, tokenizer = clip
-    color, kind = ClipJudge(model, tokenizer)(heldout.images)
+    color, kind = ClipJudge(clip.model, clip.tokenizer)(heldout.images)
     color_true = np.array([COLOR_NAMES.index(c) for c in heldout.truth["color"]])
     kind_true = np.array([KIND_NAMES.index(k) for k in heldout.truth["kind"]])
     assert (color == color_true).mean() >= 0.9  # model card: 0.998 on 2,000 rows
@@ -88,14 +88,12 @@ def test_clip_preprocess_matches_training_normalisation(heldout, clip):
 
     from t2iscope.generate.train.clip import normalize
 
-    _model, preprocess, _ = clip
     image = Image.fromarray(heldout.images[0].permute(1, 2, 0).numpy())
-    assert torch.allclose(preprocess(image), normalize(heldout.images[:1])[0], atol=1e-2)
+    assert torch.allclose(clip.preprocess(image), normalize(heldout.images[:1])[0], atol=1e-2)
 
 
 def test_sd_tokenizer_matches_open_clip(pipe, clip):
-    _, _, oc_tokenizer = clip
-    theirs = oc_tokenizer(CAPTIONS)
+    theirs = clip.tokenizer(CAPTIONS)
     ours = torch.tensor(pipe.tokenizer(CAPTIONS, padding="max_length", max_length=77).input_ids)
     for a, b in zip(theirs, ours, strict=True):
         n = int((a != 0).sum())  # open_clip pads with 0, CLIPTokenizer with <|endoftext|>
@@ -103,8 +101,8 @@ def test_sd_tokenizer_matches_open_clip(pipe, clip):
 
 
 def test_sd_text_encoder_is_the_clip_text_tower(pipe, clip):
-    model, _, oc_tokenizer = clip
-    ids = oc_tokenizer(CAPTIONS[:4])
+    model = clip.model
+    ids = clip.tokenizer(CAPTIONS[:4])
     with torch.no_grad():
         x = model.token_embedding(ids) + model.positional_embedding
         x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask))
@@ -129,12 +127,11 @@ def test_stock_pipeline_follows_color(pipe):
     assert (got[want == COLOR_NAMES.index("green")] == COLOR_NAMES.index("green")).all()
 
 
-def test_aesthetic_head_ranks_clean_above_degraded(heldout_world, clip):
+def test_aesthetic_head_ranks_clean_above_degraded(heldout_world):
     from t2iscope.curate.world.render import render_scene
-    from t2iscope.generate.train.heads import clip_embeddings
 
-    head, config = loaders.load_aesthetic(MODELS)
-    assert config["embed_dim"] == head.input_size
+    aesthetic = load_model(MODELS / "aesthetic")
+    assert aesthetic.config["embed_dim"] == aesthetic.head.input_size
     rows = _truth_rows(heldout_world, 24)
     clean = _render(
         render_scene, rows, watermark=False, blur=0.0, noise=0.0, low_contrast=0.0, blockiness=0.0
@@ -142,39 +139,31 @@ def test_aesthetic_head_ranks_clean_above_degraded(heldout_world, clip):
     worse = _render(
         render_scene, rows, watermark=False, blur=1.0, noise=1.0, low_contrast=1.0, blockiness=0.0
     )
-    model, _, _ = clip
-    with torch.no_grad():
-        a = head(clip_embeddings(model, clean, "cpu")).squeeze(-1)
-        b = head(clip_embeddings(model, worse, "cpu")).squeeze(-1)
+    a, b = aesthetic.score(clean), aesthetic.score(worse)
     assert (a > b).float().mean() >= 0.8
 
 
-def test_aesthetic_head_follows_the_aesthetic_truth(heldout, clip):
+def test_aesthetic_head_follows_the_aesthetic_truth(heldout):
     from scipy.stats import spearmanr
 
-    from t2iscope.generate.train.heads import clip_embeddings
-
-    head, _ = loaders.load_aesthetic(MODELS)
-    model, _, _ = clip
-    with torch.no_grad():
-        predicted = head(clip_embeddings(model, heldout.images, "cpu")).squeeze(-1).numpy()
+    predicted = load_model(MODELS / "aesthetic").score(heldout.images).numpy()
     assert spearmanr(predicted, heldout.truth["aesthetic"].astype(float)).statistic >= 0.6  # card: 0.84
 
 
 def test_watermark_classifier_separates_marked_images(heldout_world):
     from t2iscope.curate.world.render import render_scene
 
-    model, config = loaders.load_watermark(MODELS)
-    assert config["input_size"] == 64
+    model = load_model(MODELS / "watermark")
+    assert model.config["input_size"] == 64
     rows = _truth_rows(heldout_world, 24)
-    marked = model.pwatermark(_render(render_scene, rows, watermark=True))
-    clear = model.pwatermark(_render(render_scene, rows, watermark=False))
+    marked = model.score(_render(render_scene, rows, watermark=True))
+    clear = model.score(_render(render_scene, rows, watermark=False))
     assert (marked > 0.5).float().mean() >= 0.9
     assert (clear < 0.5).float().mean() >= 0.9
 
 
 def test_aesthetic_head_has_laion_key_names():
-    head = loaders.AestheticMLP(768)
+    head = AestheticMLP(768)
     keys = set(head.state_dict())
     assert keys == {f"layers.{i}.{p}" for i in (0, 2, 4, 6, 7) for p in ("weight", "bias")}
 

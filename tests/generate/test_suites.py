@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
+from t2iscope.cli import main
 from t2iscope.curate.world import spec
 from t2iscope.errors import ConfigError
 from t2iscope.generate.suites import expand, load_suite, shipped_suites
@@ -84,12 +87,57 @@ def test_bad_suites_name_file_and_key(tmp_path, data, message):
         load_suite(_write(tmp_path, data))
 
 
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (_with(prompts__1__tags="x"), "prompts[1].tags: expected a list of strings, got 'x'"),
+        (_with(prompts__0__txet="x"), "prompts[0]: unknown key(s) txet; accepted: id, text, language, "),
+        (_with(prompts__0__expect={"legs": 4}), "prompts[0]: unknown key(s) expect; accepted: id, text, "),
+        (_with(prompts__1__translations={"en": 3}), "prompts[1].translations.en: expected a string, got 3"),
+        (_with(defaults__width="64"), "defaults.width: expected an integer, got '64'"),
+        (_with(defaults__width=64.0), "defaults.width: expected an integer, got 64.0"),
+        (_with(defaults__negative_prompt=0), "defaults.negative_prompt: expected a string, got 0"),
+        (
+            _with(grid__steps=[5, True]),
+            "grid.steps: expected an integer, a string or a list of integers or strings, got [5, True]",
+        ),
+        (_with(grid__cfg_scale=float("nan")), "grid.cfg_scale: expected a finite number, got nan"),
+        (_with(name=5), "name: expected a string, got 5"),
+        (_with(defaults="x"), "defaults: expected a mapping, got 'x'"),
+    ],
+)
+def test_typos_and_types_name_file_and_dotted_field(tmp_path, data, message):
+    path = _write(tmp_path, data)
+    with pytest.raises(ConfigError) as info:
+        load_suite(path)
+    assert str(info.value).startswith(f"{path}: {message}")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"grid__sampler": "Euler b"}, "unknown sampler 'Euler b'"),
+        ({"prompts__0__tagz": ["dog"]}, r"prompts\[0\]: unknown key\(s\) tagz"),
+    ],
+)
+def test_bad_suite_stops_generate_suite_before_any_work(tmp_path, capsys, change, message):
+    out = tmp_path / "gen"
+    path = _write(tmp_path, _with(**change))
+    assert main(["generate", "suite", path, "--out", str(out), "--model", str(tmp_path / "no-model")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"t2iscope: error: {path}: ") and err.count("\n") == 1
+    assert re.search(message, err) and not out.exists()
+
+
 def test_unknown_suite_lists_shipped(tmp_path):
     with pytest.raises(ConfigError, match=r"shipped: .*multilingual"):
         load_suite("no-such-suite")
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid YAML"):
+        load_suite(bad)
+    bad.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"bad\.yaml: not UTF-8 text"):
         load_suite(bad)
 
 

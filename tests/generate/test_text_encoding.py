@@ -168,7 +168,9 @@ def test_pair_pads_the_shorter_with_empty_chunks(tokenizer, encoder) -> None:
     assert cond.shape == uncond.shape == (1, 154, 32)
     assert torch.equal(cond, encode_prompt(tokenizer, encoder, prompt))
     assert torch.equal(uncond[:, :77], encode_prompt(tokenizer, encoder, "blurry"))
-    assert torch.equal(uncond[:, 77:], encode_prompt(tokenizer, encoder, ""))
+    # The padding chunk is encoded in a batch of 4 here and alone there: on some CPUs (AVX-512 BLAS
+    # kernels) the batched matmul differs in the last bits, so equality is to float32 precision.
+    torch.testing.assert_close(uncond[:, 77:], encode_prompt(tokenizer, encoder, ""), rtol=0, atol=1e-5)
 
 
 @torch.no_grad()

@@ -13,7 +13,6 @@ import torch
 
 from t2iscope.cli import main
 from t2iscope.errors import ConfigError
-from t2iscope.generate import loaders
 from t2iscope.generate.samplers import DEFAULT_SAMPLER, SAMPLERS
 from t2iscope.generate.train import loop
 from t2iscope.generate.train.corpus import load_world
@@ -54,11 +53,13 @@ def trained(world_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_quick_run_writes_loadable_models(trained: Path):
     from diffusers import StableDiffusionPipeline
 
-    model, _, tokenizer = loaders.load_clip(trained)
-    assert model.encode_text(tokenizer(["a red dog"])).shape[-1] == QUICK.clip.embed_dim
-    head, _ = loaders.load_aesthetic(trained)
+    from t2iscope.weights import load_model
+
+    clip = load_model(trained / "clip")
+    assert clip.model.encode_text(clip.tokenizer(["a red dog"])).shape[-1] == QUICK.clip.embed_dim
+    head = load_model(trained / "aesthetic").head
     assert head.input_size == QUICK.clip.embed_dim
-    wm, _ = loaders.load_watermark(trained)
+    wm = load_model(trained / "watermark").cnn
     assert wm.pwatermark(torch.zeros(2, 3, 64, 64, dtype=torch.uint8)).shape == (2,)
     pipe = StableDiffusionPipeline.from_pretrained(str(trained / "sd"))
     pipe.set_progress_bar_config(disable=True)

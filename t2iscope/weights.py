@@ -1,0 +1,364 @@
+"""One loader for every weight folder: ``load_model(folder)`` picks the architecture, loads once.
+
+A folder says what it holds:
+
+- ``open_clip_config.json`` (+ ``open_clip_model.safetensors``): an open_clip model, loaded with
+  open_clip's own ``local-dir:`` schema -> :class:`OpenClip`;
+- ``model_index.json``: a diffusers Stable Diffusion folder -> ``StableDiffusionPipeline``;
+- otherwise ``config.json`` with an ``architecture`` field naming an entry of :data:`ARCHITECTURES`:
+  ``laion-improved-aesthetic-mlp`` -> :class:`AestheticModel` (its ``clip`` field is the CLIP folder,
+  relative to this one) and ``t2iscope-watermark-cnn`` -> :class:`WatermarkModel`.
+
+Loaded models are cached per process by (resolved folder, device) and reloaded only when a file in
+the folder (or a folder it references) changes, so every caller in a process (a curation stage,
+a judge, a Ray worker calling the same function once at start) shares one copy. Treat returned
+objects as read-only: swap a pipeline's scheduler on a copy, never on the cached pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from t2iscope.errors import ConfigError, DataError
+from t2iscope.nets import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    AestheticMLP,
+    WatermarkCNN,
+    clip_embeddings,
+)
+from t2iscope.paths import models_dir
+from t2iscope.registry import Registry
+
+CONFIG = "config.json"
+OPEN_CLIP = "open_clip"
+STABLE_DIFFUSION = "diffusers-stable-diffusion"
+AESTHETIC = "laion-improved-aesthetic-mlp"
+WATERMARK = "t2iscope-watermark-cnn"
+# open_clip's own file names for a local-dir/hub folder, in the order its loader prefers them.
+OPEN_CLIP_WEIGHTS = (
+    "open_clip_model.safetensors",
+    "open_clip_pytorch_model.safetensors",
+    "open_clip_pytorch_model.bin",
+)
+HEAD_WEIGHTS = ("*.safetensors", "*.pth", "*.pt")  # LAION publishes its aesthetic heads as .pth
+# Folders trained before the fix wrote "../clip (t2iscope-tiny-clip)": a path, then the name.
+_LEGACY_REFERENCE = re.compile(r"(?P<path>.+?) \([^()]*\)")
+
+
+@dataclass(frozen=True)
+class WeightFolder:
+    """A recognised weight folder: its path, architecture, config and the folders its config names.
+
+    ``config`` is the parsed ``config.json``; folders recognised by a marker file get ``{}`` (their
+    own loader reads their config).
+    """
+
+    path: Path
+    architecture: str
+    config: dict[str, Any]
+    references: dict[str, Path]
+
+    def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+        """(file, size, mtime_ns) of every file here and in referenced folders: changes on retraining."""
+        stats = [
+            (str(f), f.stat())
+            for folder in (self.path, *self.references.values())
+            for f in folder.resolve().rglob("*")
+            if f.is_file()
+        ]
+        return tuple(sorted((name, st.st_size, st.st_mtime_ns) for name, st in stats))
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """How one kind of weight folder loads.
+
+    ``load(folder, device)`` returns the model (its docstring says what it returns). ``marker`` is
+    the file that identifies the folder; ``config.json`` means the folder is identified by that
+    file's ``architecture`` field. ``references`` are config keys naming other model folders,
+    relative to this one.
+    """
+
+    load: Callable[[WeightFolder, str], Any]
+    marker: str = CONFIG
+    references: tuple[str, ...] = ()
+
+
+ARCHITECTURES: Registry[Architecture] = Registry("model architecture")
+
+
+class ImageScoreModel(Protocol):
+    """A model that scores square uint8 RGB images (the curation scorers take any of these)."""
+
+    @property
+    def input_size(self) -> int: ...
+
+    def score(self, images: torch.Tensor, batch: int = 512) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class OpenClip:
+    """An open_clip model with its preprocess, tokenizer and the weights file it came from."""
+
+    folder: Path
+    model: torch.nn.Module
+    preprocess: Any
+    tokenizer: Any
+    weights: Path
+
+    @property
+    def input_size(self) -> int:
+        """Side in pixels of the image tower's square input."""
+        size = self.model.visual.preprocess_cfg["size"]
+        return int(size if isinstance(size, int) else size[0])
+
+    def embed(self, images: torch.Tensor, batch: int = 512) -> torch.Tensor:
+        """L2-normalised embeddings, float32 ``N x D`` on CPU, of uint8 ``N x 3 x S x S`` (S = input_size)."""
+        cfg = self.model.visual.preprocess_cfg
+        device = str(next(self.model.parameters()).device)
+        return clip_embeddings(self.model, images, device, batch, cfg["mean"], cfg["std"])
+
+
+@dataclass(frozen=True)
+class AestheticModel:
+    """LAION's improved aesthetic predictor: CLIP image embedding -> L2 norm -> MLP -> score."""
+
+    folder: Path
+    config: dict[str, Any]
+    head: AestheticMLP
+    clip: OpenClip
+
+    @property
+    def input_size(self) -> int:
+        return self.clip.input_size
+
+    @torch.inference_mode()
+    def score(self, images: torch.Tensor, batch: int = 512) -> torch.Tensor:
+        """Aesthetic score (the world's 1-10 scale), float32 ``N`` on CPU, of uint8 ``N x 3 x S x S``."""
+        device = next(self.head.parameters()).device
+        return self.head(self.clip.embed(images, batch).to(device)).squeeze(-1).cpu()
+
+
+@dataclass(frozen=True)
+class WatermarkModel:
+    """The watermark CNN: P(watermark) = softmax(logits)[:, 0], LAION-5B-WatermarkDetection's output."""
+
+    folder: Path
+    config: dict[str, Any]
+    cnn: WatermarkCNN
+    input_size: int
+
+    @torch.inference_mode()
+    def score(self, images: torch.Tensor, batch: int = 512) -> torch.Tensor:
+        """P(watermark) in [0, 1], float32 ``N`` on CPU, of uint8 ``N x 3 x S x S`` (S = input_size)."""
+        device = next(self.cnn.parameters()).device
+        parts = [
+            self.cnn.pwatermark(images[i : i + batch].to(device)).cpu() for i in range(0, len(images), batch)
+        ]
+        return torch.cat(parts)
+
+
+def model_folder(name: str, root: str | Path | None = None) -> Path:
+    """``root/name``; ``root`` defaults to the shipped models (``T2ISCOPE_MODELS`` overrides)."""
+    return Path(root if root is not None else models_dir()) / name
+
+
+def inspect_folder(folder: str | Path) -> WeightFolder:
+    """Recognise a weight folder without loading weights.
+
+    Raises ConfigError (one line naming the folder or its config) when it is missing, has no marker
+    file, its config lacks ``architecture`` or names an unknown one, or a referenced folder is
+    missing; DataError when ``config.json`` is not a JSON object.
+    """
+    folder = Path(folder)
+    for name in ARCHITECTURES:
+        marker = ARCHITECTURES.get(name).marker
+        if marker != CONFIG and (folder / marker).is_file():
+            return WeightFolder(folder, name, {}, {})
+    path = folder / CONFIG
+    if not path.is_file():
+        markers = sorted({ARCHITECTURES.get(n).marker for n in ARCHITECTURES} - {CONFIG})
+        raise ConfigError(
+            f"{folder}: not a model folder (no {path}, {' or '.join(markers)}); train it with "
+            "`t2iscope generate train all` or point T2ISCOPE_MODELS at a folder that has it"
+        )
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise DataError(f"{path}: expected a JSON object, got {type(config).__name__}")
+    name = config.get("architecture")
+    if not isinstance(name, str):
+        raise ConfigError(f"{path}: no 'architecture' field; valid: {', '.join(ARCHITECTURES.names())}")
+    try:
+        arch = ARCHITECTURES.get(name)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    refs = {key: _reference(folder, path, config, key) for key in arch.references}
+    return WeightFolder(folder, name, config, refs)
+
+
+def _reference(folder: Path, path: Path, config: dict[str, Any], key: str) -> Path:
+    """The model folder that ``config[key]`` names, relative to ``folder``.
+
+    Also accepts the ``"../clip (t2iscope-tiny-clip)"`` spelling that ``generate train`` wrote before
+    it wrote plain paths, so heads users already trained keep loading without an edit.
+    """
+    value = config.get(key)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{path}: field '{key}' must name a model folder relative to {folder}")
+    target = folder / value
+    legacy = _LEGACY_REFERENCE.fullmatch(value)
+    if not target.is_dir() and legacy and (folder / legacy["path"]).is_dir():
+        target = folder / legacy["path"]
+    if not target.is_dir():
+        raise ConfigError(f"{path}: field '{key}': model folder {target} not found")
+    return target
+
+
+_CACHE: dict[tuple[Path, str], tuple[tuple[tuple[str, int, int], ...], Any]] = {}
+_LOCK = threading.RLock()  # re-entrant: loading a head loads the CLIP it references
+
+
+def load_model(folder: str | Path, device: str = "cpu", expect: str | None = None) -> Any:
+    """The model in ``folder`` on ``device``, loaded once per process (see the module docstring).
+
+    ``expect`` names the architecture the caller needs; another one is a ConfigError naming the
+    folder. Missing or unknown folders, configs and weights raise as :func:`inspect_folder` does;
+    weights that do not fit the architecture raise DataError naming the file.
+    """
+    spec = inspect_folder(folder)
+    if expect is not None and spec.architecture != expect:
+        raise ConfigError(f"{spec.path}: holds a '{spec.architecture}' model, expected '{expect}'")
+    key = (spec.path.resolve(), device)
+    stamp = spec.fingerprint()
+    with _LOCK:
+        hit = _CACHE.get(key)
+        if hit is None or hit[0] != stamp:
+            hit = _CACHE[key] = (stamp, ARCHITECTURES.get(spec.architecture).load(spec, device))
+        return hit[1]
+
+
+def _weights_file(folder: Path, patterns: tuple[str, ...]) -> Path:
+    """The one weights file in ``folder``: ``model.safetensors`` if present, else the only match."""
+    if (folder / "model.safetensors").is_file():
+        return folder / "model.safetensors"
+    found = sorted({f for p in patterns for f in folder.glob(p) if f.is_file()})
+    if len(found) != 1:
+        what = (
+            "no weights" if not found else f"{len(found)} weight files ({', '.join(f.name for f in found)})"
+        )
+        raise ConfigError(f"{folder}: {what}; expected model.safetensors or one {' / '.join(patterns)}")
+    return found[0]
+
+
+def _state_dict(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # safetensors, pickle and zip readers each raise their own types
+        raise DataError(f"{path}: cannot read weights ({type(exc).__name__})") from None
+
+
+def _fill(module: torch.nn.Module, path: Path, architecture: str, device: str) -> Any:
+    """Load ``path``'s state dict into ``module`` strictly; a mismatch is one DataError line."""
+    state, expected = _state_dict(path), module.state_dict()
+    missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    shapes = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or extra or shapes:
+        parts = [
+            f"{label} {', '.join(keys[:3])}"
+            for label, keys in (("missing", missing), ("unexpected", extra), ("wrong shape", shapes))
+            if keys
+        ]
+        raise DataError(f"{path}: weights do not fit '{architecture}' ({'; '.join(parts)})")
+    module.load_state_dict(state)
+    return module.to(device).eval()
+
+
+def _int_field(spec: WeightFolder, key: str, default: int) -> int:
+    value = spec.config.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{spec.path / CONFIG}: field '{key}': expected a positive integer, got {value!r}")
+    return value
+
+
+def _channel_stats(spec: WeightFolder, key: str, default: tuple[float, float, float]) -> tuple[float, ...]:
+    value = spec.config.get(key, default)
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 3
+        or not all(isinstance(v, (int, float)) for v in value)
+    ):
+        raise ConfigError(f"{spec.path / CONFIG}: field '{key}': expected 3 numbers (R, G, B), got {value!r}")
+    return tuple(float(v) for v in value)
+
+
+def _load_open_clip(spec: WeightFolder, device: str) -> OpenClip:
+    """:class:`OpenClip` through open_clip's ``local-dir:`` schema (config, preprocess and tokenizer)."""
+    import open_clip
+
+    weights = next((spec.path / n for n in OPEN_CLIP_WEIGHTS if (spec.path / n).is_file()), None)
+    if weights is None:
+        raise ConfigError(f"{spec.path}: no weights ({' or '.join(OPEN_CLIP_WEIGHTS)})")
+    name = f"local-dir:{spec.path}"
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(name, device=device)
+    except Exception as exc:  # open_clip raises ValueError/RuntimeError/KeyError for bad configs and weights
+        raise DataError(f"{spec.path}: cannot load as open_clip ({type(exc).__name__})") from None
+    return OpenClip(spec.path, model.eval(), preprocess, open_clip.get_tokenizer(name), weights)
+
+
+def _load_stable_diffusion(spec: WeightFolder, device: str) -> Any:
+    """The stock ``StableDiffusionPipeline`` (progress bar off)."""
+    from diffusers import StableDiffusionPipeline
+
+    try:
+        pipe = StableDiffusionPipeline.from_pretrained(str(spec.path))
+    except (OSError, ValueError, TypeError) as exc:  # diffusers' errors for missing or bad component files
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"{spec.path}: cannot load as a diffusers Stable Diffusion folder ({reason})"
+        ) from None
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def _load_aesthetic(spec: WeightFolder, device: str) -> AestheticModel:
+    """:class:`AestheticModel`: the head sized by its CLIP's embedding (config ``embed_dim`` must agree)."""
+    clip = load_model(spec.references["clip"], device, expect=OPEN_CLIP)
+    dim = int(clip.model.visual.output_dim)
+    if spec.config.get("embed_dim", dim) != dim:
+        raise ConfigError(
+            f"{spec.path / CONFIG}: embed_dim {spec.config['embed_dim']} but the CLIP in "
+            f"{spec.references['clip']} embeds to {dim}"
+        )
+    head = _fill(AestheticMLP(dim), _weights_file(spec.path, HEAD_WEIGHTS), spec.architecture, device)
+    return AestheticModel(spec.path, spec.config, head, clip)
+
+
+def _load_watermark(spec: WeightFolder, device: str) -> WatermarkModel:
+    """:class:`WatermarkModel`: ``width``, ``input_size``, ``mean`` and ``std`` from the config."""
+    mean, std = _channel_stats(spec, "mean", IMAGENET_MEAN), _channel_stats(spec, "std", IMAGENET_STD)
+    cnn = WatermarkCNN(_int_field(spec, "width", 32), mean, std)
+    cnn = _fill(cnn, _weights_file(spec.path, HEAD_WEIGHTS), spec.architecture, device)
+    return WatermarkModel(spec.path, spec.config, cnn, _int_field(spec, "input_size", 64))
+
+
+ARCHITECTURES.register(OPEN_CLIP)(Architecture(_load_open_clip, marker="open_clip_config.json"))
+ARCHITECTURES.register(STABLE_DIFFUSION)(Architecture(_load_stable_diffusion, marker="model_index.json"))
+ARCHITECTURES.register(AESTHETIC)(Architecture(_load_aesthetic, references=("clip",)))
+ARCHITECTURES.register(WATERMARK)(Architecture(_load_watermark))

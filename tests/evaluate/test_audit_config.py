@@ -1,0 +1,100 @@
+"""AUDIT.yaml through the one config parser: typos, wrong types and wrong choices stop before any work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from t2iscope.cli import main
+from t2iscope.errors import ConfigError
+from t2iscope.evaluate.config import load_config, parse_config
+
+WATERMARK = {"sources": ["skimage"], "max_images": 2, "attacks": {"jpeg": [50, 75.5]}}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"audits": {"watermark": {**WATERMARK, "max_images": "four"}}},
+            "a.yaml: audits.watermark.max_images: expected an integer, got 'four'",
+        ),
+        (
+            {"audits": {"watermark": {**WATERMARK, "sources": "skimage"}}},
+            "a.yaml: audits.watermark.sources: expected a list of strings, got 'skimage'",
+        ),
+        (
+            {"audits": {"watermark": {**WATERMARK, "attacks": {"jpeg": [50, float("nan")]}}}},
+            "a.yaml: audits.watermark.attacks.jpeg[1]: expected a finite number, got nan",
+        ),
+        (
+            {"audits": {"watermark": {**WATERMARK, "fpr_target": "1%"}}},
+            "a.yaml: audits.watermark.fpr_target: expected a number, got '1%'",
+        ),
+        (
+            {"audits": {"watermark": {**WATERMARK, "grid": "readmy"}}},
+            "a.yaml: audits.watermark.grid 'readmy'; valid: full, readme",
+        ),
+        (
+            {"audits": {"domains": {"top": 20.0}}},
+            "a.yaml: audits.domains.top: expected an integer, got 20.0",
+        ),
+        ({"audits": {"domains": []}}, "a.yaml: audits.domains: expected a mapping, got []"),
+        ({"audits": {"domians": {}}}, "a.yaml: audits.domians: unknown audit 'domians'; valid: culture"),
+        ({"audits": {"limbs": {}}, "inputs": {"world": 3}}, "a.yaml: inputs.world: expected a string"),
+        (
+            {"audits": {"limbs": {}}, "inputs": {"world": ["w1", "w2"]}},
+            "a.yaml: inputs.world: expected one path",
+        ),
+        ({"audits": {"limbs": {}}, "seed": 1.5}, "a.yaml: seed: expected an integer, got 1.5"),
+        ({"audits": {"limbs": {}}, "judge": "oracle"}, "a.yaml: judge: unknown judge 'oracle'; valid:"),
+        ({"audits": {"limbs": {}}, "judge_options": [1]}, "a.yaml: judge_options: expected a mapping"),
+        ({"audit": {"limbs": {}}}, "a.yaml: unknown key(s) audit; accepted: audits, judge"),
+        ([1], "a.yaml: expected a mapping, got [1]"),
+    ],
+)
+def test_audit_config_errors_are_one_line_naming_file_and_field(data: object, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, "a.yaml")
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+def test_audit_params_are_kept_as_written() -> None:
+    """audit.resolved.yaml repeats the user's values: validation converts nothing."""
+    cfg = parse_config({"audits": {"watermark": WATERMARK, "domains": None}, "inputs": {"world": ["w"]}})
+    assert cfg.to_dict()["audits"] == {"watermark": WATERMARK, "domains": {}}
+    assert cfg.inputs.world == Path("w") and cfg.inputs.generation == ()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"audits": {"domains": {"tpo": 5}}}, "audits.domains: unknown parameter(s) tpo; accepted: top"),
+        (
+            {"audits": {"limbs": {"max_imgs": 4}}},
+            "audits.limbs: unknown parameter(s) max_imgs; accepted: (none)",
+        ),
+        ({"audits": {"limbs": {}}, "judge": "wrold"}, "judge: unknown judge 'wrold'; valid: "),
+    ],
+)
+def test_bad_audit_config_stops_evaluate_run_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: dict, message: str
+) -> None:
+    config = tmp_path / "AUDIT.yaml"
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    out = tmp_path / "audit"
+    assert main(["evaluate", "run", str(config), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"t2iscope: error: {config}: {message}") and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_unreadable_audit_config_is_one_line(tmp_path: Path) -> None:
+    latin = tmp_path / "AUDIT.yaml"
+    latin.write_bytes("judge: w\xf6rld\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"AUDIT\.yaml: not UTF-8 text"):
+        load_config(latin)
+    with pytest.raises(ConfigError, match=r"nope\.yaml: no such file"):
+        load_config(tmp_path / "nope.yaml")

@@ -1,0 +1,67 @@
+"""Training recipe YAML: overrides merge onto the default or quick recipe, then one strict parse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from t2iscope.cli import main
+from t2iscope.errors import ConfigError
+from t2iscope.generate.train.recipe import QUICK, Recipe, load_recipe
+
+
+def _recipe(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "r.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_overrides_merge_onto_the_base_and_convert_to_the_field_types(tmp_path: Path) -> None:
+    path = _recipe(tmp_path, "seed: 3\nunet: {lr: 1, channels: [8, 8, 8]}\nmeasure: {cfg_scales: [2, 7.5]}\n")
+    recipe = load_recipe(path, quick=True)
+    assert recipe.seed == 3 and recipe.unet.channels == (8, 8, 8) and recipe.measure.cfg_scales == (2.0, 7.5)
+    assert recipe.unet.lr == 1.0 and isinstance(recipe.unet.lr, float)  # an integer is a valid float
+    assert recipe.unet.steps == QUICK.unet.steps and recipe.clip == QUICK.clip  # the rest stays quick
+    assert load_recipe(_recipe(tmp_path, ""), quick=False) == Recipe()  # an empty file overrides nothing
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("unet: {stepz: 7}\n", "r.yaml: unet: unknown key(s) stepz; accepted: steps, batch, lr"),
+        (
+            "untet: {steps: 7}\n",
+            "r.yaml: unknown key(s) untet; accepted: seed, clip, heads, vae",
+        ),
+        (
+            "unet: {prediction_type: sample}\n",
+            "r.yaml: unet.prediction_type 'sample'; valid: epsilon, v_",
+        ),
+        ("unet: {steps: many}\n", "r.yaml: unet.steps: expected an integer, got 'many'"),
+        ("unet: {steps: 7.0}\n", "r.yaml: unet.steps: expected an integer, got 7.0"),
+        ("vae: {mid_attention: 1}\n", "r.yaml: vae.mid_attention: expected true or false, got 1"),
+        ("vae: {channels: [16, x]}\n", "r.yaml: vae.channels[1]: expected an integer, got 'x'"),
+        ("clip: {lr: .nan}\n", "r.yaml: clip.lr: expected a finite number, got nan"),
+        ("heads: 5\n", "r.yaml: heads: expected a mapping, got 5"),
+        ("- unet\n", "r.yaml: expected a mapping, got ['unet']"),
+        ("unet: {steps: [\n", "r.yaml: not valid YAML at line 2"),
+    ],
+)
+def test_bad_training_recipes_name_file_and_field(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_recipe(_recipe(tmp_path, text))
+    assert str(info.value).startswith(f"{tmp_path}/{message}") and "\n" not in str(info.value)
+
+
+def test_bad_training_recipe_stops_train_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _recipe(tmp_path, "unet: {prediction_type: v-prediction}\n")
+    out = tmp_path / "models"
+    assert main(["generate", "train", "unet", "--recipe", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == f"t2iscope: error: {path}: unet.prediction_type 'v-prediction'; valid: epsilon, v_prediction\n"
+    )
+    assert not out.exists()
