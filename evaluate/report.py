@@ -82,11 +82,17 @@ def _plt() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
-    # Labels are data (dataset file names, hosts, prompts): a '$' in them is text, not mathtext.
-    matplotlib.rcParams["text.parse_math"] = False
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def plain(value: Any) -> str:
+    """A data value (file name, host, label) as matplotlib text: its '$' is a dollar, not mathtext.
+
+    Only data is escaped: matplotlib's own log-axis tick labels are mathtext and must stay so.
+    """
+    return str(value).replace("$", r"\$")
 
 
 def bars(df: pd.DataFrame, label: str, title: str, ylabel: str) -> str:
@@ -98,8 +104,8 @@ def bars(df: pd.DataFrame, label: str, title: str, ylabel: str) -> str:
     fig, ax = plt.subplots(figsize=(min(11, 1.2 + 0.55 * len(df)), 3.0))
     lo = (df["value"] - df["ci_low"]).clip(lower=0).fillna(0)
     hi = (df["ci_high"] - df["value"]).clip(lower=0).fillna(0)
-    ax.bar(df[label].astype(str), df["value"], yerr=[lo, hi], color="#3b6ea5", capsize=3)
-    ax.set_title(title, fontsize=10)
+    ax.bar(df[label].map(plain), df["value"], yerr=[lo, hi], color="#3b6ea5", capsize=3)
+    ax.set_title(plain(title), fontsize=10)
     ax.set_ylabel(ylabel)
     ax.tick_params(axis="x", labelrotation=45, labelsize=8)
     return figure(fig)
@@ -115,7 +121,7 @@ def section_domains(df: pd.DataFrame) -> str:
     if not cov.empty:
         fig, ax = plt.subplots(figsize=(7, 3.2))
         for (dataset, level), g in cov.groupby(["dataset", "level"], sort=False):
-            ax.plot(g["rank"].astype(float), g["value"], marker=".", label=f"{dataset} ({level})")
+            ax.plot(g["rank"].astype(float), g["value"], marker=".", label=plain(f"{dataset} ({level})"))
         ax.set_xscale("log")
         ax.set_xlabel("top-k hosts / domains")
         ax.set_ylabel("share of rows")
@@ -173,8 +179,9 @@ def section_culture(df: pd.DataFrame) -> str:
         fig, axes = plt.subplots(1, len(kinds), figsize=(3.4 * len(kinds), 3), squeeze=False)
         for ax, kind in zip(axes[0], kinds, strict=False):
             g = share[share["kind"] == kind].pivot_table(index="source", columns="culture", values="value")
+            g = g.rename(index=plain, columns=plain)
             g.plot.bar(stacked=True, ax=ax, legend=ax is axes[0][-1], rot=0)
-            ax.set_title(f"{kind}", fontsize=10)
+            ax.set_title(plain(kind), fontsize=10)
             ax.set_ylim(0, 1)
         out.append(figure(fig))
     out.append("<h3>Imbalance (HEIM: mean |f_k - 1/K|; 0 = parity)</h3>")
@@ -207,9 +214,9 @@ def section_watermark(df: pd.DataFrame) -> str:
             grid = g.pivot_table(index="method", columns="attack_s", values="value", sort=False)
             fig, ax = plt.subplots(figsize=(min(14, 1 + 0.3 * grid.shape[1]), 0.6 + 0.45 * grid.shape[0]))
             ax.imshow(grid.to_numpy(), vmin=0, vmax=1, cmap="RdYlGn", aspect="auto")
-            ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=90, fontsize=7)
-            ax.set_yticks(range(grid.shape[0]), grid.index, fontsize=8)
-            ax.set_title(f"Detection rate at measured-FPR threshold: {source}", fontsize=10)
+            ax.set_xticks(range(grid.shape[1]), grid.columns.map(plain), rotation=90, fontsize=7)
+            ax.set_yticks(range(grid.shape[0]), grid.index.map(plain), fontsize=8)
+            ax.set_title(plain(f"Detection rate at measured-FPR threshold: {source}"), fontsize=10)
             out.append(figure(fig))
     quality = df[df["metric"].isin(["psnr", "ssim", "threshold", "fpr"])]
     out.append("<h3>Image quality of the marked image, threshold and false-positive rate</h3>")
