@@ -1,9 +1,8 @@
 """Load a Stable Diffusion 1.x/2.x model from a local path, never from a hub.
 
 Three sources: the embedded default (``models/sd``), any local diffusers folder, or a single-file
-``.safetensors``/``.ckpt`` checkpoint (A1111's format) read with diffusers' ``from_single_file``.
-A single file carries weights but no architecture, so its component configs come from a local
-diffusers folder (``config``, default: the embedded model's folder for files trained here).
+``.safetensors``/``.ckpt`` checkpoint (A1111's format), all read by the one weight loader's
+``t2iscope.weights.read_stable_diffusion`` (a fresh copy: generation changes dtype and scheduler).
 
 On CUDA the model takes the GPU path: fp16 weights, channels_last U-Net, PyTorch SDPA attention
 and, on request, ``torch.compile`` of the U-Net.
@@ -11,8 +10,6 @@ and, on request, ``torch.compile`` of the U-Net.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,11 +17,10 @@ from typing import Any
 import torch
 from diffusers import StableDiffusionPipeline
 from diffusers.models.attention_processor import AttnProcessor2_0
-from diffusers.utils import logging as dlog
-from transformers.utils import logging as tlog
 
 from t2iscope.errors import ConfigError, DataError
 from t2iscope.paths import models_dir
+from t2iscope.weights import quiet_loading, read_stable_diffusion
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 EXPECTED = "a diffusers folder with model_index.json or a .safetensors/.ckpt checkpoint"
@@ -79,41 +75,6 @@ def _check_source(path: Path, given: bool) -> None:
         raise ConfigError(f"--model {path}: unknown file type {path.suffix!r}; expected {EXPECTED}")
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence diffusers'/transformers' loading bars and advice while reading local weights."""
-    d_level, t_level = dlog.get_verbosity(), tlog.get_verbosity()
-    dlog.set_verbosity_error()
-    tlog.set_verbosity_error()
-    dlog.disable_progress_bar()
-    tlog.disable_progress_bar()
-    try:
-        yield
-    finally:
-        dlog.set_verbosity(d_level)
-        tlog.set_verbosity(t_level)
-        dlog.enable_progress_bar()
-        tlog.enable_progress_bar()
-
-
-def _read(path: Path, config: Path | None, dtype: torch.dtype) -> StableDiffusionPipeline:
-    common = {
-        "safety_checker": None,
-        "requires_safety_checker": False,
-        "local_files_only": True,
-        "dtype": dtype,
-    }
-    if path.is_dir():
-        return StableDiffusionPipeline.from_pretrained(path, **common)
-    config = config or embedded_model_path()
-    if not (config / "model_index.json").is_file():
-        raise ConfigError(
-            f"--model-config {config}: a single-file checkpoint needs a local diffusers folder "
-            "(model_index.json, component configs, tokenizer) describing its architecture"
-        )
-    return StableDiffusionPipeline.from_single_file(str(path), config=str(config), **common)
-
-
 def gpu_path(pipe: StableDiffusionPipeline, compile_unet: bool = False) -> None:
     """fp16 is set by the caller; here channels_last, SDPA attention and optional torch.compile."""
     pipe.unet.to(memory_format=torch.channels_last)
@@ -136,8 +97,7 @@ def load_model(
     _check_source(src, given=path is not None)
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
     try:
-        with _quiet():
-            pipe = _read(src, Path(config) if config else None, dtype)
+        pipe = read_stable_diffusion(src, config=config, dtype=dtype)
     except ConfigError:
         raise
     except Exception as exc:
@@ -152,7 +112,7 @@ def wrap_pipeline(
     """Put an in-memory pipeline on ``device`` (the GPU path on CUDA) and wrap it as a Model."""
     dev = resolve_device(device)
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
-    with _quiet():
+    with quiet_loading():
         pipe.to(dev, dtype)
     if dev.type == "cuda":
         gpu_path(pipe, compile_unet)

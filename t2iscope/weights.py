@@ -17,10 +17,11 @@ objects as read-only: swap a pipeline's scheduler on a copy, never on the cached
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -322,12 +323,63 @@ def _load_open_clip(spec: WeightFolder, device: str) -> OpenClip:
     return OpenClip(spec.path, model.eval(), preprocess, open_clip.get_tokenizer(name), weights)
 
 
-def _load_stable_diffusion(spec: WeightFolder, device: str) -> Any:
-    """The stock ``StableDiffusionPipeline`` (progress bar off)."""
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence diffusers'/transformers' loading bars and advice while reading local weights."""
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+
+    d_level, t_level = dlog.get_verbosity(), tlog.get_verbosity()
+    dlog.set_verbosity_error()
+    tlog.set_verbosity_error()
+    dlog.disable_progress_bar()
+    tlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        dlog.set_verbosity(d_level)
+        tlog.set_verbosity(t_level)
+        dlog.enable_progress_bar()
+        tlog.enable_progress_bar()
+
+
+def read_stable_diffusion(
+    path: str | Path, *, config: str | Path | None = None, dtype: torch.dtype = torch.float32
+) -> Any:
+    """A fresh (uncached) ``StableDiffusionPipeline`` from local disk only, safety checker off.
+
+    ``path`` is a diffusers folder (``model_index.json``) or a single-file checkpoint (A1111's
+    ``.safetensors``/``.ckpt``, read with diffusers' ``from_single_file``); a single file carries
+    no architecture, so its component configs come from the diffusers folder ``config`` (default:
+    the embedded ``models/sd``). For callers that change the pipeline (dtype, scheduler, GPU
+    path); :func:`load_model` gives the shared cached one. ConfigError when a single file has no
+    config folder; diffusers' own exceptions otherwise, for the caller to word.
+    """
     from diffusers import StableDiffusionPipeline
 
+    path = Path(path)
+    common = {
+        "safety_checker": None,
+        "requires_safety_checker": False,
+        "local_files_only": True,
+        "dtype": dtype,
+    }
+    with quiet_loading():
+        if path.is_dir():
+            return StableDiffusionPipeline.from_pretrained(path, **common)
+        config = Path(config) if config else model_folder("sd")
+        if not (config / "model_index.json").is_file():
+            raise ConfigError(
+                f"--model-config {config}: a single-file checkpoint needs a local diffusers folder "
+                "(model_index.json, component configs, tokenizer) describing its architecture"
+            )
+        return StableDiffusionPipeline.from_single_file(str(path), config=str(config), **common)
+
+
+def _load_stable_diffusion(spec: WeightFolder, device: str) -> Any:
+    """The stock ``StableDiffusionPipeline`` (progress bar off)."""
     try:
-        pipe = StableDiffusionPipeline.from_pretrained(str(spec.path))
+        pipe = read_stable_diffusion(spec.path)
     except (OSError, ValueError, TypeError) as exc:  # diffusers' errors for missing or bad component files
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(
