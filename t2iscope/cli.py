@@ -28,6 +28,11 @@ AREAS: dict[str, tuple[str, str, str]] = {
         "evaluate",
         "Bias, limb, watermark and domain audits; HTML reports.",
     ),
+    "models": (
+        "t2iscope.models_cli",
+        "models",
+        "List model architectures and the weight folders the loader finds.",
+    ),
     "dashboard": (
         "t2iscope.dashboards.cli",
         "dashboard",

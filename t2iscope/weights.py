@@ -309,7 +309,7 @@ def _channel_stats(spec: WeightFolder, key: str, default: tuple[float, float, fl
 
 
 def _load_open_clip(spec: WeightFolder, device: str) -> OpenClip:
-    """:class:`OpenClip` through open_clip's ``local-dir:`` schema (config, preprocess and tokenizer)."""
+    """OpenClip: model, preprocess and tokenizer through open_clip's local-dir: schema."""
     import open_clip
 
     weights = next((spec.path / n for n in OPEN_CLIP_WEIGHTS if (spec.path / n).is_file()), None)
@@ -377,7 +377,7 @@ def read_stable_diffusion(
 
 
 def _load_stable_diffusion(spec: WeightFolder, device: str) -> Any:
-    """The stock ``StableDiffusionPipeline`` (progress bar off)."""
+    """A diffusers StableDiffusionPipeline, as stock from_pretrained builds it (progress bar off)."""
     try:
         pipe = read_stable_diffusion(spec.path)
     except (OSError, ValueError, TypeError) as exc:  # diffusers' errors for missing or bad component files
@@ -390,7 +390,7 @@ def _load_stable_diffusion(spec: WeightFolder, device: str) -> Any:
 
 
 def _load_aesthetic(spec: WeightFolder, device: str) -> AestheticModel:
-    """:class:`AestheticModel`: the head sized by its CLIP's embedding (config ``embed_dim`` must agree)."""
+    """AestheticModel: LAION's MLP head over its CLIP's image embedding (config embed_dim must agree)."""
     clip = load_model(spec.references["clip"], device, expect=OPEN_CLIP)
     dim = int(clip.model.visual.output_dim)
     if spec.config.get("embed_dim", dim) != dim:
@@ -403,7 +403,7 @@ def _load_aesthetic(spec: WeightFolder, device: str) -> AestheticModel:
 
 
 def _load_watermark(spec: WeightFolder, device: str) -> WatermarkModel:
-    """:class:`WatermarkModel`: ``width``, ``input_size``, ``mean`` and ``std`` from the config."""
+    """WatermarkModel: the CNN, with width, input_size, mean and std from the config."""
     mean, std = _channel_stats(spec, "mean", IMAGENET_MEAN), _channel_stats(spec, "std", IMAGENET_STD)
     cnn = WatermarkCNN(_int_field(spec, "width", 32), mean, std)
     cnn = _fill(cnn, _weights_file(spec.path, HEAD_WEIGHTS), spec.architecture, device)

@@ -13,9 +13,9 @@ from t2iscope.cli import AREAS, main
 def test_help_lists_every_area(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name in ("world", "curate", "generate", "evaluate", "dashboard"):
+    for name in ("world", "curate", "generate", "evaluate", "models", "dashboard"):
         assert name in out
-    assert set(AREAS) == {"world", "curate", "generate", "evaluate", "dashboard"}
+    assert set(AREAS) == {"world", "curate", "generate", "evaluate", "models", "dashboard"}
 
 
 @pytest.mark.parametrize("name", list(AREAS))

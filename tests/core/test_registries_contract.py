@@ -1,8 +1,8 @@
 """The contract every registry keeps: each entry is registered under its name, documented, and listed.
 
-One test per registry (curation stages, audits, judges, attacks, samplers), over every entry, so a
-new extension is covered the moment it registers. That each audit also reaches the report is
-tests/evaluate/test_audit_registry.py.
+One test per registry (curation stages, audits, judges, attacks, samplers, model architectures),
+over every entry, so a new extension is covered the moment it registers. That each audit also
+reaches the report is tests/evaluate/test_audit_registry.py.
 """
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ def attacks() -> Registry[Any]:
     return ATTACKS
 
 
+def architectures() -> Registry[Any]:
+    from t2iscope.weights import ARCHITECTURES
+
+    return ARCHITECTURES
+
+
 def samplers() -> Registry[Any]:
     from t2iscope.generate.samplers import SAMPLERS
 
@@ -57,6 +63,9 @@ REGISTRIES = [
     pytest.param(judges, ["evaluate", "list", "judges"], lambda j: summary(j.make), id="judges"),
     pytest.param(attacks, ["evaluate", "list", "attacks"], summary, id="attacks"),
     pytest.param(samplers, ["generate", "list", "samplers"], lambda s: s.summary, id="samplers"),
+    pytest.param(
+        architectures, ["models", "list", "architectures"], lambda a: summary(a.load), id="architectures"
+    ),
 ]
 
 
@@ -88,6 +97,7 @@ def test_every_entry_is_registered_documented_and_listed(
         ("curate", ["stages", "recipes"]),
         ("evaluate", ["audits", "judges", "attacks"]),
         ("generate", ["samplers", "suites"]),
+        ("models", ["architectures", "folders"]),
     ],
 )
 def test_list_prints_every_table_and_its_help_an_example(
@@ -101,3 +111,24 @@ def test_list_prints_every_table_and_its_help_an_example(
     assert "Example:" in help_text and f"t2iscope {area} list" in help_text
     assert main([area, "list", "nothing"]) == 2
     assert "'nothing' is not one of" in capsys.readouterr().err
+
+
+def test_models_list_names_each_shipped_folder_and_why_a_broken_one_fails(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from t2iscope.paths import models_dir
+
+    assert main(["models", "list", "folders"]) == 0
+    rows = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()[2:]}
+    assert rows == {
+        "aesthetic": "laion-improved-aesthetic-mlp",
+        "clip": "open_clip",
+        "sd": "diffusers-stable-diffusion",
+        "watermark": "t2iscope-watermark-cnn",
+    }, f"shipped folders under {models_dir()}"
+    (tmp_path / "head").mkdir()
+    (tmp_path / "head" / "config.json").write_text('{"architecture": "resnet-9000"}')
+    monkeypatch.setenv("T2ISCOPE_MODELS", str(tmp_path))
+    assert main(["models", "list", "folders"]) == 0
+    line = capsys.readouterr().out.splitlines()[2]
+    assert line.startswith("head") and "unknown model architecture 'resnet-9000'" in line
