@@ -10,7 +10,8 @@
    new attempt and merges (img2dataset's own incremental mode resumes shards, not rows).
 4. Post-download stages (recipe ``post_download``: pixel resolution, image dedup, model scores)
    run on the downloaded images, written like a curation run: ``OUT/kept``, ``OUT/dropped``,
-   ``OUT/stats.json``.
+   ``OUT/stats.json``. The models they score with are loaded before step 2, so a broken model
+   folder stops the command before anything is fetched or written.
 """
 
 from __future__ import annotations
@@ -192,6 +193,18 @@ def load_images(out: Path, status: pa.Table, output_format: str) -> dict[tuple[s
     return images
 
 
+def preload_models(recipe: Recipe) -> None:
+    """Load every model the post_download stages will score with (each stage's ``Operator.preload``).
+
+    Called before img2dataset starts: a missing or broken model folder (no config, unknown
+    architecture, truncated weights) is one line before anything is fetched or written, not after
+    every image is downloaded. The loader caches per process, so post_download reuses the models.
+    """
+    for stage in recipe.post_download:
+        if stage.op.preload is not None:
+            stage.op.preload(stage.params, PIXELS)
+
+
 def post_download(
     recipe: Recipe, rows: pa.Table, status: pa.Table, images: dict, out: Path
 ) -> dict[str, Any]:
@@ -262,6 +275,7 @@ def download_run(
         if previous is not None:
             raise ConfigError(f"{out}: already downloaded; use --retry-failed, or choose another --out")
         todo, attempt_no = rows, 1
+    preload_models(recipe)  # a broken model folder stops here, before img2dataset writes anything
     if todo.num_rows:
         folder = out / "images" / f"attempt-{attempt_no}"
         run_img2dataset(todo, folder, options)

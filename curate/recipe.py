@@ -16,9 +16,12 @@ writing their URL and TEXT can cost more than the filtering): ``full`` keeps eve
 every dropped row, ``keys`` only ``hash, LANGUAGE, lang, domain`` (those present) with ``stage``
 and ``reason``, ``none`` writes no dropped files. stats.json stays exact in every mode.
 
-Unknown keys, unknown stages, misspelled or mistyped parameters and values outside an operator's
-``Literal`` choices are ConfigErrors naming the file, the stage and the field (``r.yaml: stages 2
-(dedup): by 'urll'; valid: hash, url, image``), raised by ``t2iscope.config`` before any work. A
+Unknown keys, unknown stages, misspelled or mistyped parameters, values outside an operator's
+``Literal`` choices or ranges are ConfigErrors naming the file, the stage and the field (``r.yaml:
+stages 2 (dedup): by 'urll'; valid: hash, url, image``), raised by ``t2iscope.config`` before any
+work; so are what an operator's ``check`` hook refuses (``source: model`` under ``stages``, a
+``domain`` entry that is not a host name) and a stage named twice in one phase (stats.json counts
+by stage name: merge the two entries' parameters). A
 stage may be given by name alone (``- dedup``) to take its defaults. The ``validity`` stage (URL
 and caption checks) is added when a recipe does not name it, so malformed rows are always counted:
 right after the leading numeric stages (sizes, scores), which are cheap, and before any stage that
@@ -132,7 +135,8 @@ def recipe_from_dict(data: Any, where: str) -> Recipe:
 
 
 def _stages(items: list[Any], where: str, key: str, phase: str) -> tuple[Stage, ...]:
-    out = []
+    out: list[Stage] = []
+    first: dict[str, int] = {}  # stage name -> its entry number, counted from 1
     for i, item in enumerate(items, start=1):
         if isinstance(item, str):
             name, params = item, None
@@ -141,7 +145,14 @@ def _stages(items: list[Any], where: str, key: str, phase: str) -> tuple[Stage, 
         else:
             shape = "'- name' or '- name: {params}'"
             raise ConfigError(f"{where}: {key} entry {i} must be {shape}, got {item!r}")
-        out.append(_stage(str(name), params, f"{where}: {key} {i}", key, phase))
+        stage = _stage(str(name), params, f"{where}: {key} {i}", key, phase)
+        if stage.name in first:
+            raise ConfigError(
+                f"{where}: {key} {i} ({stage.name}): listed twice (also {key} {first[stage.name]}); "
+                "stats.json counts by stage name, so merge their parameters into one entry"
+            )
+        first[stage.name] = i
+        out.append(stage)
     return tuple(out)
 
 
@@ -154,4 +165,9 @@ def _stage(name: str, params: Any, where: str, key: str, phase: str) -> Stage:
     where = f"{where} ({name})"
     if phase not in op.phases:
         raise ConfigError(f"{where}: runs only on {', '.join(sorted(op.phases))}, not under {key}")
-    return Stage(name, bind_params(op.fn, {} if params is None else params, where, data_args=2))
+    bound = bind_params(op.fn, {} if params is None else params, where, data_args=2)
+    try:
+        op.check_params(bound, phase)
+    except (ValueError, ConfigError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return Stage(name, bound)

@@ -9,7 +9,9 @@ Validity (is it a fetchable http(s) URL?), download (the ASCII URL handed to img
   non-ASCII paths, queries and fragments percent-encoded as UTF-8 (RFC 3987 §3.1), leading
   C0/space stripped and tab/CR/LF removed as WHATWG parsers do;
 - a non-ASCII host is encoded by yarl with the ``idna`` package's UTS-46 mapping (falling back to
-  IDNA 2003 where IDNA 2008 refuses a label), an IP literal is written as RFC 5952 recommends;
+  IDNA 2003 where IDNA 2008 refuses a label), an IPv6 literal is written as RFC 5952 recommends,
+  a host that ends in a number is read by the WHATWG URL Standard's IPv4 parser, as browsers and
+  ``inet_aton`` read it (``127.1``, ``0x7f.0.0.1`` -> ``127.0.0.1``; ``256.1.1.1`` is no host);
 - the registrable domain comes from tldextract's bundled public-suffix snapshot (never the
   network), with the Public Suffix List's default rule ``*`` for names under no listed suffix.
 
@@ -51,13 +53,17 @@ HTTP_SCHEMES = frozenset({"http", "https"})
 # A sufficient condition for "fetchable as written", checked in RE2 before any Python runs: most
 # LAION URLs are lower-case http(s) URLs with no port or user and a printable ASCII path, which
 # parse_url accepts unchanged (a test holds every match to it). Labels of at most 30 characters,
-# at most 8 of them, keep such a host within DNS's 253; longer hosts take the parser's path.
-PLAIN_FETCHABLE = r"^https?://[a-z0-9_-]{1,30}(?:\.[a-z0-9_-]{1,30}){1,7}(?:/[!-~]*)?$"
+# at most 8 of them, keep such a host within DNS's 253; longer hosts take the parser's path. The
+# last label starts with a letter, so the host does not "end in a number" (see _ends_in_number):
+# numeric hosts (``127.1``, ``0x7f.1``, ``256.1.1.1``) take the parser's path too.
+PLAIN_FETCHABLE = r"^https?://[a-z0-9_-]{1,30}(?:\.[a-z0-9_-]{1,30}){0,6}\.[a-z][a-z0-9_-]{0,29}(?:/[!-~]*)?$"
 
 # Why a URL is not fetchable, first that applies (parse_url's order).
 MALFORMED = "malformed"  # yarl refuses it: unbalanced IPv6 brackets, a port that is no number, ...
 NO_HOST = "no_host"  # nothing that names a host (``javascript:...``, ``not a url``)
-BAD_HOST = "bad_host"  # a host that is no DNS name or IP literal (``a..com``, ``a!b.com``)
+# a host that is no DNS name or IP literal (``a..com``, ``a!b.com``), or that ends in a number
+# but is no IPv4 address (``256.1.1.1``, ``1.2.3.4.5``, ``a.1``, ``1.2.3.09``): WHATWG URL §3.5
+BAD_HOST = "bad_host"
 NOT_HTTP = "not_http"  # another scheme (``ftp:``), or none (``example.com/a.jpg``, ``//x/a.jpg``)
 USERINFO = "userinfo"  # ``user:pw@``: deprecated (RFC 3986 §3.2.1); urllib reads it as host:port
 BAD_PORT = "bad_port"  # port 0
@@ -138,34 +144,81 @@ def parse_url(url: str) -> ParsedUrl:
 def _canonical_host(raw_host: str) -> tuple[str, bool] | None:
     """(host, is an IP literal) for a host yarl has encoded, or None when it names nothing.
 
-    One trailing dot (a fully qualified name) is dropped; an IPv4-mapped IPv6 address keeps its
-    dotted tail (RFC 5952 §5), which Python's ``ipaddress`` writes only from 3.13 on.
+    One trailing dot (a fully qualified name) is dropped. A host that ends in a number is an IPv4
+    address in any of the spellings ``inet_aton`` and browsers accept (WHATWG URL §3.5: ``127.1``,
+    ``0x7f.0.0.1``, ``0177.0.0.1``, ``2130706433`` are all ``127.0.0.1``) and is written as a
+    dotted quad, or names nothing (``256.1.1.1``, ``1.2.3.4.5``). An IPv4-mapped IPv6 address keeps
+    its dotted tail (RFC 5952 §5), which Python's ``ipaddress`` writes only from 3.13 on.
     """
-    ip = _ip(raw_host)
-    if ip is None:
-        name = raw_host[:-1] if raw_host.endswith(".") else raw_host
-        return (name, False) if len(name) <= 253 and _HOST_NAME.fullmatch(name) else None
-    if isinstance(ip, ipaddress.IPv6Address):
+    if ":" in raw_host:
+        try:
+            ip = ipaddress.IPv6Address(raw_host)
+        except ValueError:
+            return None
         if ip.scope_id is not None:  # fe80::1%eth0: an interface of this machine, not a site
             return None
         if ip.ipv4_mapped is not None:
             return f"::ffff:{ip.ipv4_mapped}", True
-    return ip.compressed, True
+        return ip.compressed, True
+    if _ends_in_number(raw_host):
+        ipv4 = parse_ipv4(raw_host)
+        return (ipv4, True) if ipv4 is not None else None
+    name = raw_host[:-1] if raw_host.endswith(".") else raw_host
+    return (name, False) if len(name) <= 253 and _HOST_NAME.fullmatch(name) else None
 
 
-def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    # Only a name ending in a digit or holding a colon can be an IP (yarl's test too): parsing
-    # every name as one first would double the cost of a distinct host.
-    if not (host[-1:].isdigit() or ":" in host):
+# An IPv4 part as WHATWG URL §3.5's "IPv4 number parser" reads it: 0x/0X + hex (``0x`` alone is 0),
+# 0 + octal, or decimal. Checked by pattern first: int() would also take "1_0", " 1" or "٣".
+_IPV4_NUMBER = re.compile(r"0[xX](?P<hex>[0-9a-fA-F]*)|0(?P<oct>[0-7]*)|(?P<dec>[1-9][0-9]*)")
+
+
+def _ipv4_number(part: str) -> int | None:
+    match = _IPV4_NUMBER.fullmatch(part)
+    if match is None:
         return None
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
+    radix, digits = (16, match["hex"]) if match["hex"] is not None else (8, match["oct"])
+    if digits is None:
+        radix, digits = 10, match["dec"]
+    digits = digits.lstrip("0") or "0"
+    # More than 11 digits is 2**32 or more in any radix: out of range, and int() refuses over 4300.
+    return 1 << 32 if len(digits) > 11 else int(digits, radix)
+
+
+def _ends_in_number(host: str) -> bool:
+    """WHATWG URL §3.5's "ends in a number": the last label (after one trailing dot) is all digits
+    or a 0x-hex number. Such a host is an IPv4 address or invalid, never a DNS name."""
+    last = host[:-1].rpartition(".")[2] if host.endswith(".") else host.rpartition(".")[2]
+    return bool(last) and ((last.isascii() and last.isdigit()) or _ipv4_number(last) is not None)
+
+
+def parse_ipv4(host: str) -> str | None:
+    """The dotted quad of a host WHATWG URL §3.5's IPv4 parser accepts, else None.
+
+    One to four parts, each decimal, ``0x`` hex or ``0`` octal; every part but the last is one
+    byte and the last fills the bytes left (``127.1`` -> ``127.0.0.1``, ``0x7f000001`` ->
+    ``127.0.0.1``); a part out of range makes the host invalid (``256.1.1.1``, ``1.16777216``).
+    """
+    parts = host.split(".")
+    if parts[-1] == "" and len(parts) > 1:
+        parts.pop()
+    if len(parts) > 4:
         return None
+    numbers = []
+    for part in parts:
+        number = _ipv4_number(part)
+        if number is None:
+            return None
+        numbers.append(number)
+    *head, last = numbers
+    if any(n > 255 for n in head) or last >= 256 ** (5 - len(numbers)):
+        return None
+    value = last + sum(n << (8 * (3 - i)) for i, n in enumerate(head))
+    return str(ipaddress.IPv4Address(value))
 
 
 def normalize_host(name: str) -> str | None:
-    """The spelling :func:`parse_url` gives the host ``name`` (``BBC.co.uk.`` -> ``bbc.co.uk``).
+    """The spelling :func:`parse_url` gives the host ``name`` (``BBC.co.uk.`` -> ``bbc.co.uk``,
+    ``127.1`` -> ``127.0.0.1``).
 
     For allow/block lists. None unless ``name`` is a host alone (no scheme, port, path, user).
     """
@@ -175,6 +228,18 @@ def normalize_host(name: str) -> str | None:
         return None
     canonical = _canonical_host(raw) if raw else None
     return canonical[0] if canonical else None
+
+
+def is_ip_host(host: str) -> bool:
+    """Whether ``host`` (as :func:`parse_url` spells hosts) is an IP address rather than a name."""
+    return ":" in host or _ends_in_number(host)
+
+
+def is_public_suffix(host: str) -> bool:
+    """Whether the name ``host`` is itself a public suffix (``com``, ``co.uk``, ``xn--p1ai``):
+    a list entry for it would match every site under a whole TLD. By the bundled ICANN list."""
+    parts = _extractor()(host)
+    return bool(parts.suffix) and not parts.domain
 
 
 @functools.lru_cache(maxsize=1)
@@ -191,7 +256,7 @@ def registrable_domain(host: str) -> str:
     An IP literal, a public suffix itself and a single-label name are their own domain; a name
     under no listed suffix takes the list's default rule ``*`` (``a.b.internal`` -> ``b.internal``).
     """
-    if _ip(host) is not None:
+    if is_ip_host(host):
         return host
     parts = _extractor()(host)
     if parts.top_domain_under_public_suffix:

@@ -12,8 +12,10 @@
       domains: {top: 20}
       watermark: {sources: [skimage], max_images: 4}
 
-Unknown keys, unknown audits and parameters an audit does not take or of the wrong type are
-ConfigErrors naming the file and the field (``t2iscope.config``), raised before any work.
+Unknown keys, unknown audits, parameters an audit does not take, of the wrong type or out of range,
+and ``judge_options`` the judge's factory does not take (checked whether or not a listed audit
+uses the judge) are ConfigErrors naming the file and the field (``t2iscope.config``), raised
+before any work.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from t2iscope.config import bind_params, load_yaml, location, parse
 from t2iscope.errors import ConfigError
 from t2iscope.evaluate.audits import AUDITS
 from t2iscope.evaluate.context import Inputs
-from t2iscope.evaluate.judges import judge_names
+from t2iscope.evaluate.judges import JUDGES, judge_names
 
 _Paths = str | list[str] | None  # one path or a list of paths
 
@@ -80,7 +82,13 @@ class AuditConfig:
         if judge is not None and judge not in judge_names():
             raise ConfigError(f"--judge: unknown judge {judge!r}; valid: {', '.join(judge_names())}")
         merged = {**self.judge_options, **options} if judge in (None, self.judge) else dict(options)
+        _check_judge_options(judge or self.judge, merged, f"{self.source} with command-line judge options")
         return replace(self, judge=judge or self.judge, judge_options=merged)
+
+
+def _check_judge_options(judge: str, options: dict[str, Any], source: str) -> None:
+    """``options`` against the factory of ``judge`` (registered: ``judge_names`` loaded them)."""
+    bind_params(JUDGES.get(judge).make, options, source, ("judge_options",))
 
 
 def _paths(value: _Paths) -> tuple[Path, ...]:
@@ -120,6 +128,7 @@ def parse_config(data: Any, source: str = "AUDIT.yaml") -> AuditConfig:
     if raw.judge not in judge_names():
         valid = ", ".join(judge_names())
         raise ConfigError(f"{source}: judge: unknown judge {raw.judge!r}; valid: {valid}")
+    _check_judge_options(raw.judge, raw.judge_options or {}, source)
     return AuditConfig(
         audits=tuple(parsed),
         inputs=inputs,

@@ -28,6 +28,20 @@ MANIFEST_COLUMNS = ("prompt_id", "prompt", "language", "seed", "steps", "cfg_sca
 JUDGE_BATCH = 64
 
 
+# What each field of Inputs holds, as errors about a missing input describe it
+INPUT_KINDS = {
+    "generation": "a generation folder with manifest.parquet",
+    "curation": "a curate run folder",
+    "world": "a world folder",
+    "data": "parquet with a URL column",
+}
+
+
+def describe_input(name: str) -> str:
+    """``inputs.curation (a curate run folder)``: an input as errors name it."""
+    return f"inputs.{name} ({INPUT_KINDS[name]})"
+
+
 @dataclass(frozen=True)
 class Inputs:
     """Where the audits read from; every path optional, each audit says which it needs."""
@@ -36,6 +50,15 @@ class Inputs:
     curation: tuple[Path, ...] = ()
     world: Path | None = None
     data: tuple[Path, ...] = ()
+
+    def unmet(self, needs: tuple[tuple[str, ...], ...]) -> str | None:
+        """What an audit's ``needs`` (see ``AUDITS.audit``) lacks here, worded for an error; None if met."""
+        for group in needs:
+            if not any(getattr(self, name) for name in group):
+                if len(group) == 1:
+                    return f"needs {describe_input(group[0])}"
+                return f"needs one of {', '.join(describe_input(n) for n in group)}"
+        return None
 
 
 @dataclass
@@ -50,7 +73,7 @@ class AuditContext:
     def require(self, name: str, audit: str) -> Any:
         value = getattr(self.inputs, name)
         if not value:
-            raise ConfigError(f"audit '{audit}' needs inputs.{name} in AUDIT.yaml")
+            raise ConfigError(f"audit '{audit}' needs {describe_input(name)} in AUDIT.yaml")
         return value
 
     def judge(self) -> Judge:

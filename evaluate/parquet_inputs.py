@@ -9,6 +9,7 @@ counts every stage's drops, which is what audits fall back on.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,13 @@ def pick_column(files: list[str], *names: str) -> str:
     for name in names:
         if name.lower() in lower:
             return lower[name.lower()]
-    raise DataError(
-        f"{Path(files[0]).parent}: needs one of the columns {', '.join(names)}; has {', '.join(cols)}"
-    )
+    wanted = ", ".join(names)
+    raise DataError(f"{files_label(files)}: needs one of the columns {wanted}; has {', '.join(cols)}")
+
+
+def files_label(files: list[str]) -> str:
+    """How errors name a parquet set: the file itself, or the folder that holds them all."""
+    return files[0] if len(files) == 1 else os.path.commonpath(files)
 
 
 @dataclass(frozen=True)

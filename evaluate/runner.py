@@ -13,6 +13,8 @@ from pathlib import Path
 import yaml
 
 from t2iscope import __version__, fileio
+from t2iscope.config import location
+from t2iscope.errors import ConfigError
 from t2iscope.evaluate.audits import AUDITS
 from t2iscope.evaluate.config import AuditConfig
 from t2iscope.evaluate.context import AuditContext
@@ -22,8 +24,12 @@ from t2iscope.registry import check_params
 def run_audits(config: AuditConfig, out: str | Path) -> dict[str, Path]:
     """Run every audit of ``config`` in order; return audit name -> parquet path."""
     out = Path(out)
-    for name, params in config.audits:
-        check_params(AUDITS.get(name).fn, params, f"{config.source}: audits.{name}", data_args=1)
+    for name, params in config.audits:  # every audit's parameters and inputs, before any work
+        audit, where = AUDITS.get(name), location(config.source, ("audits", name))
+        check_params(audit.fn, params, where, data_args=1)
+        unmet = config.inputs.unmet(audit.needs)
+        if unmet:
+            raise ConfigError(f"{where}: {unmet}")
     ctx = AuditContext(config.inputs, config.judge, dict(config.judge_options), out, config.seed)
     if any(AUDITS.get(name).judged for name, _ in config.audits):
         ctx.judge()  # a bad judge, config or checkpoint path fails now, before any work

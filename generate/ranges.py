@@ -3,10 +3,12 @@
 Rules as in A1111's xyz_grid script: an integer range includes its end; ``(+step)`` sets the step
 (negative steps count down); ``[count]`` gives ``count`` evenly spaced values including both ends
 (truncated to integers for integer axes). Floats work the same: ``3-9 (+1.5)``, ``0.5-1.0 [3]``.
+Every value is a finite number: ``nan`` and ``inf`` are refused, as everywhere in a config.
 """
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -18,7 +20,13 @@ _PLAIN = re.compile(rf"^\s*({_NUM})\s*-\s*({_NUM})\s*$")
 
 
 def _num(text: str, kind: type) -> int | float:
-    value = float(text.replace(" ", ""))
+    noun = "an integer" if kind is int else "a number"
+    try:
+        value = float(text.replace(" ", ""))
+    except ValueError:
+        raise ValueError(f"expected {noun}, got {text.strip()!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {text.strip()!r}")
     if kind is int:
         if value != int(value):
             raise ValueError(f"{text.strip()!r} is not an integer")

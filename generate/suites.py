@@ -153,12 +153,16 @@ def parse_suite(data: Any, source: str) -> Suite:
     if not _ID.match(raw.name):
         raise ConfigError(f"{source}: name must be letters, digits, '_', '-' or '.', got {raw.name!r}")
     resolved = {}
+    where = {}  # axis -> its field, as errors name it: "s.yaml: grid.steps"
     for axis, kind in _AXES.items():
-        spec = getattr(raw.grid, axis)
-        section = "defaults" if spec is None else "grid"
-        spec = getattr(raw.defaults, axis) if spec is None else spec
-        resolved[axis] = _values(spec, kind, location(source, (section, axis)))
+        # A default the grid overrides is still checked: a bad value is a mistake wherever it is.
+        where[axis] = location(source, ("defaults", axis))
+        resolved[axis] = _values(getattr(raw.defaults, axis), kind, where[axis])
+        if (spec := getattr(raw.grid, axis)) is not None:
+            where[axis] = location(source, ("grid", axis))
+            resolved[axis] = _values(spec, kind, where[axis])
     size = {"width": raw.defaults.width, "height": raw.defaults.height}
+    _check_settings(resolved, size, where, source)
     if not raw.prompts:
         raise ConfigError(f"{source}: prompts must be a non-empty list")
     negative = raw.defaults.negative_prompt
@@ -176,9 +180,7 @@ def parse_suite(data: Any, source: str) -> Suite:
         **resolved,
         **size,
     )
-    if any(s < 0 for s in suite.seeds):
-        raise ConfigError(f"{source}: seeds must be >= 0 (a suite must be reproducible)")
-    for sampler in suite.sampler:
+    for sampler in suite.sampler:  # the settings together (each alone is checked above)
         for rescale in {min(suite.cfg_rescale), max(suite.cfg_rescale)}:
             low = {"steps": min(suite.steps), "cfg_scale": min(suite.cfg_scale), "cfg_rescale": rescale}
             probe = Params("", sampler=sampler, **low, **size)
@@ -187,6 +189,25 @@ def parse_suite(data: Any, source: str) -> Suite:
             except ConfigError as exc:
                 raise ConfigError(f"{source}: {exc}") from None
     return suite
+
+
+def _check_settings(
+    axes: dict[str, tuple], size: dict[str, int | None], where: dict[str, str], source: str
+) -> None:
+    """Each axis value and size alone, as generation checks it, the error naming its field."""
+    if any(s < 0 for s in axes["seeds"]):
+        raise ConfigError(f"{where['seeds']}: seeds must be >= 0 (a suite must be reproducible)")
+    settings = [
+        (axis, {axis: v}, where[axis])
+        for axis in ("steps", "cfg_scale", "cfg_rescale", "sampler")
+        for v in sorted(set(axes[axis]))
+    ]
+    settings += [(name, {name: v}, location(source, ("defaults", name))) for name, v in size.items()]
+    for _, setting, field_at in settings:
+        try:
+            Params("", **setting).check()
+        except ConfigError as exc:
+            raise ConfigError(f"{field_at}: {exc}") from None
 
 
 def shipped_suites() -> list[str]:

@@ -8,7 +8,13 @@ against those types, with one policy everywhere:
 - scalars are strict: ``"4"`` is not an integer, ``4.0`` is not an integer, ``true`` is not a
   number; an integer is a valid float; NaN and infinities are refused;
 - ``Literal`` and ``enum.Enum`` values, ``tuple[...]`` (given as a YAML list), ``list``, ``dict``,
-  ``X | None`` and nested dataclasses all work as annotated.
+  ``X | None`` and nested dataclasses all work as annotated;
+- value ranges are ``annotated_types`` bounds on the annotation, the one constraint style:
+  ``Annotated[int, Ge(1)]``, or the aliases below (``Probability``, ``PositiveInt``...); a value
+  outside reads ``r.yaml: stages 1 (watermark).max_score: expected a number >= 0 and <= 1, got 2``.
+
+``load_yaml`` refuses a mapping that repeats a key (YAML's own rule; PyYAML would keep the last),
+naming the line; merge keys (``<<``) still work, and a key written beside a merge overrides it.
 
 Every failure is a ``ConfigError`` of one line naming the file and the dotted field:
 ``suite.yaml: prompts[3].tags: expected a list of strings, got 'x'``,
@@ -29,12 +35,13 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
+from annotated_types import Ge, Gt, Le, Lt
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import SchemaValidator
-from typing_extensions import NotRequired, TypedDict, is_typeddict
+from typing_extensions import NotRequired, Required, TypedDict, is_typeddict
 
 from t2iscope.errors import ConfigError
 
@@ -53,6 +60,64 @@ _NOUNS = {
     Path: "paths",
     Any: "values",
 }
+_REQUIRED = {
+    NotRequired,
+    Required,
+    getattr(typing, "NotRequired", NotRequired),
+    getattr(typing, "Required", Required),
+}
+_BOUNDS = {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}
+
+# Ranges every area shares (annotated_types bounds, checked by pydantic when a file is read).
+Probability = Annotated[float, Ge(0), Le(1)]  # LAION's pwatermark/punsafe, similarities, rates
+OpenProbability = Annotated[float, Gt(0), Lt(1)]  # a rate that 0 and 1 make meaningless (a target FPR)
+NonNegInt = Annotated[int, Ge(0)]  # sizes and counts where 0 means "no limit" or "none"
+PositiveInt = Annotated[int, Ge(1)]  # counts that must be at least one (steps of a loop, batch)
+NonNegFloat = Annotated[float, Ge(0)]
+PositiveFloat = Annotated[float, Gt(0)]
+
+__all__ = [
+    "Ge",
+    "Gt",
+    "Le",
+    "Lt",
+    "NonNegFloat",
+    "NonNegInt",
+    "OpenProbability",
+    "PositiveFloat",
+    "PositiveInt",
+    "Probability",
+    "bind_params",
+    "literal_choices",
+    "load_yaml",
+    "location",
+    "param_hints",
+    "parse",
+]
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that repeats a key (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # The node's own keys, before flatten_mapping splices in merged (``<<``) ones: a merged key
+        # that the mapping sets again is an override, as YAML means it, not a duplicate.
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: the base constructor words that error
+                    continue
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first at line {first + 1})", key_node.start_mark
+                    )
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_yaml(path: str | Path) -> Any:
@@ -72,7 +137,7 @@ def load_yaml(path: str | Path) -> Any:
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read ({exc.strerror})") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark else ""
@@ -150,17 +215,31 @@ def _harden(node: Any) -> None:
             _harden(value)
 
 
+def param_hints(fn: Callable[..., Any], data_args: int = 0) -> dict[str, Any]:
+    """``fn``'s config parameters (after the first ``data_args``) -> their annotations, resolved.
+
+    Hints are resolved one parameter at a time: the engine's arguments may name types imported
+    only for checkers. ``Annotated`` bounds are kept; a parameter without annotation is ``Any``.
+    """
+    params = list(inspect.signature(fn).parameters.values())[data_args:]
+    scope = vars(sys.modules[fn.__module__])
+    hints = {}
+    for p in params:
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            hint = Any if p.annotation is p.empty else p.annotation
+            hints[p.name] = eval(hint, scope) if isinstance(hint, str) else hint  # as typing does
+    return hints
+
+
 @functools.cache
 def _signature(fn: Callable[..., Any], data_args: int) -> tuple[Any, dict[str, Any], bool]:
     """A TypedDict of ``fn``'s config parameters, their defaults (None if required), **kwargs."""
     params = list(inspect.signature(fn).parameters.values())[data_args:]
     named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    # Hints one parameter at a time: the engine's arguments may name types imported only for checkers.
-    scope = vars(sys.modules[fn.__module__])
+    hints = param_hints(fn, data_args)
     fields = {}
     for p in named:
-        hint = Any if p.annotation is p.empty else p.annotation
-        hint = eval(hint, scope) if isinstance(hint, str) else hint  # a source annotation, as typing does
+        hint = hints[p.name]
         fields[p.name] = hint if p.default is p.empty else NotRequired[hint]
     schema = TypedDict(f"{fn.__name__}_params", fields)  # type: ignore[misc]
     defaults = {p.name: None if p.default is p.empty else p.default for p in named}
@@ -187,25 +266,50 @@ def _error(exc: ValidationError, tp: Any, data: Any, source: str, path: Loc, nou
     got = _shown(_value_at(data, first["loc"][:depth]))
     if (choices := _choices(at)) is not None:
         return ConfigError(f"{where} {got}; valid: {', '.join(choices)}")
+    if first["type"] in _BOUNDS:
+        raw, _ = _type_at(tp, first["loc"][:depth], unwrap=False)
+        return ConfigError(f"{where}: expected {_describe(at)} {_bounds(raw)}, got {got}")
     expected = "a finite number" if first["type"] == "finite_number" else _describe(at)
     return ConfigError(f"{where}: expected {expected}, got {got}")
 
 
-def _type_at(tp: Any, loc: Loc) -> tuple[Any, int]:
+def _type_at(tp: Any, loc: Loc, unwrap: bool = True) -> tuple[Any, int]:
     """The annotation at ``loc`` and how many steps of ``loc`` name fields.
 
     A union stops the walk: pydantic's locations then go on with member labels, not fields.
+    ``unwrap=False`` keeps the last annotation as written (its ``Annotated`` bounds, its ``None``).
     """
     for depth, key in enumerate(loc):
-        tp = _unwrap(tp)
-        child = _child(tp, key)
+        inner = _unwrap(tp)
+        child = _child(inner, key)
         if child is None:
-            return tp, depth
+            return (inner if unwrap else tp), depth
         tp = child
-    return _unwrap(tp), len(loc)
+    return (_unwrap(tp) if unwrap else tp), len(loc)
+
+
+def _bounds(tp: Any) -> str:
+    """The ``annotated_types`` bounds on ``tp`` in words: ``>= 0 and < 1``."""
+    words: list[str] = []
+    while True:
+        members = _members(tp)
+        if members is not None and type(None) in members and len(members) == 2:
+            tp = next(m for m in members if m is not type(None))
+        elif typing.get_origin(tp) in _REQUIRED:
+            tp = typing.get_args(tp)[0]
+        elif typing.get_origin(tp) is typing.Annotated:
+            tp, *meta = typing.get_args(tp)
+            for m in meta:
+                for attr, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+                    if getattr(m, attr, None) is not None:  # Ge, Gt, Le, Lt, Interval
+                        words.append(f"{op} {getattr(m, attr)!r}")
+        else:
+            return " and ".join(words) or "in range"
 
 
 def _unwrap(tp: Any) -> Any:
+    if typing.get_origin(tp) in _REQUIRED:  # a TypedDict field's marker
+        return _unwrap(typing.get_args(tp)[0])
     if typing.get_origin(tp) is typing.Annotated:
         return _unwrap(typing.get_args(tp)[0])
     members = _members(tp)
@@ -223,7 +327,7 @@ def _members(tp: Any) -> tuple[Any, ...] | None:
 def _child(tp: Any, key: str | int) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if dataclasses.is_dataclass(tp) or is_typeddict(tp):
-        return typing.get_type_hints(tp).get(key) if isinstance(key, str) else None
+        return typing.get_type_hints(tp, include_extras=True).get(key) if isinstance(key, str) else None
     if origin in (list, set, frozenset) and isinstance(key, int):
         return args[0] if args else Any
     if origin is tuple and isinstance(key, int):
@@ -248,6 +352,15 @@ def _value_at(data: Any, loc: Loc) -> Any:
         else:
             return None
     return data
+
+
+def literal_choices(tp: Any) -> list[str] | None:
+    """The choices of a ``Literal``/enum annotation, looking through ``X | None``, ``Annotated`` and
+    one list or tuple of them (``tuple[Literal[...], ...]``); None for any other annotation."""
+    tp = _unwrap(tp)
+    if typing.get_origin(tp) in (list, tuple, set, frozenset) and typing.get_args(tp):
+        tp = _unwrap(typing.get_args(tp)[0])
+    return _choices(tp)
 
 
 def _choices(tp: Any) -> list[str] | None:

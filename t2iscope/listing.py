@@ -17,9 +17,20 @@ Table = tuple[Sequence[str], list[Sequence[object]]]  # (header, rows); cells pr
 
 
 def parameters(fn: Callable[..., Any], data_args: int = 0) -> str:
-    """``name=default`` per parameter of ``fn`` after the first ``data_args`` (bare name if required)."""
+    """``name=default`` per parameter of ``fn`` after the first ``data_args`` (bare name if required).
+
+    A ``Literal`` parameter (or a list of them) shows its choices: ``by='hash' (hash|url|image)``.
+    """
+    from t2iscope.config import literal_choices, param_hints
+
+    hints = param_hints(fn, data_args)
     params = list(inspect.signature(fn).parameters.values())[data_args:]
-    return ", ".join(p.name if p.default is p.empty else f"{p.name}={p.default!r}" for p in params)
+    cells = []
+    for p in params:
+        cell = p.name if p.default is p.empty else f"{p.name}={p.default!r}"
+        choices = literal_choices(hints.get(p.name))
+        cells.append(f"{cell} ({'|'.join(choices)})" if choices else cell)
+    return ", ".join(cells)
 
 
 def summary(obj: Any) -> str:

@@ -11,7 +11,10 @@ behind a stage SQL cannot express), so both paths give the same reason for every
 that cannot be SQL (language ID, domains, dedup) are plain Python (:func:`operator`).
 
 A new operator is one module here that uses one of the two decorators; importing this package
-imports them all.
+imports them all. Parameter types and ranges are the operator's signature (``t2iscope.config``
+checks them when a recipe is read); what a signature cannot say (a value that depends on the phase,
+a host name) is the operator's ``check`` hook, which the recipe parser also calls when it reads the
+file, so every recipe error comes before any work.
 """
 
 from __future__ import annotations
@@ -94,6 +97,9 @@ Rules = list[tuple[str, str]]
 RuleFn = Callable[..., Rules]  # rule(cols, ctx, **params)
 # Python that computes the columns a rule reads (model scores from pixels): prepare(table, ctx, **params)
 Prepare = Callable[..., dict[str, pa.Array]]
+# The checks a signature cannot express: check(params, phase) raises ValueError (or ConfigError)
+# with a plain message; the recipe parser prefixes the file, phase, entry and stage.
+Check = Callable[[dict[str, Any], str], None]
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,15 @@ class Operator:
     rule: RuleFn | None = None  # the stage as SQL (rule operators): what fn runs and the engine pushes
     stateful: bool = False  # depends on rows seen before (dedup): never reordered
     numeric: bool = False  # judges numeric metadata only (sizes, scores): cheap, runs before validity
+    check: Check | None = None  # parse-time checks beyond the signature, see Check
+    # Loads now what the stage will compute with (a model): preload(params, phase). `curate download`
+    # calls it before fetching, so a broken model folder stops the command before any work.
+    preload: Check | None = None
+
+    def check_params(self, params: dict[str, Any], phase: str) -> None:
+        """Run the stage's ``check`` hook (if any) on its bound ``params`` for ``phase``."""
+        if self.check is not None:
+            self.check(params, phase)
 
 
 OPERATORS: Registry[Operator] = Registry("curation stage")
@@ -117,12 +132,13 @@ def operator(
     outputs: dict[str, pa.DataType] | None = None,
     stateful: bool = False,
     numeric: bool = False,
+    check: Check | None = None,
 ) -> Callable[[Callable[..., StageResult]], Callable[..., StageResult]]:
     """Decorator registering a Python stage ``fn(table, ctx, **params) -> StageResult`` under ``name``."""
 
     def add(fn: Callable[..., StageResult]) -> Callable[..., StageResult]:
         OPERATORS.register(name)(
-            Operator(name, fn, frozenset(phases), dict(outputs or {}), None, stateful, numeric)
+            Operator(name, fn, frozenset(phases), dict(outputs or {}), None, stateful, numeric, check)
         )
         return fn
 
@@ -136,6 +152,8 @@ def rule_operator(
     outputs: dict[str, pa.DataType] | None = None,
     numeric: bool = False,
     prepare: Prepare | None = None,
+    check: Check | None = None,
+    preload: Check | None = None,
 ) -> Callable[[RuleFn], RuleFn]:
     """Decorator registering a SQL stage ``rule(cols, ctx, **params) -> Rules`` under ``name``.
 
@@ -158,7 +176,7 @@ def rule_operator(
             return StageResult(keep, reason, columns)
 
         OPERATORS.register(name)(
-            Operator(name, fn, frozenset(phases), dict(outputs or {}), rule, False, numeric)
+            Operator(name, fn, frozenset(phases), dict(outputs or {}), rule, False, numeric, check, preload)
         )
         return rule
 

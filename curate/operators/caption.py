@@ -7,6 +7,9 @@ RE2 regexes in DuckDB.
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from t2iscope.config import Ge, Le, NonNegInt
 from t2iscope.curate.operators import METADATA, PIXELS, Columns, Rules, StageContext, rule_operator
 from t2iscope.errors import ConfigError
 
@@ -25,13 +28,18 @@ MAX_WORDS = 1001
 
 @rule_operator("caption", phases=(METADATA, PIXELS))
 def caption(
-    cols: Columns, ctx: StageContext, min_words: int = 0, min_chars: int = 0, reject_junk: bool = False
+    cols: Columns,
+    ctx: StageContext,
+    min_words: Annotated[int, Ge(0), Le(MAX_WORDS)] = 0,
+    min_chars: NonNegInt = 0,
+    reject_junk: bool = False,
 ) -> Rules:
     """Keep captions with at least ``min_words`` words and ``min_chars`` characters, and not junk."""
     text = cols.col("TEXT")
     rules = [(f"{text} IS NULL", "text_missing")]
     if min_words > 0:
         if min_words > MAX_WORDS:
+            # Recipes are refused when read (the annotation); this guards direct calls.
             raise ConfigError(f"stage 'caption': min_words {min_words} is above {MAX_WORDS}")
         # "Has min_words runs of non-space" is one match test: 6x faster than extracting them all.
         at_least = rf"\S+(?:\s+\S+){{{int(min_words) - 1}}}"

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from t2iscope.config import Probability
 from t2iscope.curate.operators import METADATA, PIXELS, StageContext, StageResult, decide, operator, require
 
 
@@ -20,7 +21,7 @@ def _counts(values: pa.Array) -> dict[str, int]:
 
 @operator("language", phases=(METADATA, PIXELS), outputs={"lang": pa.string(), "lang_score": pa.float32()})
 def language(
-    table: pa.Table, ctx: StageContext, keep: list[str] | None = None, min_score: float = 0.0
+    table: pa.Table, ctx: StageContext, keep: list[str] | None = None, min_score: Probability = 0.0
 ) -> StageResult:
     """Keep captions detected in one of ``keep`` (all when unset) with score >= ``min_score``."""
     from t2iscope.curate.langid import LanguageDetector

@@ -32,8 +32,17 @@ Scorer = Callable[[list[bytes]], np.ndarray]  # encoded images -> one score each
 COLUMN_HINT = "use LAION's -joined/aesthetics sets, or score images after download (source: model)"
 
 
+def check_source(params: dict[str, Any], phase: str) -> None:
+    """A score stage's parse-time check (its ``Operator.check``): ``source: model`` needs images."""
+    if params.get("source") == "model" and phase != PIXELS:
+        raise ValueError("source 'model' needs images; list it under post_download")
+
+
 def resolve_source(source: ScoreSource, phase: str, stage: str) -> Literal["column", "model"]:
-    """``auto`` by phase; refuses ``model`` before download (the recipe parser checked the value)."""
+    """``auto`` by phase; refuses ``model`` before download.
+
+    Recipes are checked when read (``check_source``); this guards a direct call of the stage's fn.
+    """
     if source == "auto":
         return "column" if phase == METADATA else "model"
     if source == "model" and phase != PIXELS:
@@ -52,13 +61,27 @@ class ScoreStage:
 
     def operator(self, rule: RuleFn) -> RuleFn:
         """Register ``rule`` (its parameters include ``source``) as this stage, model scoring included."""
-        return rule_operator(
+        registered = rule_operator(
             self.name,
             phases=(METADATA, PIXELS),
             outputs={self.out_column: pa.float32()},
             numeric=True,
             prepare=self.scores,
+            check=check_source,
+            preload=self.preload,
         )(rule)
+        return registered
+
+    def preload(self, params: dict[str, Any], phase: str) -> None:
+        """The stage's ``Operator.preload``: load the model it will score ``phase``'s rows with, if any.
+
+        ``t2iscope curate download`` calls it for every post_download stage before img2dataset
+        starts, so a missing or broken model folder stops the command before anything is fetched or
+        written. The loader caches per process, so the stage's own load later costs nothing.
+        """
+        # recipe stages carry every parameter (bind_params fills defaults); "auto" is the signature's
+        if resolve_source(params.get("source", "auto"), phase, self.name) == "model":
+            self.load()
 
     def scores(
         self, table: pa.Table, ctx: StageContext, source: ScoreSource, **_: Any

@@ -7,6 +7,9 @@ written by download.py), so a recipe can check both.
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from t2iscope.config import Ge, NonNegInt, PositiveInt
 from t2iscope.curate.operators import (
     METADATA,
     PIXELS,
@@ -24,10 +27,10 @@ SIZE_COLUMNS = {METADATA: ("WIDTH", "HEIGHT"), PIXELS: ("pixel_width", "pixel_he
 def resolution(
     cols: Columns,
     ctx: StageContext,
-    min_side: int = 0,
-    min_area: int = 0,
-    max_aspect_ratio: float | None = None,
-    max_side: int | None = None,
+    min_side: NonNegInt = 0,
+    min_area: NonNegInt = 0,
+    max_aspect_ratio: Annotated[float, Ge(1)] | None = None,  # longer side / shorter side: 1 or more
+    max_side: PositiveInt | None = None,
 ) -> Rules:
     """Keep images whose smaller side, area, aspect ratio and larger side are in range."""
     w, h = (cols.col(c) for c in SIZE_COLUMNS[ctx.phase])

@@ -7,13 +7,14 @@ of errors deep inside a download or a language model.
 
 from __future__ import annotations
 
+from t2iscope.config import PositiveInt
 from t2iscope.curate.operators import METADATA, PIXELS, Columns, Rules, StageContext, rule_operator
 from t2iscope.curate.urls import PLAIN_FETCHABLE, URL_PROBLEM_SQL
 from t2iscope.sql import literal
 
 
 @rule_operator("validity", phases=(METADATA, PIXELS))
-def validity(cols: Columns, ctx: StageContext, max_caption_chars: int = 4096) -> Rules:
+def validity(cols: Columns, ctx: StageContext, max_caption_chars: PositiveInt = 4096) -> Rules:
     """Drop rows without a fetchable http(s) URL or without a caption of sane length."""
     url, text = cols.col("URL"), cols.col("TEXT")
     return [

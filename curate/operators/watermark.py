@@ -5,6 +5,7 @@ LAION's "clean" subsets keep pwatermark < 0.8; SD v1.2's improved-aesthetics sub
 
 from __future__ import annotations
 
+from t2iscope.config import Probability
 from t2iscope.curate.operators import Columns, Rules, StageContext
 from t2iscope.curate.operators.model_score import Scorer, ScoreSource, ScoreStage
 
@@ -20,7 +21,7 @@ WATERMARK = ScoreStage("watermark", "pwatermark", "watermark_score", _load)
 
 @WATERMARK.operator
 def watermark(
-    cols: Columns, ctx: StageContext, max_score: float = 0.8, source: ScoreSource = "auto"
+    cols: Columns, ctx: StageContext, max_score: Probability = 0.8, source: ScoreSource = "auto"
 ) -> Rules:
     """Keep rows whose watermark probability is below ``max_score``."""
     return WATERMARK.threshold(cols, ctx, source, high=max_score)

@@ -7,7 +7,7 @@ An audit registers once, with everything the runner and the report need (like cu
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -18,6 +18,8 @@ from t2iscope.registry import Registry
 AuditFn = Callable[..., pd.DataFrame]  # fn(ctx, **params) -> tidy DataFrame
 Section = Callable[[pd.DataFrame], str]  # tidy table -> the HTML of its report section
 Pick = Literal["first", "min", "max", "mean"]
+# Fields of AuditContext.inputs (evaluate/context.py Inputs): "generation", "curation", "world", "data"
+Needs = tuple[tuple[str, ...], ...]  # every group must be met; a group is met by any one of its inputs
 
 
 class Headline(NamedTuple):
@@ -44,6 +46,7 @@ class Audit:
     order: int  # report position: data audits first, then model audits, then watermarking
     headline: Headline | None = None
     judged: bool = False  # judges generated images: the runner builds the judge before any work
+    needs: Needs = ()  # inputs it cannot run without: the runner checks them all before any work
 
     def render(self, table: pd.DataFrame) -> str:
         """The HTML of this audit's report section for its tidy ``table``."""
@@ -64,16 +67,20 @@ class AuditRegistry(Registry[Audit]):
         order: int,
         headline: tuple[str, Mapping[str, str], Pick, str] | None = None,
         judged: bool = False,
+        needs: Sequence[str | tuple[str, ...]] = (),
     ) -> Callable[[AuditFn], AuditFn]:
         """Decorator registering ``fn(ctx, **params) -> tidy DataFrame`` as audit ``name``.
 
         ``headline`` is ``(metric, where, pick, label)`` (see :class:`Headline`); ``section`` names
         the renderer as ``"module:function"`` so running audits never imports report code.
+        ``needs`` lists the inputs the audit requires: ``"curation"``, or a tuple for "one of"
+        (``("data", "world", "curation")``); inputs it only uses when present are not listed.
         """
+        groups = tuple((n,) if isinstance(n, str) else tuple(n) for n in needs)
 
         def add(fn: AuditFn) -> AuditFn:
             spec = Headline(*headline) if headline else None
-            self.register(name)(Audit(name, fn, title, section, order, spec, judged))
+            self.register(name)(Audit(name, fn, title, section, order, spec, judged, groups))
             return fn
 
         return add

@@ -14,6 +14,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from t2iscope.config import PositiveInt
 from t2iscope.evaluate import stats
 from t2iscope.evaluate.audits.base import AUDITS
 from t2iscope.evaluate.context import AuditContext
@@ -82,8 +83,9 @@ def distribution_rows(counts: pd.Series, dataset: str, level: str, top: int) -> 
     section="t2iscope.evaluate.report:section_domains",
     order=10,
     headline=("top100_share", {"level": "domain"}, "first", "share of rows from the top 100 domains"),
+    needs=(("data", "world", "curation"),),
 )
-def domains_audit(ctx: AuditContext, top: int = 20, shift_top: int = 10) -> pd.DataFrame:
+def domains_audit(ctx: AuditContext, top: PositiveInt = 20, shift_top: PositiveInt = 10) -> pd.DataFrame:
     """Host and registrable-domain distributions of every input with URLs, and curation's shift."""
     rows: list[dict[str, Any]] = []
     datasets = ctx.url_datasets()

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from t2iscope.config import PositiveInt
 from t2iscope.evaluate import stats
 from t2iscope.evaluate.audits.base import AUDITS
 from t2iscope.evaluate.audits.common import split_ok
@@ -35,8 +36,9 @@ def adherence(df: pd.DataFrame) -> dict[str, pd.Series]:
     order=30,
     headline=("both_match_gap", {}, "min", "largest adherence gap to English"),
     judged=True,
+    needs=("generation",),
 )
-def language_bias_audit(ctx: AuditContext, reference: str = "en", n_boot: int = 1000) -> pd.DataFrame:
+def language_bias_audit(ctx: AuditContext, reference: str = "en", n_boot: PositiveInt = 1000) -> pd.DataFrame:
     """Adherence per prompt language, its gap to ``reference``, and text-image scores."""
     judged = ctx.judged()
     ok, rows = split_ok(judged)

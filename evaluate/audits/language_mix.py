@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from t2iscope.config import PositiveInt
 from t2iscope.evaluate.audits.base import AUDITS
 from t2iscope.evaluate.context import AuditContext
 from t2iscope.evaluate.parquet_inputs import CurationRun, columns, parquet_files
@@ -33,8 +34,9 @@ def _lang_column(run: CurationRun) -> str | None:
     section="t2iscope.evaluate.report:section_language_mix",
     order=20,
     headline=("keep_rate", {"group": "language"}, "min", "lowest keep rate of a language"),
+    needs=("curation",),
 )
-def language_mix_audit(ctx: AuditContext, top: int = 20) -> pd.DataFrame:
+def language_mix_audit(ctx: AuditContext, top: PositiveInt = 20) -> pd.DataFrame:
     """Per-language (and per-culture) shares, keep rates and stage pass rates of each curation run."""
     runs = ctx.require("curation", "language_mix")
     rows: list[dict[str, Any]] = []

@@ -79,6 +79,7 @@ def agreement_rows(limbed: pd.DataFrame, labels: pd.DataFrame) -> list[dict[str,
     order=50,
     headline=("failure_rate", {"by": "subject"}, "max", "worst wrong-leg rate of a subject"),
     judged=True,
+    needs=("generation",),
 )
 def limbs_audit(ctx: AuditContext) -> pd.DataFrame:
     """Wrong-leg-count rates per subject and per generation setting, and judge-human agreement."""

@@ -21,6 +21,7 @@ from scipy.stats import binom
 from skimage.metrics import structural_similarity
 from tqdm import tqdm
 
+from t2iscope.config import OpenProbability, PositiveInt
 from t2iscope.errors import DataError
 from t2iscope.evaluate import stats
 from t2iscope.evaluate.attacks import ATTACKS, DEFAULT_GRID, grid_pairs
@@ -192,12 +193,18 @@ def readme_comparison(table: pd.DataFrame) -> pd.DataFrame:
 def watermark_audit(
     ctx: AuditContext,
     sources: tuple[str, ...] = ("skimage", "world"),
-    methods: tuple[str, ...] = ("dwtDct", "dwtDctFixed", "dwtDctSvd", "rivaGan"),
+    # generate.watermark.METHODS, spelled out so AUDIT.yaml is checked without importing it
+    methods: tuple[Literal["dwtDct", "dwtDctFixed", "dwtDctSvd", "rivaGan"], ...] = (
+        "dwtDct",
+        "dwtDctFixed",
+        "dwtDctSvd",
+        "rivaGan",
+    ),
     grid: Literal["full", "readme"] = "full",  # keys of GRIDS, checked when AUDIT.yaml is read
     attacks: dict[str, list[float]] | None = None,
-    size: int = 256,
-    max_images: int = 8,
-    fpr_target: float = 0.01,
+    size: PositiveInt = 256,
+    max_images: PositiveInt = 8,
+    fpr_target: OpenProbability = 0.01,
 ) -> pd.DataFrame:
     """Robustness of every method to every attack on each image source (skimage, world, a folder).
 

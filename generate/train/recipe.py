@@ -3,7 +3,8 @@
 Defaults are the CPU recipe of ``make train``, sized for the one-hour budget on 2 CPU cores
 (62 minutes measured on a loaded machine, see models/README.md and bench/bench_train_step.py);
 ``QUICK`` is a few steps of everything for tests and smoke runs. A YAML file may override any
-field; unknown keys and wrong types are errors naming the file and the field (``t2iscope.config``).
+field; unknown keys, wrong types and values out of range (a step count below 0, a batch below 1, a
+dropout outside [0, 1)) are errors naming the file and the field (``t2iscope.config``).
 """
 
 from __future__ import annotations
@@ -11,75 +12,88 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from t2iscope.config import load_yaml, parse
+from t2iscope.config import (
+    Ge,
+    Lt,
+    NonNegFloat,
+    NonNegInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    load_yaml,
+    parse,
+)
 
 # Training stages in dependency order (each `t2iscope generate train <stage>` runs one).
 STAGES: tuple[str, ...] = ("clip", "aesthetic", "watermark", "vae", "unet", "measure")
+Dropout = Annotated[float, Ge(0), Lt(1)]  # a share of training examples: 1 would leave none
 
 
 @dataclass(frozen=True)
 class ClipRecipe:
-    steps: int = 1500
-    batch: int = 128
-    lr: float = 1e-3
-    embed_dim: int = 64
+    steps: NonNegInt = 1500
+    batch: PositiveInt = 128
+    lr: PositiveFloat = 1e-3
+    embed_dim: PositiveInt = 64
     # open_clip's ModifiedResNet (OpenAI's RN50 CLIP tower; RN50 has width 64 and (3, 4, 6, 3)). After
     # 500 steps it reads kinds and image quality that a width-128 ViT, slower per step, has not yet
     # learned: zero-shot kind 0.88 vs 0.53, aesthetic probe Spearman 0.84 vs 0.54
     # (docs/experiments/clip_tower_probe.py).
-    vision_width: int = 16
-    vision_layers: tuple[int, ...] = (1, 1, 1, 1)
-    text_width: int = 64  # 49,408 x width embedding table dominates size: keep it small
-    text_layers: int = 3
-    text_heads: int = 4
+    vision_width: PositiveInt = 16
+    vision_layers: tuple[PositiveInt, ...] = (1, 1, 1, 1)
+    text_width: PositiveInt = 64  # 49,408 x width embedding table dominates size: keep it small
+    text_layers: PositiveInt = 3
+    text_heads: PositiveInt = 4
 
 
 @dataclass(frozen=True)
 class HeadRecipe:
-    aesthetic_steps: int = 1500
-    watermark_steps: int = 500  # 300 steps gave ROC AUC 0.91 on the held-out world, 800 gave 1.00
-    batch: int = 64
-    lr: float = 1e-3
+    aesthetic_steps: NonNegInt = 1500
+    watermark_steps: NonNegInt = 500  # 300 steps gave ROC AUC 0.91 on the held-out world, 800 gave 1.00
+    batch: PositiveInt = 64
+    lr: PositiveFloat = 1e-3
 
 
 @dataclass(frozen=True)
 class VaeRecipe:
-    steps: int = 800
-    batch: int = 16
-    lr: float = 1e-3
+    steps: NonNegInt = 800
+    batch: PositiveInt = 16
+    lr: PositiveFloat = 1e-3
     # 3 blocks -> scale factor 4 -> 16x16x4 latents; 16 channels at full resolution keeps CPU cost low
-    channels: tuple[int, ...] = (16, 32, 64)
-    kl_weight: float = 1e-6
+    channels: tuple[PositiveInt, ...] = (16, 32, 64)
+    kl_weight: NonNegFloat = 1e-6
     mid_attention: bool = False  # SD's VAE attends at its bottleneck; here it costs 25% for nothing seen
 
 
 @dataclass(frozen=True)
 class UnetRecipe:
-    steps: int = 1800  # color 0.97 at CFG 7.5, as 2,000 steps gave, in ~3 minutes less
-    batch: int = 64
-    lr: float = 1e-3
-    channels: tuple[int, ...] = (32, 64, 64)  # 1.7M parameters
-    caption_dropout: float = 0.1  # empty caption for classifier-free guidance, as SD's last rounds
-    attention_head_dim: int = 32  # channels per head (diffusers' own argument of that name counts heads)
+    steps: NonNegInt = 1800  # color 0.97 at CFG 7.5, as 2,000 steps gave, in ~3 minutes less
+    batch: PositiveInt = 64
+    lr: PositiveFloat = 1e-3
+    channels: tuple[PositiveInt, ...] = (32, 64, 64)  # 1.7M parameters
+    caption_dropout: Dropout = 0.1  # empty caption for classifier-free guidance, as SD's last rounds
+    attention_head_dim: PositiveInt = (
+        32  # channels per head (diffusers' own argument of that name counts heads)
+    )
     # Cross-attention on the 8x8 and 4x4 levels only: at 16x16 it costs 2x the step for little gain.
     attention_levels: tuple[bool, ...] = (False, True, True)
     # Min-SNR-gamma loss weights (Hang et al. 2023): stop easy low-noise steps dominating; 0 = plain MSE.
-    snr_gamma: float = 5.0
+    snr_gamma: NonNegFloat = 5.0
     # "epsilon" as SD 1.x; "v_prediction" as SD 2.x-768 (the scheduler config records which).
     prediction_type: Literal["epsilon", "v_prediction"] = "epsilon"
 
 
 @dataclass(frozen=True)
 class MeasureRecipe:
-    prompts_per_cell: int = 4  # generated images per (color, kind) cell and CFG scale
-    steps: int = 25
-    cfg_scales: tuple[float, ...] = (1.0, 7.5)
+    prompts_per_cell: PositiveInt = 4  # generated images per (color, kind) cell and CFG scale
+    steps: PositiveInt = 25  # sampler steps of each generated image
+    cfg_scales: tuple[NonNegFloat, ...] = (1.0, 7.5)
     # One more row: the first language at the highest scale with guidance rescale (0 = no such row).
-    cfg_rescale: float = 0.7
+    cfg_rescale: Probability = 0.7
     languages: tuple[str, ...] = ("en", "de", "zh")
-    heldout_rows: int = 2000
+    heldout_rows: PositiveInt = 2000
 
 
 @dataclass(frozen=True)

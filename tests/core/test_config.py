@@ -9,8 +9,19 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
-from t2iscope.config import bind_params, load_yaml, location, parse
+from t2iscope.config import (
+    NonNegInt,
+    OpenProbability,
+    PositiveInt,
+    Probability,
+    bind_params,
+    literal_choices,
+    load_yaml,
+    location,
+    parse,
+)
 from t2iscope.errors import ConfigError
+from t2iscope.listing import parameters
 from t2iscope.registry import check_params
 
 if TYPE_CHECKING:  # the engine's arguments may name types that exist only for type checkers
@@ -240,3 +251,85 @@ def test_load_yaml_reads_and_refuses_in_one_line(tmp_path: Path) -> None:
         load_yaml(tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match=r": cannot read \("):
         load_yaml(tmp_path)
+
+
+# -- issue 13's QA gaps: duplicate keys, value ranges, Literal choices in listings ------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("stages:\n  - resolution: {min_side: 512, min_side: 10}\n", 2),
+        ("stages: []\nname: a\nstages: []\n", 3),
+        ("prompts:\n  - id: a\n    text: x\n    text: y\n", 4),
+    ],
+)
+def test_load_yaml_refuses_duplicate_keys_with_their_line(tmp_path: Path, text: str, line: int) -> None:
+    path = tmp_path / "d.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"d\.yaml: not valid YAML at line {line}: duplicate key") as info:
+        load_yaml(path)
+    assert "\n" not in str(info.value)
+
+
+def test_load_yaml_keeps_merge_keys_and_their_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text("base: &b {a: 1, c: 2}\nuse:\n  <<: *b\n  a: 3\n", encoding="utf-8")
+    assert load_yaml(path) == {"base": {"a": 1, "c": 2}, "use": {"a": 3, "c": 2}}
+
+
+def _ranged(
+    batch: object,
+    ctx: object,
+    score: Probability = 0.5,
+    top: PositiveInt = 20,
+    side: NonNegInt | None = None,
+    fpr: OpenProbability = 0.01,
+) -> None:
+    """A stage with bounded parameters."""
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"score": -1}, "r.yaml: s: score: expected a number >= 0 and <= 1, got -1"),
+        ({"score": 2}, "r.yaml: s: score: expected a number >= 0 and <= 1, got 2"),
+        ({"top": 0}, "r.yaml: s: top: expected an integer >= 1, got 0"),
+        ({"side": -5}, "r.yaml: s: side: expected an integer >= 0, got -5"),
+        ({"fpr": 1.5}, "r.yaml: s: fpr: expected a number > 0 and < 1, got 1.5"),
+        ({"fpr": 0}, "r.yaml: s: fpr: expected a number > 0 and < 1, got 0"),
+    ],
+)
+def test_out_of_range_parameters_read_in_plain_words(params: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        bind_params(_ranged, params, "r.yaml: s", data_args=2)
+    assert str(info.value) == message
+
+
+def test_in_range_parameters_pass_as_written() -> None:
+    resolved = bind_params(_ranged, {"score": 1, "side": 0, "top": 1}, "r.yaml", data_args=2)
+    assert resolved == {"score": 1, "top": 1, "side": 0, "fpr": 0.01}
+
+
+@dataclass(frozen=True)
+class _Bounded:
+    steps: NonNegInt = 1
+    sizes: tuple[PositiveInt, ...] = (1,)
+
+
+def test_bounds_inside_dataclasses_and_lists_name_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"^t\.yaml: steps: expected an integer >= 0, got -1$"):
+        parse(_Bounded, {"steps": -1}, "t.yaml")
+    with pytest.raises(ConfigError, match=r"^t\.yaml: sizes\[1\]: expected an integer >= 1, got 0$"):
+        parse(_Bounded, {"sizes": [4, 0]}, "t.yaml")
+
+
+def _chosen(
+    batch: object, by: Literal["hash", "url"] = "hash", keys: tuple[Literal["a", "b"], ...] = ()
+) -> None:
+    """A stage with choices."""
+
+
+def test_listing_shows_literal_choices() -> None:
+    assert parameters(_chosen, data_args=1) == "by='hash' (hash|url), keys=() (a|b)"
+    assert literal_choices(int) is None

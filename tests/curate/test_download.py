@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -12,6 +15,7 @@ from t2iscope.curate.download import DownloadOptions, download_run
 from t2iscope.curate.recipe import recipe_from_dict
 from t2iscope.curate.run import run_recipe
 from t2iscope.errors import ConfigError
+from t2iscope.paths import models_dir
 
 RECIPE = recipe_from_dict(
     {
@@ -103,3 +107,91 @@ def test_post_download_stages_and_outputs(downloaded: dict) -> None:
 def test_download_twice_needs_retry_flag(downloaded: dict) -> None:
     with pytest.raises(ConfigError, match="already downloaded; use --retry-failed"):
         download_run(downloaded["root"] / "run", downloaded["root"] / "shards", DownloadOptions())
+
+
+# -- model folders are loaded before anything is fetched ------------------------------------------
+
+MODEL_RECIPE = recipe_from_dict(
+    {
+        "name": "dl-models",
+        "stages": [{"unsafe": {"max_score": 0.5}}],
+        "post_download": [{"aesthetic": {"source": "model"}}, {"watermark": {"source": "auto"}}],
+    },
+    "dl-models.yaml",
+)
+
+
+@pytest.fixture(scope="module")
+def model_run(world_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("dl-models") / "run"
+    run_recipe(MODEL_RECIPE, str(world_dir), run, progress=False)
+    return run
+
+
+def _broken_models(kind: str, root: Path) -> Path:
+    """A T2ISCOPE_MODELS folder: empty, or the shipped heads with one of them broken."""
+    root.mkdir()
+    if kind == "empty":
+        return root
+    for name in ("clip", "aesthetic", "watermark"):
+        shutil.copytree(models_dir() / name, root / name)
+    if kind == "unknown architecture":
+        config = root / "aesthetic" / "config.json"
+        config.write_text(json.dumps({**json.loads(config.read_text()), "architecture": "mlp-9000"}))
+    else:  # truncated weights of the second stage's model: every stage is loaded up front
+        weights = root / "watermark" / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:1000])
+    return root
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("empty", r"aesthetic: not a model folder"),
+        ("unknown architecture", r"aesthetic/config\.json: .*'mlp-9000'"),
+        ("truncated", r"watermark/model\.safetensors: cannot read weights"),
+    ],
+)
+def test_broken_model_folder_stops_before_any_download(
+    kind: str,
+    message: str,
+    model_run: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from t2iscope.cli import main
+    from t2iscope.curate import download
+
+    started: list[object] = []
+    monkeypatch.setattr(download, "_spawn_img2dataset", lambda kwargs, folder: started.append(folder))
+    monkeypatch.setenv("T2ISCOPE_MODELS", str(_broken_models(kind, tmp_path / "models")))
+    out = tmp_path / "shards"
+    code = main(["curate", "download", str(model_run), "--out", str(out), "--via", "http://127.0.0.1:9"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and started == []  # img2dataset never started
+    assert err.startswith("t2iscope: error: ") and "\n" not in err and re.search(message, err), err
+    assert not out.exists()  # no images/, status.parquet or url list: the plain rerun works once fixed
+
+
+def test_column_scores_need_no_model_folder(
+    model_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from t2iscope.curate import download
+
+    recipe = recipe_from_dict(
+        {"name": "cols", "stages": [], "post_download": [{"aesthetic": {"source": "column"}}, "dedup"]},
+        "cols.yaml",
+    )
+    monkeypatch.setattr(download, "_recipe", lambda run_dir, name: recipe)
+    monkeypatch.setenv("T2ISCOPE_MODELS", str(_broken_models("empty", tmp_path / "models")))
+
+    class Started(Exception):
+        pass
+
+    def spawn(kwargs: dict, folder: Path) -> None:
+        raise Started
+
+    monkeypatch.setattr(download, "_spawn_img2dataset", spawn)
+    with pytest.raises(Started):  # reached the download: nothing to preload
+        download_run(model_run, tmp_path / "shards", DownloadOptions(via="http://127.0.0.1:9"))

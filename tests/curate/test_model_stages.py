@@ -165,3 +165,17 @@ def test_curation_scores_equal_the_measured_ones(heldout: Path) -> None:
     np.testing.assert_allclose(
         watermark_scorer()(pngs), wm.score(corpus.images).numpy(), rtol=1e-5, atol=1e-6
     )
+
+
+def test_download_preloads_every_post_download_model_into_the_loader_cache() -> None:
+    """What ``curate download`` loads before img2dataset is what post_download's scorers then reuse."""
+    from t2iscope import weights
+    from t2iscope.curate.download import preload_models
+    from t2iscope.curate.operators import OPERATORS, load_all
+
+    load_all()
+    hooked = {name for name in OPERATORS if OPERATORS.get(name).preload is not None}
+    assert hooked == {"aesthetic", "watermark"}  # every model-scored stage has the hook
+    preload_models(RECIPE)
+    cached = {folder for folder, _device in weights._CACHE}
+    assert {(models_dir() / "aesthetic").resolve(), (models_dir() / "watermark").resolve()} <= cached

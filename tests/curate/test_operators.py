@@ -13,6 +13,7 @@ from curate_rows import laion_table
 from t2iscope.curate.engine_local import LocalEngine
 from t2iscope.curate.operators import METADATA, OPERATORS, PIXELS, Columns, StageContext, load_all
 from t2iscope.curate.operators.dedup import KeySet, laion_hash
+from t2iscope.curate.operators.domain import check_domain_list
 from t2iscope.curate.readers import resolve_inputs
 from t2iscope.curate.recipe import Stage, recipe_from_dict
 from t2iscope.errors import ConfigError, DataError
@@ -133,6 +134,97 @@ def test_domain_uses_registrable_domain() -> None:
     assert res.columns["host"].to_pylist()[4] == "b.example.co.uk"
     reasons = res.reason.to_pylist()
     assert reasons[4] == "domain_blocked" and reasons[2] == "host_missing" and reasons[0] is None
+
+
+PINS = laion_table(
+    7,
+    URL=[
+        "https://i.pinimg.com/1.jpg",
+        "https://pinimg.com/2.jpg",
+        "https://s.pinimg.com/3.jpg",
+        "https://x.I.pinimg.com./4.jpg",
+        "https://notpinimg.com/5.jpg",
+        "https://pinimg.com.evil.org/6.jpg",
+        "not a url",
+    ],
+)
+
+
+def test_domain_lists_match_a_host_and_its_subdomains() -> None:
+    """Blocklists name hosts: an entry matches that host and every host under it, not only a
+    registrable domain (``drop: [i.pinimg.com]`` blocked nothing, ``keep: [i.pinimg.com]`` all)."""
+
+    def reasons(**params: list[str]) -> list[str | None]:
+        return _run("domain", PINS, **params).reason.to_pylist()
+
+    blocked, not_kept = "domain_blocked", "domain_not_kept"
+    assert reasons(drop=["i.pinimg.com"]) == [blocked, None, None, blocked, None, None, "host_missing"]
+    assert reasons(drop=["PINIMG.com."]) == [blocked] * 4 + [None, None, "host_missing"]
+    assert reasons(keep=["i.pinimg.com"]) == [
+        None,
+        not_kept,
+        not_kept,
+        None,
+        not_kept,
+        not_kept,
+        "host_missing",
+    ]
+    assert reasons(keep=["pinimg.com"], drop=["s.pinimg.com"]) == [
+        None, None, blocked, None, not_kept, not_kept, "host_missing"
+    ]  # fmt: skip
+    assert reasons(keep=["evil.org"]) == [not_kept] * 5 + [None, "host_missing"]
+    assert _run("domain", PINS, drop=["i.pinimg.com"]).columns["domain"].to_pylist()[0] == "pinimg.com"
+
+
+@pytest.mark.parametrize(("field", "entry"), [("keep", "com"), ("drop", "CO.UK."), ("keep", "xn--p1ai")])
+def test_domain_lists_refuse_public_suffixes(field: str, entry: str) -> None:
+    """``keep: [com]`` dropped every row; as a host entry it would match whole TLDs: refused."""
+    with pytest.raises(ConfigError, match=rf"stage 'domain': {field}: '{entry}' is a public suffix"):
+        _run("domain", PINS, **{field: ["pinimg.com", entry]})
+
+
+def test_check_domain_list_for_the_recipe_parser() -> None:
+    assert check_domain_list(["BBC.co.uk.", "0x7f.1", "[::FFFF:10.0.0.1]", "blogspot.com", "localhost"]) == (
+        "bbc.co.uk",
+        "127.0.0.1",
+        "::ffff:10.0.0.1",
+        "blogspot.com",  # a private suffix (the bundled list's ICANN part decides): a registrable name
+        "localhost",
+    )
+    with pytest.raises(
+        ValueError, match=r"^'co\.uk' is a public suffix: it would match every site under it$"
+    ):
+        check_domain_list(["bbc.co.uk", "co.uk"])
+    for bad in ("bbc.co.uk/news", "256.1.1.1", "1.2.3.4.5", 7):
+        with pytest.raises(ValueError, match=r"is not a domain name$"):
+            check_domain_list([bad])
+
+
+def test_domain_ip_entries_match_every_spelling_of_the_address() -> None:
+    """``127.1``, ``0x7f.1`` and ``0177.0.0.1`` are 127.0.0.1 to getaddrinfo and browsers: they
+    escaped ``drop: ["127.0.0.1"]``. The IPv4-mapped literal stays the host but matches too; an IP
+    entry matches that address only, never a name that spells it (``127.0.0.1.nip.io``)."""
+    table = laion_table(
+        7,
+        URL=[
+            "http://127.1/a.jpg",
+            "http://0x7f.1/a.jpg",
+            "http://0177.0.0.1/a.jpg",
+            "http://[::ffff:127.0.0.1]/a.jpg",
+            "http://127.0.0.2/a.jpg",
+            "http://127.0.0.1.nip.io/a.jpg",
+            "http://256.1.1.1/a.jpg",
+        ],
+    )
+    res = _run("domain", table, drop=["127.0.0.1"])
+    hosts = ["127.0.0.1"] * 3 + ["::ffff:127.0.0.1", "127.0.0.2", "127.0.0.1.nip.io", None]
+    assert res.columns["host"].to_pylist() == hosts
+    assert res.columns["domain"].to_pylist() == [*hosts[:5], "nip.io", None]
+    want = ["domain_blocked"] * 4 + [None, None, "host_missing"]
+    for entry in ("127.0.0.1", "0x7f000001", "[::ffff:7f00:1]"):
+        assert _run("domain", table, drop=[entry]).reason.to_pylist() == want, entry
+    kept = _run("domain", table, keep=["127.0.0.2", "nip.io"]).reason.to_pylist()
+    assert kept == ["domain_not_kept"] * 4 + [None, None, "host_missing"]
 
 
 def test_dedup_first_occurrence_across_batches() -> None:

@@ -143,3 +143,68 @@ def test_shipped_recipe_files_load() -> None:
 def test_unknown_recipe_lists_builtins() -> None:
     with pytest.raises(ConfigError, match="built-ins: datacomp-basic"):
         load_recipe("no-such-recipe")
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (
+            {"stages": [{"resolution": {"min_side": 100}}, {"resolution": {"min_side": 512}}]},
+            r"stages 2 \(resolution\): listed twice \(also stages 1\).*merge their parameters",
+        ),
+        (
+            {"stages": ["validity", "caption", "validity"]},
+            r"stages 3 \(validity\): listed twice \(also stages 1\)",
+        ),
+        (
+            {"stages": ["dedup"], "post_download": ["dedup", {"dedup": {"by": "image"}}]},
+            r"post_download 2 \(dedup\): listed twice \(also post_download 1\)",
+        ),
+        (
+            {"stages": [{"watermark": {"max_score": -1}}]},
+            r"stages 1 \(watermark\): max_score: expected a number >= 0 and <= 1, got -1$",
+        ),
+        ({"stages": [{"resolution": {"max_aspect_ratio": -1}}]}, r"max_aspect_ratio: expected a number >= 1"),
+        ({"stages": [{"resolution": {"max_side": 0}}]}, r"max_side: expected an integer >= 1, got 0"),
+        ({"stages": [{"resolution": {"min_side": -5}}]}, r"min_side: expected an integer >= 0, got -5"),
+        ({"stages": [{"caption": {"min_words": -3}}]}, r"min_words: expected an integer >= 0 and <= 1001"),
+        (
+            {"stages": [{"caption": {"min_words": 5000}}]},
+            r"min_words: expected an integer >= 0 and <= 1001, got 5000",
+        ),
+        (
+            {"stages": [{"unsafe": {"max_score": 2}}]},
+            r"\(unsafe\): max_score: expected a number >= 0 and <= 1",
+        ),
+        (
+            {"stages": [{"language": {"min_score": 5}}]},
+            r"\(language\): min_score: expected a number >= 0 and <= 1",
+        ),
+        (
+            {"stages": [{"aesthetic": {"source": "model"}}]},
+            r"r\.yaml: stages 1 \(aesthetic\): source 'model' needs images; list it under post_download$",
+        ),
+        (
+            {"stages": [{"domain": {"drop": ["*.pinimg.com"]}}]},
+            r"r\.yaml: stages 1 \(domain\): drop: '\*\.pinimg\.com' is not a domain name$",
+        ),
+    ],
+)
+def test_recipe_semantics_and_ranges_are_refused_when_read(tmp_path: Path, data: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match) as info:
+        load_recipe(_write(tmp_path, data))
+    assert str(info.value).startswith(str(tmp_path / "r.yaml")) and "\n" not in str(info.value)
+
+
+def test_duplicate_yaml_key_stops_curate_run_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("stages:\n  - resolution: {min_side: 512, min_side: 10}\n", encoding="utf-8")
+    out = tmp_path / "run"
+    args = ["curate", "run", str(recipe), "--input", str(tmp_path / "missing-input"), "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    duplicate = "not valid YAML at line 2: duplicate key 'min_side' (first at line 2)"
+    assert err == f"t2iscope: error: {recipe}: {duplicate}\n"
+    assert not out.exists()

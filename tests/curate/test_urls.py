@@ -101,6 +101,24 @@ CASES = [
         "b.internal",
         None,
     ),  # PSL rule *
+    # a host that ends in a number is an IPv4 address as browsers and inet_aton read it (WHATWG URL
+    # §3.5: decimal, 0x hex and 0 octal parts, the last filling the bytes left), written as a dotted
+    # quad, its own domain; or, when a part is out of range or not a number, no host at all
+    ("http://127.1/a.jpg", "http://127.0.0.1/a.jpg", "127.0.0.1", "127.0.0.1", None),
+    ("http://0x7f.1/a.jpg", "http://127.0.0.1/a.jpg", "127.0.0.1", "127.0.0.1", None),
+    ("http://0177.0.0.1/a.jpg", "http://127.0.0.1/a.jpg", "127.0.0.1", "127.0.0.1", None),
+    ("http://0X7F.0.0.1./a.jpg", "http://127.0.0.1/a.jpg", "127.0.0.1", "127.0.0.1", None),
+    ("http://2130706433/a.jpg", "http://127.0.0.1/a.jpg", "127.0.0.1", "127.0.0.1", None),
+    ("http://10.0x10203/a.jpg", "http://10.1.2.3/a.jpg", "10.1.2.3", "10.1.2.3", None),
+    ("ftp://0x7f.1/a.jpg", None, "127.0.0.1", "127.0.0.1", urls.NOT_HTTP),
+    ("http://1.2.3.4.5/a.jpg", None, None, None, urls.BAD_HOST),
+    ("http://256.1.1.1/a.jpg", None, None, None, urls.BAD_HOST),
+    ("http://1.2.3.09/a.jpg", None, None, None, urls.BAD_HOST),  # 0 + a non-octal digit
+    ("http://1.16777216/a.jpg", None, None, None, urls.BAD_HOST),  # the last part fills 3 bytes
+    ("http://4294967296/a.jpg", None, None, None, urls.BAD_HOST),
+    ("http://img.1/a.jpg", None, None, None, urls.BAD_HOST),
+    ("http://cdn.0x1f/a.jpg", None, None, None, urls.BAD_HOST),
+    ("http://a.0x1f.com/a.jpg", "http://a.0x1f.com/a.jpg", "a.0x1f.com", "0x1f.com", None),  # a name
 ]
 
 
@@ -131,10 +149,59 @@ def test_ports_and_registrable_domains() -> None:
         ("user@bbc.co.uk", None),
         ("bbc.co.uk:80", None),
         ("a b", None),
+        ("127.1", "127.0.0.1"),
+        ("0x7F.0.0.1", "127.0.0.1"),
+        ("0177.0.0.1.", "127.0.0.1"),
+        ("[::ffff:7f00:1]", "::ffff:127.0.0.1"),
+        ("256.1.1.1", None),
+        ("1.2.3.4.5", None),
     ],
 )
 def test_normalize_host(entry: str, host: str | None) -> None:
     assert urls.normalize_host(entry) == host
+
+
+@pytest.mark.parametrize(
+    ("host", "ipv4"),
+    [  # the WHATWG URL Standard's IPv4 parser (its examples and web-platform-tests' edge cases)
+        ("192.168.0.1", "192.168.0.1"),
+        ("0xC0.0250.1", "192.168.0.1"),
+        ("3232235521", "192.168.0.1"),
+        ("192.0x00A80001", "192.168.0.1"),
+        ("0x", "0.0.0.0"),
+        ("0", "0.0.0.0"),
+        ("1.2.3.4.", "1.2.3.4"),
+        ("0xffffffff", "255.255.255.255"),
+        ("037777777777", "255.255.255.255"),
+        ("1.2.65535", "1.2.255.255"),
+        ("1.2.65536", None),
+        ("1.2.3.256", None),
+        ("1.2.3.4.5", None),
+        ("08", None),
+        ("0xg", None),
+        ("1_0.1", None),  # int() would take "1_0"; the standard does not
+        ("", None),
+        ("1..2", None),
+        ("0x" + "0" * 5000 + "7f000001", "127.0.0.1"),  # leading zeros are allowed
+        ("1" * 5000, None),  # out of range, not a crash (int() refuses over 4300 digits)
+    ],
+)
+def test_parse_ipv4(host: str, ipv4: str | None) -> None:
+    assert urls.parse_ipv4(host) == ipv4
+
+
+def test_numeric_hosts_never_skip_the_parser(tmp_path: Path) -> None:
+    """PLAIN_FETCHABLE let ``http://256.1.1.1/...`` through validity as fetchable (in Arrow and in
+    the DuckDB pushdown) and blocklists missed ``127.1``: a curation run agrees with parse_url."""
+    values = ["http://256.1.1.1/a.jpg", "http://1.2.3.4.5/a.jpg", "http://127.1/a.jpg", "http://a.com/b.jpg"]
+    assert urls.url_problems(pa.array(values)).to_pylist() == [urls.BAD_HOST, urls.BAD_HOST, None, None]
+    pq.write_table(_table(values), tmp_path / "in.parquet")
+    stages = [{"validity": {}}, {"domain": {"drop": ["127.0.0.1"]}}]
+    recipe = recipe_from_dict({"name": "n", "stages": stages}, "n.yaml")
+    run_recipe(recipe, str(tmp_path / "in.parquet"), tmp_path / "run", progress=False)
+    dropped = pq.read_table(tmp_path / "run" / "dropped").to_pylist()
+    reasons = {r["URL"]: r["reason"] for r in dropped}
+    assert reasons == {values[0]: "url_invalid", values[1]: "url_invalid", values[2]: "domain_blocked"}
 
 
 def _table(values: list[str | None]) -> pa.Table:
@@ -193,7 +260,7 @@ def test_block_and_allow_lists_are_spelled_like_hosts() -> None:
 URL_PIECES = st.sampled_from([
     "http", "https", "HTTP", "ftp", ":", "//", "/", "?", "#", "@", "[", "]", ":8080", ":0", ":x", "::1",
     "a.com", "B.Example.co.uk", "Bücher", ".", "%", "%41", "é", "localhost", "10.0.0.1", "user:pw", "\\",
-    "x.jpg", "☃", "．", "-", "_", " ", "\t", "\n", "\x00", "\u200b",
+    "x.jpg", "☃", "．", "-", "_", " ", "\t", "\n", "\x00", "\u200b", "127.1", "0x7f", "0177", "256", ".09",
 ])
 # fmt: on
 

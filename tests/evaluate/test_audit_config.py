@@ -98,3 +98,65 @@ def test_unreadable_audit_config_is_one_line(tmp_path: Path) -> None:
         load_config(latin)
     with pytest.raises(ConfigError, match=r"nope\.yaml: no such file"):
         load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"audits": {"domains": {"top": -5}}},
+            "A.yaml: audits.domains.top: expected an integer >= 1, got -5",
+        ),
+        (
+            {"audits": {"culture": {"n_boot": -1}}},
+            "A.yaml: audits.culture.n_boot: expected an integer >= 1, got -1",
+        ),
+        (
+            {"audits": {"watermark": {"fpr_target": 1.5}}},
+            "A.yaml: audits.watermark.fpr_target: expected a number > 0 and < 1, got 1.5",
+        ),
+        (
+            {"audits": {"watermark": {"max_images": -1}}},
+            "A.yaml: audits.watermark.max_images: expected an integer >= 1, got -1",
+        ),
+        (
+            {"audits": {"watermark": {"methods": ["dwtdct"]}}},
+            "A.yaml: audits.watermark.methods[0] 'dwtdct'; valid: dwtDct, dwtDctFixed, dwtDctSvd, rivaGan",
+        ),
+        (
+            {"judge": "clip", "judge_options": {"clip_checkpont": "x"}, "audits": {"domains": {}}},
+            "A.yaml: judge_options: unknown parameter(s) clip_checkpont; "
+            "accepted: clip_config, clip_checkpoint, device",
+        ),
+        (
+            {"judge": "clip", "judge_options": {"device": 5}, "audits": {"domains": {}}},
+            "A.yaml: judge_options.device: expected a string, got 5",
+        ),
+        (
+            {"judge": "world", "judge_options": {"foo": 1}, "audits": {"domains": {}}},
+            "A.yaml: judge_options: unknown parameter(s) foo; accepted: (none)",
+        ),
+    ],
+)
+def test_audit_ranges_choices_and_judge_options_are_checked_when_read(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, "A.yaml")
+    assert str(info.value) == message
+
+
+def test_watermark_audit_methods_are_the_watermark_modules_methods() -> None:
+    import typing
+
+    from t2iscope.config import param_hints
+    from t2iscope.evaluate.audits import AUDITS
+    from t2iscope.generate.watermark import METHODS
+
+    hint = param_hints(AUDITS.get("watermark").fn, data_args=1)["methods"]
+    assert typing.get_args(typing.get_args(hint)[0]) == METHODS
+
+
+def test_duplicate_audit_key_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "AUDIT.yaml"
+    config.write_text("audits: {domains: {top: 5}, domains: {top: 7}}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"AUDIT\.yaml: not valid YAML at line 1: duplicate key 'domains'"):
+        load_config(config)

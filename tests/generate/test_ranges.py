@@ -65,3 +65,20 @@ def test_count_range_properties(a, b, count):
     assert len(values) == count
     assert values[0] == a and values[-1] == b
     assert values == sorted(values) or values == sorted(values, reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind", "message"),
+    [
+        ("nan", float, "expected a finite number, got 'nan'"),
+        ("inf, 2", float, "expected a finite number, got 'inf'"),
+        ("-inf", float, "expected a finite number, got '-inf'"),
+        (float("inf"), float, "expected a finite number, got 'inf'"),
+        ("four", int, "expected an integer, got 'four'"),
+        ("x", float, "expected a number, got 'x'"),
+    ],
+)
+def test_non_finite_and_non_numeric_values_are_refused(spec: object, kind: type, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_values(spec, kind)
+    assert str(info.value) == message

@@ -173,3 +173,37 @@ def test_cfg_rescale_axis_keeps_plain_keys(tmp_path):
     assert {j.params.cfg_rescale for j in swept if j.key.endswith("-r0.7-s1")} == {0.7}
     with pytest.raises(ConfigError, match="cfg_rescale must be between 0 and 1"):
         load_suite(_write(tmp_path, _with(defaults__cfg_rescale=2.0)))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (_with(grid__cfg_scale="nan"), "suite.yaml: grid.cfg_scale: expected a finite number, got 'nan'"),
+        (_with(grid__cfg_scale="inf, 2"), "suite.yaml: grid.cfg_scale: expected a finite number, got 'inf'"),
+        (_with(defaults__steps="four"), "suite.yaml: defaults.steps: expected an integer, got 'four'"),
+        (_with(grid__steps=[0, 5]), "suite.yaml: grid.steps: steps must be >= 1, got 0"),
+        (
+            _with(defaults__width=100),
+            "suite.yaml: defaults.width: width must be a positive multiple of 8, got 100",
+        ),
+        (
+            _with(grid__seeds=[-1]),
+            "suite.yaml: grid.seeds: seeds must be >= 0 (a suite must be reproducible)",
+        ),
+        (
+            _with(grid__cfg_rescale=[2]),
+            "suite.yaml: grid.cfg_rescale: cfg_rescale must be between 0 and 1, got 2.0",
+        ),
+    ],
+)
+def test_suite_value_errors_name_their_field(tmp_path, data, message):
+    with pytest.raises(ConfigError) as info:
+        load_suite(_write(tmp_path, data))
+    assert str(info.value).endswith(message) and "\n" not in str(info.value)
+
+
+def test_duplicate_key_in_a_suite_prompt_is_refused(tmp_path):
+    path = tmp_path / "suite.yaml"
+    path.write_text("name: s\nprompts:\n  - id: a\n    text: x\n    text: y\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"suite\.yaml: not valid YAML at line 5: duplicate key 'text'"):
+        load_suite(str(path))

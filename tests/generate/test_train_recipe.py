@@ -65,3 +65,24 @@ def test_bad_training_recipe_stops_train_before_any_work(
         err == f"t2iscope: error: {path}: unet.prediction_type 'v-prediction'; valid: epsilon, v_prediction\n"
     )
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("clip: {steps: -1}\n", "clip.steps: expected an integer >= 0, got -1"),
+        ("clip: {batch: 0}\n", "clip.batch: expected an integer >= 1, got 0"),
+        ("unet: {caption_dropout: 5.0}\n", "unet.caption_dropout: expected a number >= 0 and < 1, got 5.0"),
+        ("unet: {caption_dropout: 1}\n", "unet.caption_dropout: expected a number >= 0 and < 1, got 1"),
+        ("vae: {channels: [16, 0]}\n", r"vae.channels[1]: expected an integer >= 1, got 0"),
+        (
+            "clip: {steps: 3}\nclip: {batch: 8}\n",
+            "not valid YAML at line 2: duplicate key 'clip' (first at line 1)",
+        ),
+    ],
+)
+def test_training_recipe_ranges_and_duplicate_keys(tmp_path: Path, text: str, message: str) -> None:
+    path = _recipe(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_recipe(path)
+    assert str(info.value) == f"{path}: {message}"
