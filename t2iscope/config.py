@@ -99,10 +99,17 @@ __all__ = [
 class _StrictLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a mapping that repeats a key (PyYAML keeps the last silently)."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        # The node's own keys, before flatten_mapping splices in merged (``<<``) ones: a merged key
-        # that the mapping sets again is an override, as YAML means it, not a duplicate.
-        if isinstance(node, yaml.MappingNode):
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._checked: set[int] = set()  # ids of mapping nodes whose own keys were checked
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        # Check the node's own keys once, before flatten_mapping splices merged (``<<``) keys into
+        # node.value in place: a merged key the mapping sets again is an override, as YAML means it,
+        # not a duplicate. PyYAML flattens a merged node while building whoever merges it, which
+        # can come before the node's own turn, hence the check here and not in construct_mapping.
+        if id(node) not in self._checked:
+            self._checked.add(id(node))
             seen: dict[Any, int] = {}
             for key_node, _ in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
@@ -117,7 +124,7 @@ class _StrictLoader(yaml.SafeLoader):
                         None, None, f"duplicate key {key!r} (first at line {first + 1})", key_node.start_mark
                     )
                 seen[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep=deep)
+        super().flatten_mapping(node)
 
 
 def load_yaml(path: str | Path) -> Any:

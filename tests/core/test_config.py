@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
+import yaml
 
 from t2iscope.config import (
     NonNegInt,
@@ -276,6 +277,15 @@ def test_load_yaml_keeps_merge_keys_and_their_overrides(tmp_path: Path) -> None:
     path = tmp_path / "m.yaml"
     path.write_text("base: &b {a: 1, c: 2}\nuse:\n  <<: *b\n  a: 3\n", encoding="utf-8")
     assert load_yaml(path) == {"base": {"a": 1, "c": 2}, "use": {"a": 3, "c": 2}}
+
+
+def test_load_yaml_reads_merges_of_merges_as_pyyaml_does(tmp_path: Path) -> None:
+    """A merged node that itself merges and overrides is flattened while a later mapping is built
+    (before its own turn): its override is still no duplicate."""
+    text = "outer:\n  - &a {x: 1}\n  - &b {<<: *a, x: 2}\nc: {<<: *b}\n"
+    path = tmp_path / "m.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert load_yaml(path) == yaml.safe_load(text)
 
 
 def _ranged(
