@@ -167,11 +167,12 @@ def parse_suite(data: Any, source: str) -> Suite:
         raise ConfigError(f"{source}: prompts must be a non-empty list")
     negative = raw.defaults.negative_prompt
     prompts = tuple(_prompt(p, location(source, ("prompts", i)), negative) for i, p in enumerate(raw.prompts))
-    seen: set[str] = set()
-    for p in prompts:
+    seen: dict[str, int] = {}
+    for i, p in enumerate(prompts):
         if p.id in seen:
-            raise ConfigError(f"{source}: duplicate prompt id {p.id!r}")
-        seen.add(p.id)
+            where = location(source, ("prompts", i, "id"))
+            raise ConfigError(f"{where}: duplicate prompt id {p.id!r} (also prompts[{seen[p.id]}].id)")
+        seen[p.id] = i
     suite = Suite(
         name=raw.name,
         description=raw.description,

@@ -84,10 +84,11 @@ def _listed(hosts: pa.ChunkedArray, entries: Iterable[object], field: str) -> np
 def _check_lists(params: dict[str, Any], phase: str) -> None:
     """Recipe-time check of both lists (:func:`check_domain_list`), naming the list."""
     for key in ("keep", "drop"):
-        try:
-            check_domain_list(params.get(key) or ())
-        except ValueError as exc:
-            raise ValueError(f"{key}: {exc}") from None
+        for i, entry in enumerate(params.get(key) or ()):
+            try:
+                check_domain_list((entry,))
+            except ValueError as exc:
+                raise ValueError(f"{key}[{i}]: {exc}") from None
 
 
 @operator(

@@ -186,7 +186,7 @@ def test_unknown_recipe_lists_builtins() -> None:
         ),
         (
             {"stages": [{"domain": {"drop": ["*.pinimg.com"]}}]},
-            r"r\.yaml: stages 1 \(domain\): drop: '\*\.pinimg\.com' is not a domain name$",
+            r"r\.yaml: stages 1 \(domain\): drop\[0\]: '\*\.pinimg\.com' is not a domain name$",
         ),
     ],
 )
