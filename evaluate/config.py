@@ -123,7 +123,7 @@ def parse_config(data: Any, source: str = "AUDIT.yaml") -> AuditConfig:
         except ConfigError as exc:
             raise ConfigError(f"{location(source, where)}: {exc}") from None
         params = params or {}
-        bind_params(audit.fn, params, source, where, data_args=1)
+        audit.check_params(params, source, where)
         parsed.append((name, params))  # as written: audit.resolved.yaml repeats the user's values
     if raw.judge not in judge_names():
         valid = ", ".join(judge_names())

@@ -8,6 +8,7 @@ traced back to the image rows that produced it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,12 @@ import pandas as pd
 from tqdm import tqdm
 
 from t2iscope import fileio
+from t2iscope.config import location
 from t2iscope.curate.world import spec
 from t2iscope.errors import ConfigError, DataError
 from t2iscope.evaluate.images import load_image
 from t2iscope.evaluate.judges import Judge, make_judge
-from t2iscope.evaluate.parquet_inputs import parquet_files
+from t2iscope.evaluate.parquet_inputs import curation_parts, parquet_files
 from t2iscope.evaluate.vocab import requested
 
 MANIFEST_COLUMNS = ("prompt_id", "prompt", "language", "seed", "steps", "cfg_scale", "sampler", "image_path")
@@ -60,6 +62,24 @@ class Inputs:
                 return f"needs one of {', '.join(describe_input(n) for n in group)}"
         return None
 
+    def check(self, source: str) -> None:
+        """Every configured path exists and is its kind (``CHECKS``), cheaply: no table is read.
+
+        A ConfigError naming ``source`` and the field (``a.yaml: inputs.generation[0]: ...``): the
+        config names the wrong path, so it is refused before any work.
+        """
+        for name, check in CHECKS.items():
+            value = getattr(self, name)
+            if value is None or isinstance(value, (str, Path)):  # world: one path or none
+                paths = [((name,), value)] if value is not None else []
+            else:
+                paths = [((name, i), p) for i, p in enumerate(value)]
+            for loc, path in paths:
+                try:
+                    check(path)
+                except DataError as exc:
+                    raise ConfigError(f"{location(source, ('inputs', *loc))}: {exc}") from None
+
 
 @dataclass
 class AuditContext:
@@ -91,8 +111,7 @@ class AuditContext:
     def truth(self) -> pd.DataFrame:
         """The world's truth table (kind, color, culture, legs, caption_lang, ...), keyed by hash."""
         if "truth" not in self._cache:
-            world = self.require("world", "truth")
-            files = parquet_files(Path(world) / "truth")
+            files = check_world(self.require("world", "truth"))
             with duckdb.connect() as con:
                 truth = con.execute("SELECT * FROM read_parquet($files)", {"files": files}).df()
             self._cache["truth"] = truth
@@ -118,11 +137,34 @@ class AuditContext:
         return self._cache["judged"]
 
 
-def load_manifest(gen_dir: str | Path) -> pd.DataFrame:
-    """Read ``G/manifest.parquet``; resolve image paths relative to G; refuse empty or malformed."""
+# One check per input kind, shared by the runner's preflight (Inputs.check) and the loaders; each
+# looks at the file system only (paths, folder listings) and raises DataError naming the path.
+
+
+def check_generation(gen_dir: str | Path) -> Path:
+    """``G/manifest.parquet``, if it is there."""
     path = Path(gen_dir) / "manifest.parquet"
     if not path.is_file():
         raise DataError(f"{path}: generation manifest not found")
+    return path
+
+
+def check_world(world: str | Path) -> list[str]:
+    """The world's truth shards (``W/truth/*.parquet``)."""
+    return parquet_files(Path(world) / "truth")
+
+
+CHECKS: dict[str, Callable[[Path], object]] = {
+    "generation": check_generation,
+    "curation": curation_parts,
+    "world": check_world,
+    "data": parquet_files,
+}
+
+
+def load_manifest(gen_dir: str | Path) -> pd.DataFrame:
+    """Read ``G/manifest.parquet``; resolve image paths relative to G; refuse empty or malformed."""
+    path = check_generation(gen_dir)
     try:
         df = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for a damaged file

@@ -72,18 +72,28 @@ class CurationRun:
     @classmethod
     def open(cls, root: str | Path) -> CurationRun:
         r = Path(root)
-        if not r.is_dir():
-            raise DataError(f"{r}: curation run folder not found")
-        kept = parquet_files(r / "kept") if (r / "kept").is_dir() else []
-        dropped = parquet_files(r / "dropped") if (r / "dropped").is_dir() else []
-        if not kept and not dropped:
-            raise DataError(f"{r}: not a curation run (no kept/ or dropped/ parquet)")
+        kept, dropped = curation_parts(r)
         stats = _stats(r)
         order = _stage_order(_stats_stages(stats), dropped)
         return cls(r, kept, dropped, order, str(stats.get("dropped", "full")), _stage_drops(stats))
 
     def all_files(self) -> list[str]:
         return self.kept + self.dropped
+
+
+def curation_parts(root: str | Path) -> tuple[list[str], list[str]]:
+    """(kept, dropped) parquet files of a curate run folder; DataError when it is not one.
+
+    Looks at the file system only, so AUDIT.yaml's inputs are checked with it before any work.
+    """
+    r = Path(root)
+    if not r.is_dir():
+        raise DataError(f"{r}: curation run folder not found")
+    kept = parquet_files(r / "kept") if (r / "kept").is_dir() else []
+    dropped = parquet_files(r / "dropped") if (r / "dropped").is_dir() else []
+    if not kept and not dropped:
+        raise DataError(f"{r}: not a curation run (no kept/ or dropped/ parquet)")
+    return kept, dropped
 
 
 def _stats(root: Path) -> dict[str, Any]:

@@ -18,21 +18,21 @@ from t2iscope.errors import ConfigError
 from t2iscope.evaluate.audits import AUDITS
 from t2iscope.evaluate.config import AuditConfig
 from t2iscope.evaluate.context import AuditContext
-from t2iscope.registry import check_params
 
 
 def run_audits(config: AuditConfig, out: str | Path) -> dict[str, Path]:
     """Run every audit of ``config`` in order; return audit name -> parquet path."""
     out = Path(out)
     for name, params in config.audits:  # every audit's parameters and inputs, before any work
-        audit, where = AUDITS.get(name), location(config.source, ("audits", name))
-        check_params(audit.fn, params, where, data_args=1)
+        audit = AUDITS.get(name)
+        audit.check_params(params, config.source, ("audits", name))
         unmet = config.inputs.unmet(audit.needs)
         if unmet:
-            raise ConfigError(f"{where}: {unmet}")
+            raise ConfigError(f"{location(config.source, ('audits', name))}: {unmet}")
     ctx = AuditContext(config.inputs, config.judge, dict(config.judge_options), out, config.seed)
     if any(AUDITS.get(name).judged for name, _ in config.audits):
         ctx.judge()  # a bad judge, config or checkpoint path fails now, before any work
+    config.inputs.check(config.source)  # every configured path exists and is its kind, before any write
     fileio.write_text(out / "audit.resolved.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     written, timings = {}, {}
     for name, params in config.audits:

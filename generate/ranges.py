@@ -17,20 +17,28 @@ _NUM = r"[+-]?\s*\d+(?:\.\d*)?"
 _STEP = re.compile(rf"^\s*({_NUM})\s*-\s*({_NUM})\s*\(\s*([+-]\s*\d+(?:\.\d*)?)\s*\)\s*$")
 _COUNT = re.compile(rf"^\s*({_NUM})\s*-\s*({_NUM})\s*\[\s*(\d+)\s*\]\s*$")
 _PLAIN = re.compile(rf"^\s*({_NUM})\s*-\s*({_NUM})\s*$")
+_INT = re.compile(r"^\s*[+-]?\s*\d+\s*$")  # an integer axis takes integer spellings only: no 20.0, 1e5, 1_000
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text.replace(" ", ""))
+    except ValueError:
+        return None
 
 
 def _num(text: str, kind: type) -> int | float:
-    noun = "an integer" if kind is int else "a number"
-    try:
-        value = float(text.replace(" ", ""))
-    except ValueError:
-        raise ValueError(f"expected {noun}, got {text.strip()!r}") from None
+    value = _float(text)
+    if kind is int:
+        if _INT.match(text):
+            return int(text.replace(" ", ""))
+        if value is not None and math.isfinite(value) and value % 1:
+            raise ValueError(f"{text.strip()!r} is not an integer")
+        raise ValueError(f"expected an integer, got {text.strip()!r}")  # 20.0 and 1e5 are no integer spelling
+    if value is None:
+        raise ValueError(f"expected a number, got {text.strip()!r}")
     if not math.isfinite(value):
         raise ValueError(f"expected a finite number, got {text.strip()!r}")
-    if kind is int:
-        if value != int(value):
-            raise ValueError(f"{text.strip()!r} is not an integer")
-        return int(value)
     return value
 
 
@@ -73,6 +81,8 @@ def parse_values(spec: object, kind: type) -> list:
         if kind is str:
             parts = [s.strip() for s in str(item).split(",")] if isinstance(item, str) else [str(item)]
             values += [s for s in parts if s]
+        elif isinstance(item, float) and kind is int:
+            raise ValueError(f"expected an integer, got {item!r}")
         elif isinstance(item, (int, float)):
             values.append(_num(str(item), kind))
         elif isinstance(item, str):

@@ -268,9 +268,15 @@ def _error(exc: ValidationError, tp: Any, data: Any, source: str, path: Loc, nou
         else:
             message = f"missing {noun}{'s' if len(same) > 1 else ''} {', '.join(map(repr, same))}"
         return ConfigError(f"{location(source, path + parent)}: {message}")
+    if first["type"] == "value_error":  # a dataclass's __post_init__ rule (ValueError): its own words
+        return ConfigError(f"{location(source, path + first['loc'])}: {first['ctx']['error']}")
     at, depth = _type_at(tp, first["loc"])
     where = location(source, path + first["loc"][:depth])
     got = _shown(_value_at(data, first["loc"][:depth]))
+    if first["type"] == "too_short":  # annotated_types.MinLen on a list
+        least = first["ctx"]["min_length"]
+        size = "non-empty" if least == 1 else f"at least {least}-item"
+        return ConfigError(f"{where}: expected a {size} {_describe(at).removeprefix('a ')}, got {got}")
     if (choices := _choices(at)) is not None:
         return ConfigError(f"{where} {got}; valid: {', '.join(choices)}")
     if first["type"] in _BOUNDS:

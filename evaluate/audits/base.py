@@ -9,10 +9,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import pandas as pd
 
+from t2iscope.config import bind_params, location
+from t2iscope.errors import ConfigError
 from t2iscope.registry import Registry
 
 AuditFn = Callable[..., pd.DataFrame]  # fn(ctx, **params) -> tidy DataFrame
@@ -20,6 +22,8 @@ Section = Callable[[pd.DataFrame], str]  # tidy table -> the HTML of its report 
 Pick = Literal["first", "min", "max", "mean"]
 # Fields of AuditContext.inputs (evaluate/context.py Inputs): "generation", "curation", "world", "data"
 Needs = tuple[tuple[str, ...], ...]  # every group must be met; a group is met by any one of its inputs
+# What a signature cannot say (a path that must exist): check(params) -> (field path, problem) or None
+Check = Callable[[Mapping[str, Any]], "tuple[tuple[str | int, ...], str] | None"]
 
 
 class Headline(NamedTuple):
@@ -47,6 +51,15 @@ class Audit:
     headline: Headline | None = None
     judged: bool = False  # judges generated images: the runner builds the judge before any work
     needs: Needs = ()  # inputs it cannot run without: the runner checks them all before any work
+    check: Check | None = None  # what the signature cannot say, checked when AUDIT.yaml is read
+
+    def check_params(self, params: Mapping[str, Any], source: str, where: tuple[str | int, ...]) -> None:
+        """ConfigError naming ``source`` and the field if ``params`` do not fit: signature, then ``check``."""
+        bind_params(self.fn, params, source, where, data_args=1)
+        problem = self.check(params) if self.check else None
+        if problem:
+            field, message = problem
+            raise ConfigError(f"{location(source, (*where, *field))}: {message}")
 
     def render(self, table: pd.DataFrame) -> str:
         """The HTML of this audit's report section for its tidy ``table``."""
@@ -68,6 +81,7 @@ class AuditRegistry(Registry[Audit]):
         headline: tuple[str, Mapping[str, str], Pick, str] | None = None,
         judged: bool = False,
         needs: Sequence[str | tuple[str, ...]] = (),
+        check: Check | None = None,
     ) -> Callable[[AuditFn], AuditFn]:
         """Decorator registering ``fn(ctx, **params) -> tidy DataFrame`` as audit ``name``.
 
@@ -75,12 +89,14 @@ class AuditRegistry(Registry[Audit]):
         the renderer as ``"module:function"`` so running audits never imports report code.
         ``needs`` lists the inputs the audit requires: ``"curation"``, or a tuple for "one of"
         (``("data", "world", "curation")``); inputs it only uses when present are not listed.
+        ``check(params)`` returns ``(field path, problem)`` for what a signature cannot say (a folder
+        that must exist), or None; the config parser and the runner both call it.
         """
         groups = tuple((n,) if isinstance(n, str) else tuple(n) for n in needs)
 
         def add(fn: AuditFn) -> AuditFn:
             spec = Headline(*headline) if headline else None
-            self.register(name)(Audit(name, fn, title, section, order, spec, judged, groups))
+            self.register(name)(Audit(name, fn, title, section, order, spec, judged, groups, check))
             return fn
 
         return add

@@ -12,7 +12,9 @@ detected and is reported as a decode error, never dropped.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -21,7 +23,7 @@ from scipy.stats import binom
 from skimage.metrics import structural_similarity
 from tqdm import tqdm
 
-from t2iscope.config import OpenProbability, PositiveInt
+from t2iscope.config import Ge, OpenProbability, PositiveInt
 from t2iscope.errors import DataError
 from t2iscope.evaluate import stats
 from t2iscope.evaluate.attacks import ATTACKS, DEFAULT_GRID, grid_pairs
@@ -47,6 +49,8 @@ README_GRID: dict[str, tuple[float, ...]] = {"none": (0.0,)}
 for _attack, _strength, _, _ in README_TABLE.values():
     README_GRID[_attack] = (*README_GRID.get(_attack, ()), _strength)
 GRIDS = {"full": DEFAULT_GRID, "readme": README_GRID}
+MIN_SIZE = 256  # invisible-watermark decodes nothing below 256x256: every cell would be NaN
+SOURCE_NAMES = ("skimage", "world")  # image sets by name; any other source is an image folder
 PASS_AT = 0.9  # detection rate at or above: "Pass"
 FAIL_AT = 0.1  # at or below: "Fail"; in between: "Partial"
 
@@ -88,6 +92,24 @@ def image_set(ctx: AuditContext, source: str, size: int, max_images: int) -> lis
         world = ctx.require("world", "watermark")
         return folder_images(world / "images", size, max_images)
     return folder_images(source, size, max_images)
+
+
+def check_params(params: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str] | None:
+    """The audit record's ``check``, run when AUDIT.yaml is read: what the signature cannot say.
+
+    ``attacks`` names registered attacks (a ``Literal`` of dict keys would be reported as a bad
+    value); a source is ``skimage``, ``world`` or an existing image folder.
+    """
+    for name in params.get("attacks") or {}:
+        if name not in ATTACKS:
+            return ("attacks", name), f"unknown attack {name!r}; valid: {', '.join(ATTACKS.names())}"
+    for i, source in enumerate(params.get("sources", ())):
+        if source not in SOURCE_NAMES and not Path(source).is_dir():
+            return (
+                "sources",
+                i,
+            ), f"{source}: image folder not found (a source is skimage, world or a folder)"
+    return None
 
 
 def robustness_rows(
@@ -189,6 +211,7 @@ def readme_comparison(table: pd.DataFrame) -> pd.DataFrame:
     section="t2iscope.evaluate.report:section_watermark",
     order=60,
     headline=("detection_rate", {}, "mean", "mean detection rate over all attacks"),
+    check=check_params,
 )
 def watermark_audit(
     ctx: AuditContext,
@@ -201,8 +224,8 @@ def watermark_audit(
         "rivaGan",
     ),
     grid: Literal["full", "readme"] = "full",  # keys of GRIDS, checked when AUDIT.yaml is read
-    attacks: dict[str, list[float]] | None = None,
-    size: PositiveInt = 256,
+    attacks: dict[str, list[float]] | None = None,  # keys: ATTACKS, see check_params
+    size: Annotated[int, Ge(MIN_SIZE)] = 256,
     max_images: PositiveInt = 8,
     fpr_target: OpenProbability = 0.01,
 ) -> pd.DataFrame:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from annotated_types import MinLen
+
 from t2iscope.config import (
     Ge,
     Lt,
@@ -29,6 +31,21 @@ from t2iscope.config import (
 # Training stages in dependency order (each `t2iscope generate train <stage>` runs one).
 STAGES: tuple[str, ...] = ("clip", "aesthetic", "watermark", "vae", "unet", "measure")
 Dropout = Annotated[float, Ge(0), Lt(1)]  # a share of training examples: 1 would leave none
+# Block widths of a network, one per level: at least one level.
+Widths = Annotated[tuple[PositiveInt, ...], MinLen(1)]
+RESNET_STAGES = 4  # open_clip's ModifiedResNet has exactly four stages (layers[0..3])
+VISION_HEAD_WIDTH = 64  # open_clip's head_width: the attention pool has vision_width * 32 // 64 heads
+
+
+def _group_problem(channels: tuple[int, ...]) -> str | None:
+    """diffusers' GroupNorm uses min(32, min(channels)) groups: each width must divide by that."""
+    groups = min(32, min(channels))
+    bad = [c for c in channels if c % groups]
+    if bad:
+        return (
+            f"channels {bad[0]} must be divisible by {groups} (the norm groups: min(32, smallest channels))"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -42,10 +59,24 @@ class ClipRecipe:
     # learned: zero-shot kind 0.88 vs 0.53, aesthetic probe Spearman 0.84 vs 0.54
     # (docs/experiments/clip_tower_probe.py).
     vision_width: PositiveInt = 16
-    vision_layers: tuple[PositiveInt, ...] = (1, 1, 1, 1)
+    vision_layers: Annotated[tuple[PositiveInt, ...], MinLen(1)] = (1, 1, 1, 1)
     text_width: PositiveInt = 64  # 49,408 x width embedding table dominates size: keep it small
     text_layers: PositiveInt = 3
     text_heads: PositiveInt = 4
+
+    def __post_init__(self) -> None:
+        # What the towers would otherwise assert after work starts (a ValueError the parser words).
+        if len(self.vision_layers) != RESNET_STAGES:
+            raise ValueError(
+                f"vision_layers needs {RESNET_STAGES} entries (one per ResNet stage), "
+                f"got {len(self.vision_layers)}"
+            )
+        if self.vision_width * 32 < VISION_HEAD_WIDTH:
+            raise ValueError(f"vision_width {self.vision_width} must be at least 2 (one attention-pool head)")
+        if self.text_width % self.text_heads:
+            raise ValueError(
+                f"text_width {self.text_width} must be divisible by text_heads {self.text_heads}"
+            )
 
 
 @dataclass(frozen=True)
@@ -62,9 +93,13 @@ class VaeRecipe:
     batch: PositiveInt = 16
     lr: PositiveFloat = 1e-3
     # 3 blocks -> scale factor 4 -> 16x16x4 latents; 16 channels at full resolution keeps CPU cost low
-    channels: tuple[PositiveInt, ...] = (16, 32, 64)
+    channels: Widths = (16, 32, 64)
     kl_weight: NonNegFloat = 1e-6
     mid_attention: bool = False  # SD's VAE attends at its bottleneck; here it costs 25% for nothing seen
+
+    def __post_init__(self) -> None:
+        if problem := _group_problem(self.channels):
+            raise ValueError(problem)
 
 
 @dataclass(frozen=True)
@@ -72,7 +107,7 @@ class UnetRecipe:
     steps: NonNegInt = 1800  # color 0.97 at CFG 7.5, as 2,000 steps gave, in ~3 minutes less
     batch: PositiveInt = 64
     lr: PositiveFloat = 1e-3
-    channels: tuple[PositiveInt, ...] = (32, 64, 64)  # 1.7M parameters
+    channels: Widths = (32, 64, 64)  # 1.7M parameters
     caption_dropout: Dropout = 0.1  # empty caption for classifier-free guidance, as SD's last rounds
     attention_head_dim: PositiveInt = (
         32  # channels per head (diffusers' own argument of that name counts heads)
@@ -84,15 +119,31 @@ class UnetRecipe:
     # "epsilon" as SD 1.x; "v_prediction" as SD 2.x-768 (the scheduler config records which).
     prediction_type: Literal["epsilon", "v_prediction"] = "epsilon"
 
+    def __post_init__(self) -> None:
+        if len(self.attention_levels) != len(self.channels):
+            raise ValueError(
+                f"attention_levels needs one entry per channels entry ({len(self.channels)}), "
+                f"got {len(self.attention_levels)}"
+            )
+        if problem := _group_problem(self.channels):
+            raise ValueError(problem)
+        # Levels with cross-attention, and the mid block (always attends), split channels into heads.
+        attending = [c for c, a in zip(self.channels, self.attention_levels, strict=True) if a]
+        for c in [*attending, self.channels[-1]]:
+            if c % self.attention_head_dim:
+                raise ValueError(
+                    f"channels {c} must be divisible by attention_head_dim {self.attention_head_dim}"
+                )
+
 
 @dataclass(frozen=True)
 class MeasureRecipe:
     prompts_per_cell: PositiveInt = 4  # generated images per (color, kind) cell and CFG scale
     steps: PositiveInt = 25  # sampler steps of each generated image
-    cfg_scales: tuple[NonNegFloat, ...] = (1.0, 7.5)
+    cfg_scales: Annotated[tuple[NonNegFloat, ...], MinLen(1)] = (1.0, 7.5)
     # One more row: the first language at the highest scale with guidance rescale (0 = no such row).
     cfg_rescale: Probability = 0.7
-    languages: tuple[str, ...] = ("en", "de", "zh")
+    languages: Annotated[tuple[str, ...], MinLen(1)] = ("en", "de", "zh")
     heldout_rows: PositiveInt = 2000
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pytest
 import yaml
+from annotated_types import MinLen
 
 from t2iscope.config import (
     NonNegInt,
@@ -343,3 +344,21 @@ def _chosen(
 def test_listing_shows_literal_choices() -> None:
     assert parameters(_chosen, data_args=1) == "by='hash' (hash|url), keys=() (a|b)"
     assert literal_choices(int) is None
+
+
+@dataclass(frozen=True)
+class _Tower:
+    widths: Annotated[tuple[int, ...], MinLen(1)] = (16,)
+    heads: int = 4
+
+    def __post_init__(self) -> None:
+        if self.widths[0] % self.heads:
+            raise ValueError(f"widths[0] {self.widths[0]} must be divisible by heads {self.heads}")
+
+
+def test_empty_list_and_post_init_rules_are_worded_plainly() -> None:
+    empty = r"^t\.yaml: tower\.widths: expected a non-empty list of integers, got \[\]$"
+    with pytest.raises(ConfigError, match=empty):
+        parse(_Tower, {"widths": []}, "t.yaml", ("tower",))
+    with pytest.raises(ConfigError, match=r"^t\.yaml: tower: widths\[0\] 16 must be divisible by heads 5$"):
+        parse(_Tower, {"heads": 5}, "t.yaml", ("tower",))

@@ -166,3 +166,10 @@ def test_nulls_stay_null_and_cache_is_used(detector: LanguageDetector) -> None:
     assert langs.to_pylist() == ["en", None, "en"]
     assert scores.null_count == 1
     assert "a red dog" in detector._cache
+
+
+def test_recipe_check_knows_the_detectors_labels() -> None:
+    from t2iscope.curate.operators.language import DETECTOR_LABELS
+
+    assert frozenset(FastTextLite(lite_model_path()).labels) == DETECTOR_LABELS
+    assert frozenset(LanguageDetector()._labels.to_pylist()) == DETECTOR_LABELS

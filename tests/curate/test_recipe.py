@@ -208,3 +208,28 @@ def test_duplicate_yaml_key_stops_curate_run_before_any_work(
     duplicate = "not valid YAML at line 2: duplicate key 'min_side' (first at line 2)"
     assert err == f"t2iscope: error: {recipe}: {duplicate}\n"
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("keep", "match"),
+    [
+        (["EN"], r"stages 1 \(language\): keep\[0\]: 'EN' is not a language code the detector answers "),
+        (
+            ["en", "english"],
+            r"keep\[1\]: 'english' is not a language code the detector answers \(lower-case ISO",
+        ),
+        (["en-US"], r"keep\[0\]: 'en-US' is not a language code"),
+    ],
+)
+def test_language_keep_names_detector_labels(tmp_path: Path, keep: list, match: str) -> None:
+    # such a keep used to drop every row silently: the detector never answers 'EN' or 'english'
+    with pytest.raises(ConfigError, match=match):
+        load_recipe(_write(tmp_path, {"stages": [{"language": {"keep": keep}}]}))
+    with pytest.raises(ConfigError, match=match.replace("stages 1", "post_download 1")):
+        load_recipe(_write(tmp_path, {"stages": [], "post_download": [{"language": {"keep": keep}}]}))
+
+
+def test_language_keep_of_detector_labels_loads(tmp_path: Path) -> None:
+    recipe = load_recipe(_write(tmp_path, {"stages": [{"language": {"keep": ["en", "de", "zh", "yue"]}}]}))
+    (stage,) = [s for s in recipe.stages if s.name == "language"]
+    assert stage.params["keep"] == ["en", "de", "zh", "yue"]

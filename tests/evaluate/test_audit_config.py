@@ -160,3 +160,41 @@ def test_duplicate_audit_key_is_refused(tmp_path: Path) -> None:
     config.write_text("audits: {domains: {top: 5}, domains: {top: 7}}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"AUDIT\.yaml: not valid YAML at line 1: duplicate key 'domains'"):
         load_config(config)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"attacks": {"jpeg": [90], "bogus": [1.0]}},
+            "a.yaml: audits.watermark.attacks.bogus: unknown attack 'bogus'; valid: blur, brightness, "
+            "contrast, crop, jpeg, mask, noise, none, overlay, resize, resize_restore, rotate",
+        ),
+        (
+            {"sources": ["nonexistent/folder"]},
+            "a.yaml: audits.watermark.sources[0]: nonexistent/folder: image folder not found "
+            "(a source is skimage, world or a folder)",
+        ),
+        ({"size": 1}, "a.yaml: audits.watermark.size: expected an integer >= 256, got 1"),
+    ],
+)
+def test_watermark_params_stop_evaluate_run_before_any_audit_writes(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    params: dict,
+    message: str,
+) -> None:
+    """Checked when AUDIT.yaml is read: not after domains.parquet, not an all-NaN table."""
+    import pandas as pd
+
+    from t2iscope import fileio
+
+    monkeypatch.chdir(tmp_path)
+    fileio.write_parquet(tmp_path / "dc.parquet", pd.DataFrame({"URL": ["https://a.example/x.jpg"]}))
+    config = {"inputs": {"data": ["dc.parquet"]}, "audits": {"domains": {}, "watermark": params}}
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(config))
+    code = main(["evaluate", "run", "a.yaml", "--out", "A"])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == f"t2iscope: error: {message}"
+    assert not (tmp_path / "A").exists()

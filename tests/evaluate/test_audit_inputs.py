@@ -92,3 +92,54 @@ def test_data_without_url_column_names_the_file(
         data_parquet(tmp_path / "shards" / f"part-{i}.parquet", caption=["a"])
     code, err = run_cli(tmp_path, {"inputs": {"data": ["shards"]}, "audits": {"domains": {}}}, capsys)
     assert code == 1 and err.startswith("t2iscope: error: shards: needs one of the columns")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (
+            "generation",
+            ["gen/nope"],
+            "inputs.generation[0]: gen/nope/manifest.parquet: generation manifest not found",
+        ),
+        ("curation", ["nope"], "inputs.curation[0]: nope: curation run folder not found"),
+        (
+            "curation",
+            ["world"],
+            "inputs.curation[0]: world: not a curation run (no kept/ or dropped/ parquet)",
+        ),
+        ("world", "nope", "inputs.world: nope/truth: not found"),
+        ("data", ["dc.parquet", "nope.parquet"], "inputs.data[1]: nope.parquet: not found"),
+    ],
+)
+def test_input_paths_are_checked_before_anything_is_written(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    field: str,
+    value: object,
+    message: str,
+) -> None:
+    """A configured path that is missing or the wrong kind is the config's error: exit 2, nothing written."""
+    monkeypatch.chdir(tmp_path)
+    data_parquet(tmp_path / "dc.parquet")
+    (tmp_path / "world" / "truth").mkdir(parents=True)
+    data_parquet(tmp_path / "world" / "truth" / "part-00000.parquet")
+    inputs = {"data": ["dc.parquet"], "world": "world", field: value}
+    code, err = run_cli(tmp_path, {"inputs": inputs, "audits": {"domains": {}}}, capsys)
+    assert code == 2
+    assert err == f"t2iscope: error: a.yaml: {message}"
+    assert not (tmp_path / "A").exists()
+
+
+def test_loaders_and_preflight_share_one_check_per_input(tmp_path: Path) -> None:
+    """The lazy loaders raise the preflight's message (without the config's location) via the API."""
+    from t2iscope.errors import DataError
+    from t2iscope.evaluate.context import load_manifest
+
+    with pytest.raises(DataError, match=r"manifest\.parquet: generation manifest not found$"):
+        load_manifest(tmp_path)
+    with pytest.raises(
+        ConfigError, match=r"^x\.yaml: inputs\.generation\[0\]: .*generation manifest not found$"
+    ):
+        Inputs(generation=(tmp_path,)).check("x.yaml")

@@ -82,3 +82,30 @@ def test_non_finite_and_non_numeric_values_are_refused(spec: object, kind: type,
     with pytest.raises(ValueError) as info:
         parse_values(spec, kind)
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("20.0", "expected an integer, got '20.0'"),
+        ("1e5", "expected an integer, got '1e5'"),
+        ("1_000", "expected an integer, got '1_000'"),
+        ("1, 20.0", "expected an integer, got '20.0'"),
+        ("1.0-5", "expected an integer, got '1.0'"),
+        ("1-5 (+2.0)", "expected an integer, got '+2.0'"),
+        ("1-10.0 [5]", "expected an integer, got '10.0'"),
+        (20.0, "expected an integer, got 20.0"),
+        ([1, 2.0], "expected an integer, got 2.0"),
+        ("nan", "expected an integer, got 'nan'"),
+    ],
+)
+def test_integer_axes_take_integer_spellings_only(spec: object, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_values(spec, int)
+    assert str(info.value) == message
+
+
+def test_integer_spellings_still_expand() -> None:
+    assert parse_values(" -3 - +1 ", int) == [-3, -2, -1, 0, 1]
+    assert parse_values(["7", 8, "1-3 (+1)"], int) == [7, 8, 1, 2, 3]
+    assert parse_values("1e1", float) == [10.0] and parse_values(2, float) == [2.0]

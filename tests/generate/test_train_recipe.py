@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from t2iscope.cli import main
 from t2iscope.errors import ConfigError
@@ -82,6 +83,80 @@ def test_bad_training_recipe_stops_train_before_any_work(
     ],
 )
 def test_training_recipe_ranges_and_duplicate_keys(tmp_path: Path, text: str, message: str) -> None:
+    path = _recipe(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_recipe(path)
+    assert str(info.value) == f"{path}: {message}"
+
+
+# Recipes that used to pass the read and then crash inside the towers (IndexError, an assertion,
+# a ValueError) after OUT/_train was made: refused when the file is read, naming the section.
+_CRASHING = [
+    ("clip: {steps: 1, vision_layers: []}\n", "clip.vision_layers"),
+    ("clip: {steps: 1, vision_layers: [1, 1]}\n", "clip"),
+    ("clip: {steps: 1, text_heads: 5}\n", "clip"),
+    ("clip: {steps: 1, vision_width: 1}\n", "clip"),
+    ("vae: {steps: 1, channels: []}\n", "vae.channels"),
+    ("vae: {steps: 1, channels: [16, 24]}\n", "vae"),
+    ("unet: {steps: 1, channels: []}\n", "unet.channels"),
+    ("unet: {steps: 1, channels: [16, 16]}\n", "unet"),
+    ("unet: {steps: 1, attention_head_dim: 5}\n", "unet"),
+    ("measure: {languages: []}\n", "measure.languages"),
+    ("measure: {cfg_scales: []}\n", "measure.cfg_scales"),
+]
+
+
+@pytest.mark.parametrize(("text", "field"), _CRASHING)
+def test_recipes_the_towers_would_refuse_are_refused_when_read(tmp_path: Path, text: str, field: str) -> None:
+    path = _recipe(tmp_path, text)
+    for quick in (False, True):
+        with pytest.raises(ConfigError) as info:
+            load_recipe(path, quick=quick)
+        assert str(info.value).startswith(f"{path}: {field}") and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("text", "field"), _CRASHING[:5:2])
+def test_crashing_recipe_stops_train_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, field: str
+) -> None:
+    path = _recipe(tmp_path, text)
+    out = tmp_path / "models"
+    assert main(["generate", "train", "clip", "--quick", "--recipe", str(path), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith(f"t2iscope: error: {path}: {field}")
+    assert not out.exists()
+
+
+def test_default_and_quick_recipes_pass_the_cross_field_rules() -> None:
+    assert Recipe() == load_recipe(None) and load_recipe(None, quick=True) == QUICK
+    for recipe in (Recipe(), QUICK):
+        for section in (recipe.clip, recipe.vae, recipe.unet):
+            assert type(section)(**vars(section)) == section  # __post_init__ accepts them
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("clip: {text_heads: 5}\n", "clip: text_width 64 must be divisible by text_heads 5"),
+        (
+            "clip: {vision_layers: [1, 1]}\n",
+            "clip: vision_layers needs 4 entries (one per ResNet stage), got 2",
+        ),
+        (
+            "unet: {attention_levels: [true]}\n",
+            "unet: attention_levels needs one entry per channels entry (3), got 1",
+        ),
+        ("unet: {attention_head_dim: 48}\n", "unet: channels 64 must be divisible by attention_head_dim 48"),
+        (
+            "vae: {channels: [16, 24]}\n",
+            "vae: channels 24 must be divisible by 16 (the norm groups: min(32, smallest channels))",
+        ),
+    ],
+)
+def test_cross_field_rules_in_plain_words(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message.split(": ", 1)[1].replace("(", r"\(").replace(")", r"\)")):
+        section = text.split(":")[0]
+        cls = type(getattr(Recipe(), section))
+        cls(**{**vars(getattr(Recipe(), section)), **yaml.safe_load(text)[section]})
     path = _recipe(tmp_path, text)
     with pytest.raises(ConfigError) as info:
         load_recipe(path)
