@@ -25,6 +25,9 @@ from t2iscope.generate.samplers import DEFAULT_SAMPLER
 
 DEFAULT_LANGUAGE = "en"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# A BCP 47-style tag (en, zh-Hans, pt_BR): it becomes part of each image's file name, so nothing
+# that could leave the run folder ('/', '..') gets through.
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
 
 # A grid axis is a value, an A1111 range string or a list of those (expanded by parse_values).
 _Ints = int | str | list[int | str]
@@ -135,8 +138,13 @@ def _prompt(raw: _PromptEntry, where: str, negative: str) -> Prompt:
         if not raw.translations:
             raise ConfigError(f"{where}.translations: expected a non-empty mapping language -> text")
         texts = tuple(raw.translations.items())
+        fields = [f"{where}.translations.{lang}" for lang, _ in texts]
     else:
         texts = ((raw.language or DEFAULT_LANGUAGE, raw.text),)
+        fields = [f"{where}.language"]
+    for (lang, _), at in zip(texts, fields, strict=True):
+        if not _LANGUAGE.match(lang):
+            raise ConfigError(f"{at}: a language is a code like en, de or zh-Hans, got {lang!r}")
     neg = negative if raw.negative_prompt is None else raw.negative_prompt
     return Prompt(id=raw.id, texts=texts, tags=raw.tags, negative_prompt=neg)
 

@@ -118,6 +118,9 @@ def test_typos_and_types_name_file_and_dotted_field(tmp_path, data, message):
     [
         ({"grid__sampler": "Euler b"}, "unknown sampler 'Euler b'"),
         ({"prompts__0__tagz": ["dog"]}, r"prompts\[0\]: unknown key\(s\) tagz"),
+        # a language becomes part of the image's file name: issue 14's "language: ../../x" escape
+        ({"prompts__0__language": "../../../escaped"}, r"prompts\[0\] \(red-dog\)\.language: a language is"),
+        ({"prompts__1__translations": {"../esc": "x"}}, r"\.translations\.\.\./esc: a language is"),
     ],
 )
 def test_bad_suite_stops_generate_suite_before_any_work(tmp_path, capsys, change, message):
