@@ -80,10 +80,6 @@ def run_recipe(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run ``recipe``'s metadata stages over ``input_spec`` into ``out``; returns stats.json's content."""
-    if recipe.engine == "ray":
-        from t2iscope.curate.engine_ray import require_ray
-
-        require_ray()
     out = Path(out)
     shards = resolve_inputs(input_spec)
     identity = {"recipe": recipe.to_dict(), "inputs": [[s.path, s.size] for s in shards]}
