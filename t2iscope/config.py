@@ -264,7 +264,7 @@ def _error(exc: ValidationError, tp: Any, data: Any, source: str, path: Loc, nou
         noun = noun if not parent else "key"  # a parameter's own nested keys are keys
         if first["type"] in _UNKNOWN:
             accepted = ", ".join(_fields(_type_at(tp, parent)[0])) or "(none)"
-            message = f"unknown {noun}(s) {', '.join(map(str, same))}; accepted: {accepted}"
+            message = f"unknown {noun}(s) {', '.join(map(_key, same))}; accepted: {accepted}"
         else:
             message = f"missing {noun}{'s' if len(same) > 1 else ''} {', '.join(map(repr, same))}"
         return ConfigError(f"{location(source, path + parent)}: {message}")
@@ -284,6 +284,12 @@ def _error(exc: ValidationError, tp: Any, data: Any, source: str, path: Loc, nou
         return ConfigError(f"{where}: expected {_describe(at)} {_bounds(raw)}, got {got}")
     expected = "a finite number" if first["type"] == "finite_number" else _describe(at)
     return ConfigError(f"{where}: expected {expected}, got {got}")
+
+
+def _key(key: object) -> str:
+    """A key from the file as written, quoted when it holds spaces or control characters."""
+    text = str(key)
+    return text if text.isprintable() and text and " " not in text else repr(text)
 
 
 def _type_at(tp: Any, loc: Loc, unwrap: bool = True) -> tuple[Any, int]:

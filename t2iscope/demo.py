@@ -55,7 +55,7 @@ def run() -> None:
         )
     step(
         "Audit data and generations (domains, language mix and bias, culture, limbs, watermark)",
-        f"evaluate run evaluate/audits/demo.yaml --out {RUNS / 'audit'}",
+        f"evaluate run evaluate/audits/demo.yaml --out {RUNS / 'audit'} --overwrite",
     )
     step("Write the self-contained HTML report", f"evaluate report {RUNS / 'audit'}")
     print(

@@ -30,9 +30,13 @@ def output_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
     check of the command's options, so a refused command creates no folder.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    # "a+" never truncates: a refused writer must still read the owner written there.
-    with open(folder / LOCK_NAME, "a+", encoding="utf-8") as fh:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        # "a+" never truncates: a refused writer must still read the owner written there.
+        fh = open(folder / LOCK_NAME, "a+", encoding="utf-8")  # noqa: SIM115 (closed below)
+    except OSError as exc:  # a name too long, a file in the way, no permission
+        raise ConfigError(f"{folder}: cannot write there ({exc.strerror or exc})") from None
+    with fh:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -200,6 +200,11 @@ def test_bind_params_resolves_defaults_and_keeps_values_as_written() -> None:
             {"bye": 1},
             "r.yaml: stages[2].dedup: unknown parameter(s) bye; accepted: by, keep, min_side, max_score",
         ),
+        (
+            {"by\nDROP": 1},  # a key from the file stays on one line
+            "r.yaml: stages[2].dedup: unknown parameter(s) 'by\\nDROP'; "
+            "accepted: by, keep, min_side, max_score",
+        ),
         ([1], "r.yaml: stages[2].dedup: expected a mapping, got [1]"),
     ],
 )

@@ -102,3 +102,10 @@ def test_child_exit_status_comes_back() -> None:
     assert run_python(["-c", "import sys; sys.exit(int(sys.stdin.read()))"], input="4") == 4
     with pytest.raises(ValueError):
         run_python(["python", "x"])
+
+
+def test_a_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    for bad in (tmp_path / ("x" * 300), tmp_path / "file" / "sub"):
+        with pytest.raises(ConfigError, match="cannot write there"), output_lock(bad):
+            pass
