@@ -1,9 +1,12 @@
-"""The ``local`` engine: input shards through DuckDB, then Arrow, with bounded memory.
+"""The ``local`` engine: input shards through DuckDB, then Arrow, in memory flat in the input's size.
 
 For each shard the leading rule stages (thresholds, sizes, caption rules: operators/__init__.py)
 are pushed into one DuckDB query as a CASE that names the first failing stage and reason; DuckDB
 streams the rows out in Arrow batches of ``batch_rows``; the remaining stages run on the rows
-still alive, in recipe order, each seeing only the survivors of the one before. Kept and dropped
+still alive, in recipe order, each seeing only the survivors of the one before. When every stage
+is SQL and the shard is parquet, DuckDB does the whole job instead (``_all_in_duckdb``: verdicts,
+then streaming COPYs). Nothing holds a shard's rows at once: memory follows ``batch_rows`` and the
+thread count, and DuckDB spills past ``memory_limit`` to ``temp_directory``. Kept and dropped
 rows go to ``kept/part-NNNNN.parquet`` and ``dropped/part-NNNNN.parquet`` (+ ``stage``,
 ``reason``), written atomically, so a killed run leaves only whole shards behind. The recipe's
 ``dropped`` mode decides how much of a dropped row is written (all columns, ``KEY_COLUMNS`` or
@@ -15,7 +18,6 @@ reason names, input file names and output paths are bound parameters, column nam
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections import Counter
@@ -40,7 +42,15 @@ from t2iscope.curate.operators import (
     case,
     with_columns,
 )
-from t2iscope.curate.readers import INTERNAL_PREFIX, InputShard, configure, connect, duck_error, select_list
+from t2iscope.curate.readers import (
+    DEFAULT_MEMORY_LIMIT,
+    INTERNAL_PREFIX,
+    InputShard,
+    configure,
+    connect,
+    duck_error,
+    select_list,
+)
 from t2iscope.curate.recipe import Stage
 from t2iscope.curate.schema import REASON_COL, STAGE_COL
 from t2iscope.fileio import atomic_path
@@ -153,12 +163,18 @@ class LocalEngine:
         threads: int | None = None,
         spec: str | None = None,
         dropped: str = "full",
+        memory_limit: str = DEFAULT_MEMORY_LIMIT,
+        temp_directory: str | Path | None = None,
     ) -> None:
+        """``batch_rows`` rows per Arrow batch (>= 1), ``threads`` DuckDB threads (None: all cores),
+        ``spec`` the input spec (registers an fsspec filesystem for URLs), ``dropped`` the mode
+        (full/keys/none), ``memory_limit``/``temp_directory`` as :func:`readers.connect` takes them."""
         self.batch_rows = batch_rows
         self.dropped = dropped
-        self._main = connect(threads, spec=spec)
+        self._main = connect(threads, memory_limit, spec, temp_directory)
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._layouts: dict[str, tuple[str, list[str]]] = {}  # shard path -> select list, column names
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -177,6 +193,26 @@ class LocalEngine:
             cursor.close()
         self._main.close()
 
+    def check(self, shard: InputShard, stages: Sequence[Stage]) -> None:
+        """Read ``shard``'s schema and check that every rule stage finds the columns it reads.
+
+        ``curate run`` calls it for every shard before it creates the run folder. Raises DataError
+        naming the file and the column (bad schema, a missing column such as URL or punsafe).
+        """
+        names = set(self._layout(shard)[1])
+        ctx = StageContext(shard.path, METADATA)
+        for stage in stages:
+            if stage.op.rule is not None:  # raises MissingColumn, as the stage would when it runs
+                cols = Columns(frozenset(names), Params(), shard.path, stage.name)
+                stage.op.rule(cols, ctx, **stage.params)
+            names |= set(stage.op.outputs)
+
+    def _layout(self, shard: InputShard) -> tuple[str, list[str]]:
+        """``shard``'s select list and column names (read once: a csv's schema costs a full read)."""
+        if shard.path not in self._layouts:
+            self._layouts[shard.path] = select_list(self.con, shard)
+        return self._layouts[shard.path]
+
     def run_shard(
         self,
         shard: InputShard,
@@ -190,7 +226,7 @@ class LocalEngine:
         ``dropped_path`` is not written when the engine's dropped mode is ``none``.
         """
         start = time.perf_counter()
-        select, names = select_list(self.con, shard)
+        select, names = self._layout(shard)
         for ctx in contexts:
             ctx.source = shard.path
         bind = Params()
@@ -202,9 +238,9 @@ class LocalEngine:
             f"{case(((c, r) for _, c, r in whens), bind)} AS {_REASON} FROM {shard.relation(bind)}"
         )
         counts = [StageCounts(pushed_down=i < len(pushed)) for i in range(len(stages))]
-        if not rest:
+        if not rest and shard.format == "parquet":  # csv/json: one streaming read beats re-parsing text
             return self._all_in_duckdb(
-                shard, select, query, bind, pushed, counts, stages, kept_path, dropped_path, start, names
+                shard, select, bind, pushed, counts, stages, kept_path, dropped_path, start, names
             )
         lang_in: Counter = Counter()
         lang_out: Counter = Counter()
@@ -267,7 +303,6 @@ class LocalEngine:
         self,
         shard: InputShard,
         select: str,
-        query: str,
         bind: Params,
         pushed: Pushed,
         counts: list[StageCounts],
@@ -277,141 +312,67 @@ class LocalEngine:
         start: float,
         names: list[str],
     ) -> dict[str, Any]:
-        """Every stage is SQL: let DuckDB evaluate, count and write both files with all its threads.
+        """Every stage is SQL over parquet: DuckDB judges, counts and writes with all its threads,
+        streaming, in memory that does not grow with the shard.
 
-        The predicates are evaluated once into a temp table (DuckDB spills it past memory_limit);
-        one GROUP BY over it yields every tally (stage drops, languages in and out) before the
-        kept and the dropped file are copied out. Under ``dropped: full`` the table holds whole
-        rows; otherwise only the key columns and the verdict, and the kept rows are read again
-        from the input, matched to their verdict by position: carrying URL and TEXT of every row
-        through the table costs more than that second read.
+        Pass 1 writes each row's verdict (0: kept; k: the k-th rule matched first) and LANGUAGE to a
+        small hidden parquet file beside the kept file; one GROUP BY over it gives every tally.
+        Pass 2 copies the kept rows, pass 3 the dropped ones (whole, or ``KEY_COLUMNS``, with stage
+        and reason), each reading the input again matched to its verdict by position: a POSITIONAL
+        JOIN holds only the verdict column (a few bytes a row), where holding the rows themselves
+        made memory follow the shard's size. Parquet reads only the columns a pass needs, and the costly
+        rules (the URL check) run once, in pass 1.
         """
-        if self.dropped == "none" and shard.format == "parquet":
-            return self._kept_only(shard, select, bind, pushed, counts, stages, kept_path, start, names)
-        has_language = "LANGUAGE" in names
-        lang = ident("LANGUAGE") if has_language else "NULL"
-        if self.dropped == "full":
-            table, kept = query, f"SELECT * EXCLUDE ({_STAGE}, {_REASON}) FROM shard WHERE {_STAGE} IS NULL"
-        else:
-            keys = "".join(f"{ident(c)}, " for c in KEY_COLUMNS if c in names)
-            table = f"SELECT {keys}{_STAGE}, {_REASON} FROM ({query})"
-            kept = (
-                f"SELECT s.* FROM (SELECT {select} FROM {shard.relation(bind)}) s "
-                f"POSITIONAL JOIN shard WHERE shard.{_STAGE} IS NULL"
-            )
-        try:
-            self._execute(f"CREATE OR REPLACE TEMP TABLE shard AS {table}", bind)
-            groups = self.con.execute(
-                f"SELECT {_STAGE}, {_REASON}, {lang}, count(*) FROM shard GROUP BY ALL"
-            ).fetchall()
-            with ExitStack() as files:
-                kt = files.enter_context(atomic_path(kept_path))
-                self._execute(f"COPY ({kept}) TO {bind(str(kt))} (FORMAT parquet)", bind)
-                if self.dropped != "none":
-                    dt = files.enter_context(atomic_path(dropped_path))
-                    self._execute(
-                        f"COPY (SELECT {self._dropped_select()} FROM shard WHERE {_STAGE} IS NOT NULL) "
-                        f"TO {bind(str(dt))} (FORMAT parquet)",
-                        bind,
-                    )
-            self.con.execute("DROP TABLE shard")
-        except duckdb.Error as exc:
-            raise duck_error(shard, exc) from None
-        return _sql_result(groups, pushed, counts, stages, has_language, start)
-
-    def _kept_only(
-        self,
-        shard: InputShard,
-        select: str,
-        bind: Params,
-        pushed: Pushed,
-        counts: list[StageCounts],
-        stages: Sequence[Stage],
-        kept_path: Path,
-        start: float,
-        names: list[str],
-    ) -> dict[str, Any]:
-        """``dropped: none`` on parquet with every stage in SQL: two passes, about one raw DuckDB filter.
-
-        Pass 1 tallies the leading numeric stages (sizes, scores) with a GROUP BY that reads only
-        their columns. Pass 2 is the filter itself: DuckDB skips those rows while scanning, tests
-        the remaining stages (URL, caption) on the survivors only, and writes them partitioned by
-        verdict, so the kept rows land in their own file and the few late drops are counted from
-        their partitions. Tallies equal the one-query path's: the rules and their order are the same.
-        """
-        lead = 0
-        while lead < len(pushed) and stages[lead].op.numeric:
-            lead += 1
         rules = [(stage, cond, reason) for stage, conds in pushed for cond, reason in conds]
-        n_lead = sum(len(conds) for _, conds in pushed[:lead])
-        numbered = shard.relation(bind, row_numbers=True)
-        src = f"(SELECT {select}, file_row_number AS __t2i_row FROM {numbered}) src"
-        lang = ident("LANGUAGE") if "LANGUAGE" in names else "NULL"
-
-        def verdict(first: int, last: int, default: str) -> str:
-            whens = " ".join(f"WHEN {rules[k][1]} THEN {k + 1}" for k in range(first, last))
-            return f"CASE {whens} ELSE {default} END" if whens else default
-
-        survive = " AND ".join(f"NOT coalesce({rules[k][1]}, false)" for k in range(n_lead)) or "true"
-        parts = kept_path.with_name(f".{kept_path.stem}.parts")
-        shutil.rmtree(parts, ignore_errors=True)
-        parts.parent.mkdir(parents=True, exist_ok=True)
+        code_type = "UTINYINT" if len(rules) < 256 else "USMALLINT"
+        whens = " ".join(f"WHEN {cond} THEN {k}" for k, (_, cond, _) in enumerate(rules, start=1))
+        verdict = f"CAST({f'CASE {whens} ELSE 0 END' if rules else 0} AS {code_type})"
+        has_language = "LANGUAGE" in names
+        lang = ident("LANGUAGE") if has_language else "CAST(NULL AS VARCHAR)"
+        verdicts = kept_path.with_name(f".{kept_path.stem}.verdicts.tmp")  # resume removes a killed one
+        vfile = bind(str(verdicts))
+        joined = (
+            f"(SELECT {select} FROM {shard.relation(bind)}) __t2i_in POSITIONAL JOIN "
+            f"(SELECT __t2i_code FROM read_parquet({vfile})) __t2i_v"
+        )
+        # Our targets are already temp files: DuckDB's own (tmp_<name>) would be one more to leak.
+        to = "(FORMAT parquet, USE_TMP_FILE false)"
+        kept_path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            groups = self._execute(
-                f"SELECT {verdict(0, n_lead, 'NULL')}, {lang}, count(*) FROM {src} GROUP BY ALL", bind
-            ).fetchall()
             self._execute(
-                f"COPY (SELECT * EXCLUDE (__t2i_row), {verdict(n_lead, len(rules), '0')} AS __t2i_v "
-                f"FROM {src} WHERE {survive} ORDER BY __t2i_row) "
-                f"TO {bind(str(parts))} (FORMAT parquet, PARTITION_BY (__t2i_v))",
+                f"COPY (SELECT {verdict} AS __t2i_code, {lang} AS __t2i_lang FROM {shard.relation(bind)}) "
+                f"TO {vfile} {to}",
                 bind,
             )
-            # DuckDB names a partition's files data_0, data_1, ... in write order. Read them as
-            # plain files: hive_partitioning would also parse any ``k=v`` folder in --out.
-            by_verdict = {
-                int(d.name.split("=", 1)[1]): sorted(
-                    (str(f) for f in d.glob("*.parquet")), key=lambda f: int(Path(f).stem.split("_")[-1])
-                )
-                for d in parts.glob("__t2i_v=*")
-            }
-            late = [
-                (code, language, k)
-                for code, files in by_verdict.items()
-                for language, k in self._execute(
-                    f"SELECT {lang}, count(*) FROM read_parquet({bind(files)}, hive_partitioning = false) "
-                    "GROUP BY ALL",
-                    bind,
-                ).fetchall()
-            ]
-            kept_files = by_verdict.get(0, [])
-            with atomic_path(kept_path) as kt:
-                if len(kept_files) == 1:
-                    Path(kept_files[0]).rename(kt)
-                else:
-                    rows = (
-                        f"SELECT * FROM read_parquet({bind(kept_files)}, hive_partitioning = false)"
-                        if kept_files
-                        else f"SELECT * EXCLUDE (__t2i_row) FROM {src} LIMIT 0"
+            groups = self._execute(
+                f"SELECT __t2i_code, __t2i_lang, count(*) FROM read_parquet({vfile}) GROUP BY ALL", bind
+            ).fetchall()
+            with ExitStack() as files:  # both files appear together, after both are written
+                kt = files.enter_context(atomic_path(kept_path))
+                kept = f"SELECT __t2i_in.* FROM {joined} WHERE __t2i_code = 0"
+                self._execute(f"COPY ({kept}) TO {bind(str(kt))} {to}", bind)
+                if self.dropped != "none":
+                    dt = files.enter_context(atomic_path(dropped_path))
+                    keep = [c for c in KEY_COLUMNS if c in names] if self.dropped == "keys" else names
+                    columns = "".join(f"__t2i_in.{ident(c)}, " for c in keep)
+                    stage, reason = (
+                        " ".join(f"WHEN {k} THEN {bind(rule[i])}" for k, rule in enumerate(rules, start=1))
+                        for i in (0, 2)
                     )
-                    self._execute(f"COPY ({rows}) TO {bind(str(kt))} (FORMAT parquet)", bind)
+                    self._execute(
+                        f"COPY (SELECT {columns}CASE __t2i_code {stage} END AS {STAGE_COL}, "
+                        f"CASE __t2i_code {reason} END AS {REASON_COL} FROM {joined} WHERE __t2i_code <> 0) "
+                        f"TO {bind(str(dt))} {to}",
+                        bind,
+                    )
         except duckdb.Error as exc:
             raise duck_error(shard, exc) from None
         finally:
-            shutil.rmtree(parts, ignore_errors=True)
-        verdicts = []
-        for code, language, k in [*(g for g in groups if g[0] is not None), *late]:
-            stage, _, reason = rules[int(code) - 1] if int(code) else (None, None, None)
-            verdicts.append((stage, reason, language, k))
-        return _sql_result(verdicts, pushed, counts, stages, lang != "NULL", start)
-
-    def _dropped_select(self) -> str:
-        """The dropped COPY's select list over the temp table ``shard`` (full or keys mode)."""
-        renamed = f"{_STAGE} AS {STAGE_COL}, {_REASON} AS {REASON_COL}"
-        if self.dropped == "full":
-            return f"* RENAME ({renamed})"
-        names = {r[0] for r in self.con.execute("DESCRIBE shard").fetchall()}
-        keys = "".join(f"{ident(c)}, " for c in KEY_COLUMNS if c in names)
-        return f"{keys}{renamed}"
+            verdicts.unlink(missing_ok=True)
+        tallies = [
+            (*(rules[code - 1][::2] if code else (None, None)), language, k) for code, language, k in groups
+        ]
+        return _sql_result(tallies, pushed, counts, stages, has_language, start)
 
     def _execute(self, sql: str, bind: Params) -> duckdb.DuckDBPyConnection:
         """Run ``sql`` on this thread's connection with the values of ``bind`` it refers to."""
@@ -419,10 +380,15 @@ class LocalEngine:
 
     @staticmethod
     def _schema(source: pa.Schema, rest: Sequence[tuple[Stage, StageContext]]) -> pa.Schema:
+        """The kept file's schema: the input's columns, then the stages' outputs. A stage's output
+        replaces an input column of its name (a ``lang`` of integers meets the language stage's
+        strings), as its values do in the rows (``with_columns``)."""
         schema = pa.schema([f for f in source if f.name not in (_STAGE, _REASON)])
         for stage, _ in rest:
             for name, typ in stage.op.outputs.items():
-                if name not in schema.names:
+                if name in schema.names:
+                    schema = schema.set(schema.get_field_index(name), pa.field(name, typ))
+                else:
                     schema = schema.append(pa.field(name, typ))
         return schema
 

@@ -7,16 +7,18 @@ shard: the unit of streaming, output and resume.
 
 from __future__ import annotations
 
+import csv
 import glob
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from t2iscope.curate.schema import LAION_COLUMNS, REQUIRED, canonical_names, type_family
+from t2iscope.curate.schema import CLASH_PREFIX, LAION_COLUMNS, REQUIRED, canonical_names, type_family
 from t2iscope.curate.urls import register_duckdb
-from t2iscope.errors import DataError
+from t2iscope.errors import ConfigError, DataError
 from t2iscope.sql import Params, ident
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
@@ -32,14 +34,11 @@ class InputShard:
     format: str
     size: int
 
-    def relation(self, bind: Params, row_numbers: bool = False) -> str:
-        """The DuckDB table function that reads this shard, its path bound through ``bind``.
-
-        Parquet can add ``file_row_number``.
-        """
+    def relation(self, bind: Params) -> str:
+        """The DuckDB table function that reads this shard, its path bound through ``bind``."""
         path = bind(self.path)
         if self.format == "parquet":
-            return f"read_parquet({path}, file_row_number = true)" if row_numbers else f"read_parquet({path})"
+            return f"read_parquet({path})"
         if self.format in ("csv", "tsv"):
             delim = bind("\t" if self.format == "tsv" else ",")
             return f"read_csv({path}, header = true, delim = {delim}, sample_size = -1)"
@@ -86,17 +85,73 @@ def resolve_inputs(spec: str) -> list[InputShard]:
     return [InputShard(i, p, f, size) for i, (p, f, size) in enumerate(shards)]
 
 
+# Half of the RAM DuckDB sees (cgroup limits included), where DuckDB's own default is 80%: a run
+# also holds Arrow batches and Python stages (language ID, dedup keys) outside DuckDB's limit.
+DEFAULT_MEMORY_LIMIT = "50%"
+MIN_MEMORY_BYTES = 128 * 2**20  # below this DuckDB fails queries of a few threads outright
+_UNITS = {"kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+_UNITS["tib"] = 2**40
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(%|[kmgt]i?b)", re.IGNORECASE)
+
+
+def check_memory_limit(text: str) -> str:
+    """``text`` as DuckDB's ``memory_limit``: ``<number><unit>`` (KB..TB for 1000^i bytes, KiB..TiB
+    for 1024^i) or ``<percent>%`` of the RAM DuckDB sees, between 128 MiB and that RAM.
+
+    Raises ConfigError (one line) for anything else.
+    """
+    import psutil
+
+    match = _SIZE.fullmatch(text.strip())
+    ram = psutil.virtual_memory().total
+    if match:
+        number, unit = float(match[1]), match[2].lower()
+        size = ram * number / 100 if unit == "%" else number * _UNITS[unit]
+        if MIN_MEMORY_BYTES <= size <= ram:
+            return f"{match[1]}{match[2]}"
+    raise ConfigError(
+        f"--memory-limit {text!r}: expected a size such as 4GB, 512MiB or 50% (of RAM), "
+        f"from 128MiB to this machine's {ram / 2**30:.1f}GiB"
+    )
+
+
+def check_temp_directory(path: str | os.PathLike[str]) -> Path:
+    """``path`` as DuckDB's spill folder: a local folder, created when DuckDB first spills.
+
+    Raises ConfigError when it is a file or not a local path.
+    """
+    text = os.fspath(path)
+    if "\0" in text or is_url(text) or not text.strip():
+        raise ConfigError(f"--temp-directory {text!r}: expected a local folder")
+    folder = Path(text)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--temp-directory {text}: exists and is not a folder")
+    return folder
+
+
 def connect(
-    threads: int | None = None, memory_limit: str = "2GB", spec: str | None = None
+    threads: int | None = None,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    spec: str | None = None,
+    temp_directory: str | os.PathLike[str] | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(config={"threads": threads or os.cpu_count() or 1, "memory_limit": memory_limit})
+    """A curation connection: ``threads`` (default: all cores), ``memory_limit`` (a checked
+    :func:`check_memory_limit` string) and the folder DuckDB spills to past it (default: DuckDB's
+    ``.tmp`` in the working folder; ``curate run`` passes one inside the run's ``_state``)."""
+    config = {"threads": threads or os.cpu_count() or 1, "memory_limit": memory_limit}
+    if temp_directory is not None:
+        config["temp_directory"] = os.fspath(temp_directory)  # a config value, not SQL text
+    con = duckdb.connect(config=config)
     configure(con, spec)
     return con
 
 
 def configure(con: duckdb.DuckDBPyConnection, spec: str | None = None) -> None:
     """Per-connection settings (also applied to each worker thread's cursor)."""
+    # Row order in = row order out: outputs are deterministic, and the engine matches its verdicts
+    # to the rows they judge by position.
     con.execute("SET preserve_insertion_order = true")
+    con.execute("SET enable_progress_bar = false")  # DuckDB would draw its own bar over tqdm's
     # Parquet writers leave NaN out of column statistics, and DuckDB's statistics propagation then
     # folds isnan(col) to false: NaN sizes would pass size checks silently. Measured: no cost.
     con.execute("SET disabled_optimizers = 'statistics_propagation'")
@@ -108,8 +163,41 @@ def configure(con: duckdb.DuckDBPyConnection, spec: str | None = None) -> None:
 
 
 def duck_error(shard: InputShard, exc: Exception) -> DataError:
+    """DuckDB's failure on ``shard`` as one line; a csv/tsv row with the wrong number of fields is
+    named by its row and line (DuckDB's sniffer reports only that it found no dialect)."""
+    if shard.format in ("csv", "tsv"):
+        problem = ragged_row(shard)
+        if problem:
+            return DataError(f"{shard.path}: {problem}")
     first = " ".join(str(exc).split())[:300]
     return DataError(f"{shard.path}: cannot read as {shard.format} ({first})")
+
+
+def ragged_row(shard: InputShard, columns: int | None = None) -> str | None:
+    """The first row of a csv/tsv shard whose field count differs from its header's, or None.
+
+    With ``columns`` (the count DuckDB found) only the header is read when it agrees: DuckDB's
+    sniffer takes a ragged file's widest row for its header. Otherwise reads the file as text,
+    streaming (``.gz`` and fsspec URLs too).
+    """
+    import fsspec
+
+    delimiter = "\t" if shard.format == "tsv" else ","
+    try:
+        with fsspec.open(shard.path, "rt", encoding="utf-8", compression="infer", newline="") as fh:
+            rows = csv.reader(fh, delimiter=delimiter)
+            header = next(rows, None)
+            if not header or len(header) == columns:
+                return None
+            for number, row in enumerate(rows, start=1):
+                if row and len(row) != len(header):
+                    return (
+                        f"row {number} (line {rows.line_num}) has {len(row)} fields, "
+                        f"the header has {len(header)}"
+                    )
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None  # not a field-count problem: DuckDB's own message says more
+    return None
 
 
 def select_list(con: duckdb.DuckDBPyConnection, shard: InputShard) -> tuple[str, list[str]]:
@@ -122,6 +210,8 @@ def select_list(con: duckdb.DuckDBPyConnection, shard: InputShard) -> tuple[str,
     except duckdb.Error as exc:
         raise duck_error(shard, exc) from None
     types = {row[0]: str(row[1]) for row in described}
+    if shard.format in ("csv", "tsv") and (problem := ragged_row(shard, len(types))):
+        raise DataError(f"{shard.path}: {problem}")
     internal = [c for c in types if c.lower().startswith(INTERNAL_PREFIX)]
     if internal:
         raise DataError(
@@ -129,6 +219,13 @@ def select_list(con: duckdb.DuckDBPyConnection, shard: InputShard) -> tuple[str,
         )
     names = canonical_names(list(types))
     by_target = {target: src for src, target in names.items()}
+    lower = [target.lower() for target in names.values()]
+    for src, target in names.items():
+        if target.startswith(CLASH_PREFIX) and src != target and lower.count(target.lower()) > 1:
+            raise DataError(
+                f"{shard.path}: column {src} is renamed {target} (the run writes its own {src.lower()}), "
+                f"but the file has {target} too; rename one of them"
+            )
     for col in REQUIRED:
         if col not in by_target:
             raise DataError(f"{shard.path}: missing required column {col} (has: {', '.join(types)})")

@@ -2,10 +2,18 @@
 
 Layout (docs/architecture.md): ``kept/part-NNNNN.parquet``, ``dropped/part-NNNNN.parquet``
 (+ ``stage``, ``reason``; key columns only or absent under the recipe's ``dropped: keys|none``),
-``stats.json``, ``recipe.resolved.yaml``. ``_state/`` holds one
-finished-marker per shard (its tallies) and the dedup keys it added: a killed run started again
-with the same recipe and input skips finished shards, reloads their keys, and ends with the same
-rows as an uninterrupted one.
+``stats.json``, ``recipe.resolved.yaml``. ``_state/`` holds the run's identity (``run.json``: recipe
+and input files with their sizes), one finished-marker per shard (its tallies) and the dedup keys
+it added, and DuckDB's spill files while the run works (``_state/spill``, unless
+``--temp-directory``).
+
+Every check comes before the folder is touched: options, the recipe, every input file's columns.
+Then the run holds the folder's lock (``t2iscope.locks``) to the end. Resume decides from what is
+finished: a rerun with the same recipe skips finished shards, reloads their dedup keys, deletes what
+killed work left (temp files, parts of unfinished shards, DuckDB's spill files) and ends with the
+same bytes as an uninterrupted run. A folder with no finished shard is simply started over, and an
+input file may change (fixed after a failure) as long as no finished shard was curated from it;
+anything else is refused with one line saying what differs.
 """
 
 from __future__ import annotations
@@ -13,13 +21,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from tqdm import tqdm
@@ -27,11 +37,24 @@ from tqdm import tqdm
 from t2iscope import __version__
 from t2iscope.curate.engine_local import LocalEngine, merge_extra, metadata_contexts
 from t2iscope.curate.operators.dedup import KeySet
-from t2iscope.curate.readers import InputShard, is_url, resolve_inputs
+from t2iscope.curate.readers import (
+    DEFAULT_MEMORY_LIMIT,
+    InputShard,
+    check_memory_limit,
+    check_temp_directory,
+    is_url,
+    resolve_inputs,
+)
 from t2iscope.curate.recipe import Recipe
 from t2iscope.errors import ConfigError
 from t2iscope.fileio import write_bytes, write_json, write_text
+from t2iscope.locks import LOCK_NAME, clear_folder, is_empty, output_lock
 from t2iscope.paths import REPO_ROOT
+
+SPILL = "spill"  # DuckDB's default temp folder, inside _state: removed with the run's other state
+_PART = re.compile(r"part-(\d+)\.json")
+_LAYOUT = {"_state", "kept", "dropped", "stats.json", "recipe.resolved.yaml", LOCK_NAME}
+_STATE = re.compile(r"(part-\d+)\.json|keys-\d+-(part-\d+)\.npy")  # a shard's marker and dedup keys
 
 
 def git_commit() -> str | None:
@@ -51,22 +74,108 @@ def fingerprint(shards: list[InputShard]) -> str:
     return h.hexdigest()[:16]
 
 
-def prepare_out(out: Path, identity: dict[str, Any], overwrite: bool) -> None:
-    """Create ``out``, resume a matching run in it, or refuse to mix two runs."""
+@dataclass(frozen=True)
+class Resume:
+    """What ``curate run`` does with its ``--out``: start it, resume it, or start it over."""
+
+    action: Literal["new", "resume", "restart"]
+    finished: frozenset[int] = field(default_factory=frozenset)  # shard indices with a marker
+
+
+def plan_out(out: Path, identity: dict[str, Any], overwrite: bool) -> Resume:
+    """Decide, reading only, what to do with ``out`` for the run ``identity`` (recipe + inputs).
+
+    New when ``out`` is missing or empty. Restart when ``--overwrite`` names a run folder, or when
+    the run there never finished a shard. Resume when the recipe is the same and every finished
+    shard's input file is unchanged (unfinished ones may have changed: a fixed input). Raises
+    ConfigError naming what differs otherwise, and for a folder that is not a run folder.
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder")
+    if is_empty(out):
+        return Resume("new")
     marker = out / "_state" / "run.json"
-    if out.exists() and any(out.iterdir()):
-        is_run = marker.exists() or (out / "stats.json").exists()
-        if overwrite and is_run:
-            shutil.rmtree(out)
-        elif overwrite:
-            raise ConfigError(
-                f"{out}: not a curation run folder; refusing to delete it (choose another --out)"
-            )
-        elif not marker.exists() or json.loads(marker.read_text()) != identity:
-            raise ConfigError(f"{out}: holds a different run; pass --overwrite or choose another --out")
-    (out / "_state").mkdir(parents=True, exist_ok=True)
     if not marker.exists():
-        write_json(marker, identity)
+        names = {e.name for e in out.iterdir()}
+        # A folder a run wrote has its lock file, and nothing outside the run's layout.
+        ours = LOCK_NAME in names and all(n in _LAYOUT or _is_temp(n) for n in names)
+        if (ours and "stats.json" not in names) or (overwrite and (ours or "stats.json" in names)):
+            return Resume("restart")  # without --overwrite: killed before it wrote its identity
+        if ours or "stats.json" in names:
+            raise ConfigError(
+                f"{out}: holds a run without its _state/run.json, which cannot be resumed; "
+                "pass --overwrite to replace it, or choose another --out"
+            )
+        raise ConfigError(f"{out}: not a curation run folder; refusing to use it (choose another --out)")
+    if overwrite:
+        return Resume("restart")
+    try:
+        old = json.loads(marker.read_text(encoding="utf-8"))
+        old_inputs = [tuple(i) for i in old["inputs"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(f"{marker}: unreadable; pass --overwrite to start over") from None
+    finished = frozenset(int(m[1]) for p in (out / "_state").iterdir() if (m := _PART.fullmatch(p.name)))
+    if old == identity:
+        return Resume("resume", finished)
+    if not finished:  # nothing worth keeping: a run that failed or was killed in its first shards
+        return Resume("restart")
+    if old.get("recipe") != identity["recipe"]:
+        raise ConfigError(
+            f"{out}: holds a different run ({len(finished)} shard(s) finished with another recipe or "
+            "--dropped mode); pass --overwrite to replace it, or choose another --out"
+        )
+    new_inputs = [tuple(i) for i in identity["inputs"]]
+    for i in sorted(finished):
+        was, now = (inputs[i] if i < len(inputs) else None for inputs in (old_inputs, new_inputs))
+        if was == now:
+            continue
+        if was and now and was[0] == now[0]:
+            what = f"{now[0]} changed ({was[1]} -> {now[1]} bytes) after shard {i} was curated from it"
+        else:
+            what = f"shard {i} was curated from {was[0] if was else '?'}, which --input no longer gives there"
+        raise ConfigError(
+            f"{out}: holds a different run: {what}; pass --overwrite to start over, or choose another --out"
+        )
+    return Resume("resume", finished)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies under it (symlinks resolved)."""
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def clean_leftovers(out: Path, finished: frozenset[int], complete: bool) -> None:
+    """Delete what killed or failed work left in ``out``; keep what finished shards wrote.
+
+    Under kept/ and dropped/ only finished shards' part files stay (temp files of atomic writes,
+    DuckDB's ``tmp_*`` files and parts of unfinished shards go); under _state/ the identity and
+    finished shards' markers and keys; at the top, hidden temp files, and ``stats.json`` unless
+    ``complete`` (a folder with stats.json is always a whole run).
+    """
+    parts = {f"part-{i:05d}" for i in finished}
+    for sub in ("kept", "dropped"):
+        if (out / sub).is_dir():
+            for entry in (out / sub).iterdir():
+                if entry.suffix != ".parquet" or entry.stem not in parts or not entry.is_file():
+                    _remove(entry)
+    for entry in (out / "_state").iterdir():
+        own = _STATE.fullmatch(entry.name)
+        if entry.name != "run.json" and not (own and entry.is_file() and (own[1] or own[2]) in parts):
+            _remove(entry)
+    for entry in out.iterdir():
+        if _is_temp(entry.name) or (entry.name == "stats.json" and not complete):
+            _remove(entry)
+
+
+def _is_temp(name: str) -> bool:
+    return name.startswith(".") and name.endswith(".tmp")  # t2iscope.fileio's writes in flight
 
 
 def run_recipe(
@@ -77,15 +186,74 @@ def run_recipe(
     overwrite: bool = False,
     batch_rows: int = 131_072,
     threads: int | None = None,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    temp_directory: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Run ``recipe``'s metadata stages over ``input_spec`` into ``out``; returns stats.json's content."""
+    """Run ``recipe``'s metadata stages over ``input_spec`` into ``out``; returns stats.json's content.
+
+    ``batch_rows`` (>= 1) rows per Arrow batch; ``threads`` (>= 1, None: all cores) DuckDB threads
+    and shards run side by side; ``memory_limit`` DuckDB's limit (``4GB``, ``512MiB``, ``50%`` of
+    RAM: :func:`readers.check_memory_limit`), past which it spills to ``temp_directory`` (default
+    ``out/_state/spill``, removed with the run's state). ``overwrite`` replaces a run in ``out``;
+    otherwise a run there is resumed (module docstring). Raises ConfigError for bad options or
+    ``out`` (before any file is written), DataError for unreadable inputs or missing columns (before
+    ``out`` is created, when the file's schema says so), and ConfigError when another process holds
+    ``out``.
+    """
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
+        raise ConfigError(f"--batch-rows must be an integer >= 1, got {batch_rows!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"--threads must be an integer >= 1, got {threads!r}")
+    memory_limit = check_memory_limit(memory_limit)
     out = Path(out)
+    spill = out / "_state" / SPILL if temp_directory is None else check_temp_directory(temp_directory)
+    if temp_directory is not None and _inside(spill, out):  # resume would delete it mid-run
+        raise ConfigError(f"--temp-directory {spill}: inside --out; omit it to spill to {out}/_state/{SPILL}")
     shards = resolve_inputs(input_spec)
-    identity = {"recipe": recipe.to_dict(), "inputs": [[s.path, s.size] for s in shards]}
-    prepare_out(out, identity, overwrite)
+    inside = next((s.path for s in shards if not is_url(s.path) and _inside(Path(s.path), out)), None)
+    if inside:  # a glob over a parent of --out: a rerun would curate the run's own output
+        raise ConfigError(f"--input {input_spec}: includes {inside}, inside --out {out}")
+    identity = json.loads(
+        json.dumps({"recipe": recipe.to_dict(), "inputs": [[s.path, s.size] for s in shards]}, default=str)
+    )
+    plan = plan_out(out, identity, overwrite)
+    engine = LocalEngine(batch_rows, threads, input_spec, recipe.dropped, memory_limit, spill)
+    try:
+        for shard in shards:  # every schema problem before the folder is created or changed
+            if shard.index not in plan.finished:
+                engine.check(shard, recipe.stages)
+        with output_lock(out):
+            plan = plan_out(out, identity, overwrite)  # again: the folder may have changed meanwhile
+            if plan.action == "restart":
+                clear_folder(out)
+            # The identity first: a kill from here on leaves a folder the next run can resume.
+            if plan.action != "resume" or identity != json.loads((out / "_state" / "run.json").read_text()):
+                write_json(out / "_state" / "run.json", identity)
+            if plan.action == "resume":
+                clean_leftovers(out, plan.finished, complete=len(plan.finished) == len(shards))
+            spill.mkdir(parents=True, exist_ok=True)  # DuckDB creates only the last folder of it
+            try:
+                return _run(recipe, shards, out, engine, threads, is_url(input_spec), progress)
+            finally:
+                engine.close()  # DuckDB deletes its spill files; the folder is ours to remove
+                if temp_directory is None:
+                    shutil.rmtree(spill, ignore_errors=True)
+    finally:
+        engine.close()
+
+
+def _run(
+    recipe: Recipe,
+    shards: list[InputShard],
+    out: Path,
+    engine: LocalEngine,
+    threads: int | None,
+    remote: bool,
+    progress: bool,
+) -> dict[str, Any]:
+    """Curate every shard not yet finished into ``out`` (locked and prepared), then write the summary."""
     state = out / "_state"
-    engine = LocalEngine(batch_rows=batch_rows, threads=threads, spec=input_spec, dropped=recipe.dropped)
     contexts = metadata_contexts(recipe.stages)
     stateful = [i for i, s in enumerate(recipe.stages) if s.op.stateful]
     start = time.perf_counter()
@@ -111,7 +279,7 @@ def run_recipe(
     bar = tqdm(total=len(shards), desc=f"curate {recipe.name}", unit="shard", disable=not progress)
     workers = min(len(shards), threads or os.cpu_count() or 1)
     try:
-        if workers > 1 and _independent(recipe) and not is_url(input_spec):
+        if workers > 1 and _independent(recipe) and not remote:
             # Shards share nothing here, and one file often has too few row groups to keep every
             # DuckDB thread busy: run as many shards at once as there are threads.
             with ThreadPoolExecutor(workers, initializer=engine.bind_thread) as pool:
@@ -120,7 +288,6 @@ def run_recipe(
             results = [_ticked(bar, one(shard)) for shard in shards]
     finally:
         bar.close()
-        engine.close()
     stats = summarize(recipe, shards, results, time.perf_counter() - start)
     write_json(out / "stats.json", stats)
     write_text(out / "recipe.resolved.yaml", recipe.to_yaml())

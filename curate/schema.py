@@ -42,9 +42,12 @@ ALIASES: dict[str, str] = {
     "hash": "hash",
 }
 
-# Curation's own outputs.
+# Curation's own outputs: every dropped row gets them.
 STAGE_COL = "stage"
 REASON_COL = "reason"
+# An input column named like one of them (any case: DuckDB matches names case-insensitively), as in
+# a previous run's dropped rows fed back in, is renamed with this prefix so both survive.
+CLASH_PREFIX = "input_"
 
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT")
 NUMERIC_TYPES += ("UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL")
@@ -65,16 +68,17 @@ def canonical_names(columns: list[str]) -> dict[str, str]:
     """Map each source column to its output name; LAION names win over aliases of them.
 
     A file with both ``URL`` and ``url`` keeps ``URL`` and passes ``url`` through unchanged,
-    rather than guessing which one is meant.
+    rather than guessing which one is meant. A column named ``stage`` or ``reason`` (any case)
+    becomes ``input_stage``/``input_reason`` (:data:`CLASH_PREFIX`): those names are the run's own.
     """
     out: dict[str, str] = {}
     taken = {c for c in columns if c in LAION_COLUMNS}
     for col in columns:
         if col in LAION_COLUMNS:
             out[col] = col
-            continue
-        target = ALIASES.get(col.lower())
-        if target is not None and target not in taken:
+        elif col.lower() in (STAGE_COL, REASON_COL):
+            out[col] = CLASH_PREFIX + col
+        elif (target := ALIASES.get(col.lower())) is not None and target not in taken:
             out[col] = target
             taken.add(target)
         else:

@@ -22,28 +22,52 @@ from t2iscope.curate.world import layout
 from t2iscope.curate.world.render import render_scene
 from t2iscope.curate.world.sample import DEFAULT_RATES, Rates, sample_shard
 from t2iscope.errors import ConfigError
+from t2iscope.locks import LOCK_NAME, is_empty, output_lock
 
 WORLD_VERSION = 1
 DEFAULT_SHARD_SIZE = 100_000
 _PARTS = ("metadata", "truth", "images")
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
+def _check_out(out: Path, overwrite: bool) -> bool:
+    """Whether ``out`` must be emptied first (reading only); ConfigError when it may not be used.
+
+    A folder that holds only what a killed ``world make`` leaves (parts, temp files, no world.json)
+    is started over without ``--overwrite``: nothing in it is complete.
+    """
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder")
-    if not out.is_dir() or not any(out.iterdir()):
-        return
+    if is_empty(out):
+        return False
+    world = (out / layout.WORLD_JSON).is_file()
+    names = {e.name for e in out.iterdir()}
+    # A folder a make wrote has its lock file, and nothing outside the world's layout.
+    ours = LOCK_NAME in names and all(n in (*_PARTS, LOCK_NAME) or _is_temp(n) for n in names)
+    if not world and ours:
+        return True
     if not overwrite:
         raise ConfigError(
             f"--out {out}: folder exists and is not empty; pass --overwrite to replace a world there"
         )
-    if not (out / layout.WORLD_JSON).is_file():
+    if not world:
         raise ConfigError(
             f"--out {out}: not a world folder (no {layout.WORLD_JSON}); refusing to overwrite it"
         )
-    (out / layout.WORLD_JSON).unlink()
+    return True
+
+
+def _is_temp(name: str) -> bool:
+    return name.startswith(".") and name.endswith(".tmp")  # fileio's atomic writes in flight
+
+
+def _clear(out: Path) -> None:
+    """Delete the world in ``out`` (world.json first: a half-deleted world is not a world)."""
+    (out / layout.WORLD_JSON).unlink(missing_ok=True)
     for part in _PARTS:
         shutil.rmtree(out / part, ignore_errors=True)
+    for entry in out.iterdir():
+        if _is_temp(entry.name):
+            entry.unlink()
 
 
 def _shares(counts: Counter[Any], total: int) -> dict[str, float]:
@@ -124,7 +148,12 @@ def make_world(
     rates: Rates = DEFAULT_RATES,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Write a world of ``rows`` rows to ``out``; returns the world.json content."""
+    """Write a world of ``rows`` rows to ``out``; returns the world.json content.
+
+    Holds ``out``'s lock while it writes. Raises ConfigError (before touching the disk) for bad
+    options, a non-empty ``out`` without ``overwrite`` (unless it holds only a killed make's
+    parts), a folder that is not a world, and another process writing ``out``.
+    """
     # 1. Check inputs before touching the disk.
     if rows < 1:
         raise ConfigError(f"--rows must be >= 1, got {rows}")
@@ -134,7 +163,15 @@ def make_world(
         raise ConfigError(f"--shard-size must be >= 1, got {shard_size}")
     out = Path(out)
     _check_out(out, overwrite)
+    with output_lock(out):  # one writer at a time; checked again now that no one else writes
+        if _check_out(out, overwrite):
+            _clear(out)
+        return _write_world(out, rows, seed, images, shard_size, rates, progress)
 
+
+def _write_world(
+    out: Path, rows: int, seed: int, images: bool, shard_size: int, rates: Rates, progress: bool
+) -> dict[str, Any]:
     # 2. Shard by shard: sample, write metadata + truth, render images.
     mix = _Mix()
     n_shards = -(-rows // shard_size)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from curate_rows import laion_table
 
+from t2iscope.cli import main
 from t2iscope.curate.recipe import recipe_from_dict
 from t2iscope.curate.run import run_recipe
 from t2iscope.errors import DataError
@@ -126,3 +128,121 @@ def test_fsspec_url(tmp_path: Path) -> None:
 def test_no_inputs(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no input files"):
         _run(tmp_path, tmp_path / "nothing-*.parquet")
+
+
+# -- found before the run folder exists (issue 14, items 12-13) -------------------------------------
+
+
+def _cli(tmp_path: Path, spec: Path, stages: list, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(json.dumps({"stages": stages}))
+    code = main(["curate", "run", str(recipe), "--input", str(spec), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    lines = [e for e in err.splitlines() if e.startswith("t2iscope: error:")]
+    return code, lines[0] if len(lines) == 1 and "Traceback" not in err else err
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "csv"])
+def test_a_row_with_an_extra_field_names_file_and_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    sep = "\t" if fmt == "tsv" else ","
+    lines = laion_table(6).to_pandas().to_csv(index=False, sep=sep).splitlines()
+    lines[3] += f"{sep}extra"  # data row 3, line 4
+    path = tmp_path / f"rows.{fmt}"
+    path.write_text("\n".join(lines) + "\n")
+    code, line = _cli(tmp_path, path, ["unsafe"], capsys)
+    assert code == 1
+    assert line == f"t2iscope: error: {path}: row 3 (line 4) has 9 fields, the header has 8"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("drop", "extra", "stages", "needle"),
+    [
+        ("URL", {}, ["unsafe"], "missing required column URL"),
+        (
+            "punsafe",
+            {},
+            [{"resolution": {"min_side": 1}}, "language", "unsafe"],
+            "stage 'unsafe' needs column punsafe",
+        ),
+        (None, {"LANGUAGE": list(range(6))}, ["unsafe"], "column LANGUAGE has type BIGINT, expected a text"),
+        (
+            None,
+            {"stage": ["a"] * 6, "input_stage": ["b"] * 6},
+            ["unsafe"],
+            "column stage is renamed input_stage",
+        ),
+    ],
+)
+def test_schema_problems_of_any_shard_stop_the_run_before_its_folder_exists(
+    tmp_path: Path,
+    write_shards: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    drop: str | None,
+    extra: dict,
+    stages: list,
+    needle: str,
+) -> None:
+    bad = laion_table(6, **extra)
+    folder = write_shards(laion_table(6), bad.drop_columns([drop]) if drop else bad)
+    code, line = _cli(tmp_path, folder, stages, capsys)
+    assert code == 1 and line.startswith(f"t2iscope: error: {folder / 'part-1.parquet'}: ") and needle in line
+    assert not (tmp_path / "out").exists()
+
+
+RENAMED = recipe_from_dict({"name": "t", "stages": [{"resolution": {"min_side": 600}}, "unsafe"]}, "t.yaml")
+RENAMED_MIXED = recipe_from_dict(
+    {"name": "m", "stages": [{"resolution": {"min_side": 600}}, {"language": {"keep": ["en"]}}, "unsafe"]},
+    "m.yaml",
+)
+
+
+@pytest.mark.parametrize("mode", ["full", "keys", "none"])
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+@pytest.mark.parametrize("recipe", [RENAMED, RENAMED_MIXED], ids=["all_sql", "mixed"])
+def test_input_columns_named_stage_or_reason_are_kept_as_input_stage(
+    tmp_path: Path, recipe, fmt: str, mode: str
+) -> None:
+    """A previous run's dropped rows fed back in: their verdict survives beside the new one."""
+    table = laion_table(12, stage=[f"old{i}" for i in range(12)], Reason=[f"why{i}" for i in range(12)])
+    path = tmp_path / f"in.{fmt}"
+    if fmt == "csv":
+        table.to_pandas().to_csv(path, index=False)
+    else:
+        pq.write_table(table, path)
+    stats = _run(tmp_path, path, dataclasses.replace(recipe, dropped=mode))
+    kept = pq.read_table(tmp_path / "out" / "kept")
+    assert 0 < kept.num_rows < 12 and stats["rows_out"] == kept.num_rows
+    assert {"input_stage", "input_Reason"} <= set(kept.column_names) and "stage" not in kept.column_names
+    was = dict(zip(table.column("hash").to_pylist(), table.column("stage").to_pylist(), strict=True))
+    assert kept.column("input_stage").to_pylist() == [was[h] for h in kept.column("hash").to_pylist()]
+    if mode != "none":
+        dropped = _dropped(tmp_path)
+        assert dropped.num_rows == 12 - kept.num_rows
+        assert set(dropped.column("stage").to_pylist()) <= {"resolution", "validity", "language", "unsafe"}
+        assert ("input_stage" in dropped.column_names) == (mode == "full")
+
+
+def test_a_lang_column_of_integers_meets_the_language_stage(
+    tmp_path: Path, write_shards: Callable[..., Path]
+) -> None:
+    folder = write_shards(laion_table(8, lang=list(range(8))))
+    stats = _run(tmp_path, folder, RENAMED_MIXED)
+    kept = pq.read_table(tmp_path / "out" / "kept")
+    assert kept.schema.field("lang").type == pa.string() and set(kept.column("lang").to_pylist()) == {"en"}
+    assert stats["rows_out"] == kept.num_rows > 0
+
+
+def test_a_ragged_row_duckdb_takes_for_the_header_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DuckDB's sniffer reads the widest row as the header: 'missing required column URL' before."""
+    path = tmp_path / "rows.csv"
+    path.write_text(
+        'URL,TEXT\n"https://a.example.com/1.jpg","two\nlines, a comma"\nhttps://b.example.com/2.jpg,x,y\n'
+    )
+    code, line = _cli(tmp_path, path, ["caption"], capsys)
+    assert (code, line) == (1, f"t2iscope: error: {path}: row 2 (line 4) has 3 fields, the header has 2")
+    assert not (tmp_path / "out").exists()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from curate_rows import laion_table
 
 from t2iscope.cli import main
 from t2iscope.curate.recipe import builtin_names, load_recipe, recipe_from_dict
@@ -234,3 +235,41 @@ def test_language_keep_of_detector_labels_loads(tmp_path: Path) -> None:
     recipe = load_recipe(_write(tmp_path, {"stages": [{"language": {"keep": ["en", "de", "zh", "yue"]}}]}))
     (stage,) = [s for s in recipe.stages if s.name == "language"]
     assert stage.params["keep"] == ["en", "de", "zh", "yue"]
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (
+            "stages: [{unsafe: {max_score: .nan}}]",
+            "stages 1 (unsafe): max_score: expected a finite number, got nan",
+        ),
+        (
+            "stages: [{aesthetic: {min_score: .inf}}]",
+            "stages 1 (aesthetic): min_score: expected a finite number",
+        ),
+        (
+            "stages: [{watermark: {max_score: -.inf}}]",
+            "stages 1 (watermark): max_score: expected a finite number",
+        ),
+        (
+            "stages: [{resolution: {min_side: -5}}]",
+            "stages 1 (resolution): min_side: expected an integer >= 0",
+        ),
+        ("stages: [{unsafe: {max_score: -0.5}}]", "stages 1 (unsafe): max_score: expected a number >= 0"),
+        ("stages: [{caption: {min_words: -1}}]", "stages 1 (caption): min_words: expected an integer >= 0"),
+        ("stages: [resolution, {dedup: {by: urll}}]", "stages 2 (dedup): by 'urll'; valid: hash, url, image"),
+    ],
+)
+def test_bad_values_stop_curate_run_on_real_input_before_its_folder_exists(
+    tmp_path: Path, write_shards, capsys: pytest.CaptureFixture[str], text: str, needle: str
+) -> None:
+    """Issue 14 item 12: NaN/inf/negative thresholds and a misspelled choice, with a valid --input."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(text + "\n")
+    out = tmp_path / "run"
+    src = write_shards(laion_table(5))
+    assert main(["curate", "run", str(recipe), "--input", str(src), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"t2iscope: error: {recipe}: {needle}") and err.count("\n") == 1
+    assert not out.exists()

@@ -84,7 +84,7 @@ def test_resume_after_kill_gives_same_output(tmp_path: Path, three_shards: Path)
 def test_refuses_to_mix_runs(tmp_path: Path, three_shards: Path) -> None:
     run_recipe(RECIPE, str(three_shards), tmp_path / "r", progress=False)
     other = recipe_from_dict({"name": "other", "stages": ["unsafe"]}, "o.yaml")
-    with pytest.raises(ConfigError, match="holds a different run; pass --overwrite"):
+    with pytest.raises(ConfigError, match=r"holds a different run \(3 shard\(s\) finished .*--overwrite"):
         run_recipe(other, str(three_shards), tmp_path / "r", progress=False)
     stats = run_recipe(other, str(three_shards), tmp_path / "r", progress=False, overwrite=True)
     assert stats["recipe"] == "other"

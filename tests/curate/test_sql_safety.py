@@ -18,6 +18,7 @@ import yaml
 from curate_rows import laion_table
 
 from t2iscope.cli import main
+from t2iscope.locks import LOCK_NAME
 from t2iscope.sql import Params, ident, literal
 
 # Numeric rules, caption and URL rules: every stage runs inside DuckDB.
@@ -118,7 +119,8 @@ def test_hostile_names_and_paths_give_the_same_run(tmp_path: Path, recipe: str, 
         dropped = pq.read_table(out / "dropped")
         assert dropped.num_rows == want["stats"]["rows_dropped"]
         assert (mode == "full") == (set(names) <= set(dropped.column_names))
-    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temp or partition files left
+    leftovers = [p for p in out.rglob("*") if p.name.startswith(".") and p.name != LOCK_NAME]
+    assert not leftovers  # no temp or partition files left
 
 
 @pytest.mark.parametrize("name", ["nul\0byte", "__T2I_stage"])
@@ -143,3 +145,23 @@ def test_sql_helpers_quote_and_bind() -> None:
     sql = f"SELECT {ident('$p1')} FROM t WHERE a < {p(1)} AND b = {p('x')}"
     assert p.used(sql) == {"p0": 1, "p1": "x"}
     assert p.used(f"SELECT {p(2)}") == {"p2": 2}
+
+
+def test_hostile_engine_options_never_become_sql(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--temp-directory is a DuckDB config value, --memory-limit a checked size: neither is SQL text."""
+    canary = tmp_path / "canary.csv"
+    src = tmp_path / "in"
+    _write(_rows(), src / "part-0.parquet")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(ALL_SQL))
+    args = ["curate", "run", str(recipe), "--input", str(src)]
+    spill = tmp_path / _payload(canary).replace("/", "_")
+    assert (
+        main(
+            [*args, "--out", str(tmp_path / "a"), "--temp-directory", str(spill), "--memory-limit", "128MiB"]
+        )
+        == 0
+    )
+    assert main([*args, "--out", str(tmp_path / "b"), "--memory-limit", f"1GB'; {_payload(canary)}"]) == 2
+    assert "--memory-limit" in capsys.readouterr().err and not (tmp_path / "b").exists()
+    assert not canary.exists() and spill.is_dir()

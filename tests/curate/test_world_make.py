@@ -16,6 +16,7 @@ from t2iscope.curate.world.make import make_world
 from t2iscope.curate.world.render import render_scene
 from t2iscope.curate.world.sample import METADATA_COLUMNS
 from t2iscope.errors import ConfigError
+from t2iscope.locks import LOCK_NAME
 
 TRUTH_CONTRACT = (
     "hash",
@@ -42,7 +43,7 @@ def digests(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file()
+        if p.is_file() and p.name != LOCK_NAME  # the lock names its owner's pid
     }
 
 
@@ -58,7 +59,8 @@ def test_layout_follows_the_contract(world_dir: Path) -> None:
     assert tuple(pq.read_schema(world_dir / "metadata" / "part-00001.parquet").names) == METADATA_COLUMNS
     truth_cols = pq.read_schema(world_dir / "truth" / "part-00000.parquet").names
     assert set(TRUTH_CONTRACT) <= set(truth_cols)
-    assert not [p for p in world_dir.rglob("*") if p.name.startswith(".")]  # no temp leftovers
+    leftovers = [p for p in world_dir.rglob("*") if p.name.startswith(".") and p.name != LOCK_NAME]
+    assert not leftovers  # no temp files
 
 
 def test_truth_joins_every_metadata_row_and_every_row_has_its_image(world_dir: Path) -> None:
