@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 import streamlit as st
 
-from t2iscope.dashboards import charts, data
+from t2iscope.dashboards import charts, data, ui
 
 ALL = "(all)"  # the audits' name for the pooled slice
 
@@ -37,22 +37,23 @@ def show(
     key: str = "audit",
 ) -> pd.DataFrame:
     """Chart ``metric`` by its best slice column with intervals; returns the rows shown."""
-    df = rows[rows["metric"] == metric].dropna(axis=1, how="all")
+    df = rows[rows["metric"] == metric]
+    df = df.drop(columns=[c for c in df if c not in (*data.AUDIT_CORE, "run") and df[c].isna().all()])
     slices = data.slice_columns(df)
     x = next((c for c in x_prefer if c in slices), None)
     color = next((c for c in color_prefer if c in slices and c != x), None)
     for col in [c for c in slices if c not in (x, color)]:
         values = sorted(df[col].dropna().astype(str).unique())
         wanted = (pins or {}).get(col, ALL)
-        chosen = st.selectbox(
-            col, values, index=values.index(wanted) if wanted in values else 0, key=f"{key}_{col}"
+        chosen = st.selectbox(  # the label is a column name from the file: Markdown-escaped
+            ui.literal(col), values, index=values.index(wanted) if wanted in values else 0, key=f"{key}_{col}"
         )
         df = df[df[col].astype(str) == chosen]
     slices = data.slice_columns(df)
     x = x if x in slices else (slices[0] if slices else None)
     color = color if color in slices and color != x else None
     if x is None:
-        st.metric(metric, f"{df['value'].iloc[0]:.3f}", help=f"n = {int(df['n'].iloc[0])}")
+        st.metric(ui.literal(metric), f"{df['value'].iloc[0]:.3f}", help=f"n = {df['n'].iloc[0]:g}")
     else:
         st.altair_chart(charts.intervals(df, x, color, title=metric, mark=mark), width="stretch")
     shown = [c for c in (x, color) if c] + [c for c in slices if c not in (x, color)]
@@ -63,4 +64,4 @@ def show(
 def skipped_note(rows: pd.DataFrame) -> None:
     """Say how many inputs an audit left out, and why (they are rows too)."""
     for _, row in rows[rows["metric"] == "skipped"].iterrows():
-        st.caption(f"Skipped {int(row['value'])}: {row.get('note', '')}")
+        st.caption(f"Skipped {row['value']:g}: {ui.literal(row['note'] or '')}")

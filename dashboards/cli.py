@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import shlex
-import subprocess
+import socket
 import sys
 from pathlib import Path
 
 import click
 
+from t2iscope.children import run_python
 from t2iscope.errors import ConfigError
 
 APP = Path(__file__).with_name("app.py")
@@ -36,6 +38,36 @@ def streamlit_command(runs_dir: str | Path, port: int = 8501, host: str = "127.0
         "--runs",
         str(Path(runs_dir).resolve()),
     ]
+
+
+def check_port_free(host: str, port: int) -> None:
+    """ConfigError when ``host:port`` cannot be listened on (in use, or not an address of this machine).
+
+    Binds the way Streamlit's server (tornado) does: every address the host resolves to, with
+    SO_REUSEADDR (a port left in TIME_WAIT by a previous dashboard is free) and IPv6 sockets v6-only.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host}: cannot resolve it ({exc.strerror})") from None
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise ConfigError(
+                        f"port {port} on {host} is already in use (another dashboard?); "
+                        "stop it or choose another with --port"
+                    ) from None
+                if family == socket.AF_INET6 and exc.errno == errno.EADDRNOTAVAIL and len(infos) > 1:
+                    continue  # "localhost" on a machine without IPv6: tornado skips ::1 too
+                raise ConfigError(
+                    f"--host {host} --port {port}: cannot listen there ({exc.strerror})"
+                ) from None
 
 
 @click.command(
@@ -71,7 +103,9 @@ def dashboard(runs_dir: str, port: int, host: str, print_command: bool) -> None:
     if print_command:
         click.echo(shlex.join(cmd))
         return
+    check_port_free(host, port)
     click.echo(f"t2iscope dashboards on http://{host}:{port} (Ctrl+C stops)", err=True)
-    code = subprocess.call(cmd)
+    # A guarded child: SIGTERM, Ctrl+C or kill -9 of this command also stops the server and frees the port.
+    code = run_python(cmd[1:])
     if code:
-        raise click.exceptions.Exit(code)
+        raise click.exceptions.Exit(code if code > 0 else 128 - code)

@@ -5,10 +5,15 @@ aggregate queries (counts, histograms, top-N) and a small sample, never from a f
 User values (filter choices, search text) always travel as ``?`` parameters; column names come
 only from the table's own schema (``_column`` refuses anything else), so no value is ever
 spliced into SQL text. Results are cached with ``st.cache_data`` keyed on the arguments.
+
+Run folders come from anywhere, so every failure is one ``DataError`` line that names the file
+(``name()`` writes a path with control characters escaped), and a manifest's ``image_path`` is
+served only when it resolves inside the runs folder.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +24,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from t2iscope.dashboards.images import inside
 from t2iscope.errors import DataError
 from t2iscope.sql import ident
 
@@ -55,8 +61,21 @@ class Filters:
     text: str = ""  # caption substring, case-insensitive
 
 
+def name(path: str | Path) -> str:
+    """A path (or any file-borne text) for a one-line message: control characters escaped."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
+def _scan(path: str | Path) -> str:
+    # DuckDB glob-expands * ? [ even in a bound file name ("run[1]/x" would also read "run1/x");
+    # a [c] class is how its globs spell one literal character, which glob.escape writes.
+    return glob.escape(str(path))
+
+
 def _files(folder: Path) -> list[str]:
-    return sorted(str(p) for p in folder.glob("*.parquet"))
+    """The folder's parquet files, ready to bind as ``read_parquet``'s file list."""
+    return sorted(_scan(p) for p in folder.glob("*.parquet") if p.is_file())
 
 
 def _base(ds: Dataset, domain: bool = True) -> tuple[str, list[Any]]:
@@ -69,11 +88,13 @@ def _base(ds: Dataset, domain: bool = True) -> tuple[str, list[Any]]:
     if ds.kind == "curation":
         kept = _files(root / "kept")
         if not kept:
-            raise DataError(f"{root}: no kept/*.parquet; the curation run is missing its output table")
+            raise DataError(f"{name(root)}: no kept/*.parquet; the curation run is missing its output table")
         return "SELECT * FROM read_parquet(?, union_by_name = true)", [kept]
     meta = _files(root / "metadata")
     if not meta:
-        raise DataError(f"{root}: no metadata/*.parquet; re-run `t2iscope world make --out {root}`")
+        raise DataError(
+            f"{name(root)}: no metadata/*.parquet; re-run `t2iscope world make --out {name(root)}`"
+        )
     truth = _files(root / "truth")
     if not truth or not domain:
         return "SELECT * FROM read_parquet(?, union_by_name = true)", [meta]
@@ -90,12 +111,17 @@ def _connect() -> duckdb.DuckDBPyConnection:
     return duckdb.connect()
 
 
-def _query(sql: str, params: list[Any]) -> pd.DataFrame:
+def _duck_error(where: str | Path, exc: Exception) -> DataError:
+    return DataError(f"{name(where)}: unreadable table ({' '.join(str(exc).split())[:300]})")
+
+
+def _query(sql: str, params: list[Any], where: str | Path) -> pd.DataFrame:
+    """Run ``sql``; a DuckDB failure is a DataError naming ``where`` (the file or run)."""
     with _connect() as con:
         try:
             return con.execute(sql, params).df()
         except duckdb.Error as exc:
-            raise DataError(f"could not read the run's tables: {str(exc).splitlines()[0]}") from None
+            raise _duck_error(where, exc) from None
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -106,15 +132,18 @@ def schema(ds: Dataset) -> dict[str, str]:
         try:
             rel = con.execute(f"DESCRIBE {sql}", params).fetchall()
         except duckdb.Error as exc:
-            raise DataError(f"{ds.path}: unreadable table: {str(exc).splitlines()[0]}") from None
-    return {name: str(dtype) for name, dtype, *_ in rel}
+            raise _duck_error(ds.path, exc) from None
+    return {col: str(dtype) for col, dtype, *_ in rel}
 
 
-def _column(ds: Dataset, name: str) -> str:
-    """The quoted identifier of ``name``, which must be a column of the dataset."""
-    if name not in schema(ds):
-        raise DataError(f"{ds.path}: no column {name!r}")
-    return ident(name)
+def _column(ds: Dataset, column: str) -> str:
+    """The quoted identifier of ``column``, which must be a column of the dataset."""
+    if column not in schema(ds):
+        raise DataError(f"{name(ds.path)}: no column {column!r}")
+    try:
+        return ident(column)
+    except ValueError:  # a NUL in a parquet column name: DuckDB could not tell it from a shorter one
+        raise DataError(f"{name(ds.path)}: column {column!r} cannot be queried (NUL in its name)") from None
 
 
 def language_column(ds: Dataset) -> str | None:
@@ -125,11 +154,15 @@ def language_column(ds: Dataset) -> str | None:
 
 def score_columns(ds: Dataset) -> list[str]:
     cols = schema(ds)
-    return [c for c in SCORE_COLUMNS if c in cols and cols[c].startswith(NUMERIC_TYPES)]
+    return [c for c in SCORE_COLUMNS if c in cols and _numeric(cols[c])]
+
+
+def _numeric(dtype: str) -> bool:
+    return dtype.startswith(NUMERIC_TYPES) and not dtype.endswith("]")  # not INTEGER[] lists
 
 
 def numeric_columns(ds: Dataset) -> list[str]:
-    return [c for c, t in schema(ds).items() if t.startswith(NUMERIC_TYPES) and c != "hash"]
+    return [c for c, t in schema(ds).items() if _numeric(t) and c != "hash"]
 
 
 def _where(ds: Dataset, f: Filters) -> tuple[str, list[Any]]:
@@ -181,6 +214,7 @@ def histogram(ds: Dataset, column: str, f: Filters, bins: int = 30) -> pd.DataFr
         FROM b GROUP BY bin, lo, hi ORDER BY start
         """,
         [*params, bins, bins, bins, bins],
+        ds.path,
     )
 
 
@@ -218,6 +252,7 @@ def summary(ds: Dataset, f: Filters) -> Summary:
         f"SELECT {names}, grouping({names}) AS g, count(*) AS rows "
         f"FROM ({sql}) GROUP BY GROUPING SETS ({sets})",
         params,
+        ds.path,
     )
     aliases = list(keys)
 
@@ -232,6 +267,7 @@ def summary(ds: Dataset, f: Filters) -> Summary:
         domains = _query(
             "SELECT domain, count(*) AS rows FROM read_parquet(?, union_by_name = true) GROUP BY domain",
             [truth],
+            Path(ds.path) / "truth",
         ).pipe(_ranked, "domain")
     else:
         domains = level("domain") if "domain" in keys else pd.DataFrame(columns=["domain", "rows"])
@@ -254,7 +290,7 @@ def sample(ds: Dataset, f: Filters, k: int = 24, seed: int = 0) -> pd.DataFrame:
     sql, params = _filtered(ds, f)
     # DuckDB takes no parameters in a SAMPLE clause; k and seed are ints we control, not user text.
     clause = f"USING SAMPLE reservoir({int(k)} ROWS) REPEATABLE ({int(seed)})"
-    return _query(f"SELECT * FROM ({sql}) {clause}", params)
+    return _query(f"SELECT * FROM ({sql}) {clause}", params, ds.path)
 
 
 def load_stats(run: str) -> dict[str, Any]:
@@ -263,11 +299,11 @@ def load_stats(run: str) -> dict[str, Any]:
     try:
         stats = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DataError(f"{path}: missing; the curation run did not finish") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
+        raise DataError(f"{name(path)}: missing; the curation run did not finish") from None
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nesting too deep to parse
+        raise DataError(f"{name(path)}: not valid JSON ({name(exc)})") from None
     if not isinstance(stats, dict):
-        raise DataError(f"{path}: expected a JSON object")
+        raise DataError(f"{name(path)}: expected a JSON object")
     return stats
 
 
@@ -276,42 +312,50 @@ def bounds(ds: Dataset, column: str) -> tuple[float, float]:
     """Minimum and maximum of a numeric column over the whole dataset (for slider ranges)."""
     col = _column(ds, column)
     sql, params = _filtered(ds, Filters(), f"min({col})::DOUBLE AS lo, max({col})::DOUBLE AS hi")
-    row = _query(sql, params).iloc[0]
+    row = _query(sql, params, ds.path).iloc[0]
     return float(row["lo"]), float(row["hi"])
+
+
+def _count(value: Any) -> int:
+    """A row count from stats.json; ValueError unless it is a whole number (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
+        raise ValueError(value)
+    return int(value)
+
+
+def _seconds(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
 
 
 def _stage_rows(stats: dict[str, Any], where: str) -> list[dict[str, Any]]:
     stages = stats.get("stages")
     if isinstance(stages, dict):  # {"name": {...}} as well as [{"name": ...}]
-        stages = [{"name": k, **v} for k, v in stages.items()]
+        stages = [{"name": k, **v} if isinstance(v, dict) else v for k, v in stages.items()]
     if not isinstance(stages, list):
         raise DataError(f"{where}: no 'stages' list")
     rows = []
     for i, stage in enumerate(stages):
         try:
-            rows.append(
-                {
-                    "stage": str(
-                        stage.get("name") or stage.get("stage") or stage.get("op") or f"stage {i + 1}"
-                    ),
-                    "rows_in": int(stage["rows_in"]),
-                    "rows_out": int(stage["rows_out"]),
-                    "seconds": float(stage.get("seconds", stage.get("elapsed_s", float("nan")))),
-                    "reasons": stage.get("dropped")
-                    or stage.get("drop_reasons")
-                    or stage.get("reasons")
-                    or {},
-                }
-            )
-        except (KeyError, TypeError, ValueError, AttributeError):
+            rows_in, rows_out = _count(stage["rows_in"]), _count(stage["rows_out"])
+        except (KeyError, TypeError, ValueError):
             raise DataError(f"{where}: stage {i + 1} lacks rows_in/rows_out") from None
+        reasons = stage.get("dropped") or stage.get("drop_reasons") or stage.get("reasons") or {}
+        rows.append(
+            {
+                "stage": str(stage.get("name") or stage.get("stage") or stage.get("op") or f"stage {i + 1}"),
+                "rows_in": rows_in,
+                "rows_out": rows_out,
+                "seconds": _seconds(stage.get("seconds", stage.get("elapsed_s"))),
+                "reasons": reasons if isinstance(reasons, dict) else {},
+            }
+        )
     return rows
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def funnel(run: str) -> pd.DataFrame:
     """Rows in and out of every stage of a curation run, in order, from its stats.json."""
-    rows = _stage_rows(load_stats(run), str(Path(run) / "stats.json"))
+    rows = _stage_rows(load_stats(run), name(Path(run) / "stats.json"))
     df = pd.DataFrame(rows, columns=["stage", "rows_in", "rows_out", "seconds", "reasons"]).drop(
         columns="reasons"
     )
@@ -322,12 +366,14 @@ def funnel(run: str) -> pd.DataFrame:
 @st.cache_data(ttl=TTL, show_spinner=False)
 def drop_reasons(run: str) -> pd.DataFrame:
     """``stage, reason, rows``: why rows were dropped (stats.json, else the dropped/ table)."""
-    rows = [
-        {"stage": s["stage"], "reason": str(reason), "rows": int(n)}
-        for s in _stage_rows(load_stats(run), str(Path(run) / "stats.json"))
-        if isinstance(s["reasons"], dict)
-        for reason, n in s["reasons"].items()
-    ]
+    where = name(Path(run) / "stats.json")
+    rows = []
+    for s in _stage_rows(load_stats(run), where):
+        for reason, n in s["reasons"].items():
+            try:
+                rows.append({"stage": s["stage"], "reason": str(reason), "rows": _count(n)})
+            except ValueError:
+                raise DataError(f"{where}: stage {s['stage']!r} counts reason {reason!r} as {n!r}") from None
     if rows:
         return pd.DataFrame(rows).sort_values(["stage", "rows"], ascending=[True, False], ignore_index=True)
     dropped = _files(Path(run) / "dropped")
@@ -337,6 +383,7 @@ def drop_reasons(run: str) -> pd.DataFrame:
         "SELECT stage, reason, count(*) AS rows FROM read_parquet(?, union_by_name = true) "
         "GROUP BY stage, reason ORDER BY stage, rows DESC",
         [dropped],
+        Path(run) / "dropped",
     )
 
 
@@ -350,29 +397,73 @@ def languages(run: str) -> pd.DataFrame:
     if not isinstance(counts, dict) or not isinstance(counts.get("in"), dict):
         return pd.DataFrame(columns=["language", "rows_in", "rows_out"])
     side_in, side_out = counts["in"], counts.get("out") or {}
-    names = list(dict.fromkeys([*side_in, *side_out]))
-    df = pd.DataFrame(
-        {
-            "language": names,
-            "rows_in": [int(side_in.get(k, 0)) for k in names],
-            "rows_out": [int(side_out.get(k, 0)) for k in names],
-        }
-    )
+    if not isinstance(side_out, dict):
+        side_out = {}
+    langs = list(dict.fromkeys([*side_in, *side_out]))
+    try:
+        df = pd.DataFrame(
+            {
+                "language": langs,
+                "rows_in": [_count(side_in.get(k, 0)) for k in langs],
+                "rows_out": [_count(side_out.get(k, 0)) for k in langs],
+            }
+        )
+    except ValueError:
+        raise DataError(
+            f"{name(Path(run) / 'stats.json')}: 'languages' counts must be whole numbers"
+        ) from None
     return df.sort_values(["rows_in", "rows_out"], ascending=False, ignore_index=True)
 
 
 MANIFEST_COLUMNS = ("prompt_id", "prompt", "language", "seed", "steps", "cfg_scale", "sampler", "image_path")
+MANIFEST_NUMBERS = ("seed", "steps", "cfg_scale")
+MANIFEST_TEXT = ("suite", "prompt_id", "prompt", "negative_prompt", "language", "sampler")
+
+
+def _text(value: Any) -> str | None:
+    """A table value as text; None for a missing one (null, NaN)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _image(gen: str, root: str, value: Any, row: int, where: str) -> tuple[str | None, str | None]:
+    """``(image_file, None)`` for a servable ``image_path``, else ``(None, why not)``."""
+    found = inside(root, gen, value)
+    if found is not None:
+        return str(found), None
+    named = isinstance(value, str) and bool(value) and "\0" not in value
+    what = "is outside the runs folder" if named else "is not a file name"
+    return None, f"{where} row {row}: image_path {value!r:.200} {what}; not shown"
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def manifest(gen: str) -> pd.DataFrame:
-    """A generation's manifest plus ``image_file``: ``image_path`` resolved against the folder."""
+def manifest(gen: str, root: str | None = None) -> pd.DataFrame:
+    """A generation's manifest plus ``image_file`` and ``image_problem``.
+
+    ``image_file`` is ``image_path`` resolved against the generation folder, symlinks followed.
+    It is None when that leaves the runs folder ``root`` (default: the generation folder), by an
+    absolute path, ``..`` or a link out: the dashboards serve nothing else, and ``image_problem``
+    names the row instead.
+    """
     path = Path(gen) / "manifest.parquet"
-    df = _query("SELECT * FROM read_parquet(?)", [str(path)])
+    where = name(path)
+    df = _query("SELECT * FROM read_parquet(?)", [_scan(path)], path)
     missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
     if missing:
-        raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
-    df["image_file"] = [str(p if Path(p).is_absolute() else Path(gen) / p) for p in df["image_path"]]
+        raise DataError(f"{where}: missing column(s) {', '.join(missing)}")
+    for col in MANIFEST_NUMBERS:
+        if not pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
+            raise DataError(f"{where}: column {col} holds {df[col].dtype}, not numbers")
+        if df[col].isna().any():
+            raise DataError(
+                f"{where}: column {col} is empty in row {int(df[col].isna().to_numpy().argmax())}"
+            )
+    for col in (c for c in MANIFEST_TEXT if c in df.columns):  # shown and sorted as text
+        df[col] = [_text(v) or "" for v in df[col]]
+    images = [_image(gen, root or gen, v, i, where) for i, v in enumerate(df["image_path"])]
+    df["image_file"] = [f for f, _ in images]
+    df["image_problem"] = [p for _, p in images]
     return df
 
 
@@ -383,20 +474,25 @@ AUDIT_CORE = ("audit", "judge", "metric", "value", "n", "ci_low", "ci_high", "no
 def audit_rows(audit_dirs: tuple[str, ...], keywords: tuple[str, ...]) -> pd.DataFrame:
     """Rows of every audit table whose file name contains one of ``keywords``.
 
-    Adds ``run`` (the audit folder's name) so rows of two audit runs stay apart.
+    Adds ``run`` (the audit folder's name) so rows of two audit runs stay apart, and every
+    ``AUDIT_CORE`` column a table lacks (empty), so pages need not ask.
     """
     frames = []
     for folder in audit_dirs:
         for path in sorted(Path(folder).glob("*.parquet")):
-            if not any(k in path.stem for k in keywords):
+            if not path.is_file() or not any(k in path.stem for k in keywords):
                 continue
-            df = _query("SELECT * FROM read_parquet(?)", [str(path)])
+            df = _query("SELECT * FROM read_parquet(?)", [_scan(path)], path)
             missing = [c for c in ("metric", "value", "n") if c not in df.columns]
             if missing:
-                raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
-            for col in ("ci_low", "ci_high"):
+                raise DataError(f"{name(path)}: missing column(s) {', '.join(missing)}")
+            for col in ("value", "n", "ci_low", "ci_high"):
                 if col not in df:
                     df[col] = float("nan")
+                elif not pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
+                    raise DataError(f"{name(path)}: column {col} holds {df[col].dtype}, not numbers")
+            for col in ("audit", "judge", "metric", "note"):  # sorted and compared as text
+                df[col] = [_text(v) for v in df[col]] if col in df else None
             frames.append(df.assign(run=Path(folder).name))
     if not frames:
         return pd.DataFrame(columns=[*AUDIT_CORE, "run"])

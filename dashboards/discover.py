@@ -3,7 +3,8 @@
 Each area writes a marker the dashboards can recognise: ``world.json`` (world), ``stats.json``
 (curation run), ``manifest.parquet`` (generation), tidy ``*.parquet`` tables or ``report.html``
 (audit). We never descend into a recognised run, so a world with a million images costs one
-directory listing, not a million.
+directory listing, not a million. Nothing outside the runs folder is looked at: an entry that
+resolves out of it (a symlink to elsewhere) is skipped, as the dashboards serve only what is inside.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 MAX_DEPTH = 4
@@ -42,9 +44,11 @@ def audit_tables(folder: Path) -> list[Path]:
     """The tidy audit tables in ``folder`` (parquet files with metric/value/n columns)."""
     tables = []
     for path in sorted(folder.glob("*.parquet")):
+        if not path.is_file():  # a FIFO named *.parquet would block the read forever
+            continue
         try:
             names = set(pq.read_schema(path).names)
-        except (OSError, ValueError):
+        except (OSError, ValueError, pa.ArrowException):  # a corrupt or foreign file is no table
             continue
         if names >= AUDIT_COLUMNS:
             tables.append(path)
@@ -63,17 +67,28 @@ def _kind(folder: Path, files: set[str]) -> str | None:
     return None
 
 
+def _within(entry: os.DirEntry[str], top: Path) -> bool:
+    """Whether ``entry`` is a plain entry or a symlink that stays inside the runs folder ``top``."""
+    if not entry.is_symlink():
+        return True
+    try:
+        return Path(entry.path).resolve().is_relative_to(top)
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
+
+
 def discover(root: str | os.PathLike[str]) -> Runs:
     """Walk ``root`` (at most MAX_DEPTH levels) and classify every run folder found."""
     root = Path(root)
     found: dict[str, list[Path]] = {"world": [], "curation": [], "generation": [], "audit": []}
     if not root.is_dir():
         return Runs(root=root)
+    top = root.resolve()
     stack = [(root, 0)]
     while stack:
         folder, depth = stack.pop()
         try:
-            entries = list(os.scandir(folder))
+            entries = [e for e in os.scandir(folder) if _within(e, top)]
         except OSError:
             continue
         files = {e.name for e in entries if e.is_file()}

@@ -9,7 +9,6 @@ labels the image it shows (kept in its session), every label goes through the au
 from __future__ import annotations
 
 import getpass
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -50,7 +49,7 @@ with ui.friendly():
         st.info("Enter your name in the sidebar: labels are kept per annotator.")
         st.stop()
 
-    queue = candidates(data.manifest(str(gen)), limbed_only)
+    queue = candidates(data.manifest(str(gen), str(found.root)), limbed_only)
     store = labels.load(audit)
     mine = store[store["annotator"] == annotator]
     done = set(mine["image_path"])
@@ -65,7 +64,8 @@ with ui.friendly():
         st.info(note)
     labelled = int(queue["image_path"].isin(done).sum())
     st.progress(
-        labelled / max(len(queue), 1), text=f"{labelled} of {len(queue)} images labelled by {annotator}"
+        labelled / max(len(queue), 1),
+        text=f"{labelled} of {len(queue)} images labelled by {ui.literal(annotator)}",
     )
     if state.current is None:
         if labelled < len(queue):
@@ -74,18 +74,17 @@ with ui.friendly():
                 skipped.clear()
                 st.rerun()
         else:
-            st.success(f"All {len(queue)} images are labelled by {annotator}. Thank you!")
+            st.success(f"All {len(queue)} images are labelled by {ui.literal(annotator)}. Thank you!")
         st.stop()
 
     row = queue[queue["image_path"] == state.current].iloc[0]
     left, right = st.columns([2, 3])
     with left:
-        ui.image_cell(Path(row["image_file"]), f"`{row['image_path']}`")
+        ui.image_cell(row["image_file"], row["image_path"], row["image_problem"])
     with right:
-        st.markdown(f"**{row['prompt']}**")
-        st.caption(
-            f"{row['language']} · seed {row['seed']} · cfg {row['cfg_scale']:g} · {row['steps']} steps"
-        )
+        st.markdown(f"**{ui.literal(row['prompt'])}**")
+        made = f"{row['language']} · seed {row['seed']} · cfg {row['cfg_scale']:g} · {row['steps']} steps"
+        st.caption(ui.literal(made))
         with st.form("label", clear_on_submit=True, enter_to_submit=True, border=False):
             typed = st.text_input(
                 "Label number, then Enter",
@@ -103,18 +102,20 @@ with ui.friendly():
         if number.isdigit() and 1 <= int(number) <= len(LABELS):
             chosen = LABELS[int(number) - 1]
         else:
-            st.warning(f"{number!r} is not a label number (1-{len(LABELS)}).")
+            st.warning(ui.literal(f"{number!r} is not a label number (1-{len(LABELS)})."))
     if skip:
         skipped.add(state.current)
     if chosen is not None:
         try:
             previous = labels.save(audit, state.current, chosen, annotator)
         except T2IError as exc:
-            st.error(f"The label was not saved: {exc}")
+            st.error(f"The label was not saved: {ui.literal(exc)}")
             st.stop()
-        state.note = f"Saved **{chosen}** for `{state.current}`."
+        state.note = f"Saved **{chosen}** for {ui.literal(state.current)}."
         if previous:
-            state.note += f" You had labelled it **{previous}** before (another tab?); the latest is kept."
+            state.note += (
+                f" You had labelled it **{ui.literal(previous)}** before (another tab?); the latest is kept."
+            )
     if chosen is not None or skip:
         state.current = None
         st.rerun()

@@ -16,10 +16,8 @@ with ui.friendly():
     adherence = data.audit_rows(audits, ("language_bias",))
     culture = data.audit_rows(audits, ("culture",))
     if adherence.empty and culture.empty:
-        st.info(
-            "No `language_bias.parquet` or `culture.parquet` in the audit runs. "
-            + HINT.format(root=found.root)
-        )
+        st.info("No `language_bias.parquet` or `culture.parquet` in the audit runs. Create them with:")
+        st.code(HINT.format(root=found.root), language="bash")
         st.stop()
 
     st.subheader("Adherence by language")

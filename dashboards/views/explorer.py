@@ -49,7 +49,7 @@ with ui.friendly():
     filters = data.Filters(languages, domains, int(min_width), int(min_height), ranges, text)
     selected = data.summary(ds, filters)
     total, rows = everything.rows, selected.rows
-    st.metric("Rows selected", f"{rows:,}", help=f"of {total:,} rows in {ds.path}")
+    st.metric("Rows selected", f"{rows:,}", help=f"of {total:,} rows in {ui.literal(ds.path)}")
     if rows == 0:
         st.info("No rows match these filters.")
         st.stop()
@@ -58,7 +58,11 @@ with ui.friendly():
     with thumbs:
         sample = data.sample(ds, filters, 24)
         worlds = [str(p) for p in found.worlds]
-        paths = [world_image(worlds, h) for h in sample["hash"]] if "hash" in sample else [None] * len(sample)
+        paths = (
+            [world_image(worlds, h, found.root) for h in sample["hash"]]
+            if "hash" in sample
+            else [None] * len(sample)
+        )
         if not any(paths):
             st.info("No rendered images for these rows (a world made with `--no-images`?).")
         cols = st.columns(6)

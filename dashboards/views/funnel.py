@@ -46,7 +46,7 @@ with ui.friendly():
     ui.need(found.curations, "curation run", ui.CREATE_HINT.format(root=found.root).split("\n")[1])
     runs = list(found.curations)
     if len(runs) == 1:
-        st.caption(f"Run `{found.label(runs[0])}`")
+        st.caption(f"Run {ui.literal(found.label(runs[0]))}")
         show(runs[0])
     else:
         cols = st.columns(2)

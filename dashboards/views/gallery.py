@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
@@ -22,9 +20,9 @@ with ui.friendly():
     found = ui.runs()
     ui.need(found.generations, "generation", ui.CREATE_HINT.format(root=found.root).split("\n")[2])
     gen = ui.pick("Generation", found.generations, key="generation")
-    df = data.manifest(str(gen))
+    df = data.manifest(str(gen), str(found.root))
     if df.empty:
-        st.info(f"`{found.label(gen)}` has an empty manifest.")
+        st.info(f"{ui.literal(found.label(gen))} has an empty manifest.")
         st.stop()
     side = st.sidebar
     if "suite" in df and df["suite"].nunique() > 1:
@@ -44,25 +42,26 @@ with ui.friendly():
         concept_rows = concept_rows[concept_rows[a] == value]
 
     rows = concept_rows[concept_rows["language"] == language]
-    st.subheader(rows["prompt"].iloc[0] if len(rows) else concept)
+    st.subheader(ui.literal(rows["prompt"].iloc[0] if len(rows) else concept))
     if len(rows) and "negative_prompt" in rows and rows["negative_prompt"].iloc[0]:
-        st.caption(f"Negative prompt: {rows['negative_prompt'].iloc[0]}")
+        st.caption(f"Negative prompt: {ui.literal(rows['negative_prompt'].iloc[0])}")
     columns = sorted(rows[axis].unique())
     widths = [1] + [3] * len(columns) + [max(0, 12 - 3 * len(columns))]  # cells stay thumbnail-sized
     header = st.columns(widths)
     header[0].markdown("**seed**")
     for col, value in zip(header[1:], columns, strict=False):
-        col.markdown(f"**{axis} = {value}**")
+        col.markdown(f"**{axis} = {ui.literal(value)}**")
     for seed in sorted(rows["seed"].unique()):
         cells = st.columns(widths)
-        cells[0].markdown(f"`{seed}`")
+        cells[0].text(str(seed))
         for col, value in zip(cells[1:], columns, strict=False):
             hit = rows[(rows["seed"] == seed) & (rows[axis] == value)]
             with col:
                 if hit.empty:
                     st.caption("—")
                 else:
-                    ui.image_cell(Path(hit["image_file"].iloc[0]), params(hit.iloc[0]))
+                    cell = hit.iloc[0]
+                    ui.image_cell(cell["image_file"], params(cell), cell["image_problem"])
 
     st.subheader("Across languages")
     first = concept_rows.sort_values(["language", "seed", axis]).groupby("language").head(1)
@@ -70,4 +69,5 @@ with ui.friendly():
         st.caption("This prompt was generated in one language only.")
     for col, (_, row) in zip(st.columns(max(len(first), 4)), first.iterrows(), strict=False):
         with col:
-            ui.image_cell(Path(row["image_file"]), f"{row['language']}: {row['prompt']} · {params(row)}")
+            caption = f"{row['language']}: {row['prompt']} · {params(row)}"
+            ui.image_cell(row["image_file"], caption, row["image_problem"])

@@ -9,15 +9,13 @@ from t2iscope.dashboards import ui
 st.title("t2iscope runs")
 with ui.friendly():
     found = ui.runs()
-    st.caption(f"Runs folder: `{found.root}`")
+    st.caption(f"Runs folder: {ui.literal(found.root)}")
     if not found.root.is_dir():
-        st.warning(f"`{found.root}` is not a folder. Start the dashboard on the folder your runs are in.")
+        where = ui.literal(found.root)
+        st.warning(f"{where} is not a folder. Start the dashboard on the folder your runs are in.")
     elif found.empty:
-        st.info(
-            "This folder holds no runs yet. Create some with:\n\n```\n"
-            + ui.CREATE_HINT.format(root=found.root)
-            + "\n```\nthen reload this page."
-        )
+        st.info("This folder holds no runs yet. Create some with these, then reload this page:")
+        st.code(ui.CREATE_HINT.format(root=found.root), language="bash")
     else:
         kinds = {
             "Worlds": found.worlds,
@@ -28,4 +26,4 @@ with ui.friendly():
         for col, (name, paths) in zip(st.columns(len(kinds)), kinds.items(), strict=True):
             col.metric(name, len(paths))
             for path in paths:
-                col.write(f"`{found.label(path)}`")
+                col.text(found.label(path))

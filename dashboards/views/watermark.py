@@ -14,10 +14,8 @@ with ui.friendly():
     ui.need(found.audits, "audit run", HINT.format(root=found.root))
     rows = data.audit_rows(tuple(map(str, found.audits)), ("watermark",))
     if rows.empty:
-        st.info(
-            "No watermark audit table (`watermark.parquet`) in the audit runs. "
-            + HINT.format(root=found.root)
-        )
+        st.info("No watermark audit table (`watermark.parquet`) in the audit runs. Create one with:")
+        st.code(HINT.format(root=found.root), language="bash")
         st.stop()
     metric = audit_view.pick_metric(rows, ["bit_accuracy", "accuracy"], key="metric")
     if metric:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fixture_runs import make_audit, make_curation, make_generation, make_world
+from fixture_runs import make_audit, make_curation, make_generation, make_hostile, make_world
 
 from t2iscope.cli import main
 
@@ -47,6 +47,14 @@ def real_runs(runs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(runs_dir / "gen", root / "gen")
     shutil.copytree(runs_dir / "audit", root / "audit")
     return root
+
+
+@pytest.fixture(scope="session")
+def hostile_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A runs folder with Markdown/HTML in every shown text, and the image outside it that its
+    manifest points at (fixture_runs.make_hostile)."""
+    root = tmp_path_factory.mktemp("hostile") / "runs"
+    return root, make_hostile(root)
 
 
 @pytest.fixture

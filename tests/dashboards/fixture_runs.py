@@ -200,3 +200,63 @@ def make_audit(root: Path) -> dict[str, pd.DataFrame]:
         fileio.write_parquet(root / f"{name}.parquet", table)
     fileio.write_text(root / "report.html", "<html><body>report</body></html>")
     return tables
+
+
+# Text a hostile run folder carries in every field the pages show. Rendered as Markdown or HTML
+# it would make the viewer's browser fetch from MARK (and draw links, bold, colors, math).
+MARK = "pwned.invalid"
+PAYLOAD = (
+    f"![md](http://{MARK}/md.png) <img src='http://{MARK}/html.png'> [link](http://{MARK}/a) "
+    f"www.{MARK} **bold** :red[red] $x^2$ `code` # head"
+)
+# Folder and file names cannot hold "/": a relative image, which the dashboard's own server
+# would be asked for, is the same attack. Its backticks break out of a naive `code span`.
+NAME = "x` ![md](PWNED.png) <img src=PWNED.png> :red[x] `y"
+
+
+def make_hostile(root: Path) -> Path:
+    """A runs folder whose every shown text is PAYLOAD (or NAME for folder names), with
+    manifest rows whose image_path leaves the folder (absolute, ``..``, a symlink out).
+
+    Returns the image outside the folder that no page may show.
+    """
+    outside = root.parent / f"{root.name}-outside" / "secret.png"
+    _png(outside, (255, 0, 0))
+    meta = make_world(root / f"world {NAME}")
+    meta = meta.assign(TEXT=[f"{PAYLOAD} #{i}" for i in range(len(meta))], LANGUAGE=PAYLOAD)
+    fileio.write_parquet(root / f"world {NAME}" / "metadata" / "part-00000.parquet", meta)
+    kept = meta.assign(lang=PAYLOAD, domain=PAYLOAD, lang_score=0.9)
+    run = root / f"curated {NAME}"
+    fileio.write_parquet(run / "kept" / "part-00000.parquet", kept)
+    stage = {"stage": PAYLOAD, "rows_in": len(kept) + 5, "rows_out": len(kept), "dropped": {PAYLOAD: 5}}
+    languages = {"in": {PAYLOAD: len(kept) + 5}, "out": {PAYLOAD: len(kept)}}
+    fileio.write_json(run / "stats.json", {"stages": [stage], "languages": languages})
+
+    gen = root / f"gen {NAME}"
+    manifest = make_generation(gen)
+    manifest = manifest.assign(
+        suite=[PAYLOAD if i % 2 else "plain" for i in range(len(manifest))],
+        prompt_id=[f"{PAYLOAD} {p}" for p in manifest["prompt_id"]],
+        prompt=PAYLOAD,
+        negative_prompt=PAYLOAD,
+        tags=PAYLOAD,
+        sampler=PAYLOAD,
+        language=[PAYLOAD if lang == "en" else lang for lang in manifest["language"]],
+    )
+    (gen / "images" / "link.png").symlink_to(outside)
+    escapes = [str(outside), f"../../{outside.parent.name}/secret.png", "images/link.png"]
+    for i, bad in enumerate(escapes):  # spread over both suites and both languages
+        manifest.loc[i * 5, "image_path"] = bad
+    fileio.write_parquet(gen / "manifest.parquet", manifest)
+
+    audit = root / f"audit {NAME}"
+    tables = make_audit(audit)
+    bias = tables["language_bias"].assign(note=PAYLOAD)  # shown beside its skipped count
+    fileio.write_parquet(audit / "language_bias.parquet", bias)
+    marks = tables["watermark"].assign(attack=["jpeg", PAYLOAD] * (len(tables["watermark"]) // 2) + ["jpeg"])
+    fileio.write_parquet(audit / "watermark.parquet", marks.rename(columns={"attack": PAYLOAD}))
+    limbs = tables["limbs"].rename(columns={"by": PAYLOAD}).assign(note=PAYLOAD)
+    limbs.loc[0, "level"] = PAYLOAD
+    extra = limbs.iloc[:2].assign(metric=["skipped", PAYLOAD], value=[3.0, 0.5])
+    fileio.write_parquet(audit / "limbs.parquet", pd.concat([limbs, extra], ignore_index=True))
+    return outside

@@ -54,7 +54,7 @@ def test_label_by_number_then_by_button_then_resume(runs: Path):
     ]
     again = tab()  # a new session resumes after what this annotator already labelled
     assert shown(again) == manifest["image_path"].iloc[2]
-    assert f"2 of {len(manifest)} images labelled by ann" in again.get("progress")[0].proto.text
+    assert f"2 of {len(manifest)} images labelled by `ann`" in again.get("progress")[0].proto.text
 
 
 def test_two_tabs_label_the_same_image(runs: Path):
@@ -66,7 +66,7 @@ def test_two_tabs_label_the_same_image(runs: Path):
     stored = load_labels(runs / "audit")
     assert stored["label"].tolist() == ["correct legs", "no subject"]  # both kept, none lost
     assert set(stored["image_path"]) == {image}
-    assert "You had labelled it **correct legs** before" in b.info[0].value  # a friendly note
+    assert "You had labelled it **`correct legs`** before" in b.info[0].value  # a friendly note
     assert labels.load(runs / "audit")["label"].tolist() == ["no subject"]  # the latest wins
 
 
@@ -103,7 +103,7 @@ def test_skip_then_everything_labelled(runs: Path):
     at.button(key="revisit").click().run()
     assert shown(at) == manifest["image_path"].iloc[0]
     press(at, "5 ·")
-    assert f"All {len(manifest)} images are labelled by ann" in at.success[0].value
+    assert f"All {len(manifest)} images are labelled by `ann`" in at.success[0].value
 
 
 def test_without_an_audit_run_it_says_what_to_run(runs_dir: Path, tmp_path: Path, use_runs):
@@ -111,4 +111,4 @@ def test_without_an_audit_run_it_says_what_to_run(runs_dir: Path, tmp_path: Path
     use_runs(tmp_path)
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     at.switch_page("views/annotate.py").run()
-    assert "t2iscope evaluate run" in at.info[0].value
+    assert "t2iscope evaluate run" in at.code[0].value

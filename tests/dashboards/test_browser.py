@@ -7,6 +7,7 @@ downloaded: the test uses /usr/bin/chromium (apt-get install chromium).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -20,7 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from fixture_runs import MARK, PAYLOAD
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from t2iscope.dashboards import labels
 
@@ -56,11 +58,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def served(real_runs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """The dashboards over a copy of the real-CLI runs (labels get written), on a free port."""
-    root = tmp_path_factory.mktemp("served") / "runs"
-    shutil.copytree(real_runs, root)
+@contextlib.contextmanager
+def serve(root: Path) -> Iterator[str]:
+    """`t2iscope dashboard ROOT` on a free port; yields its URL once it answers."""
     port = free_port()
     cmd = [sys.executable, "-m", "t2iscope.cli", "dashboard", str(root), "--port", str(port)]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -77,21 +77,39 @@ def served(real_runs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "server exited"
             assert time.monotonic() < deadline, "dashboard server did not come up"
             time.sleep(0.5)
-        yield url, root
+        yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the CLI and the streamlit server it started
+        os.killpg(proc.pid, signal.SIGTERM)  # the CLI, which stops the streamlit server it started
         proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
-def page(served: tuple[str, Path]) -> Iterator[Page]:
+def served(real_runs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The dashboards over a copy of the real-CLI runs (labels get written), on a free port."""
+    root = tmp_path_factory.mktemp("served") / "runs"
+    shutil.copytree(real_runs, root)
+    with serve(root) as url:
+        yield url, root
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-        ctx.set_default_timeout(60_000)
         expect.set_options(timeout=60_000)  # first queries of a cold server on a shared 2-core box
-        yield ctx.new_page()
+        yield browser
         browser.close()
+
+
+def new_page(browser: Browser) -> Page:
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    ctx.set_default_timeout(60_000)
+    return ctx.new_page()
+
+
+@pytest.fixture(scope="module")
+def page(browser: Browser, served: tuple[str, Path]) -> Page:
+    return new_page(browser)
 
 
 def settle(page: Page) -> None:
@@ -154,3 +172,28 @@ def test_label_an_image(page: Page, served: tuple[str, Path]):
     stored = labels.load(root / "audit")
     assert stored["label"].tolist() == ["too few legs"]
     shoot(page, "annotate")
+
+
+def test_file_text_never_reaches_the_browser_as_markup(browser: Browser, hostile_runs: tuple[Path, Path]):
+    """Markdown and HTML in prompts, captions, stage names, column and folder names stay text:
+    no page makes the browser fetch from the payload's host (or ask the dashboard for PWNED.png),
+    and no image or link points there."""
+    root, outside = hostile_runs
+    page = new_page(browser)
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    with serve(root) as url:
+        for name in PAGES:
+            open_page(page, url, name)
+            page.wait_for_timeout(1000)  # let images and fonts load, as they would for a viewer
+            for selector in ("img[src]", "a[href]"):
+                targets = page.locator(selector).evaluate_all(
+                    "els => els.map(e => e.getAttribute('src') || e.getAttribute('href'))"
+                )
+                assert not [t for t in targets if MARK in t or "PWNED" in t], (name, targets)
+            if name in ("gallery", "annotate"):  # the prompt, shown literally
+                expect(page.get_by_text(PAYLOAD).first).to_be_visible()
+            if name == "gallery":
+                expect(page.get_by_text("outside the runs folder").first).to_be_visible()
+    assert not [r for r in requests if MARK in r or "PWNED" in r]
+    assert not [r for r in requests if outside.name in r]

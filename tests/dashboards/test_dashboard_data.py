@@ -131,11 +131,11 @@ def test_bad_stats_are_data_errors(tmp_path):
 
 
 def test_manifest_resolves_images_and_checks_columns(runs_dir, tmp_path):
-    df = data.manifest(str(runs_dir / "gen"))
-    assert all(Path(p).is_file() for p in df["image_file"])
+    df = data.manifest(str(runs_dir / "gen"), str(runs_dir))
+    assert all(Path(p).is_file() for p in df["image_file"]) and not any(df["image_problem"])
     pd.DataFrame({"prompt": ["x"]}).to_parquet(tmp_path / "manifest.parquet")
     with pytest.raises(DataError, match="missing column"):
-        data.manifest(str(tmp_path))
+        data.manifest(str(tmp_path), str(tmp_path))
 
 
 def test_audit_rows_by_keyword(runs_dir):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pandas as pd
 import pytest
-from fixture_runs import APP, DOMAINS
+from fixture_runs import APP, DOMAINS, NAME, PAYLOAD
 from streamlit.testing.v1 import AppTest
 
 
@@ -23,14 +24,14 @@ def texts(at: AppTest) -> str:
         for kind in ("markdown", "caption", "info", "error", "warning", "success")
         for e in at.get(kind)
     ]
-    return "\n".join(str(p) for p in parts)
+    return "\n".join(plain(str(p)) for p in parts)
 
 
 def test_overview_lists_every_run(runs_dir, use_runs):
     use_runs(runs_dir)
     at = open_page("views/overview.py")
     assert [m.value for m in at.metric] == ["1", "1", "1", "1"]
-    assert "`curated`" in texts(at)
+    assert "curated" in [t.value for t in at.text]
 
 
 def test_empty_folder_says_what_to_run(tmp_path, use_runs):
@@ -43,7 +44,7 @@ def test_empty_folder_says_what_to_run(tmp_path, use_runs):
         "views/bias.py",
     ):
         at = open_page(page)
-        assert "t2iscope" in "\n".join(e.value for e in at.info), page
+        assert at.info and "t2iscope" in at.code[0].value, page
         assert not at.error
 
 
@@ -121,10 +122,10 @@ def test_gallery_grid_and_languages(runs_dir, use_runs):
     manifest = pd.read_parquet(runs_dir / "gen" / "manifest.parquet")
     at = open_page("views/gallery.py")
     dog_en = manifest[(manifest["prompt_id"] == "dog") & (manifest["language"] == "en")]
-    assert at.subheader[0].value == dog_en["prompt"].iloc[0]
-    headers = [m.value for m in at.markdown if m.value.startswith("**cfg_scale")]
+    assert plain(at.subheader[0].value) == dog_en["prompt"].iloc[0]
+    headers = [plain(m.value) for m in at.markdown if m.value.startswith("**cfg_scale")]
     assert headers == [f"**cfg_scale = {v}**" for v in sorted(dog_en["cfg_scale"].unique())]
-    captions = [c for image in at.image for c in image.captions]
+    captions = [plain(c) for image in at.image for c in image.captions]
     grid = {
         f"seed {r.seed} · cfg {r.cfg_scale:g} · {r.steps} steps · {r.sampler}" for r in dog_en.itertuples()
     }
@@ -190,3 +191,107 @@ def test_audit_pages_without_their_table(runs_dir, use_runs, tmp_path):
     at = open_page("views/watermark.py")
     assert "No watermark audit table" in at.info[0].value
     assert not at.error
+
+
+PAGES = ("overview", "explorer", "funnel", "gallery", "bias", "limbs", "watermark", "annotate")
+# Proto fields Streamlit renders as Markdown: bodies of markdown/caption/alerts/headings, widget
+# and metric labels, tooltips, image captions, progress text, tab and expander labels.
+MARKDOWN_FIELDS = {"body", "label", "help", "caption", "text"}
+
+
+def markdown_sources(at: AppTest) -> list[str]:
+    """Every string of the page that Streamlit will render as Markdown."""
+    found: list[str] = []
+
+    def fields(msg) -> None:
+        if type(msg).__name__ in ("Text", "Code"):  # st.text / st.code render no Markdown
+            return
+        for field, value in msg.ListFields():
+            if field.message_type is not None:
+                for sub in [value] if hasattr(value, "ListFields") else value:
+                    fields(sub)
+            elif field.name in MARKDOWN_FIELDS and isinstance(value, str):
+                found.append(value)
+
+    def walk(node) -> None:
+        if getattr(node, "proto", None) is not None:
+            fields(node.proto)
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return found
+
+
+CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.*?)(?<!`)\1(?!`)", re.S)
+
+
+def _content(span: re.Match) -> str:
+    body = span.group(2)
+    return body[1:-1] if body[:1] == body[-1:] == " " and body.strip(" ") else body
+
+
+def plain(source: str) -> str:
+    """What the browser shows of ``source`` where its code spans are concerned."""
+    return CODE_SPAN.sub(_content, source)
+
+
+def outside_code(source: str) -> str:
+    """``source`` without its code spans: the part that Markdown parses."""
+    return CODE_SPAN.sub("", source)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_file_text_is_shown_as_text(hostile_runs, use_runs, page):
+    root, _ = hostile_runs
+    use_runs(root)
+    at = open_page(f"views/{page}.py")
+    if page == "limbs":
+        at.selectbox(key="metric").select(PAYLOAD).run()
+    sources = markdown_sources(at)
+    assert sources
+    for source in sources:
+        parsed = outside_code(source)
+        assert not any(s in parsed for s in ("](", "<", ":red[", "$x", "www.", "http", "PWNED")), source
+    shown = {plain(s) for s in sources}
+    if page in ("gallery", "annotate"):
+        assert any(PAYLOAD in p for p in shown)  # the prompt, literally
+    if page in ("explorer", "funnel", "overview"):
+        assert any(NAME in p for p in shown) or NAME in "\n".join(str(t.value) for t in at.text)
+    assert not at.exception
+
+
+def test_gallery_refuses_images_outside_the_runs_folder(hostile_runs, use_runs):
+    root, _ = hostile_runs
+    use_runs(root)
+    manifest = pd.read_parquet(next(root.glob("gen */manifest.parquet")))
+    bad = [i for i, p in enumerate(manifest["image_path"]) if p.startswith("/") or ".." in p or "link" in p]
+    assert len(bad) == 3
+    at = open_page("views/gallery.py")
+    warned, shown = [], 0
+    for suite in at.selectbox(key="suite").options:
+        at.selectbox(key="suite").select(suite).run()
+        for prompt in at.selectbox(key="prompt_id").options:
+            at.selectbox(key="prompt_id").select(prompt).run()
+            for language in at.selectbox(key="language").options:
+                at.selectbox(key="language").select(language).run()
+                assert not at.error and not at.exception
+                warned += [plain(w.value) for w in at.warning]
+                shown += len(at.image)
+    for row in bad:  # one line naming the row, in place of the image
+        said = f"manifest.parquet row {row}: image_path"
+        assert any(said in w and "outside the runs folder" in w for w in warned), row
+    assert shown  # the images inside the folder still show
+
+
+def test_audit_table_with_only_metric_value_n(tmp_path, use_runs):
+    """A foreign tidy table (no judge, no intervals) is drawn, not a KeyError."""
+    table = pd.DataFrame(
+        {"metric": ["bit_accuracy"] * 2, "value": [0.9, 0.8], "n": [10, 10], "strength": [0.1, 0.5]}
+    )
+    (tmp_path / "audit").mkdir()
+    table.to_parquet(tmp_path / "audit" / "watermark.parquet")
+    use_runs(tmp_path)
+    at = open_page("views/watermark.py")
+    assert not at.error
+    assert at.dataframe[0].value["value"].tolist() == [0.9, 0.8]
