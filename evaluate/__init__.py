@@ -9,5 +9,7 @@ The flow, one module each:
   with ``tables`` (value, n, 95% interval; counted skips as rows) and ``stats``;
 - ``attacks`` are the image transforms of the watermark audit; ``urls`` and ``shift`` serve the
   data audits; ``labels`` stores human labels the dashboard writes;
+- ``folder`` is the audit folder's layout: how a run replaces the previous one (staged, run.json
+  last) and how readers get exactly the run's tables;
 - ``report`` renders an audit folder into one self-contained HTML file.
 """

@@ -36,12 +36,20 @@ def evaluate() -> None:
 @click.option("--judge", default=None, help="Override the config's judge (world or clip).")
 @click.option("--clip-config", default=None, help="open_clip model name or config .json (clip judge).")
 @click.option("--clip-checkpoint", default=None, help="Local weights file for --clip-config (clip judge).")
+@click.option("--overwrite", is_flag=True, help="Replace a different audit run already in --out.")
 def run(
-    config: str, out: str, judge: str | None, clip_config: str | None, clip_checkpoint: str | None
+    config: str,
+    out: str,
+    judge: str | None,
+    clip_config: str | None,
+    clip_checkpoint: str | None,
+    overwrite: bool,
 ) -> None:
     """Run the audits AUDIT.yaml names; write one tidy <audit>.parquet each into OUT.
 
-    Paths inside AUDIT.yaml are relative to the current directory.
+    Paths inside AUDIT.yaml are relative to the current directory. OUT then holds exactly this
+    run: a rerun of the same config replaces it, a different one needs --overwrite; either way the
+    previous run stays until every audit of the new one has succeeded.
     """
     from t2iscope.evaluate.config import load_config
     from t2iscope.evaluate.runner import run_audits
@@ -50,7 +58,7 @@ def run(
     options = {k: v for k, v in (("clip_config", clip_config), ("clip_checkpoint", clip_checkpoint)) if v}
     if judge or options:
         cfg = cfg.with_judge(judge, options)
-    written = run_audits(cfg, out)
+    written = run_audits(cfg, out, overwrite=overwrite)
     for name, path in written.items():
         click.echo(f"{name}: {path}")
 
@@ -61,7 +69,10 @@ def run(
 @click.argument("audit_dir", metavar="AUDIT_DIR", type=click.Path(file_okay=False))
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="Default: AUDIT_DIR/report.html.")
 def report(audit_dir: str, out: str | None) -> None:
-    """Write one self-contained HTML report (plots inline, no network) for an audit folder."""
+    """Write one self-contained HTML report (plots inline, no network) for an audit folder.
+
+    It shows exactly the audits its run.json lists.
+    """
     from t2iscope.evaluate.report import build_report
 
     click.echo(str(build_report(audit_dir, out)))

@@ -20,11 +20,13 @@ before any work.
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from t2iscope.config import bind_params, load_yaml, location, parse
+from t2iscope.config import NonNegInt, bind_params, load_yaml, location, parse
 from t2iscope.errors import ConfigError
 from t2iscope.evaluate.audits import AUDITS
 from t2iscope.evaluate.context import Inputs
@@ -48,7 +50,7 @@ class _AuditFile:
     audits: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     judge: str = "world"
     judge_options: dict[str, Any] | None = None
-    seed: int = 0
+    seed: NonNegInt = 0  # numpy's generators take no negative seed
     inputs: _InputsEntry | None = None
 
 
@@ -76,6 +78,20 @@ class AuditConfig:
             },
             "audits": {name: params for name, params in self.audits},
         }
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two runs the same run: the resolved config with its input paths made absolute.
+
+        ``run.json`` records it; a rerun into the folder compares against it (``folder.prepare``).
+        """
+        data = self.to_dict()
+        for key, value in data["inputs"].items():
+            if isinstance(value, list):
+                data["inputs"][key] = [os.path.abspath(p) for p in value]
+            elif value is not None:
+                data["inputs"][key] = os.path.abspath(value)
+        # as run.json will hold it (YAML dates and integer keys turn into strings), so the two compare equal
+        return json.loads(json.dumps(data, sort_keys=True, default=str))
 
     def with_judge(self, judge: str | None, options: dict[str, Any]) -> AuditConfig:
         """Command-line overrides of the judge (and its options)."""

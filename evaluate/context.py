@@ -4,6 +4,9 @@ Judging a generation run is the expensive step, and three audits (language bias,
 need the same judgments, so the context judges each manifest once and writes the per-image
 answers to ``judgments.parquet`` beside the audit tables: every figure in the report can be
 traced back to the image rows that produced it.
+
+A manifest's ``image_path`` values become file paths, so each must name a file inside its
+generation folder: absolute paths, ``..`` and links that resolve outside are refused.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from t2iscope import fileio
@@ -27,6 +32,12 @@ from t2iscope.evaluate.parquet_inputs import curation_parts, parquet_files
 from t2iscope.evaluate.vocab import requested
 
 MANIFEST_COLUMNS = ("prompt_id", "prompt", "language", "seed", "steps", "cfg_scale", "sampler", "image_path")
+# What the audits do with each column: text they compare or parse, numbers they group by, tags they read
+MANIFEST_TYPES = {
+    **dict.fromkeys(("prompt_id", "prompt", "language", "sampler", "image_path"), "text"),
+    **dict.fromkeys(("seed", "steps", "cfg_scale"), "numbers"),
+    "tags": "a list of words",
+}
 JUDGE_BATCH = 64
 
 
@@ -79,15 +90,26 @@ class Inputs:
                     check(path)
                 except DataError as exc:
                     raise ConfigError(f"{location(source, ('inputs', *loc))}: {exc}") from None
+                except OSError as exc:  # a name too long for the file system, a folder it may not list
+                    raise ConfigError(
+                        f"{location(source, ('inputs', *loc))}: {path}: {exc.strerror}"
+                    ) from None
 
 
 @dataclass
 class AuditContext:
+    """Inputs, judge and shared work of one run.
+
+    ``out`` is the audit folder (audits read its human labels); ``staging`` where this run writes
+    (the runner's staging folder; ``out`` when unset).
+    """
+
     inputs: Inputs
     judge_name: str = "world"
     judge_options: dict[str, Any] = field(default_factory=dict)
     out: Path | None = None
     seed: int = 0
+    staging: Path | None = None
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def require(self, name: str, audit: str) -> Any:
@@ -131,8 +153,9 @@ class AuditContext:
         """
         if "judged" not in self._cache:
             df = judge_manifest(self.manifest(), self.judge())
-            if self.out is not None:
-                fileio.write_parquet(self.out / "judgments.parquet", df)
+            dest = self.staging or self.out
+            if dest is not None:
+                fileio.write_parquet(dest / "judgments.parquet", df)
             self._cache["judged"] = df
         return self._cache["judged"]
 
@@ -163,20 +186,67 @@ CHECKS: dict[str, Callable[[Path], object]] = {
 
 
 def load_manifest(gen_dir: str | Path) -> pd.DataFrame:
-    """Read ``G/manifest.parquet``; resolve image paths relative to G; refuse empty or malformed."""
+    """Read ``G/manifest.parquet``; image paths become files in G (``image_file``); refuse malformed.
+
+    DataError for an empty manifest, a missing column, a column of another type than the audits
+    read (``MANIFEST_TYPES``), or an ``image_path`` that is not a relative path staying inside G
+    (see :func:`image_file`).
+    """
     path = check_generation(gen_dir)
     try:
-        df = pd.read_parquet(path)
+        table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise DataError(f"{path}: unreadable parquet ({type(exc).__name__})") from None
-    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
+    missing = [c for c in MANIFEST_COLUMNS if c not in table.column_names]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
-    if df.empty:
+    if table.num_rows == 0:
         raise DataError(f"{path}: the manifest has no rows (empty suite?)")
+    for name in table.column_names:
+        kind = table.schema.field(name).type
+        expected = MANIFEST_TYPES.get(name)
+        if expected is not None and not _is_type(kind, expected):
+            raise DataError(f"{path}: column {name} holds {kind}, expected {expected}")
+    df = table.to_pandas()
     root = Path(gen_dir)
-    df["image_file"] = [str(p if Path(p).is_absolute() else root / p) for p in df["image_path"]]
-    return df.reset_index(drop=True)
+    inside = root.resolve()
+    df = df.reset_index(drop=True)
+    df["image_file"] = [str(image_file(path, root, inside, i, v)) for i, v in enumerate(df["image_path"])]
+    return df
+
+
+def _is_type(kind: pa.DataType, expected: str) -> bool:
+    text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    if expected == "text":
+        return text
+    if expected == "numbers":
+        return pa.types.is_integer(kind) or pa.types.is_floating(kind)
+    # "a list of words" (tags): a list of words, one word, or none at all
+    listed = pa.types.is_list(kind) or pa.types.is_large_list(kind)
+    words = listed and (pa.types.is_string(kind.value_type) or pa.types.is_null(kind.value_type))
+    return text or words or pa.types.is_null(kind)
+
+
+def image_file(manifest: Path, root: Path, inside: Path, row: int, value: Any) -> Path:
+    """Row ``row``'s (from 0) ``image_path`` as a file under ``root``; DataError unless it stays there.
+
+    ``inside`` is ``root`` resolved: the path, its links followed, must resolve under it. A missing
+    file is fine here (the audits count it as a skip); one outside the folder is never read.
+    """
+    where = f"{manifest}: row {row}, column image_path"
+    if not isinstance(value, str) or not value.strip() or "\0" in value:
+        raise DataError(f"{where}: expected a file path relative to {root}, got {value!r}")
+    rel = Path(value)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise DataError(f"{where}: {value!r} leaves the generation folder (paths are relative to {root})")
+    path = root / rel
+    try:
+        target = path.resolve()
+    except (RuntimeError, OSError):  # a link loop (RuntimeError on Python 3.11)
+        raise DataError(f"{where}: {value!r} is a link that does not resolve") from None
+    if not target.is_relative_to(inside):
+        raise DataError(f"{where}: {value!r} is a link to a file outside the generation folder {root}")
+    return path
 
 
 def tagged(tags: Any) -> dict[str, str | None] | None:

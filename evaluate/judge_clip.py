@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from t2iscope.curate.world import spec
-from t2iscope.errors import ConfigError
+from t2iscope.errors import ConfigError, DataError
 from t2iscope.evaluate.judges import judge
 from t2iscope.paths import models_dir
 
@@ -90,6 +90,25 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
 
 
+def check_device(device: str) -> None:
+    """ConfigError unless torch can run on ``device`` here (else loading would blame the weights)."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(
+            f"clip judge: device {device!r} is not a torch device (cpu, cuda, cuda:1, mps)"
+        ) from None
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available() and (dev.index or 0) < torch.cuda.device_count(),
+        "mps": torch.backends.mps.is_available(),
+    }
+    if not available.get(dev.type, False):
+        raise ConfigError(f"clip judge: device {device!r} is not available here")
+
+
 class ClipJudge:
     """Zero-shot judge over an open_clip model; also scores text-image agreement."""
 
@@ -103,6 +122,7 @@ class ClipJudge:
 
         if (clip_config is None) != (clip_checkpoint is None):
             raise ConfigError("clip judge: give both clip_config and clip_checkpoint, or neither")
+        check_device(device)
         if clip_config is None:
             clip = embedded_clip(device)
             model, preprocess, tokenizer = clip.model, clip.preprocess, clip.tokenizer
@@ -117,7 +137,8 @@ class ClipJudge:
                     name, pretrained=str(ckpt_path), device=device
                 )
             except Exception as exc:  # torch, safetensors and open_clip each raise their own types
-                raise ConfigError(
+                # the file is there but damaged or of another model: a bad file, as in t2iscope.weights
+                raise DataError(
                     f"{ckpt_path}: cannot load as open_clip {name!r} ({type(exc).__name__})"
                 ) from None
             tokenizer = open_clip.get_tokenizer(name)

@@ -11,10 +11,11 @@ functions below.
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
-import json
 import math
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -25,8 +26,10 @@ import pandas as pd
 
 from t2iscope import __version__, fileio
 from t2iscope.errors import DataError
-from t2iscope.evaluate.audits import AUDITS, Audit
+from t2iscope.evaluate.audits import Audit
+from t2iscope.evaluate.folder import REPORT, FinishedRun, read_record, read_run, table_name
 from t2iscope.evaluate.tables import SKIPPED
+from t2iscope.locks import output_lock
 
 # ---- formatting -----------------------------------------------------------------------------------
 
@@ -104,7 +107,8 @@ def bars(df: pd.DataFrame, label: str, title: str, ylabel: str) -> str:
     fig, ax = plt.subplots(figsize=(min(11, 1.2 + 0.55 * len(df)), 3.0))
     lo = (df["value"] - df["ci_low"]).clip(lower=0).fillna(0)
     hi = (df["ci_high"] - df["value"]).clip(lower=0).fillna(0)
-    ax.bar(df[label].map(plain), df["value"], yerr=[lo, hi], color="#3b6ea5", capsize=3)
+    # arrays, not Series: matplotlib calls float() on one-element Series, which pandas deprecates
+    ax.bar(df[label].map(plain), df["value"], yerr=[lo.to_numpy(), hi.to_numpy()], color="#3b6ea5", capsize=3)
     ax.set_title(plain(title), fontsize=10)
     ax.set_ylabel(ylabel)
     ax.tick_params(axis="x", labelrotation=45, labelsize=8)
@@ -267,45 +271,70 @@ def headline(audit: Audit, df: pd.DataFrame) -> str:
 
 
 def build_report(audit_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Write ``report.html`` for an audit folder and return its path."""
+    """Write ``report.html`` for the finished run in an audit folder and return its path.
+
+    Shows exactly the audits run.json lists (``folder.read_run``); holds the folder's lock while it
+    reads and writes, so a run replacing the folder cannot change it halfway.
+    """
     root = Path(audit_dir)
-    paths = [(a, root / f"{a.name}.parquet") for a in AUDITS.in_report_order()]
-    tables = [(audit, pd.read_parquet(path)) for audit, path in paths if path.is_file()]
-    if not tables:
-        raise DataError(f"{root}: no audit tables (<audit>.parquet); run `t2iscope evaluate run` first")
-    run = json.loads((root / "run.json").read_text()) if (root / "run.json").is_file() else {}
-    skips = pd.concat([t[t["metric"] == SKIPPED] for _, t in tables], ignore_index=True)
-    body = [
-        "<section><h2>Summary</h2><div class='cards'>"
-        + "".join(headline(audit, t) for audit, t in tables)
-        + "</div>"
-    ]
-    if skips.empty:
+    read_record(root)  # a folder with no finished run is refused before it is locked
+    with output_lock(root):
+        run = read_run(root)
+        page = render(run)
+        dest = Path(out) if out else root / REPORT
+        fileio.write_text(dest, page)
+    return dest
+
+
+def render(run: FinishedRun) -> str:
+    """The report page of a finished run."""
+    root, tables = run.root, run.tables
+    skips, cards, sections = [], [], []
+    for audit, df in tables:
+        with _table_problems(root, audit):
+            skipped = df[df["metric"] == SKIPPED]
+            skips.append(skipped.assign(count=skipped["value"].astype(int)))  # a skip counts inputs
+            cards.append(headline(audit, df))
+            judge = ", ".join(sorted(set(df["judge"].astype(str))))
+            sections.append(
+                f"<section id='{audit.name}'><h2>{html.escape(audit.title)}</h2><p class='lede'>judge: "
+                f"{html.escape(judge)}; {len(df):,} measurements in <code>{audit.name}.parquet</code></p>"
+                f"{audit.render(df)}</section>"
+            )
+    body = ["<section><h2>Summary</h2><div class='cards'>" + "".join(cards) + "</div>"]
+    counts = pd.concat(skips, ignore_index=True)
+    if counts.empty:
         body.append("<p class='lede ok'>No inputs were skipped.</p>")
     else:
-        body.append(f"<h3 class='skip'>Counted skips ({int(skips['value'].sum()):,} inputs left out)</h3>")
-        counts = skips.assign(count=skips["value"].astype(int))
+        body.append(f"<h3 class='skip'>Counted skips ({int(counts['count'].sum()):,} inputs left out)</h3>")
         body.append(table(counts, ["audit", "note", "count"], value=False))
     body.append("</section>")
-    for audit, df in tables:
-        judge = ", ".join(sorted(set(df["judge"].astype(str))))
-        body.append(
-            f"<section id='{audit.name}'><h2>{html.escape(audit.title)}</h2><p class='lede'>judge: "
-            f"{html.escape(judge)}; {len(df):,} measurements in <code>{audit.name}.parquet</code></p>"
-            f"{audit.render(df)}</section>"
-        )
+    body += sections
     names = ", ".join(a.name for a, _ in tables)
-    page = Template(
+    return Template(
         resources.files("t2iscope.evaluate").joinpath("templates/report.html").read_text()
     ).substitute(
         title=html.escape(root.name),
-        subtitle=html.escape(f"{names} · judge {run.get('judge', '?')} · t2iscope {__version__}"),
+        subtitle=html.escape(f"{names} · judge {run.record.get('judge', '?')} · t2iscope {__version__}"),
         nav="".join(f"<a href='#{a.name}'>{html.escape(a.title)}</a>" for a, _ in tables),
         body="\n".join(body),
         footer=html.escape(
             f"Every rate carries n and a 95% interval (Wilson; bootstrap where noted). Source: {root}"
         ),
     )
-    dest = Path(out) if out else root / "report.html"
-    fileio.write_text(dest, page)
-    return dest
+
+
+@contextlib.contextmanager
+def _table_problems(root: Path, audit: Audit) -> Iterator[None]:
+    """A table with the core columns but not the slices its audit writes: one line naming the file.
+
+    ``folder.read_table`` checked the columns every audit shares; the section renderers index the
+    audit's own columns, so a foreign table shows up here as a KeyError or a type error.
+    """
+    try:
+        yield
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError, ArithmeticError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+        raise DataError(
+            f"{root / table_name(audit.name)}: not a table the {audit.name!r} audit writes ({problem})"
+        ) from None

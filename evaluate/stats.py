@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Annotated
 
 import numpy as np
 
+from t2iscope.config import Ge, Le
 from t2iscope.intervals import Z95, wilson
+
+# An audit's bootstrap resamples (n_boot): each draws n_boot x n indices at once, so a huge value
+# would exhaust memory; 100,000 is far beyond what a 95% interval needs (scipy's default is 9,999).
+NBoot = Annotated[int, Ge(1), Le(100_000)]
 
 
 def imbalance(counts: Sequence[float] | np.ndarray, k: int | None = None) -> float:

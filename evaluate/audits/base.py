@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import pandas as pd
 
@@ -17,13 +17,20 @@ from t2iscope.config import bind_params, location
 from t2iscope.errors import ConfigError
 from t2iscope.registry import Registry
 
+if TYPE_CHECKING:
+    from t2iscope.evaluate.context import AuditContext
+
 AuditFn = Callable[..., pd.DataFrame]  # fn(ctx, **params) -> tidy DataFrame
 Section = Callable[[pd.DataFrame], str]  # tidy table -> the HTML of its report section
 Pick = Literal["first", "min", "max", "mean"]
 # Fields of AuditContext.inputs (evaluate/context.py Inputs): "generation", "curation", "world", "data"
 Needs = tuple[tuple[str, ...], ...]  # every group must be met; a group is met by any one of its inputs
+Problem = tuple[tuple[str | int, ...], str] | None  # (field path under the audit's parameters, message)
 # What a signature cannot say (a path that must exist): check(params) -> (field path, problem) or None
-Check = Callable[[Mapping[str, Any]], "tuple[tuple[str | int, ...], str] | None"]
+Check = Callable[[Mapping[str, Any]], Problem]
+# What only the inputs can say (a language the generations have): check_data(ctx, params), run by the
+# runner after every input path was checked and before any audit runs
+DataCheck = Callable[["AuditContext", Mapping[str, Any]], Problem]
 
 
 class Headline(NamedTuple):
@@ -52,20 +59,30 @@ class Audit:
     judged: bool = False  # judges generated images: the runner builds the judge before any work
     needs: Needs = ()  # inputs it cannot run without: the runner checks them all before any work
     check: Check | None = None  # what the signature cannot say, checked when AUDIT.yaml is read
+    check_data: DataCheck | None = None  # what only the inputs can say, checked before any audit runs
 
     def check_params(self, params: Mapping[str, Any], source: str, where: tuple[str | int, ...]) -> None:
         """ConfigError naming ``source`` and the field if ``params`` do not fit: signature, then ``check``."""
         bind_params(self.fn, params, source, where, data_args=1)
-        problem = self.check(params) if self.check else None
-        if problem:
-            field, message = problem
-            raise ConfigError(f"{location(source, (*where, *field))}: {message}")
+        _refuse(self.check(params) if self.check else None, source, where)
+
+    def check_inputs(
+        self, ctx: AuditContext, params: Mapping[str, Any], source: str, where: tuple[str | int, ...]
+    ) -> None:
+        """ConfigError naming ``source`` and the field if ``params`` do not fit the inputs: ``check_data``."""
+        _refuse(self.check_data(ctx, params) if self.check_data else None, source, where)
 
     def render(self, table: pd.DataFrame) -> str:
         """The HTML of this audit's report section for its tidy ``table``."""
         module, _, attr = self.section.partition(":")
         renderer: Section = getattr(importlib.import_module(module), attr)
         return renderer(table)
+
+
+def _refuse(problem: Problem, source: str, where: tuple[str | int, ...]) -> None:
+    if problem:
+        field, message = problem
+        raise ConfigError(f"{location(source, (*where, *field))}: {message}")
 
 
 class AuditRegistry(Registry[Audit]):
@@ -82,6 +99,7 @@ class AuditRegistry(Registry[Audit]):
         judged: bool = False,
         needs: Sequence[str | tuple[str, ...]] = (),
         check: Check | None = None,
+        check_data: DataCheck | None = None,
     ) -> Callable[[AuditFn], AuditFn]:
         """Decorator registering ``fn(ctx, **params) -> tidy DataFrame`` as audit ``name``.
 
@@ -91,12 +109,15 @@ class AuditRegistry(Registry[Audit]):
         (``("data", "world", "curation")``); inputs it only uses when present are not listed.
         ``check(params)`` returns ``(field path, problem)`` for what a signature cannot say (a folder
         that must exist), or None; the config parser and the runner both call it.
+        ``check_data(ctx, params)`` does the same for what depends on the inputs (a language the
+        generations must have); the runner calls it once every input path has been checked.
         """
         groups = tuple((n,) if isinstance(n, str) else tuple(n) for n in needs)
 
         def add(fn: AuditFn) -> AuditFn:
             spec = Headline(*headline) if headline else None
-            self.register(name)(Audit(name, fn, title, section, order, spec, judged, groups, check))
+            record = Audit(name, fn, title, section, order, spec, judged, groups, check, check_data)
+            self.register(name)(record)
             return fn
 
         return add

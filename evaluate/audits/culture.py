@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from t2iscope.config import PositiveInt
 from t2iscope.curate.world import spec
 from t2iscope.evaluate import stats
 from t2iscope.evaluate.audits.base import AUDITS
@@ -55,7 +54,7 @@ def distribution_rows(
     judged=True,
     needs=("generation",),
 )
-def culture_audit(ctx: AuditContext, n_boot: PositiveInt = 1000) -> pd.DataFrame:
+def culture_audit(ctx: AuditContext, n_boot: stats.NBoot = 1000) -> pd.DataFrame:
     """Culture distribution for neutral prompts vs the training data and parity."""
     ok, rows = split_ok(ctx.judged())
     neutral = ok[ok["req_kind"].isin(spec.CULTURE_KINDS) & ok["req_culture"].isna()]

@@ -9,17 +9,44 @@ with a bootstrap interval. Requested attributes come from the prompt in its own 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from t2iscope.config import PositiveInt
 from t2iscope.evaluate import stats
 from t2iscope.evaluate.audits.base import AUDITS
 from t2iscope.evaluate.audits.common import split_ok
 from t2iscope.evaluate.context import AuditContext
 from t2iscope.evaluate.judges import TextScorer
 from t2iscope.evaluate.tables import measure, rate, skipped, tidy
+
+# A language code as suites write one (generate/suites.py): en, de, zh-Hans, pt_BR.
+LANGUAGE_CODE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
+
+
+def check_reference(params: Mapping[str, Any]) -> tuple[tuple[str], str] | None:
+    """The record's ``check``: ``reference`` is a language code."""
+    reference = params.get("reference", "en")
+    if not LANGUAGE_CODE.match(reference):
+        return ("reference",), f"a language is a code like en, de or zh-Hans, got {reference!r}"
+    return None
+
+
+def reference_in_data(ctx: AuditContext, params: Mapping[str, Any]) -> tuple[tuple[str], str] | None:
+    """The record's ``check_data``: a ``reference`` set in AUDIT.yaml is a language of the generations.
+
+    (The default ``en`` may be absent: there is then no gap to report, which the table shows.)
+    """
+    if "reference" not in params:
+        return None
+    languages = sorted(set(ctx.manifest()["language"].astype(str)))
+    if params["reference"] not in languages:
+        have = ", ".join(languages)
+        return ("reference",), f"no generated image has language {params['reference']!r} (they have {have})"
+    return None
 
 
 def adherence(df: pd.DataFrame) -> dict[str, pd.Series]:
@@ -37,8 +64,10 @@ def adherence(df: pd.DataFrame) -> dict[str, pd.Series]:
     headline=("both_match_gap", {}, "min", "largest adherence gap to English"),
     judged=True,
     needs=("generation",),
+    check=check_reference,
+    check_data=reference_in_data,
 )
-def language_bias_audit(ctx: AuditContext, reference: str = "en", n_boot: PositiveInt = 1000) -> pd.DataFrame:
+def language_bias_audit(ctx: AuditContext, reference: str = "en", n_boot: stats.NBoot = 1000) -> pd.DataFrame:
     """Adherence per prompt language, its gap to ``reference``, and text-image scores."""
     judged = ctx.judged()
     ok, rows = split_ok(judged)

@@ -23,7 +23,7 @@ from scipy.stats import binom
 from skimage.metrics import structural_similarity
 from tqdm import tqdm
 
-from t2iscope.config import Ge, OpenProbability, PositiveInt
+from t2iscope.config import Ge, Le, OpenProbability, PositiveInt
 from t2iscope.errors import DataError
 from t2iscope.evaluate import stats
 from t2iscope.evaluate.attacks import ATTACKS, DEFAULT_GRID, grid_pairs
@@ -50,6 +50,7 @@ for _attack, _strength, _, _ in README_TABLE.values():
     README_GRID[_attack] = (*README_GRID.get(_attack, ()), _strength)
 GRIDS = {"full": DEFAULT_GRID, "readme": README_GRID}
 MIN_SIZE = 256  # invisible-watermark decodes nothing below 256x256: every cell would be NaN
+MAX_SIZE = 2048  # every image is marked and attacked at this side, per method and attack: keep it sane
 SOURCE_NAMES = ("skimage", "world")  # image sets by name; any other source is an image folder
 PASS_AT = 0.9  # detection rate at or above: "Pass"
 FAIL_AT = 0.1  # at or below: "Fail"; in between: "Partial"
@@ -94,6 +95,13 @@ def image_set(ctx: AuditContext, source: str, size: int, max_images: int) -> lis
     return folder_images(source, size, max_images)
 
 
+def _is_dir(path: str) -> bool:
+    try:
+        return Path(path).is_dir()
+    except OSError:  # a name too long for the file system names no folder
+        return False
+
+
 def check_params(params: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str] | None:
     """The audit record's ``check``, run when AUDIT.yaml is read: what the signature cannot say.
 
@@ -104,7 +112,7 @@ def check_params(params: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]
         if name not in ATTACKS:
             return ("attacks", name), f"unknown attack {name!r}; valid: {', '.join(ATTACKS.names())}"
     for i, source in enumerate(params.get("sources", ())):
-        if source not in SOURCE_NAMES and not Path(source).is_dir():
+        if source not in SOURCE_NAMES and not _is_dir(source):
             return (
                 "sources",
                 i,
@@ -225,7 +233,7 @@ def watermark_audit(
     ),
     grid: Literal["full", "readme"] = "full",  # keys of GRIDS, checked when AUDIT.yaml is read
     attacks: dict[str, list[float]] | None = None,  # keys: ATTACKS, see check_params
-    size: Annotated[int, Ge(MIN_SIZE)] = 256,
+    size: Annotated[int, Ge(MIN_SIZE), Le(MAX_SIZE)] = 256,
     max_images: PositiveInt = 8,
     fpr_target: OpenProbability = 0.01,
 ) -> pd.DataFrame:

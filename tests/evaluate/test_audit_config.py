@@ -109,7 +109,7 @@ def test_unreadable_audit_config_is_one_line(tmp_path: Path) -> None:
         ),
         (
             {"audits": {"culture": {"n_boot": -1}}},
-            "A.yaml: audits.culture.n_boot: expected an integer >= 1, got -1",
+            "A.yaml: audits.culture.n_boot: expected an integer >= 1 and <= 100000, got -1",
         ),
         (
             {"audits": {"watermark": {"fpr_target": 1.5}}},
@@ -175,7 +175,7 @@ def test_duplicate_audit_key_is_refused(tmp_path: Path) -> None:
             "a.yaml: audits.watermark.sources[0]: nonexistent/folder: image folder not found "
             "(a source is skimage, world or a folder)",
         ),
-        ({"size": 1}, "a.yaml: audits.watermark.size: expected an integer >= 256, got 1"),
+        ({"size": 1}, "a.yaml: audits.watermark.size: expected an integer >= 256 and <= 2048, got 1"),
     ],
 )
 def test_watermark_params_stop_evaluate_run_before_any_audit_writes(

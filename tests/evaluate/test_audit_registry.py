@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from t2iscope import fileio
-from t2iscope.evaluate import report
+from t2iscope.evaluate import folder, report
 from t2iscope.evaluate.audits import AUDITS
 from t2iscope.evaluate.audits.base import Audit, AuditRegistry
 from t2iscope.evaluate.context import AuditContext, Inputs
@@ -54,6 +54,7 @@ def audit_dir(
     for audit in AUDITS.in_report_order():
         table = audit.fn(judged if audit.judged else unjudged, **FAST.get(audit.name, {}))
         fileio.write_parquet(out / f"{audit.name}.parquet", table)
+    fileio.write_json(out / "run.json", {"audits": AUDITS.names()})  # the report shows what it lists
     report.build_report(out)
     return out
 
@@ -103,8 +104,9 @@ def test_a_new_audit_reaches_the_report_without_editing_it(
         return tidy(rows, "demo_audit", judge="none")
 
     assert registry.get("demo_audit").fn is demo_audit  # the decorator returns the function itself
-    monkeypatch.setattr(report, "AUDITS", registry)
+    monkeypatch.setattr(folder, "AUDITS", registry)  # the audit folder's reader knows the audits
     fileio.write_parquet(tmp_path / "demo_audit.parquet", demo_audit(AuditContext(Inputs())))
+    fileio.write_json(tmp_path / "run.json", {"audits": ["demo_audit"]})
     page = report.build_report(tmp_path).read_text()
     assert "<a href='#demo_audit'>Demo &lt;audit&gt;</a>" in page
     assert "<section id='demo_audit'><h2>Demo &lt;audit&gt;</h2>" in page

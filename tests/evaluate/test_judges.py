@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from t2iscope.curate.world import spec
-from t2iscope.errors import ConfigError
+from t2iscope.errors import ConfigError, DataError
 from t2iscope.evaluate.judges import ATTRIBUTES, TextScorer, make_judge
 
 DEGRADED = "blur > 0 OR noise > 0 OR low_contrast > 0 OR blockiness > 0 OR tiny > 0 OR unsafe"
@@ -62,7 +62,8 @@ def test_clip_judge_loads_any_open_clip_checkpoint(tiny_clip: tuple[Path, Path])
     assert len(scores) == 3 and all(-1.0 <= s <= 1.0 for s in scores)
 
 
-def test_bad_judges_are_one_line_config_errors(tiny_clip: tuple[Path, Path], tmp_path: Path) -> None:
+def test_bad_judges_are_one_line_errors(tiny_clip: tuple[Path, Path], tmp_path: Path) -> None:
+    """A missing or unknown name is a ConfigError (exit 2); a damaged weights file a DataError (exit 1)."""
     cfg, _ = tiny_clip
     with pytest.raises(ConfigError, match="unknown judge 'oracle'; valid: clip, world"):
         make_judge("oracle")
@@ -72,8 +73,13 @@ def test_bad_judges_are_one_line_config_errors(tiny_clip: tuple[Path, Path], tmp
         make_judge("world", {"threshold": 3})
     bad = tmp_path / "garbage.safetensors"
     bad.write_bytes(b"not weights")
-    with pytest.raises(ConfigError, match="cannot load"):
+    with pytest.raises(DataError, match=r"garbage\.safetensors: cannot load"):  # as t2iscope.weights says
         make_judge("clip", {"clip_config": str(cfg), "clip_checkpoint": str(bad)})
+    # a device torch cannot use here is the option's fault, not the weights'
+    with pytest.raises(ConfigError, match=r"^clip judge: device 'nonsense' is not a torch device"):
+        make_judge("clip", {"device": "nonsense"})
+    with pytest.raises(ConfigError, match=r"^clip judge: device 'meta' is not available here"):
+        make_judge("clip", {"device": "meta"})
 
 
 def test_clip_judge_defaults_to_the_embedded_model(

@@ -14,6 +14,7 @@ from t2iscope.cli import main
 from t2iscope.errors import ConfigError, DataError
 from t2iscope.evaluate.config import load_config, parse_config
 from t2iscope.evaluate.context import load_manifest
+from t2iscope.evaluate.runner import checked_context, run_audits
 
 
 def write(path: Path, data: object) -> Path:
@@ -31,6 +32,16 @@ def write(path: Path, data: object) -> Path:
         ({"audits": {"limbs": {}}, "judge": "oracle"}, "unknown judge 'oracle'"),
         ({"audits": {"limbs": {}}, "inputs": {"generatoin": "g"}}, r"inputs: unknown key\(s\) generatoin"),
         ({"audits": {"limbs": {}}, "seed": "x"}, "seed: expected an integer"),
+        # absurd sizes are refused when read, not met as a MemoryError mid-run (issue 14 item 10's kind)
+        ({"audits": {"limbs": {}}, "seed": -1}, r"a\.yaml: seed: expected an integer >= 0, got -1"),
+        (
+            {"audits": {"culture": {"n_boot": 10**12}}},
+            r"culture\.n_boot: expected an integer >= 1 and <= 100000",
+        ),
+        (
+            {"audits": {"watermark": {"size": 10**5}}},
+            r"watermark\.size: expected an integer >= 256 and <= 2048",
+        ),
     ],
 )
 def test_config_errors_name_file_and_field(data: dict, message: str) -> None:
@@ -118,4 +129,27 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err.strip()
     assert err.startswith("t2iscope: error:") and "\n" not in err and "w.pt" in err
     assert main(["evaluate", "report", str(tmp_path)]) == 1
-    assert "no audit tables" in capsys.readouterr().err
+    assert "no audit run here (no run.json)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("reference", ["klingon", "../x", "", "en de"])
+def test_a_reference_language_that_is_no_code_is_refused_when_read(reference: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"audits": {"language_bias": {"reference": reference}}}, "a.yaml")
+    problem = f"a language is a code like en, de or zh-Hans, got {reference!r}"
+    assert str(exc.value) == f"a.yaml: audits.language_bias.reference: {problem}"
+
+
+def test_a_reference_language_the_generations_lack_is_refused_before_any_work(
+    gen_dir: Path, tmp_path: Path
+) -> None:
+    inputs = {"generation": str(gen_dir)}
+    cfg = parse_config({"inputs": inputs, "audits": {"language_bias": {"reference": "fr"}}}, "a.yaml")
+    with pytest.raises(ConfigError) as exc:
+        run_audits(cfg, tmp_path / "A")
+    assert str(exc.value) == (
+        "a.yaml: audits.language_bias.reference: no generated image has language 'fr' (they have de, en, zh)"
+    )
+    assert not (tmp_path / "A").exists()
+    ok = parse_config({"inputs": inputs, "audits": {"language_bias": {"reference": "de"}}}, "a.yaml")
+    checked_context(ok, tmp_path / "A")  # a language the generations have passes
