@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from t2iscope.generate import limits
 from t2iscope.generate.info_cli import info
 from t2iscope.generate.train.cli import train
 from t2iscope.listing import Table, add_list_command
@@ -69,12 +70,18 @@ def _model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 "--upscale",
                 type=int,
                 default=None,
-                help="Integer Lanczos upscale of the output (default: just enough to watermark).",
+                help=f"Integer Lanczos upscale of the output, 1..{limits.MAX_UPSCALE} "
+                "(default: just enough to watermark).",
             ),
         ]
     ):
         fn = decorator(fn)
     return fn
+
+
+# Limits (t2iscope.generate.limits, after A1111's sliders) are shown in --help and checked before
+# any work; each option's error names it (`--cfg-scale must be a finite number from 0 to 30, got nan`).
+_SIDE = f"Pixels, a multiple of 8 from {limits.MIN_SIDE} to {limits.MAX_SIDE}"
 
 
 def _gen_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -83,31 +90,47 @@ def _gen_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             click.argument("prompt"),
             click.option("--negative-prompt", "-n", default="", help="What to steer away from."),
             click.option(
-                "--seed", type=int, default=-1, show_default=True, help="-1 picks one and records it."
+                "--seed",
+                type=int,
+                default=limits.RANDOM_SEED,
+                show_default=True,
+                help=f"0..{limits.MAX_SEED}; -1 picks one and records it.",
             ),
-            click.option("--steps", type=int, default=20, show_default=True),
-            click.option("--cfg-scale", type=float, default=7.0, show_default=True),
+            click.option(
+                "--steps",
+                type=int,
+                default=limits.DEFAULT_STEPS,
+                show_default=True,
+                help=f"Sampling steps, 1..{limits.MAX_STEPS}.",
+            ),
+            click.option(
+                "--cfg-scale",
+                type=float,
+                default=limits.DEFAULT_CFG_SCALE,
+                show_default=True,
+                help=f"Guidance scale, 0..{limits.MAX_CFG_SCALE:g} (1 or less: no guidance).",
+            ),
             click.option(
                 "--cfg-rescale",
                 type=float,
-                default=0.0,
+                default=limits.DEFAULT_CFG_RESCALE,
                 show_default=True,
                 help="Guidance rescale 0..1 (Lin et al. 2023); 0.7 tames color overshoot at high CFG.",
             ),
             click.option(
                 "--sampler",
-                default="Euler a",  # samplers.DEFAULT_SAMPLER; not imported so --help stays fast
+                default=limits.DEFAULT_SAMPLER,
                 show_default=True,
                 help="A1111 name; `t2iscope generate list samplers` lists them.",
             ),
+            click.option("--width", type=int, default=None, help=f"{_SIDE} (default: model/image size)."),
+            click.option("--height", type=int, default=None, help=f"{_SIDE} (default: model/image size)."),
             click.option(
-                "--width", type=int, default=None, help="Multiple of 8 (default: model/image size)."
-            ),
-            click.option(
-                "--height", type=int, default=None, help="Multiple of 8 (default: model/image size)."
-            ),
-            click.option(
-                "--batch-size", type=int, default=1, show_default=True, help="Images from seeds s, s+1, ..."
+                "--batch-size",
+                type=int,
+                default=limits.DEFAULT_BATCH_SIZE,
+                show_default=True,
+                help=f"Images from seeds s, s+1, ... in one batch, 1..{limits.MAX_BATCH_SIZE}.",
             ),
             click.option(
                 "--out",
@@ -121,8 +144,19 @@ def _gen_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def _run(mode: str, kw: dict[str, Any], work: Callable[..., list], strength: float | None = None) -> None:
-    """Shared tail of every single-prompt command: check, load, generate, save, report."""
+def _run(
+    mode: str,
+    kw: dict[str, Any],
+    work: Callable[..., list],
+    strength: float | None = None,
+    size: Callable[[list], tuple[int, int] | None] = lambda batch: None,
+) -> None:
+    """Shared tail of every single-prompt command: check, load, generate, save, report.
+
+    ``size`` runs the mode's own checks on the batch (no model needed) and returns the output
+    size when the inputs fix it (None: the model's native size).
+    """
+    from t2iscope.errors import ConfigError
     from t2iscope.generate.models import load_model
     from t2iscope.generate.output import OutputOptions, save
     from t2iscope.generate.params import Params
@@ -138,14 +172,22 @@ def _run(mode: str, kw: dict[str, Any], work: Callable[..., list], strength: flo
         width=kw["width"],
         height=kw["height"],
         batch_size=kw["batch_size"],
-    ).check()
+    ).check(cli=True)
     output = OutputOptions(
         watermark=None if kw["no_watermark"] else kw["watermark_method"], upscale=kw["upscale"]
-    ).check()
+    ).check(cli=True)
+    if kw["out"].is_dir():
+        raise ConfigError(f"--out {kw['out']}: is a folder; give the PNG's file name")
     batch = params.expand()
+    known = size(batch)
+    if known is not None:
+        output.check_size(*known, cli=True)
     model = load_model(
         kw["model_path"], device=kw["device"], config=kw["model_config"], compile_unet=kw["compile_unet"]
     )
+    if known is None:
+        output.check_size(params.width or model.native_size, params.height or model.native_size, cli=True)
+    model.progress = mode  # a per-step bar on stderr: a 150-step 2048px image takes a while
     images = work(model, batch)
     out: Path = kw["out"]
     for p, image in zip(batch, images, strict=True):
@@ -192,12 +234,18 @@ def txt2img_cmd(**kw: Any) -> None:
 )
 def img2img_cmd(image: Path, strength: float, **kw: Any) -> None:
     """Re-noise an image part of the way and denoise it under a prompt."""
-    from t2iscope.generate.img2img import img2img
+    from t2iscope.generate.img2img import check_request, img2img
     from t2iscope.generate.params import check_strength
 
-    check_strength(strength)
+    check_strength(strength, cli=True)
     init = _image(image, "--image")
-    _run("img2img", kw, functools.partial(_call_img2img, img2img, init, strength), strength)
+    _run(
+        "img2img",
+        kw,
+        functools.partial(_call_img2img, img2img, init, strength),
+        strength,
+        lambda batch: check_request(batch, init, strength),
+    )
 
 
 def _call_img2img(fn: Callable[..., list], init: Any, strength: float, model: Any, batch: list) -> list:
@@ -217,7 +265,13 @@ def _call_img2img(fn: Callable[..., list], init: Any, strength: float, model: An
     help="Same size as --image; white = repaint, black = keep.",
 )
 @click.option("--strength", type=float, default=0.75, show_default=True, help="Denoising strength 0..1.")
-@click.option("--mask-blur", type=int, default=4, show_default=True, help="Gaussian blur radius of the mask.")
+@click.option(
+    "--mask-blur",
+    type=int,
+    default=4,
+    show_default=True,
+    help=f"Gaussian blur radius of the mask, 0..{limits.MAX_MASK_BLUR} pixels.",
+)
 @click.option(
     "--fill",
     type=click.Choice(FILLS),
@@ -226,7 +280,13 @@ def _call_img2img(fn: Callable[..., list], init: Any, strength: float, model: An
     help="Masked content before denoising (A1111's choices).",
 )
 @click.option("--only-masked", is_flag=True, help="Inpaint only the mask's box (+padding) at model size.")
-@click.option("--padding", type=int, default=32, show_default=True, help="Pixels around the mask's box.")
+@click.option(
+    "--padding",
+    type=int,
+    default=32,
+    show_default=True,
+    help=f"Pixels around the mask's box, 0..{limits.MAX_PADDING}.",
+)
 def inpaint_cmd(
     image: Path,
     mask: Path,
@@ -239,16 +299,21 @@ def inpaint_cmd(
 ) -> None:
     """Repaint the white area of a mask; the rest of the image is kept."""
     from t2iscope.errors import ConfigError
-    from t2iscope.generate.inpaint import InpaintOptions, inpaint
+    from t2iscope.generate.inpaint import InpaintOptions, check_request, inpaint
 
-    opts = InpaintOptions(strength, mask_blur, fill, only_masked, padding).check()
+    opts = InpaintOptions(strength, mask_blur, fill, only_masked, padding).check(cli=True)
     init, mask_image = _image(image, "--image"), _image(mask, "--mask", "L")
     if mask_image.size != init.size:
         raise ConfigError(
             f"--mask {mask}: size {mask_image.width}x{mask_image.height} does not match "
             f"--image {image} ({init.width}x{init.height})"
         )
-    _run("inpaint", kw, lambda model, batch: inpaint(model, batch, init, mask_image, opts), strength)
+
+    def size(batch: list) -> tuple[int, int]:
+        check_request(batch, init, mask_image, opts)
+        return init.size  # the result is composited back onto the whole image
+
+    _run("inpaint", kw, lambda model, batch: inpaint(model, batch, init, mask_image, opts), strength, size)
 
 
 @_command(
@@ -256,24 +321,31 @@ def inpaint_cmd(
     't2iscope generate outpaint "a red dog on grass" --image x.png --right 32 --seed 1 --out wide.png',
 )
 @click.option("--image", type=click.Path(path_type=Path), required=True, help="Image to extend.")
-@click.option("--left", type=int, default=0, help="Pixels to add on the left.")
-@click.option("--right", type=int, default=0, help="Pixels to add on the right.")
-@click.option("--top", type=int, default=0, help="Pixels to add on top.")
-@click.option("--bottom", type=int, default=0, help="Pixels to add at the bottom.")
+@click.option("--left", type=int, default=0, help=f"Pixels to add on the left, 0..{limits.MAX_SIDE}.")
+@click.option("--right", type=int, default=0, help=f"Pixels to add on the right, 0..{limits.MAX_SIDE}.")
+@click.option("--top", type=int, default=0, help=f"Pixels to add on top, 0..{limits.MAX_SIDE}.")
+@click.option("--bottom", type=int, default=0, help=f"Pixels to add at the bottom, 0..{limits.MAX_SIDE}.")
 @click.option("--strength", type=float, default=0.9, show_default=True, help="Denoising strength 0..1.")
-@click.option("--mask-blur", type=int, default=4, show_default=True, help="Seam overlap and blur, pixels.")
+@click.option(
+    "--mask-blur",
+    type=int,
+    default=4,
+    show_default=True,
+    help=f"Seam overlap and blur, 0..{limits.MAX_MASK_BLUR} pixels.",
+)
 def outpaint_cmd(
     image: Path, left: int, right: int, top: int, bottom: int, strength: float, mask_blur: int, **kw: Any
 ) -> None:
-    """Extend the canvas by N pixels on any side and paint the new area to match."""
-    from t2iscope.generate.outpaint import OutpaintOptions, outpaint
-    from t2iscope.generate.params import check_strength
+    """Extend the canvas by N pixels on any side and paint the new area to match.
 
-    check_strength(strength)
-    opts = OutpaintOptions(left, right, top, bottom, strength, mask_blur)
+    The extended canvas must be a multiple of 8 and at most 2048 pixels a side, the --width limit.
+    """
+    from t2iscope.generate.outpaint import OutpaintOptions, outpaint
+
+    opts = OutpaintOptions(left, right, top, bottom, strength, mask_blur).check(cli=True)
     init = _image(image, "--image")
-    opts.check(init)
-    _run("outpaint", kw, lambda model, batch: outpaint(model, batch, init, opts), strength)
+    canvas = opts.canvas_size(init)
+    _run("outpaint", kw, lambda model, batch: outpaint(model, batch, init, opts), strength, lambda _: canvas)
 
 
 @generate.command(
@@ -286,12 +358,26 @@ def outpaint_cmd(
 )
 @click.argument("suite")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for images + manifest.")
-@click.option("--limit", type=int, default=None, help="Only the first N images of the grid.")
-@click.option("--batch-size", type=int, default=8, show_default=True, help="Images per U-Net batch.")
+@click.option(
+    "--limit",
+    type=int,
+    default=None,
+    help=f"Only the first N images of the grid (a run makes at most {limits.MAX_SUITE_IMAGES:,}).",
+)
+@click.option(
+    "--batch-size",
+    type=int,
+    default=8,
+    show_default=True,
+    help=f"Images per U-Net batch, 1..{limits.MAX_BATCH_SIZE}.",
+)
 @_model_options
 def suite_cmd(suite: str, out: Path, limit: int | None, batch_size: int, **kw: Any) -> None:
-    """Run a prompt suite (name of a shipped suite or a YAML path) into images + manifest.parquet."""
-    from t2iscope.generate.models import load_model
+    """Run a prompt suite (name of a shipped suite or a YAML path) into images + manifest.parquet.
+
+    The run holds OUT's lock: a second run into the same folder is refused until it ends.
+    """
+    from t2iscope.generate.models import check_model_options, load_model, model_id_for
     from t2iscope.generate.output import OutputOptions
     from t2iscope.generate.run_suite import run_suite
     from t2iscope.generate.suites import load_suite
@@ -299,7 +385,8 @@ def suite_cmd(suite: str, out: Path, limit: int | None, batch_size: int, **kw: A
     spec = load_suite(suite)
     output = OutputOptions(
         watermark=None if kw["no_watermark"] else kw["watermark_method"], upscale=kw["upscale"]
-    ).check()
+    ).check(cli=True)
+    check_model_options(kw["model_path"], kw["device"])  # a bad --model must not create --out
     summary = run_suite(
         spec,
         out,
@@ -309,6 +396,8 @@ def suite_cmd(suite: str, out: Path, limit: int | None, batch_size: int, **kw: A
         limit=limit,
         batch_size=batch_size,
         output=output,
+        model_id=model_id_for(kw["model_path"]),
+        cli=True,
     )
     click.echo(
         f"{summary.manifest}: {summary.total} rows ({summary.generated} generated, "
@@ -330,11 +419,9 @@ def samplers_table() -> Table:
 
 def suites_table() -> Table:
     """Every shipped suite: how many prompts, how many images it generates, and its description."""
-    from t2iscope.generate.suites import expand, load_suite, shipped_suites
+    from t2iscope.generate.suites import grid_size, load_suite, shipped_suites
 
-    rows = [
-        (s.name, len(s.prompts), len(expand(s)), s.description) for s in map(load_suite, shipped_suites())
-    ]
+    rows = [(s.name, len(s.prompts), grid_size(s), s.description) for s in map(load_suite, shipped_suites())]
     return ("suite", "prompts", "images", "description"), rows
 
 

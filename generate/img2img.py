@@ -12,30 +12,31 @@ from PIL import Image
 from t2iscope.errors import ConfigError
 from t2iscope.generate.conditioning import encode_batch
 from t2iscope.generate.models import Model
-from t2iscope.generate.params import Params, check_same_settings, check_strength
+from t2iscope.generate.params import Params, check_same_settings, check_strength, target_size
 from t2iscope.generate.samplers import make_scheduler
 from t2iscope.generate.seeds import generators
 
 
-def target_size(p: Params, image: Image.Image) -> tuple[int, int]:
-    """Requested size, else the init image's own size (which must then be a multiple of 8)."""
-    width, height = p.width or image.width, p.height or image.height
-    if width % 8 or height % 8:
-        raise ConfigError(f"image size {width}x{height} is not a multiple of 8; pass --width/--height")
-    return width, height
+def check_request(batch: list[Params], image: Image.Image, strength: float) -> tuple[int, int]:
+    """Every check of :func:`img2img` that needs no model; returns the (width, height) to generate.
+
+    Raises ConfigError for parameters outside the limits, a batch that does not share its
+    settings, a cfg_rescale, or an image whose own size is not a valid one (without --width/--height).
+    """
+    for p in batch:
+        p.check()
+    check_same_settings(batch)
+    check_strength(strength)
+    if batch[0].cfg_rescale:
+        raise ConfigError("cfg_rescale is not available for img2img (diffusers' img2img pipeline has none)")
+    return target_size(batch[0], image)
 
 
 def img2img(model: Model, batch: list[Params], image: Image.Image, strength: float) -> list[Image.Image]:
     """One image per entry of ``batch``, each started from ``image`` re-noised by ``strength``."""
     # 1. Check inputs
-    for p in batch:
-        p.check()
-    check_same_settings(batch)
-    check_strength(strength)
+    width, height = check_request(batch, image, strength)
     first = batch[0]
-    if first.cfg_rescale:
-        raise ConfigError("cfg_rescale is not available for img2img (diffusers' img2img pipeline has none)")
-    width, height = target_size(first, image)
     init = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
     # 2. Nothing to re-noise: SD's script would run zero steps
     if int(strength * first.steps) < 1:
@@ -43,7 +44,7 @@ def img2img(model: Model, batch: list[Params], image: Image.Image, strength: flo
     # 3. Conditioning and sampler
     cond, uncond = encode_batch(model, [p.prompt for p in batch], [p.negative_prompt for p in batch])
     pipe = StableDiffusionImg2ImgPipeline(**model.pipe.components, requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
+    pipe.set_progress_bar_config(**model.progress_bar())
     pipe.scheduler = make_scheduler(first.sampler, model.scheduler_config)
     # 4. Re-noise, denoise and decode
     return pipe(

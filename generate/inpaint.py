@@ -17,11 +17,20 @@ import torch
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
 from PIL import Image, ImageFilter
 from scipy.ndimage import gaussian_filter
+from tqdm import tqdm
 
 from t2iscope.errors import ConfigError
 from t2iscope.generate.conditioning import encode_batch
+from t2iscope.generate.limits import MAX_MASK_BLUR, MAX_PADDING
 from t2iscope.generate.models import Model
-from t2iscope.generate.params import Params, check_same_settings, check_strength
+from t2iscope.generate.params import (
+    Params,
+    check_number,
+    check_same_settings,
+    check_strength,
+    option_name,
+    target_size,
+)
 from t2iscope.generate.samplers import make_scheduler
 from t2iscope.generate.seeds import generators
 
@@ -36,12 +45,18 @@ class InpaintOptions:
     only_masked: bool = False
     padding: int = 32
 
-    def check(self) -> InpaintOptions:
-        check_strength(self.strength)
+    def check(self, cli: bool = False) -> InpaintOptions:
+        """strength 0..1, mask_blur 0..64 and padding 0..256 pixels (A1111's sliders), a known fill.
+
+        Raises ConfigError naming the field (the option when ``cli``).
+        """
+        check_strength(self.strength, cli=cli)
         if self.fill not in FILLS:
-            raise ConfigError(f"fill must be one of {', '.join(FILLS)}; got {self.fill!r}")
-        if self.mask_blur < 0 or self.padding < 0:
-            raise ConfigError("mask_blur and padding must be >= 0")
+            raise ConfigError(
+                f"{option_name('fill', cli)} must be one of {', '.join(FILLS)}; got {self.fill!r}"
+            )
+        check_number("mask_blur", self.mask_blur, 0, MAX_MASK_BLUR, integer=True, cli=cli)
+        check_number("padding", self.padding, 0, MAX_PADDING, integer=True, cli=cli)
         return self
 
 
@@ -117,7 +132,7 @@ def _denoise(
     guided = first.cfg_scale > 1.0
     embeds = torch.cat([uncond, cond]) if guided else cond
     extra = {"generator": gens} if "generator" in inspect.signature(scheduler.step).parameters else {}
-    for i, t in enumerate(timesteps):
+    for i, t in enumerate(tqdm(timesteps, **model.progress_bar())):
         x = torch.cat([latents] * 2) if guided else latents
         eps = pipe.unet(scheduler.scale_model_input(x, t), t, encoder_hidden_states=embeds).sample
         if guided:
@@ -136,11 +151,13 @@ def _denoise(
     return pipe.image_processor.postprocess(decoded, output_type="pil")
 
 
-def inpaint(
-    model: Model, batch: list[Params], image: Image.Image, mask: Image.Image, opts: InpaintOptions
-) -> list[Image.Image]:
-    """Repaint the white area of ``mask`` in ``image``; black stays (the result is composited back)."""
-    # 1. Check inputs
+def check_request(batch: list[Params], image: Image.Image, mask: Image.Image, opts: InpaintOptions) -> None:
+    """Every check of :func:`inpaint` that needs no model.
+
+    Raises ConfigError for parameters or options outside the limits, a batch that does not share
+    its settings, a mask of another size, or (without "only masked") an image whose own size is
+    not a valid generation size when --width/--height do not set one.
+    """
     for p in batch:
         p.check()
     check_same_settings(batch)
@@ -149,6 +166,16 @@ def inpaint(
         raise ConfigError(
             f"mask size {mask.width}x{mask.height} does not match image size {image.width}x{image.height}"
         )
+    if not opts.only_masked:
+        target_size(batch[0], image)
+
+
+def inpaint(
+    model: Model, batch: list[Params], image: Image.Image, mask: Image.Image, opts: InpaintOptions
+) -> list[Image.Image]:
+    """Repaint the white area of ``mask`` in ``image``; black stays (the result is composited back)."""
+    # 1. Check inputs
+    check_request(batch, image, mask, opts)
     first = batch[0]
     image, mask = image.convert("RGB"), mask.convert("L")
     blurred = mask.filter(ImageFilter.GaussianBlur(opts.mask_blur)) if opts.mask_blur else mask
@@ -159,10 +186,8 @@ def inpaint(
         size = (first.width or model.native_size, first.height or model.native_size)
         box = _region(mask, opts.padding, size[0] / size[1])
     else:
-        size = (first.width or image.width, first.height or image.height)
+        size = target_size(first, image)
         box = (0, 0, image.width, image.height)
-    if size[0] % 8 or size[1] % 8:
-        raise ConfigError(f"image size {size[0]}x{size[1]} is not a multiple of 8; pass --width/--height")
     crop = image.crop(box).resize(size, Image.Resampling.LANCZOS)
     crop_mask = blurred.crop(box).resize(size, Image.Resampling.BILINEAR)
     # 3. Masked content

@@ -35,10 +35,15 @@ class Model:
     device: torch.device
     dtype: torch.dtype
     scheduler_config: Any = None  # the model's own, kept apart from pipe.scheduler (samplers swap it)
+    progress: str | None = None  # label of a per-step tqdm bar on stderr; None: no bar (suites count images)
 
     def __post_init__(self) -> None:
         if self.scheduler_config is None:
             self.scheduler_config = self.pipe.scheduler.config
+
+    def progress_bar(self) -> dict[str, Any]:
+        """tqdm options for the denoising loop (diffusers' ``set_progress_bar_config`` takes them too)."""
+        return {"disable": True} if self.progress is None else {"desc": self.progress, "unit": "step"}
 
     @property
     def native_size(self) -> int:
@@ -84,6 +89,24 @@ def gpu_path(pipe: StableDiffusionPipeline, compile_unet: bool = False) -> None:
         pipe.unet = torch.compile(pipe.unet, fullgraph=False)
 
 
+def model_id_for(path: str | Path | None) -> str:
+    """The id a model is recorded under: ``embedded-sd``, a checkpoint's stem or a folder's name."""
+    if path is None:
+        return "embedded-sd"
+    src = Path(path)
+    return src.stem if src.is_file() else src.name
+
+
+def check_model_options(path: str | Path | None = None, device: str = "auto") -> torch.device:
+    """The cheap checks of ``load_model`` (device, source kind), so a command refuses before any work.
+
+    Raises ConfigError for an unknown or unavailable device, a missing source or a wrong file type.
+    """
+    dev = resolve_device(device)
+    _check_source(Path(path) if path is not None else embedded_model_path(), given=path is not None)
+    return dev
+
+
 def load_model(
     path: str | Path | None = None,
     *,
@@ -92,9 +115,8 @@ def load_model(
     compile_unet: bool = False,
 ) -> Model:
     """Load ``path`` (default: the embedded model) onto ``device`` (auto = CUDA when present)."""
-    dev = resolve_device(device)
+    dev = check_model_options(path, device)
     src = Path(path) if path is not None else embedded_model_path()
-    _check_source(src, given=path is not None)
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
     try:
         pipe = read_stable_diffusion(src, config=config, dtype=dtype)
@@ -102,8 +124,7 @@ def load_model(
         raise
     except Exception as exc:
         raise DataError(f"--model {src}: could not load a Stable Diffusion pipeline ({exc})") from None
-    model_id = "embedded-sd" if path is None else (src.stem if src.is_file() else src.name)
-    return wrap_pipeline(pipe, model_id, device=str(dev), compile_unet=compile_unet)
+    return wrap_pipeline(pipe, model_id_for(path), device=str(dev), compile_unet=compile_unet)
 
 
 def wrap_pipeline(

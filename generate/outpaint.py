@@ -15,14 +15,17 @@ from PIL import Image
 
 from t2iscope.errors import ConfigError
 from t2iscope.generate.inpaint import InpaintOptions, inpaint
+from t2iscope.generate.limits import MAX_MASK_BLUR, MAX_SIDE
 from t2iscope.generate.models import Model
-from t2iscope.generate.params import Params
+from t2iscope.generate.params import Params, check_number, check_strength
 
 NOISE_STD = 24.0  # grey levels of noise on the stretched edge: texture for the sampler to work on
 
 
 @dataclass(frozen=True)
 class OutpaintOptions:
+    """Pixels to add on each side, denoising strength and mask blur (also the seam overlap)."""
+
     left: int = 0
     right: int = 0
     top: int = 0
@@ -30,11 +33,31 @@ class OutpaintOptions:
     strength: float = 0.9
     mask_blur: int = 4
 
-    def check(self, image: Image.Image) -> tuple[int, int]:
-        sides = (self.left, self.right, self.top, self.bottom)
-        if min(sides) < 0 or max(sides) == 0:
+    def check(self, cli: bool = False) -> OutpaintOptions:
+        """Each side 0..2048 pixels with at least one > 0, strength 0..1, mask_blur 0..64 pixels.
+
+        Raises ConfigError naming the field (the option when ``cli``); the canvas, which depends
+        on the image, is checked by :meth:`canvas_size`.
+        """
+        sides = {"left": self.left, "right": self.right, "top": self.top, "bottom": self.bottom}
+        for name, value in sides.items():
+            check_number(name, value, 0, MAX_SIDE, integer=True, cli=cli)
+        if not any(sides.values()):
             raise ConfigError("outpaint needs left/right/top/bottom >= 0 with at least one > 0")
+        check_strength(self.strength, cli=cli)
+        check_number("mask_blur", self.mask_blur, 0, MAX_MASK_BLUR, integer=True, cli=cli)
+        return self
+
+    def canvas_size(self, image: Image.Image) -> tuple[int, int]:
+        """The extended (width, height); raises ConfigError unless a multiple of 8 up to 2048 pixels.
+
+        That is txt2img's limit too, so outpainting cannot grow a canvas past what a model may make.
+        """
         size = (image.width + self.left + self.right, image.height + self.top + self.bottom)
+        if max(size) > MAX_SIDE:
+            raise ConfigError(
+                f"extended size {size[0]}x{size[1]} is over {MAX_SIDE} pixels a side; add fewer pixels"
+            )
         if size[0] % 8 or size[1] % 8:
             raise ConfigError(f"extended size {size[0]}x{size[1]} is not a multiple of 8; adjust the pixels")
         return size
@@ -68,7 +91,7 @@ def outpaint(
 ) -> list[Image.Image]:
     """One extended image per entry of ``batch``; the original pixels stay where they were."""
     # 1. Check inputs
-    width, height = opts.check(image)
+    width, height = opts.check().canvas_size(image)
     batch = [dataclasses.replace(p, width=width, height=height) for p in batch]
     # 2. Extend the canvas and mask the new area
     canvas, mask = extend_canvas(image, opts, batch[0].seed)

@@ -21,7 +21,8 @@ from PIL import Image
 
 from t2iscope.errors import ConfigError
 from t2iscope.generate import pnginfo, watermark
-from t2iscope.generate.params import Params
+from t2iscope.generate.limits import MAX_UPSCALE
+from t2iscope.generate.params import Params, check_number, option_name
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,31 @@ class OutputOptions:
     payload: bytes | None = None  # None: the method's default (SD's b"StableDiffusionV1")
     upscale: int | None = None
 
-    def check(self) -> OutputOptions:
+    def check(self, cli: bool = False) -> OutputOptions:
+        """A known watermark method; upscale None or 1..8 (A1111's Extras resize slider).
+
+        Raises ConfigError naming the field (the option when ``cli``).
+        """
         if self.watermark is not None:
             watermark.min_size(self.watermark)  # raises ConfigError on an unknown method
-        if self.upscale is not None and self.upscale < 1:
-            raise ConfigError(f"upscale must be an integer >= 1, got {self.upscale}")
+        if self.upscale is not None:
+            check_number("upscale", self.upscale, 1, MAX_UPSCALE, integer=True, cli=cli)
         return self
+
+    def check_size(self, width: int, height: int, cli: bool = False) -> None:
+        """Refuse an explicit upscale that leaves a (width x height) image too small to watermark.
+
+        Called once the generation size is known, before generating (not at the first save).
+        """
+        if self.watermark is None or self.upscale is None:
+            return
+        side = watermark.min_size(self.watermark)
+        w, h = width * self.upscale, height * self.upscale
+        if w * h < side * side:
+            raise ConfigError(
+                f"{option_name('upscale', cli)} {self.upscale} makes {w}x{h} images, too small for the "
+                f"{self.watermark} watermark (width*height >= {side}x{side}); upscale more or skip it"
+            )
 
     @property
     def method_payload(self) -> bytes | None:

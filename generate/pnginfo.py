@@ -140,6 +140,6 @@ def read_parameters(path: str | os.PathLike[str]) -> str | None:
             if text is None and image.format in ("JPEG", "WEBP", "TIFF"):
                 comment = image.getexif().get_ifd(_EXIF_IFD).get(_USER_COMMENT)
                 text = _decode_user_comment(comment).rstrip("\0") if comment else None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"{file}: not a readable image ({exc})") from exc
     return text or None

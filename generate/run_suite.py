@@ -2,12 +2,21 @@
 
 Order of writes per batch: every image atomically, then the manifest rewritten atomically with
 the batch's rows. A kill at any point leaves only complete files; a row exists only for an image
-that exists. A rerun skips rows already in the manifest whose image is on disk, and regenerates
-the rest (deterministically, so an orphan image is simply rewritten with the same pixels).
+that exists. One writer at a time: the run holds the folder's lock (``t2iscope.locks``) from its
+first read of the manifest to its last write, so a second run into the same folder is refused
+with one line instead of interleaving its images with the first's manifest.
+
+A rerun skips jobs whose row is in the manifest with its image on disk and the same prompt,
+negative prompt, size and watermark as the suite now asks for, and regenerates the rest
+(deterministically, so an orphan image is simply rewritten with the same pixels; an edited prompt
+is generated anew). A folder holding another suite, images of another model, or files that are
+no suite run at all is refused with one line.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import subprocess
 import time
 from collections.abc import Callable
@@ -20,13 +29,17 @@ from tqdm import tqdm
 
 from t2iscope import __version__, fileio
 from t2iscope.errors import ConfigError, DataError
+from t2iscope.generate.limits import MAX_BATCH_SIZE, MAX_SUITE_IMAGES
 from t2iscope.generate.models import Model
 from t2iscope.generate.output import OutputOptions, save
-from t2iscope.generate.suites import Job, Suite, expand
+from t2iscope.generate.params import check_number, option_name
+from t2iscope.generate.suites import Job, Suite, expand, grid_size
 from t2iscope.generate.txt2img import txt2img
+from t2iscope.locks import is_empty, output_lock
 from t2iscope.paths import REPO_ROOT
 
 MANIFEST = "manifest.parquet"
+RUN_JSON = "run.json"
 SCHEMA = pa.schema(
     [
         ("suite", pa.string()),
@@ -64,22 +77,64 @@ class RunSummary:
 
 
 def read_manifest(out: Path) -> dict[str, dict]:
-    """Rows of an existing manifest by key ({} when there is none yet)."""
+    """Rows of an existing manifest by key ({} when there is none yet).
+
+    Raises DataError naming the file when it is unreadable or not a suite manifest (no ``key``,
+    ``suite`` or ``image_path`` column, or a column of another type); columns the contract added
+    later (``cfg_rescale``...) may be missing and read as null.
+    """
     path = out / MANIFEST
     if not path.exists():
         return {}
     try:
-        rows = pq.read_table(path).to_pylist()
-    except (pa.ArrowInvalid, OSError) as exc:
+        table = pq.read_table(path)
+        missing = [c for c in ("key", "suite", "image_path") if c not in table.column_names]
+        if missing:
+            raise DataError(f"{path}: not a suite manifest (no column {', '.join(missing)})")
+        columns = [
+            table[f.name].cast(f.type) if f.name in table.column_names else pa.nulls(len(table), f.type)
+            for f in SCHEMA
+        ]
+        rows = pa.Table.from_arrays(columns, schema=SCHEMA).to_pylist()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
         raise DataError(f"{path}: unreadable manifest ({exc})") from None
     return {row["key"]: row for row in rows}
+
+
+def _payload(opts: OutputOptions) -> str | None:
+    payload = opts.method_payload
+    return payload.decode("latin-1") if payload else None
+
+
+def _done(out: Path, row: dict | None, job: Job, opts: OutputOptions) -> bool:
+    """Whether ``row`` records ``job`` as the suite now asks for it, with its image on disk."""
+    p = job.params
+    return (
+        row is not None
+        and row["image_path"] == job.image_path
+        and (out / job.image_path).is_file()
+        and (row["prompt"], row["negative_prompt"]) == (p.prompt, p.negative_prompt)
+        and p.width in (None, row["width"])
+        and p.height in (None, row["height"])
+        and (row["watermark_method"], row["watermark_payload"]) == (opts.watermark, _payload(opts))
+        and opts.upscale in (None, row["output_scale"])
+    )
+
+
+def _kept(out: Path, row: dict) -> bool:
+    """A row the run does not ask for (an earlier --limit) stays if it names its own image, on disk."""
+    path, images = row["image_path"], (out / "images").resolve()
+    return (
+        path == f"images/{row['key']}.png"
+        and (out / path).resolve().is_relative_to(images)
+        and (out / path).is_file()
+    )
 
 
 def _row(
     job: Job, model: Model, size: tuple[int, int], opts: OutputOptions, scale: int, elapsed: float
 ) -> dict:
     p = job.params
-    payload = opts.method_payload
     return {
         "suite": job.suite,
         "prompt_id": job.prompt_id,
@@ -99,7 +154,7 @@ def _row(
         "model_id": model.model_id,
         "image_path": job.image_path,
         "watermark_method": opts.watermark,
-        "watermark_payload": payload.decode("latin-1") if payload else None,
+        "watermark_payload": _payload(opts),
         "elapsed_s": elapsed,
         "output_scale": scale,
         "key": job.key,
@@ -134,9 +189,32 @@ def _provenance(suite: Suite, out: Path, model_id: str) -> None:
         commit = ""
     fileio.write_text(out / "suite.yaml", Path(suite.source).read_text(encoding="utf-8"))
     fileio.write_json(
-        out / "run.json",
+        out / RUN_JSON,
         {"suite": suite.name, "model_id": model_id, "t2iscope": __version__, "git_commit": commit or None},
     )
+
+
+def _check_folder(out: Path, suite: Suite, rows: dict[str, dict], model_id: str | None) -> None:
+    """Refuse a folder that holds another suite, another model's images, or no suite run at all."""
+    run = out / RUN_JSON
+    recorded: dict = {}
+    if run.is_file():
+        try:
+            recorded = json.loads(run.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataError(f"{run}: unreadable ({exc})") from None
+        if not isinstance(recorded, dict):
+            raise DataError(f"{run}: expected a JSON object")
+    elif not rows and not is_empty(out):
+        raise ConfigError(f"{out}: holds files but no suite run ({RUN_JSON}); choose an empty or new --out")
+    suites = {r["suite"] for r in rows.values()} | (
+        {str(recorded["suite"])} if "suite" in recorded else set()
+    )
+    if other := sorted(suites - {suite.name}):
+        raise ConfigError(f"{out}: holds suite {other[0]!r}, not {suite.name!r}; use another --out")
+    models = {r["model_id"] for r in rows.values()} - {None}
+    if model_id is not None and (other := sorted(models - {model_id})):
+        raise ConfigError(f"{out}: holds images of model {other[0]!r}, not {model_id!r}; use another --out")
 
 
 def run_suite(
@@ -147,40 +225,70 @@ def run_suite(
     limit: int | None = None,
     batch_size: int = 8,
     output: OutputOptions | None = None,
+    model_id: str | None = None,
+    cli: bool = False,
 ) -> RunSummary:
-    """Generate the jobs of ``suite`` not yet in ``out``; ``model`` may be a loader, called only if needed."""
-    # 1. Check inputs and expand the grid
-    output = (output or OutputOptions()).check()
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    if limit is not None and limit < 1:
-        raise ConfigError(f"limit must be >= 1, got {limit}")
+    """Generate the jobs of ``suite`` not yet in ``out``; ``model`` may be a loader, called only if needed.
+
+    ``limit`` takes the first N images of the grid; the grid (or ``limit`` when smaller) may hold
+    at most ``limits.MAX_SUITE_IMAGES`` (1,000,000) images, counted without expanding it.
+    ``batch_size`` is 1..64 images per U-Net batch. ``model_id`` names a loader's model, so a folder
+    of another model's images is refused before loading it. Errors name the field, or the option
+    when ``cli``: ConfigError for options and folders in use or holding something else (before
+    anything is written), DataError for an unreadable manifest.
+    """
+    # 1. Check options and the grid's size, before the folder is touched
+    output = (output or OutputOptions()).check(cli=cli)
+    check_number("batch_size", batch_size, 1, MAX_BATCH_SIZE, integer=True, cli=cli)
+    if limit is not None and not (isinstance(limit, int) and limit >= 1):
+        raise ConfigError(f"{option_name('limit', cli)} must be an integer >= 1, got {limit!r}")
+    total = grid_size(suite)
+    count = total if limit is None else min(limit, total)
+    if count > MAX_SUITE_IMAGES:
+        raise ConfigError(
+            f"{suite.source}: the grid has {total:,} images, more than one run may make "
+            f"({MAX_SUITE_IMAGES:,}); pass {option_name('limit', cli)} or split the suite"
+        )
     out = Path(out)
-    jobs = expand(suite)[:limit]
-    order = {job.key: i for i, job in enumerate(jobs)}
-    # 2. Resume: a row counts as done only if its image is on disk too
-    rows = read_manifest(out)
-    other = {r["suite"] for r in rows.values()} - {suite.name}
-    if other:
-        raise ConfigError(f"{out}: holds suite {sorted(other)[0]!r}, not {suite.name!r}; use another --out")
-    rows = {k: r for k, r in rows.items() if (out / r["image_path"]).is_file()}
-    _remove_stale_temps(out)
-    pending = [job for job in jobs if job.key not in rows]
-    if not pending:
-        return RunSummary(len(jobs), len(jobs), 0, out / MANIFEST)
-    # 3. Generate batch by batch: images first, then the manifest
-    model = model if isinstance(model, Model) else model()
-    _provenance(suite, out, model.model_id)
-    with tqdm(total=len(pending), desc=f"suite {suite.name}", unit="img") as bar:
-        for batch in _batches(pending, batch_size):
-            start = time.perf_counter()
-            images = txt2img(model, [job.params for job in batch])
-            share = (time.perf_counter() - start) / len(batch)
-            for job, image in zip(batch, images, strict=True):
+    existing = next(p for p in (out, *out.parents) if p.exists())  # the root always does
+    if not existing.is_dir():
+        raise ConfigError(f"{out}: {existing} is a file; {option_name('out', cli)} names a folder")
+    if isinstance(model, Model):
+        model_id = model.model_id
+    with output_lock(out):
+        # 2. Expand the first `count` jobs lazily (a repeated value is one job), then resume: a job
+        # is done if its row matches it and its image is on disk
+        jobs = list({job.key: job for job in itertools.islice(expand(suite), count)}.values())
+        order = {job.key: i for i, job in enumerate(jobs)}
+        rows = read_manifest(out)
+        _check_folder(out, suite, rows, model_id)
+        _remove_stale_temps(out)
+        pending = [job for job in jobs if not _done(out, rows.get(job.key), job, output)]
+        todo = {job.key for job in pending}
+        kept = {k: r for k, r in rows.items() if k not in todo and (k in order or _kept(out, r))}
+        for job in jobs:  # tags are metadata: a done row takes the suite's current ones
+            if job.key in kept:
+                kept[job.key] = {**kept[job.key], "tags": list(job.tags)}
+        if kept != rows:  # stale rows out (before their images are rewritten), current tags in
+            _write_manifest(out, kept, order)
+        rows = kept
+        if not pending:
+            return RunSummary(len(jobs), len(jobs), 0, out / MANIFEST)
+        # 3. Generate batch by batch: images first, then the manifest
+        model = model if isinstance(model, Model) else model()
+        output.check_size(suite.width or model.native_size, suite.height or model.native_size, cli=cli)
+        _check_folder(out, suite, rows, model.model_id)
+        _provenance(suite, out, model.model_id)
+        with tqdm(total=len(pending), desc=f"suite {suite.name}", unit="img") as bar:
+            for batch in _batches(pending, batch_size):
                 start = time.perf_counter()
-                scale = save(out / job.image_path, image, job.params, model.model_id, output)
-                elapsed = share + time.perf_counter() - start
-                rows[job.key] = _row(job, model, image.size, output, scale, elapsed)
-            _write_manifest(out, rows, order)
-            bar.update(len(batch))
+                images = txt2img(model, [job.params for job in batch])
+                share = (time.perf_counter() - start) / len(batch)
+                for job, image in zip(batch, images, strict=True):
+                    start = time.perf_counter()
+                    scale = save(out / job.image_path, image, job.params, model.model_id, output)
+                    elapsed = share + time.perf_counter() - start
+                    rows[job.key] = _row(job, model, image.size, output, scale, elapsed)
+                _write_manifest(out, rows, order)
+                bar.update(len(batch))
     return RunSummary(len(jobs), len(jobs) - len(pending), len(pending), out / MANIFEST)

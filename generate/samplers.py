@@ -38,10 +38,6 @@ class Sampler:
 
 
 SAMPLERS: Registry[Sampler] = Registry("sampler")
-# A1111's default through v1.5, and the scheduler the embedded model's folder ships, so `t2iscope generate`,
-# the stock `from_pretrained` pipeline and the model card's figures all sample the same way.
-DEFAULT_SAMPLER = "Euler a"
-
 for _name, _sampler in {
     "Euler": Sampler(EulerDiscreteScheduler, "Euler's method: first order, deterministic"),
     "Euler a": Sampler(

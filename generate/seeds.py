@@ -11,18 +11,20 @@ import secrets
 
 import torch
 
-RANDOM = -1  # A1111's "pick one for me"
-MAX_SEED = 2**32 - 1
+from t2iscope.generate.limits import MAX_SEED, RANDOM_SEED
 
 
-def resolve_seed(seed: int) -> int:
-    """Return ``seed``, or a fresh random one for -1 (recorded by callers so the image is reproducible)."""
-    return secrets.randbelow(MAX_SEED + 1) if seed == RANDOM else seed
+def resolve_seed(seed: int, n: int = 1) -> int:
+    """Return ``seed``, or for -1 a random one with room for ``n`` consecutive seeds up to MAX_SEED.
+
+    Callers record the seed, so the image is reproducible.
+    """
+    return secrets.randbelow(MAX_SEED + 2 - n) if seed == RANDOM_SEED else seed
 
 
 def batch_seeds(seed: int, n: int) -> list[int]:
     """A1111's convention: a batch of ``n`` images from seed ``s`` uses s, s+1, ..., s+n-1."""
-    first = resolve_seed(seed)
+    first = resolve_seed(seed, n)
     return [first + i for i in range(n)]
 
 

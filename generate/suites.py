@@ -4,14 +4,24 @@ A suite names its prompts (stable ids, tags, per-language translations, negative
 defaults and a grid whose axes (seeds, cfg_scale, cfg_rescale, steps, sampler) take lists or A1111
 X/Y/Z range syntax (``1-5 (+2)``, ``1-10 [5]``). Validation is strict (``t2iscope.config``):
 unknown keys, wrong types, duplicate ids and bad ranges are ConfigErrors naming the file and key,
-raised before any model is loaded. Expansion is deterministic and every job has a stable key,
-which is what lets a killed run resume.
+raised before any model is loaded. Values are bounded by ``t2iscope.generate.limits`` (steps
+1..150, cfg_scale 0..30, seeds 0..2**32-1, width/height 8..2048), the same limits as the command
+line. Expansion is lazy and deterministic (a grid of 10**8 seeds is counted, not built) and every
+job has a stable key, which is what lets a killed run resume.
+
+Fields that become file names (``images/<prompt id>/<language>-<sampler>-n<steps>-...png``) are
+checked to stay inside the run folder on every file system: prompt ids are 1..100 of
+``A-Za-z0-9_.-`` starting with a letter or digit, not ending in ``.``, no Windows device name
+(``CON``, ``NUL.x``...) and unique regardless of case (macOS and Windows ignore it); languages are
+language codes of at most 35 characters (RFC 5646's buffer size), unique per prompt regardless of
+case. Samplers must be registered names and numbers are written by the key itself. Tags, texts
+and the suite's name reach only the manifest and the PNG text, never a path.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -19,15 +29,26 @@ from typing import Any
 
 from t2iscope.config import load_yaml, location, parse
 from t2iscope.errors import ConfigError
-from t2iscope.generate.params import Params
-from t2iscope.generate.ranges import parse_values
-from t2iscope.generate.samplers import DEFAULT_SAMPLER
+from t2iscope.generate.limits import (
+    DEFAULT_CFG_RESCALE,
+    DEFAULT_CFG_SCALE,
+    DEFAULT_SAMPLER,
+    DEFAULT_STEPS,
+    MAX_SEED,
+)
+from t2iscope.generate.params import Params, check_side
+from t2iscope.generate.ranges import Values, parse_values
 
 DEFAULT_LANGUAGE = "en"
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Letters, digits, '_-.'; not starting with '.' or '-' (no '..', no option look-alike), not ending
+# in '.' (Windows drops it, so 'a.' and 'a' would share a folder); 100 characters at most.
+_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,98}[A-Za-z0-9_-])?")
+# Windows device names, reserved as a file name with any extension (NUL, nul.txt)
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"{d}{i}" for d in ("COM", "LPT") for i in range(10))}
 # A BCP 47-style tag (en, zh-Hans, pt_BR): it becomes part of each image's file name, so nothing
 # that could leave the run folder ('/', '..') gets through.
-_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")  # used with fullmatch: "en\n" fails
+_MAX_LANGUAGE = 35  # RFC 5646 section 4.4.1: 35 characters hold any practical language tag
 
 # A grid axis is a value, an A1111 range string or a list of those (expanded by parse_values).
 _Ints = int | str | list[int | str]
@@ -38,10 +59,12 @@ _AXES = {"seeds": int, "cfg_scale": float, "cfg_rescale": float, "steps": int, "
 
 @dataclass(frozen=True)
 class _Defaults:
+    """The generation defaults (``t2iscope.generate.limits``), except seeds: a suite is reproducible."""
+
     seeds: _Ints = 0
-    cfg_scale: _Floats = 7.0
-    cfg_rescale: _Floats = 0.0
-    steps: _Ints = 20
+    cfg_scale: _Floats = DEFAULT_CFG_SCALE
+    cfg_rescale: _Floats = DEFAULT_CFG_RESCALE
+    steps: _Ints = DEFAULT_STEPS
     sampler: _Names = DEFAULT_SAMPLER
     width: int | None = None
     height: int | None = None
@@ -90,15 +113,17 @@ class Prompt:
 
 @dataclass(frozen=True)
 class Suite:
+    """A checked suite; each axis is a lazy sequence of values (``ranges.Values``), in file order."""
+
     name: str
     description: str
     source: str
     prompts: tuple[Prompt, ...]
-    seeds: tuple[int, ...]
-    cfg_scale: tuple[float, ...]
-    cfg_rescale: tuple[float, ...]
-    steps: tuple[int, ...]
-    sampler: tuple[str, ...]
+    seeds: Values
+    cfg_scale: Values
+    cfg_rescale: Values
+    steps: Values
+    sampler: Values
     width: int | None
     height: int | None
 
@@ -119,16 +144,40 @@ class Job:
         return f"images/{self.key}.png"
 
 
-def _values(spec: Any, kind: type, where: str) -> tuple:
+def _values(spec: Any, kind: type, where: str) -> Values:
     try:
-        return tuple(parse_values(spec, kind))
+        return parse_values(spec, kind)
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
 
 
+def _check_id(value: str, what: str, where: str) -> None:
+    """A prompt id or suite name: a safe file name on every system (see the module docstring)."""
+    if not _ID.fullmatch(value):
+        raise ConfigError(
+            f"{where}: {what} must be 1 to 100 letters, digits, '_', '-' or '.', starting with a letter "
+            f"or digit and not ending in '.', got {value!r}"
+        )
+    if value.split(".")[0].upper() in _RESERVED:
+        raise ConfigError(f"{where}: {what} {value!r} is a Windows device name; choose another")
+
+
+def _unique(names: Sequence[str], what: str, fields: Sequence[str]) -> None:
+    """Refuse repeats, and names that differ only in case (one file on macOS and Windows)."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        first = names[seen.setdefault(name.casefold(), i)]
+        if first == name and seen[name.casefold()] != i:
+            raise ConfigError(f"{fields[i]}: duplicate {what} {name!r}")
+        if first != name:
+            raise ConfigError(
+                f"{fields[i]}: {what} {name!r} differs from {first!r} only in case, "
+                "which macOS and Windows file names ignore"
+            )
+
+
 def _prompt(raw: _PromptEntry, where: str, negative: str) -> Prompt:
-    if not _ID.match(raw.id):
-        raise ConfigError(f"{where}: id must be letters, digits, '_', '-' or '.', got {raw.id!r}")
+    _check_id(raw.id, "id", where)
     where = f"{where} ({raw.id})"
     if (raw.text is None) == (raw.translations is None):
         raise ConfigError(f"{where}: give exactly one of text or translations")
@@ -140,11 +189,15 @@ def _prompt(raw: _PromptEntry, where: str, negative: str) -> Prompt:
         texts = tuple(raw.translations.items())
         fields = [f"{where}.translations.{lang}" for lang, _ in texts]
     else:
-        texts = ((raw.language or DEFAULT_LANGUAGE, raw.text),)
+        texts = ((DEFAULT_LANGUAGE if raw.language is None else raw.language, raw.text),)
         fields = [f"{where}.language"]
     for (lang, _), at in zip(texts, fields, strict=True):
-        if not _LANGUAGE.match(lang):
-            raise ConfigError(f"{at}: a language is a code like en, de or zh-Hans, got {lang!r}")
+        if not (_LANGUAGE.fullmatch(lang) and len(lang) <= _MAX_LANGUAGE):
+            raise ConfigError(
+                f"{at}: a language is a code like en, de or zh-Hans (at most {_MAX_LANGUAGE} characters), "
+                f"got {lang!r}"
+            )
+    _unique([lang for lang, _ in texts], "language", fields)
     neg = negative if raw.negative_prompt is None else raw.negative_prompt
     return Prompt(id=raw.id, texts=texts, tags=raw.tags, negative_prompt=neg)
 
@@ -152,71 +205,64 @@ def _prompt(raw: _PromptEntry, where: str, negative: str) -> Prompt:
 def parse_suite(data: Any, source: str) -> Suite:
     """Validate a suite's parsed YAML (``source`` names it in errors) into a Suite.
 
-    Beyond the shape (``t2iscope.config``: unknown keys, types), checks that names and ids are
-    letters, digits, ``_-.``, that each prompt gives exactly one of text or translations, that
-    ids are unique, that axes parse as A1111 ranges and that every sampler and setting is valid
-    for generation. Raises ConfigError naming ``source`` and the field.
+    Beyond the shape (``t2iscope.config``: unknown keys, types), checks that names and ids are safe
+    file names and languages are language codes (module docstring), that each prompt gives exactly
+    one of text or translations, that ids are unique (regardless of case), that axes parse as A1111
+    ranges and that every sampler and value is within generation's limits. Raises ConfigError
+    naming ``source`` and the field.
     """
     raw = parse(_SuiteFile, data, source)
-    if not _ID.match(raw.name):
-        raise ConfigError(f"{source}: name must be letters, digits, '_', '-' or '.', got {raw.name!r}")
+    _check_id(raw.name, "name", source)
     resolved = {}
     where = {}  # axis -> its field, as errors name it: "s.yaml: grid.steps"
     for axis, kind in _AXES.items():
         # A default the grid overrides is still checked: a bad value is a mistake wherever it is.
         where[axis] = location(source, ("defaults", axis))
         resolved[axis] = _values(getattr(raw.defaults, axis), kind, where[axis])
+        _check_axis(axis, resolved[axis], where[axis])
         if (spec := getattr(raw.grid, axis)) is not None:
             where[axis] = location(source, ("grid", axis))
             resolved[axis] = _values(spec, kind, where[axis])
+            _check_axis(axis, resolved[axis], where[axis])
     size = {"width": raw.defaults.width, "height": raw.defaults.height}
-    _check_settings(resolved, size, where, source)
+    for name, value in size.items():
+        if value is not None:
+            _located(location(source, ("defaults", name)), check_side, name, value)
     if not raw.prompts:
         raise ConfigError(f"{source}: prompts must be a non-empty list")
     negative = raw.defaults.negative_prompt
     prompts = tuple(_prompt(p, location(source, ("prompts", i)), negative) for i, p in enumerate(raw.prompts))
-    seen: dict[str, int] = {}
-    for i, p in enumerate(prompts):
-        if p.id in seen:
-            where = location(source, ("prompts", i, "id"))
-            raise ConfigError(f"{where}: duplicate prompt id {p.id!r} (also prompts[{seen[p.id]}].id)")
-        seen[p.id] = i
-    suite = Suite(
-        name=raw.name,
-        description=raw.description,
-        source=source,
-        prompts=prompts,
-        **resolved,
-        **size,
+    ids = [p.id for p in prompts]
+    _unique(ids, "prompt id", [location(source, ("prompts", i, "id")) for i in range(len(ids))])
+    return Suite(
+        name=raw.name, description=raw.description, source=source, prompts=prompts, **resolved, **size
     )
-    for sampler in suite.sampler:  # the settings together (each alone is checked above)
-        for rescale in {min(suite.cfg_rescale), max(suite.cfg_rescale)}:
-            low = {"steps": min(suite.steps), "cfg_scale": min(suite.cfg_scale), "cfg_rescale": rescale}
-            probe = Params("", sampler=sampler, **low, **size)
-            try:
-                probe.check()
-            except ConfigError as exc:
-                raise ConfigError(f"{source}: {exc}") from None
-    return suite
 
 
-def _check_settings(
-    axes: dict[str, tuple], size: dict[str, int | None], where: dict[str, str], source: str
-) -> None:
-    """Each axis value and size alone, as generation checks it, the error naming its field."""
-    if any(s < 0 for s in axes["seeds"]):
-        raise ConfigError(f"{where['seeds']}: seeds must be >= 0 (a suite must be reproducible)")
-    settings = [
-        (axis, {axis: v}, where[axis])
-        for axis in ("steps", "cfg_scale", "cfg_rescale", "sampler")
-        for v in sorted(set(axes[axis]))
-    ]
-    settings += [(name, {name: v}, location(source, ("defaults", name))) for name, v in size.items()]
-    for _, setting, field_at in settings:
-        try:
-            Params("", **setting).check()
-        except ConfigError as exc:
-            raise ConfigError(f"{field_at}: {exc}") from None
+def _located(where: str, check: Any, *args: Any) -> None:
+    """Run ``check(*args)``, its ConfigError prefixed with the field (``s.yaml: grid.steps: ...``)."""
+    try:
+        check(*args)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _check_axis(axis: str, values: Values, where: str) -> None:
+    """Every value of an axis within generation's limits; numeric ranges are checked by their ends."""
+    if axis == "sampler":
+        for name in dict.fromkeys(values):
+            _located(where, Params("", sampler=name).check)
+        return
+    low, high = values.bounds()
+    if axis == "seeds":
+        if low < 0 or high > MAX_SEED:
+            raise ConfigError(
+                f"{where}: seeds must be from 0 to {MAX_SEED}, got {low if low < 0 else high} "
+                "(a suite must be reproducible: no -1)"
+            )
+        return
+    for value in (low, high):
+        _located(where, Params("", **{axis: value}).check)
 
 
 def shipped_suites() -> list[str]:
@@ -242,16 +288,48 @@ def _slug(value: object) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "", str(value).replace("+", "p")).lower()
 
 
-def expand(suite: Suite) -> list[Job]:
-    """Every (prompt, language, sampler, steps, cfg, seed) combination, in a fixed order."""
-    jobs = []
+def _number(value: float) -> str:
+    """A number as keys write it: ``%g`` (7.5, 1e-05) when that is exact, else Python's repr.
+
+    ``%g`` keeps 6 digits, so 7.0000001 and 7.0000002 would share a key (and a file); keys that
+    ``%g`` writes exactly are unchanged, so folders made before resume as they were.
+    """
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
+
+
+def grid_size(suite: Suite) -> int:
+    """How many jobs ``expand`` yields, computed from the axes' lengths (nothing is expanded)."""
+    axes = (suite.sampler, suite.steps, suite.cfg_scale, suite.cfg_rescale, suite.seeds)
+    size = sum(len(p.texts) for p in suite.prompts)
+    for values in axes:
+        size *= len(values)
+    return size
+
+
+def _product(*axes: Sequence) -> Iterator[tuple]:
+    """itertools.product's order, without first copying every axis into a tuple as it does."""
+    if not axes:
+        yield ()
+        return
+    for head in axes[0]:
+        for tail in _product(*axes[1:]):
+            yield (head, *tail)
+
+
+def expand(suite: Suite) -> Iterator[Job]:
+    """Every (prompt, language, sampler, steps, cfg, rescale, seed) combination, in a fixed order.
+
+    A generator over the lazy axes (the seed varies fastest): take what you need with
+    ``itertools.islice``; ``grid_size`` counts them all.
+    """
     for prompt in suite.prompts:
-        for (lang, text), sampler, steps, cfg, rescale, seed in itertools.product(
+        for (lang, text), sampler, steps, cfg, rescale, seed in _product(
             prompt.texts, suite.sampler, suite.steps, suite.cfg_scale, suite.cfg_rescale, suite.seeds
         ):
             # plain CFG keeps the key it had before cfg_rescale existed, so old runs resume
-            rescaled = f"-r{rescale:g}" if rescale else ""
-            key = f"{prompt.id}/{lang}-{_slug(sampler)}-n{steps}-c{cfg:g}{rescaled}-s{seed}"
+            rescaled = f"-r{_number(rescale)}" if rescale else ""
+            key = f"{prompt.id}/{lang}-{_slug(sampler)}-n{steps}-c{_number(cfg)}{rescaled}-s{seed}"
             params = Params(
                 prompt=text,
                 negative_prompt=prompt.negative_prompt,
@@ -263,5 +341,4 @@ def expand(suite: Suite) -> list[Job]:
                 width=suite.width,
                 height=suite.height,
             )
-            jobs.append(Job(key, suite.name, prompt.id, lang, prompt.tags, params))
-    return jobs
+            yield Job(key, suite.name, prompt.id, lang, prompt.tags, params)

@@ -20,8 +20,9 @@ def txt2img(model: Model, batch: list[Params]) -> list[Image.Image]:
     first = batch[0]
     # 2. Conditioning (emphasis, BREAK and long prompts come in through the embeddings)
     cond, uncond = encode_batch(model, [p.prompt for p in batch], [p.negative_prompt for p in batch])
-    # 3. Sampler
+    # 3. Sampler (and the per-step bar the single-image commands show)
     model.pipe.scheduler = make_scheduler(first.sampler, model.scheduler_config)
+    model.pipe.set_progress_bar_config(**model.progress_bar())
     # 4. Denoise and decode; one CPU generator per image keeps a seed's image batch-independent
     return model.pipe(
         prompt_embeds=cond,

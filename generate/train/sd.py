@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from t2iscope.errors import ConfigError
-from t2iscope.generate.samplers import DEFAULT_SAMPLER, make_scheduler
+from t2iscope.generate.limits import DEFAULT_SAMPLER
+from t2iscope.generate.samplers import make_scheduler
 from t2iscope.generate.tokenizer_files import write_clip_tokenizer_files
 from t2iscope.generate.train import loop
 from t2iscope.generate.train.corpus import Corpus

@@ -100,16 +100,25 @@ HUB_ID = "org/model"  # not a local path: the errors below must come before the 
     ("argv", "message", "exit_code"),
     [
         (["txt2img", "x", "--sampler", "Euler z"], "unknown sampler 'Euler z'", 2),
-        (["txt2img", "x", "--steps", "0"], "steps must be >= 1", 2),
-        (["txt2img", "x", "--cfg-scale", "-2"], "cfg_scale must be >= 0", 2),
-        (["txt2img", "x", "--width", "100"], "width must be a positive multiple of 8", 2),
+        (["txt2img", "x", "--steps", "0"], "--steps must be an integer from 1 to 150, got 0", 2),
+        (
+            ["txt2img", "x", "--cfg-scale", "-2"],
+            "--cfg-scale must be a finite number from 0 to 30, got -2.0",
+            2,
+        ),
+        (["txt2img", "x", "--width", "100"], "--width must be a multiple of 8 from 8 to 2048 pixels", 2),
         (["txt2img", "x", "--watermark-method", "lsb"], "unknown watermark method", 2),
-        (["img2img", "x", "--image", "SRC", "--strength", "1.5"], "strength must be between 0 and 1", 2),
+        (
+            ["img2img", "x", "--image", "SRC", "--strength", "1.5"],
+            "--strength must be a finite number from 0",
+            2,
+        ),
         (["img2img", "x", "--image", "BAD"], "not a readable image", 1),
         (["inpaint", "x", "--image", "SRC", "--mask", "SMALL"], "does not match --image", 2),
         (["outpaint", "x", "--image", "SRC"], "at least one > 0", 2),
         (["suite", "DUP", "--out", "OUT"], "duplicate prompt id 'a'", 2),
         (["txt2img", "x"], "hub ids are not supported", 2),
+        (["txt2img", "x", "--out", "DIR"], "is a folder; give the PNG's file name", 2),
     ],
 )
 def test_bad_input_is_one_line_before_any_work(capsys, tmp_path, source, argv, message, exit_code):
@@ -121,7 +130,8 @@ def test_bad_input_is_one_line_before_any_work(capsys, tmp_path, source, argv, m
     dup.write_text("name: d\nprompts:\n  - {id: a, text: x}\n  - {id: a, text: y}\n", encoding="utf-8")
     subs = {"SRC": source, "BAD": str(bad), "SMALL": str(small), "DUP": str(dup), "OUT": str(tmp_path / "o")}
     argv = [subs.get(a, a) for a in argv]
-    out = [] if argv[0] == "suite" else ["--out", str(tmp_path / "o.png")]
+    argv = [str(tmp_path) if a == "DIR" else a for a in argv]
+    out = [] if argv[0] == "suite" or "--out" in argv else ["--out", str(tmp_path / "o.png")]
     code, _, err = _run(capsys, "generate", *argv, "--model", HUB_ID, *out)
     assert code == exit_code
     assert message in err and err.count("\n") == 1 and err.startswith("t2iscope: error:")
@@ -132,3 +142,165 @@ def test_cli_fill_choices_match_the_inpaint_module():
     from t2iscope.generate import cli, inpaint
 
     assert cli.FILLS == inpaint.FILLS
+
+
+# Issue 14 items 10 and 11: every numeric option of every command, refused up front with one line
+# naming it (exit 2, no output file, no model loaded: --model is a hub id nothing could load).
+_MODES = {
+    "txt2img": [],
+    "img2img": ["--image", "SRC"],
+    "inpaint": ["--image", "SRC", "--mask", "MASK"],
+    "outpaint": ["--image", "SRC", "--right", "8"],
+}
+_COMMON = [
+    ("--steps", "0", "--steps must be an integer from 1 to 150, got 0"),
+    ("--steps", "100000", "--steps must be an integer from 1 to 150, got 100000"),
+    ("--steps", "-3", "--steps must be an integer from 1 to 150, got -3"),
+    ("--cfg-scale", "nan", "--cfg-scale must be a finite number from 0 to 30, got nan"),
+    ("--cfg-scale", "inf", "--cfg-scale must be a finite number from 0 to 30, got inf"),
+    ("--cfg-scale", "-1", "--cfg-scale must be a finite number from 0 to 30, got -1.0"),
+    ("--cfg-scale", "1e308", "--cfg-scale must be a finite number from 0 to 30, got 1e+308"),
+    ("--cfg-rescale", "nan", "--cfg-rescale must be a finite number from 0 to 1, got nan"),
+    ("--cfg-rescale", "-0.5", "--cfg-rescale must be a finite number from 0 to 1, got -0.5"),
+    ("--width", "100000", "--width must be a multiple of 8 from 8 to 2048 pixels, got 100000"),
+    ("--width", "-64", "--width must be a multiple of 8 from 8 to 2048 pixels, got -64"),
+    ("--height", "0", "--height must be a multiple of 8 from 8 to 2048 pixels, got 0"),
+    ("--height", "2056", "--height must be a multiple of 8 from 8 to 2048 pixels, got 2056"),
+    ("--batch-size", "0", "--batch-size must be an integer from 1 to 64, got 0"),
+    ("--batch-size", "1000000", "--batch-size must be an integer from 1 to 64, got 1000000"),
+    ("--seed", "-2", "--seed must be -1 (random) or an integer from 0 to 4294967295, got -2"),
+    ("--seed", "4294967296", "--seed must be -1 (random) or an integer from 0 to 4294967295"),
+    ("--seed", "99999999999999999999999", "--seed must be -1 (random) or an integer from 0 to"),
+    ("--upscale", "0", "--upscale must be an integer from 1 to 8, got 0"),
+    ("--upscale", "100", "--upscale must be an integer from 1 to 8, got 100"),
+]
+_OWN = {
+    "img2img": [
+        ("--strength", "nan", "--strength must be a finite number from 0 to 1, got nan"),
+        ("--strength", "-0.1", "--strength must be a finite number from 0 to 1, got -0.1"),
+    ],
+    "inpaint": [
+        ("--strength", "inf", "--strength must be a finite number from 0 to 1, got inf"),
+        ("--mask-blur", "-1", "--mask-blur must be an integer from 0 to 64, got -1"),
+        ("--mask-blur", "100000000", "--mask-blur must be an integer from 0 to 64, got 100000000"),
+        ("--padding", "-8", "--padding must be an integer from 0 to 256, got -8"),
+        ("--padding", "1000000", "--padding must be an integer from 0 to 256, got 1000000"),
+    ],
+    "outpaint": [
+        ("--right", "1000000", "--right must be an integer from 0 to 2048, got 1000000"),
+        ("--left", "-8", "--left must be an integer from 0 to 2048, got -8"),
+        ("--top", "2040", "extended size 72x2104 is over 2048 pixels a side; add fewer pixels"),
+        ("--bottom", "99999999999999999999", "--bottom must be an integer from 0 to 2048"),
+        ("--strength", "nan", "--strength must be a finite number from 0 to 1, got nan"),
+        ("--mask-blur", "65", "--mask-blur must be an integer from 0 to 64, got 65"),
+    ],
+}
+_CASES = [(mode, *case) for mode in _MODES for case in _COMMON + _OWN.get(mode, [])]
+
+
+@pytest.mark.parametrize(("mode", "option", "value", "message"), _CASES)
+def test_every_numeric_option_is_bounded(capsys, tmp_path, source, mode, option, value, message):
+    mask = tmp_path / "mask.png"
+    Image.new("L", (64, 64), 255).save(mask)
+    args = [{"SRC": source, "MASK": str(mask)}.get(a, a) for a in _MODES[mode]]
+    out = tmp_path / "o.png"
+    code, _, err = _run(
+        capsys, "generate", mode, "x", *args, option, value, "--model", HUB_ID, "--out", str(out)
+    )
+    assert (code, err.count("\n")) == (2, 1) and err.startswith("t2iscope: error: "), err
+    assert message in err
+    assert not out.exists() and not list(tmp_path.glob("o*"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--limit", "0"], "--limit must be an integer >= 1, got 0"),
+        (["--limit", "-5"], "--limit must be an integer >= 1, got -5"),
+        (["--batch-size", "0"], "--batch-size must be an integer from 1 to 64, got 0"),
+        (["--batch-size", "100000"], "--batch-size must be an integer from 1 to 64, got 100000"),
+        (["--upscale", "0"], "--upscale must be an integer from 1 to 8, got 0"),
+        (["--model", HUB_ID], "hub ids are not supported"),
+        (["--device", "tpu"], "device must be auto, cpu or cuda, got 'tpu'"),
+    ],
+)
+def test_suite_options_are_refused_before_the_folder_exists(capsys, tmp_path, tiny_sd_path, argv, message):
+    out = tmp_path / "o"
+    model = ["--model", str(tiny_sd_path)]  # a later --model in argv wins
+    code, _, err = _run(capsys, "generate", "suite", "cfg-steps", "--out", str(out), *model, *argv)
+    assert (code, err.count("\n")) == (2, 1) and message in err, err
+    assert not out.exists()
+
+
+def _declared_png(path, width: int, height: int) -> str:
+    """A PNG whose header declares width x height; its pixel data is a stub (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+    return str(path)
+
+
+@pytest.mark.parametrize("side", [100_000, 10_000])  # past PIL's error threshold / its warning threshold
+@pytest.mark.parametrize(
+    ("mode", "args", "what"),
+    [
+        ("img2img", ["--image", "BOMB"], "--image"),
+        ("inpaint", ["--image", "BOMB", "--mask", "SRC"], "--image"),
+        ("inpaint", ["--image", "SRC", "--mask", "BOMB"], "--mask"),
+        ("outpaint", ["--image", "BOMB", "--right", "8"], "--image"),
+    ],
+)
+def test_decompression_bombs_are_one_line_naming_the_file(capsys, tmp_path, source, side, mode, args, what):
+    # issue 14 item 13: a PNG declaring 100000x100000 pixels raised PIL's DecompressionBombError
+    bomb = _declared_png(tmp_path / "bomb.png", side, side)
+    argv = [{"BOMB": bomb, "SRC": source}.get(a, a) for a in args]
+    out = tmp_path / "o.png"
+    code, _, err = _run(capsys, "generate", mode, "x", *argv, "--model", HUB_ID, "--out", str(out))
+    assert (code, err.count("\n")) == (1, 1), err
+    assert err.startswith(f"t2iscope: error: {what} {bomb}: ") and ("bomb" in err) and not out.exists()
+
+
+def test_info_on_a_decompression_bomb_is_one_line(capsys, tmp_path):
+    bomb = _declared_png(tmp_path / "bomb.png", 100_000, 100_000)
+    code, _, err = _run(capsys, "generate", "info", bomb)
+    assert (code, err.count("\n")) == (1, 1) and err.startswith(
+        f"t2iscope: error: {bomb}: not a readable image"
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "extra"),
+    [("img2img", []), ("inpaint", ["--mask", "BIG"]), ("outpaint", ["--right", "8"])],
+)
+def test_an_image_that_would_set_an_oversized_generation_is_refused(capsys, tmp_path, mode, extra):
+    big = tmp_path / "big.png"
+    Image.new("RGB", (2056, 64)).save(big)  # readable, but wider than anything a model may make here
+    argv = [str(big) if a == "BIG" else a for a in extra]
+    out = tmp_path / "o.png"
+    code, _, err = _run(
+        capsys, "generate", mode, "x", "--image", str(big), *argv, "--model", HUB_ID, "--out", str(out)
+    )
+    assert (code, err.count("\n")) == (2, 1), err
+    size = "2064x64" if mode == "outpaint" else "2056x64"  # outpaint names the extended canvas
+    assert size in err and "2048 pixels" in err and not out.exists()
+
+
+def test_single_image_commands_show_step_progress(capsys, tmp_path, tiny_sd_path, source):
+    # issue 14 item 10: `--steps 100000` ran with no progress output at all
+    for mode, extra in (("txt2img", []), ("inpaint", ["--image", source, "--mask", source])):
+        code, _, err = _run(
+            capsys, "generate", mode, "x", *extra, "--seed", "1", "--steps", "3", "--no-watermark",
+            "--model", str(tiny_sd_path), "--out", str(tmp_path / f"{mode}.png"),
+        )  # fmt: skip
+        assert code == 0, err
+        assert f"{mode}: " in err and "step" in err, err

@@ -48,10 +48,14 @@ def test_resizes_to_requested_size(tiny_model, init):
 
 
 def test_bad_inputs(tiny_model, init, tmp_path):
-    with pytest.raises(ConfigError, match="strength must be between 0 and 1"):
+    with pytest.raises(ConfigError, match=r"strength must be a finite number from 0 to 1, got 1\.5"):
         img2img(tiny_model, [Params("x", seed=1)], init, 1.5)
-    with pytest.raises(ConfigError, match="not a multiple of 8"):
+    with pytest.raises(ConfigError, match="image size 60x60: each side must be a multiple of 8"):
         img2img(tiny_model, [Params("x", seed=1)], init.resize((60, 60)), 0.5)
+    with pytest.raises(
+        ConfigError, match="image size 2056x64: each side must be a multiple of 8 from 8 to 2048"
+    ):
+        img2img(tiny_model, [Params("x", seed=1)], init.resize((2056, 64)), 0.5)
     with pytest.raises(ConfigError, match="cfg_rescale is not available for img2img"):
         img2img(tiny_model, [Params("x", seed=1, cfg_rescale=0.7)], init, 0.5)
     bad = tmp_path / "bad.png"

@@ -96,6 +96,13 @@ def test_bad_inputs(tiny_model, scene):
         InpaintOptions(fill="blur").check()
     with pytest.raises(ConfigError, match="strength"):
         InpaintOptions(strength=-0.1).check()
+    with pytest.raises(ConfigError, match="mask_blur must be an integer from 0 to 64, got 1000"):
+        InpaintOptions(mask_blur=1000).check()
+    with pytest.raises(ConfigError, match="padding must be an integer from 0 to 256, got -1"):
+        InpaintOptions(padding=-1).check()
+    with pytest.raises(ConfigError, match="image size 2056x64: each side must be a multiple of 8"):
+        big = image.resize((2056, 64))
+        inpaint(tiny_model, PARAMS, big, mask.resize((2056, 64)), InpaintOptions())
 
 
 def test_cfg_rescale_reaches_the_masked_area(tiny_model, scene):

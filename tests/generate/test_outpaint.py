@@ -58,7 +58,14 @@ def test_canvas_mask_covers_new_area_and_seam(source):
     ("opts", "message"),
     [
         (OutpaintOptions(), "at least one > 0"),
-        (OutpaintOptions(left=-8, right=8), "at least one > 0"),
+        (OutpaintOptions(left=-8, right=8), "left must be an integer from 0 to 2048, got -8"),
+        (OutpaintOptions(right=1_000_000), "right must be an integer from 0 to 2048, got 1000000"),
+        (OutpaintOptions(right=2000), "extended size 2064x64 is over 2048 pixels a side"),
+        (OutpaintOptions(right=8, mask_blur=65), "mask_blur must be an integer from 0 to 64, got 65"),
+        (
+            OutpaintOptions(right=8, strength=float("nan")),
+            "strength must be a finite number from 0 to 1, got nan",
+        ),
         (OutpaintOptions(right=12), "not a multiple of 8"),
     ],
 )

@@ -1,14 +1,17 @@
-"""A1111 X/Y/Z range syntax, by example and by property."""
+"""A1111 X/Y/Z range syntax, by example and by property; ranges stay lazy."""
 
 from __future__ import annotations
 
 import itertools
+import tracemalloc
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from t2iscope.generate.ranges import parse_values
+from t2iscope.generate.limits import MAX_AXIS_VALUES
+from t2iscope.generate.ranges import Values, parse_values
 
 
 @pytest.mark.parametrize(
@@ -28,7 +31,7 @@ from t2iscope.generate.ranges import parse_values
     ],
 )
 def test_a1111_examples(spec, kind, expected):
-    assert parse_values(spec, kind) == expected
+    assert list(parse_values(spec, kind)) == expected
 
 
 @pytest.mark.parametrize(
@@ -52,7 +55,7 @@ def test_bad_specs(spec, kind, message):
 @given(st.integers(-50, 50), st.integers(-50, 50), st.integers(1, 9))
 def test_step_range_properties(a, b, step):
     signed = step if b >= a else -step
-    values = parse_values(f"{a}-{b} ({signed:+d})", int)
+    values = list(parse_values(f"{a}-{b} ({signed:+d})", int))
     assert values[0] == a
     assert all(y - x == signed for x, y in itertools.pairwise(values))
     assert min(a, b) <= min(values) and max(values) <= max(a, b)
@@ -61,7 +64,7 @@ def test_step_range_properties(a, b, step):
 
 @given(st.integers(0, 100), st.integers(0, 100), st.integers(2, 12))
 def test_count_range_properties(a, b, count):
-    values = parse_values(f"{a}-{b} [{count}]", int)
+    values = list(parse_values(f"{a}-{b} [{count}]", int))
     assert len(values) == count
     assert values[0] == a and values[-1] == b
     assert values == sorted(values) or values == sorted(values, reverse=True)
@@ -106,6 +109,63 @@ def test_integer_axes_take_integer_spellings_only(spec: object, message: str) ->
 
 
 def test_integer_spellings_still_expand() -> None:
-    assert parse_values(" -3 - +1 ", int) == [-3, -2, -1, 0, 1]
-    assert parse_values(["7", 8, "1-3 (+1)"], int) == [7, 8, 1, 2, 3]
-    assert parse_values("1e1", float) == [10.0] and parse_values(2, float) == [2.0]
+    assert list(parse_values(" -3 - +1 ", int)) == [-3, -2, -1, 0, 1]
+    assert list(parse_values(["7", 8, "1-3 (+1)"], int)) == [7, 8, 1, 2, 3]
+    assert list(parse_values("1e1", float)) == [10.0] and list(parse_values(2, float)) == [2.0]
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind", "count", "last"),
+    [
+        ("0-100000000", int, 100_000_001, 100_000_000),  # issue 14: this built a 3.3 GB grid
+        ("0-4294967295 (+3)", int, 1_431_655_766, 4_294_967_295),
+        ("0-1000 (+0.000001)", float, 1_000_000_001, 1000.0),
+        ("1-10 [1000000000]", float, 1_000_000_000, 10.0),
+        ("5, 0-100000000, 7", int, 100_000_003, 7),
+    ],
+)
+def test_ranges_are_counted_and_indexed_without_being_built(spec, kind, count, last):
+    tracemalloc.start()
+    try:
+        values = parse_values(spec, kind)
+        assert (len(values), values[-1]) == (count, last)
+        assert list(itertools.islice(values, 3)) == [values[0], values[1], values[2]]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000  # bytes: a built list of 10**8 values takes gigabytes
+    assert isinstance(values, Values)
+
+
+def test_bounds_come_from_range_ends():
+    assert parse_values("9, 100-0 (-7), 0-3000000000", int).bounds() == (0, 3_000_000_000)
+    assert parse_values("0.5-1.0 [3], 0.25", float).bounds() == (0.25, 1.0)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        f"0-{MAX_AXIS_VALUES}",  # one value more than 2**32
+        "0-99999999999999999999999 (+1)",
+        f"1-2 [{MAX_AXIS_VALUES + 1}]",
+        "0-4000000000 (+0.5)",
+        f"0-{'9' * 300} (+0.{'0' * 300}1)",  # the ratio of two finite floats overflows to inf
+        ["0-4000000000", "0-4000000000"],  # each part fits, the axis does not
+    ],
+)
+def test_more_values_than_an_axis_holds_are_refused(spec):
+    with pytest.raises(ValueError, match=f"more than {MAX_AXIS_VALUES} values"):
+        parse_values(spec, float if "." in str(spec) else int)
+
+
+@given(
+    st.one_of(st.integers(-(10**6), 10**6), st.floats(-1e4, 1e4).map(lambda f: round(f, 4))),
+    st.one_of(st.integers(-(10**6), 10**6), st.floats(-1e4, 1e4).map(lambda f: round(f, 4))),
+    st.integers(1, 40),
+)
+def test_count_ranges_equal_numpy_linspace(a, b, count):
+    # A1111 uses np.linspace; the lazy range computes each value the way numpy does
+    spec = f"{a}-{b} [{count}]"
+    assert list(parse_values(spec, float)) == [round(float(v), 10) for v in np.linspace(a, b, num=count)]
+    ia, ib = int(a), int(b)
+    assert list(parse_values(f"{ia}-{ib} [{count}]", int)) == [int(v) for v in np.linspace(ia, ib, num=count)]

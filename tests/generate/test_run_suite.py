@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import tracemalloc
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
 from PIL import Image
 
-from t2iscope.errors import ConfigError
+from t2iscope.errors import ConfigError, DataError
 from t2iscope.generate.output import OutputOptions
 from t2iscope.generate.pnginfo import parse_parameters, read_parameters
 from t2iscope.generate.run_suite import MANIFEST, run_suite
-from t2iscope.generate.suites import load_suite
+from t2iscope.generate.suites import expand, load_suite
+from t2iscope.locks import LOCK_NAME
 
 CONTRACT = [  # docs/architecture.md, "Generation manifest"
     "suite", "prompt_id", "prompt", "negative_prompt", "language", "tags", "seed", "steps", "cfg_scale",
@@ -26,7 +31,7 @@ CONTRACT = [  # docs/architecture.md, "Generation manifest"
 ]  # fmt: skip
 
 
-def _suite_file(tmp_path, seeds: str = "0-1", name: str = "mini") -> str:
+def _suite_file(tmp_path, seeds: object = "0-1", name: str = "mini", **changes: object) -> str:
     data = {
         "name": name,
         "defaults": {"steps": 2, "sampler": "DPM++ 2M", "negative_prompt": "blurry"},
@@ -35,6 +40,7 @@ def _suite_file(tmp_path, seeds: str = "0-1", name: str = "mini") -> str:
             {"id": "red-dog", "text": "a red dog", "tags": ["dog", "red"]},
             {"id": "cup", "translations": {"en": "a cup", "de": "eine Tasse"}, "tags": ["cup"]},
         ],
+        **changes,
     }
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
@@ -109,3 +115,182 @@ def test_resumes_after_kill_9(tmp_path, tiny_sd_path, tiny_model):
     assert summary.skipped + summary.generated == 12
     assert pq.read_table(out / MANIFEST).num_rows == 12
     assert not list(out.glob("**/.*.tmp"))
+
+
+def test_huge_grid_with_limit_writes_one_image_without_building_the_grid(tmp_path, tiny_model):
+    # issue 14 item 10: `seeds: 0-100000000` with --limit 1 built the whole grid (3.3 GB) first
+    suite = load_suite(_suite_file(tmp_path, seeds="0-100000000"))
+    tracemalloc.start()
+    try:
+        summary = run_suite(
+            suite, tmp_path / "run", tiny_model, limit=1, output=OutputOptions(watermark=None)
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (summary.total, summary.generated) == (1, 1)
+    assert [p.name for p in (tmp_path / "run").rglob("*.png")] == ["en-dpmpp2m-n2-c7-s0.png"]
+    assert peak < 50_000_000  # bytes (tensors are not traced; 10**8 seeds as Python ints are gigabytes)
+
+
+def test_grid_over_the_maximum_is_refused_unless_limited(tmp_path, tiny_model):
+    suite = load_suite(_suite_file(tmp_path, seeds="0-999999"))  # 3 texts x 10**6 seeds
+    with pytest.raises(ConfigError, match=r"mini\.yaml: the grid has 3,000,000 images, more than one run"):
+        run_suite(suite, tmp_path / "run", tiny_model)
+    with pytest.raises(ConfigError, match="more than one run may make"):
+        run_suite(suite, tmp_path / "run", tiny_model, limit=1_000_001)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"limit": 0}, "limit must be an integer >= 1, got 0"),
+        ({"batch_size": 0}, "batch_size must be an integer from 1 to 64, got 0"),
+        ({"batch_size": 65}, "batch_size must be an integer from 1 to 64, got 65"),
+        ({"output": OutputOptions(upscale=9)}, "upscale must be an integer from 1 to 8, got 9"),
+        ({"output": OutputOptions(upscale=1)}, "upscale 1 makes 64x64 images, too small for the dwtDct"),
+    ],
+)
+def test_bad_run_options_are_refused_before_any_image(tmp_path, tiny_model, kwargs, message):
+    suite = load_suite(_suite_file(tmp_path))
+    with pytest.raises(ConfigError, match=message):
+        run_suite(suite, tmp_path / "run", tiny_model, **kwargs)
+    assert not list(tmp_path.rglob("*.png"))
+
+
+def test_an_out_that_is_a_file_is_one_line(tmp_path, tiny_model):
+    taken = tmp_path / "taken"
+    taken.write_text("x", encoding="utf-8")
+    suite = load_suite(_suite_file(tmp_path))
+    for out in (taken, taken / "run"):
+        with pytest.raises(ConfigError, match=rf"{out}: {taken} is a file; out names a folder"):
+            run_suite(suite, out, tiny_model)
+
+
+def test_a_second_writer_is_refused_while_the_first_runs(tmp_path, tiny_sd_path):
+    # issue 14 item 8: two suites into one --out both exited 0, leaving images with no manifest row
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "t2iscope.cli", "generate", "suite"]
+    opts = ["--out", str(out), "--model", str(tiny_sd_path), "--device", "cpu", "--batch-size", "1"]
+    first = subprocess.Popen(
+        [*cmd, _suite_file(tmp_path, seeds="0-999"), *opts],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        lock = out / LOCK_NAME
+        # the owner writes its pid into the lock file only once it holds the lock
+        while first.poll() is None and time.monotonic() < deadline:
+            if lock.is_file() and f"pid {first.pid} " in lock.read_text(encoding="utf-8"):
+                break
+            time.sleep(0.05)
+        second = subprocess.run(
+            [*cmd, _suite_file(tmp_path, name="other"), *opts], capture_output=True, text=True, timeout=300
+        )
+        first_was_running = first.poll() is None
+    finally:
+        first.kill()
+        first.wait()
+    assert first_was_running, "the first run ended before the second started: nothing was tested"
+    assert second.returncode == 2, second.stderr
+    assert second.stderr.count("\n") == 1
+    assert f"{out}: in use by pid {first.pid} (t2iscope generate suite)" in second.stderr
+    rows = pq.read_table(out / MANIFEST).to_pylist() if (out / MANIFEST).exists() else []
+    assert {r["suite"] for r in rows} <= {"mini"}
+    assert json.loads((out / "run.json").read_text(encoding="utf-8"))["suite"] == "mini"
+
+
+def test_folder_of_another_run_kind_is_refused(tmp_path, tiny_model):
+    suite = load_suite(_suite_file(tmp_path))
+    # a folder that holds files but no suite run (a curation run, a typo'd --out)
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "stats.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"stray: holds files but no suite run \(run\.json\)"):
+        run_suite(suite, stray, tiny_model)
+    # a run of another suite killed before its first manifest: only run.json (and images) say so
+    killed = tmp_path / "killed"
+    (killed / "images" / "red-dog").mkdir(parents=True)
+    (killed / "run.json").write_text(json.dumps({"suite": "other"}), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"killed: holds suite 'other', not 'mini'"):
+        run_suite(suite, killed, tiny_model)
+    # another model's images, refused before that model is loaded
+    done = tmp_path / "done"
+    run_suite(suite, done, tiny_model, limit=1)
+    with pytest.raises(ConfigError, match=r"done: holds images of model 'tiny-sd', not 'sd15'"):
+        run_suite(suite, done, lambda: pytest.fail("model loaded"), model_id="sd15")
+    assert not list(stray.rglob("*.png")) and not list(killed.rglob("*.png"))
+
+
+def test_an_edited_suite_resumes_to_what_it_now_says(tmp_path, tiny_model):
+    out = tmp_path / "run"
+    run_suite(load_suite(_suite_file(tmp_path)), out, tiny_model, limit=2)
+    before = {r["key"]: r for r in pq.read_table(out / MANIFEST).to_pylist()}
+    prompts = [
+        {"id": "red-dog", "text": "a red dog on grass", "tags": ["dog", "red", "grass"]},
+        {"id": "cup", "translations": {"en": "a cup", "de": "eine Tasse"}, "tags": ["mug"]},
+    ]
+    edited = load_suite(_suite_file(tmp_path, prompts=prompts))
+    summary = run_suite(edited, out, tiny_model, limit=4)
+    assert (summary.generated, summary.skipped) == (4, 0)  # 2 with a new prompt, 2 never made
+    rows = {r["key"]: r for r in pq.read_table(out / MANIFEST).to_pylist()}
+    assert set(before) < set(rows) and len(rows) == 4
+    assert {r["prompt"] for r in rows.values()} == {"a red dog on grass", "eine Tasse"}
+    for row in rows.values():
+        assert parse_parameters(read_parameters(out / row["image_path"]))["prompt"] == row["prompt"]
+    # tags are metadata: a rerun takes them without regenerating anything
+    prompts[1]["tags"] = ["cup", "white"]
+    retagged = run_suite(load_suite(_suite_file(tmp_path, prompts=prompts)), out, tiny_model, limit=4)
+    assert retagged.generated == 0
+    tags = {r["prompt_id"]: r["tags"] for r in pq.read_table(out / MANIFEST).to_pylist()}
+    assert tags == {"red-dog": ["dog", "red", "grass"], "cup": ["cup", "white"]}
+
+
+def test_repeated_axis_values_are_one_job(tmp_path, tiny_model):
+    suite = load_suite(_suite_file(tmp_path, seeds=[3, 3, "2-3"]))
+    summary = run_suite(suite, tmp_path / "run", tiny_model, output=OutputOptions(watermark=None))
+    assert summary.total == summary.generated == 6  # 3 texts x seeds {3, 2}
+    assert pq.read_table(summary.manifest).num_rows == 6
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        pa.table({"prompt": ["x"]}),  # somebody else's parquet
+        pa.table({"key": ["a"], "suite": ["mini"], "image_path": ["images/a.png"], "tags": [1]}),
+    ],
+)
+def test_a_foreign_manifest_is_one_line(tmp_path, tiny_model, table):
+    out = tmp_path / "run"
+    out.mkdir()
+    pq.write_table(table, out / MANIFEST)
+    with pytest.raises(DataError, match=r"run/manifest\.parquet: (not a suite manifest|unreadable manifest)"):
+        run_suite(load_suite(_suite_file(tmp_path)), out, tiny_model)
+
+
+def test_manifest_rows_naming_files_outside_the_run_are_dropped(tmp_path, tiny_model):
+    out = tmp_path / "run"
+    run_suite(load_suite(_suite_file(tmp_path)), out, tiny_model, limit=1)
+    outside = tmp_path / "secret.png"
+    Image.new("RGB", (8, 8)).save(outside)
+    rows = pq.read_table(out / MANIFEST).to_pylist()
+    rows.append({**rows[0], "key": "x", "image_path": str(outside)})
+    rows.append({**rows[0], "key": "../../secret", "image_path": "images/../../secret.png"})
+    pq.write_table(pa.Table.from_pylist(rows, schema=pq.read_schema(out / MANIFEST)), out / MANIFEST)
+    suite = load_suite(_suite_file(tmp_path))
+    run_suite(suite, out, tiny_model, limit=2)
+    keys = [r["key"] for r in pq.read_table(out / MANIFEST).to_pylist()]
+    assert keys == [job.key for job in itertools.islice(expand(suite), 2)]
+    assert outside.is_file()
+
+
+def test_hostile_tags_stay_in_the_manifest(tmp_path, tiny_model):
+    tags = ["../../x", "/abs", "a\0b", "CON", "a\\b", "x" * 300]
+    prompts = [{"id": "red-dog", "text": "a red dog", "tags": tags}]
+    out = tmp_path / "run"
+    run_suite(load_suite(_suite_file(tmp_path, prompts=prompts)), out, tiny_model, limit=1)
+    assert pq.read_table(out / MANIFEST).column("tags").to_pylist() == [tags]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mini.yaml", "run"]
+    assert all(p.resolve().is_relative_to(out.resolve()) for p in out.rglob("*"))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from t2iscope.generate.limits import MAX_SEED
 from t2iscope.generate.params import Params
-from t2iscope.generate.seeds import MAX_SEED, batch_seeds, generators, resolve_seed
+from t2iscope.generate.seeds import batch_seeds, generators, resolve_seed
 from t2iscope.generate.txt2img import txt2img
 
 
@@ -19,6 +20,13 @@ def test_random_seed_is_picked_and_consecutive():
     assert 0 <= seeds[0] <= MAX_SEED
     assert seeds == [seeds[0], seeds[0] + 1, seeds[0] + 2]
     assert resolve_seed(7) == 7
+
+
+def test_a_random_batch_stays_within_the_seed_range(monkeypatch):
+    # the random first seed leaves room for the batch: s..s+n-1 <= MAX_SEED
+    monkeypatch.setattr("secrets.randbelow", lambda n: n - 1)
+    assert batch_seeds(-1, 64)[-1] == MAX_SEED
+    assert Params("x", seed=-1, batch_size=64).check().expand()[-1].seed == MAX_SEED
 
 
 def test_generators_are_independent_per_seed():

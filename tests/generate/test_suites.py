@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tracemalloc
 
 import pytest
 import yaml
@@ -10,7 +11,7 @@ import yaml
 from t2iscope.cli import main
 from t2iscope.curate.world import spec
 from t2iscope.errors import ConfigError
-from t2iscope.generate.suites import expand, load_suite, shipped_suites
+from t2iscope.generate.suites import expand, grid_size, load_suite, shipped_suites
 
 SUITE = {
     "name": "mini",
@@ -49,8 +50,10 @@ def _with(**changes):
 
 def test_grid_expansion(tmp_path):
     suite = load_suite(_write(tmp_path, SUITE))
-    assert suite.seeds == (1, 3, 5) and suite.cfg_scale == (3.0, 6.0, 9.0) and suite.steps == (5, 10)
-    jobs = expand(suite)
+    assert list(suite.seeds) == [1, 3, 5] and list(suite.cfg_scale) == [3.0, 6.0, 9.0]
+    assert list(suite.steps) == [5, 10]
+    jobs = list(expand(suite))
+    assert grid_size(suite) == len(jobs)
     assert len(jobs) == 3 * 3 * 2 * 2 * (1 + 2)  # seeds x cfg x steps x samplers x (1 + 2 languages)
     assert len({j.key for j in jobs}) == len(jobs)
     assert [j.key for j in jobs] == [j.key for j in expand(load_suite(_write(tmp_path, SUITE)))]
@@ -73,10 +76,10 @@ def test_grid_expansion(tmp_path):
         (_with(grid__seeds="1-5 (+0)"), r"grid\.seeds: .*step must not be 0"),
         (_with(grid__cfg_scale="lots"), r"grid\.cfg_scale"),
         (_with(grid__sampler="Euler b"), "unknown sampler 'Euler b'"),
-        (_with(grid__steps=[0, 5]), "steps must be >= 1"),
-        (_with(grid__cfg_scale=[-1, 5]), "cfg_scale must be >= 0"),
-        (_with(defaults__width=100), "width must be a positive multiple of 8"),
-        (_with(grid__seeds=[-1]), "seeds must be >= 0"),
+        (_with(grid__steps=[0, 5]), "steps must be an integer from 1 to 150, got 0"),
+        (_with(grid__cfg_scale=[-1, 5]), "cfg_scale must be a finite number from 0 to 30, got -1.0"),
+        (_with(defaults__width=100), "width must be a multiple of 8 from 8 to 2048 pixels, got 100"),
+        (_with(grid__seeds=[-1]), "seeds must be from 0 to 4294967295, got -1"),
         (_with(prompts__0__translations={"en": "x"}), "exactly one of text or translations"),
         (_with(prompts__0__id="a b"), "id must be"),
         (_with(prompts=[]), "prompts must be a non-empty list"),
@@ -147,7 +150,8 @@ def test_unknown_suite_lists_shipped(tmp_path):
 def test_shipped_suites_load():
     assert set(shipped_suites()) >= {"multilingual", "limbs", "neutral", "cfg-steps"}
     for name in shipped_suites():
-        assert expand(load_suite(name))
+        suite = load_suite(name)
+        assert grid_size(suite) == len(list(expand(suite))) > 0
 
 
 def test_multilingual_covers_the_world_in_every_language():
@@ -170,11 +174,11 @@ def test_limbs_and_sweep():
 
 def test_cfg_rescale_axis_keeps_plain_keys(tmp_path):
     plain = {job.key for job in expand(load_suite(_write(tmp_path, _with(grid={"seeds": [1]}))))}
-    swept = expand(load_suite(_write(tmp_path, _with(grid={"seeds": [1], "cfg_rescale": [0, 0.7]}))))
+    swept = list(expand(load_suite(_write(tmp_path, _with(grid={"seeds": [1], "cfg_rescale": [0, 0.7]})))))
     keys = {job.key for job in swept}
     assert plain < keys and len(keys) == 2 * len(plain)
     assert {j.params.cfg_rescale for j in swept if j.key.endswith("-r0.7-s1")} == {0.7}
-    with pytest.raises(ConfigError, match="cfg_rescale must be between 0 and 1"):
+    with pytest.raises(ConfigError, match="cfg_rescale must be a finite number from 0 to 1"):
         load_suite(_write(tmp_path, _with(defaults__cfg_rescale=2.0)))
 
 
@@ -184,18 +188,41 @@ def test_cfg_rescale_axis_keeps_plain_keys(tmp_path):
         (_with(grid__cfg_scale="nan"), "suite.yaml: grid.cfg_scale: expected a finite number, got 'nan'"),
         (_with(grid__cfg_scale="inf, 2"), "suite.yaml: grid.cfg_scale: expected a finite number, got 'inf'"),
         (_with(defaults__steps="four"), "suite.yaml: defaults.steps: expected an integer, got 'four'"),
-        (_with(grid__steps=[0, 5]), "suite.yaml: grid.steps: steps must be >= 1, got 0"),
+        (_with(grid__steps=[0, 5]), "suite.yaml: grid.steps: steps must be an integer from 1 to 150, got 0"),
         (
             _with(defaults__width=100),
-            "suite.yaml: defaults.width: width must be a positive multiple of 8, got 100",
+            "suite.yaml: defaults.width: width must be a multiple of 8 from 8 to 2048 pixels, got 100",
         ),
         (
             _with(grid__seeds=[-1]),
-            "suite.yaml: grid.seeds: seeds must be >= 0 (a suite must be reproducible)",
+            "suite.yaml: grid.seeds: seeds must be from 0 to 4294967295, got -1 (a suite must be "
+            "reproducible: no -1)",
         ),
         (
             _with(grid__cfg_rescale=[2]),
-            "suite.yaml: grid.cfg_rescale: cfg_rescale must be between 0 and 1, got 2.0",
+            "suite.yaml: grid.cfg_rescale: cfg_rescale must be a finite number from 0 to 1, got 2.0",
+        ),
+        # issue 14 item 10: A1111's limits, checked from a range's ends without expanding it
+        (
+            _with(grid__steps="1-100000"),
+            "suite.yaml: grid.steps: steps must be an integer from 1 to 150, got 100000",
+        ),
+        (
+            _with(grid__cfg_scale="1-31 [3]"),
+            "suite.yaml: grid.cfg_scale: cfg_scale must be a finite number from 0 to 30, got 31.0",
+        ),
+        (
+            _with(grid__seeds="0-4294967296 (+2)"),
+            "suite.yaml: grid.seeds: seeds must be from 0 to 4294967295, got 4294967296 (a suite must be "
+            "reproducible: no -1)",
+        ),
+        (
+            _with(defaults__height=4096),
+            "suite.yaml: defaults.height: height must be a multiple of 8 from 8 to 2048 pixels, got 4096",
+        ),
+        (
+            _with(defaults__steps=200, grid__steps=5),
+            "suite.yaml: defaults.steps: steps must be an integer from 1 to 150, got 200",
         ),
     ],
 )
@@ -210,3 +237,123 @@ def test_duplicate_key_in_a_suite_prompt_is_refused(tmp_path):
     path.write_text("name: s\nprompts:\n  - id: a\n    text: x\n    text: y\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"suite\.yaml: not valid YAML at line 5: duplicate key 'text'"):
         load_suite(str(path))
+
+
+# Issue 14 item 4: every suite field that reaches a file name, against names that would leave the
+# run folder or misbehave on some file system. Tags, texts and the suite name reach no path (the
+# name is held to the same rule anyway); samplers must be registered names.
+HOSTILE = [
+    "../x",
+    "../../../escaped",
+    "/abs/x",
+    "C:\\x",
+    "a/b",
+    "a\\b",
+    "a\0b",
+    "x\n",
+    "x" * 300,
+    "CON",
+    "nul.txt",
+    "Com1",
+    "a.",
+    ".hidden",
+    "-rf",
+    "",
+]
+PATH_FIELDS = {
+    "name": (lambda v: _with(name=v), r"suite\.yaml: name"),
+    "id": (lambda v: _with(prompts__0__id=v), r"prompts\[0\]: id"),
+    "language": (lambda v: _with(prompts__0__language=v), r"prompts\[0\] \(red-dog\)\.language: "),
+    "translation": (
+        lambda v: _with(prompts__1__translations={"en": "a house", v: "x"}),
+        r"prompts\[1\] \(house\)\.translations\.",
+    ),
+    "sampler": (lambda v: _with(grid__sampler=[v]), r"grid\.sampler: unknown sampler"),
+}
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=repr)
+@pytest.mark.parametrize("field", PATH_FIELDS)
+def test_hostile_values_in_path_fields_are_refused_before_any_work(tmp_path, capsys, field, value):
+    make, where = PATH_FIELDS[field]
+    if value == "CON" and field in ("language", "translation"):
+        value = "CON-x/y"  # a language is never a whole file name, so a device name is safe there
+    if value == "" and field == "sampler":
+        value = ","  # an empty sampler list is "no values", also refused
+        where = r"grid\.sampler: no values"
+    path = _write(tmp_path, make(value))
+    out = tmp_path / "gen"
+    code = main(["generate", "suite", path, "--out", str(out), "--model", str(tmp_path / "no-model")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith(f"t2iscope: error: {path}: "), err
+    assert re.search(where, err), err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["suite.yaml"]  # nothing written anywhere
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (_with(prompts__0__language="en" + "-abcdefgh" * 4), r"\.language: .*at most 35 characters"),
+        (_with(prompts__0__id="a" * 101), r"prompts\[0\]: id must be 1 to 100 letters"),
+        (
+            _with(prompts__1__id="Red-Dog"),
+            r"prompts\[1\]\.id: prompt id 'Red-Dog' differs from 'red-dog' only",
+        ),
+        (
+            _with(prompts__1__translations={"en": "a house", "EN": "x"}),
+            r"translations\.(en|EN): language '(en|EN)' differs from '(en|EN)' only in case",
+        ),
+    ],
+)
+def test_names_that_collide_or_overflow_a_file_name_are_refused(tmp_path, data, message):
+    with pytest.raises(ConfigError, match=message):
+        load_suite(_write(tmp_path, data))
+
+
+def test_longest_accepted_names_make_a_file_name_within_255_bytes(tmp_path):
+    data = _with(prompts__0__id="a" * 100, prompts__0__language="en-" + "-".join(["abcdefgh"] * 3) + "-ab")
+    data["grid"] = {
+        "seeds": [4294967295],
+        "cfg_scale": [7.000000000000001],
+        "cfg_rescale": [0.10000000000000002],
+    }
+    data["grid"]["sampler"] = "DPM++ 2M Karras"
+    job = next(expand(load_suite(_write(tmp_path, data))))
+    assert len(job.key.split("/")[1] + ".png") < 255 and len(job.key.split("/")[0]) == 100
+
+
+def test_huge_seed_range_is_counted_not_built(tmp_path):
+    tracemalloc.start()
+    try:
+        suite = load_suite(_write(tmp_path, _with(grid={"seeds": "0-100000000"})))
+        first = next(expand(suite))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert grid_size(suite) == 100_000_001 * 3 and len(suite.seeds) == 100_000_001
+    assert first.key == "red-dog/en-eulera-n10-c7-s0"
+    assert peak < 5_000_000  # bytes; the old eager grid of these seeds took gigabytes
+
+
+def test_keys_keep_every_digit_of_a_value(tmp_path):
+    # %g keeps 6 digits: 7.0000001 and 7.0000002 shared one key, so one image overwrote the other
+    data = _with(grid={"seeds": [1], "cfg_scale": [7.0000001, 7.0000002, 7.5], "cfg_rescale": [0, 1e-05]})
+    keys = [j.key for j in expand(load_suite(_write(tmp_path, data))) if j.prompt_id == "red-dog"]
+    assert keys == [
+        "red-dog/en-eulera-n10-c7.0000001-s1",
+        "red-dog/en-eulera-n10-c7.0000001-r1e-05-s1",
+        "red-dog/en-eulera-n10-c7.0000002-s1",
+        "red-dog/en-eulera-n10-c7.0000002-r1e-05-s1",
+        "red-dog/en-eulera-n10-c7.5-s1",  # a value %g writes exactly keeps its old key
+        "red-dog/en-eulera-n10-c7.5-r1e-05-s1",
+    ]
+
+
+def test_a_latin1_suite_is_one_line_from_the_command(tmp_path, capsys):
+    # issue 14 item 13: a Latin-1 encoded suite raised UnicodeDecodeError
+    path = tmp_path / "latin.yaml"
+    path.write_bytes("name: caf\xe9\nprompts:\n  - {id: a, text: caf\xe9}\n".encode("latin-1"))
+    out = tmp_path / "gen"
+    assert main(["generate", "suite", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"t2iscope: error: {path}: not UTF-8 text (byte 0xe9 at offset 9)\n" and not out.exists()

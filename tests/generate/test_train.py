@@ -13,7 +13,8 @@ import torch
 
 from t2iscope.cli import main
 from t2iscope.errors import ConfigError
-from t2iscope.generate.samplers import DEFAULT_SAMPLER, SAMPLERS
+from t2iscope.generate.limits import DEFAULT_SAMPLER
+from t2iscope.generate.samplers import SAMPLERS
 from t2iscope.generate.train import loop
 from t2iscope.generate.train.corpus import load_world
 from t2iscope.generate.train.measure import (

@@ -64,13 +64,18 @@ def test_batch_with_different_prompt_lengths(tiny_model):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"steps": 0}, "steps must be >= 1"),
-        ({"cfg_scale": -1.0}, "cfg_scale must be >= 0"),
-        ({"width": 100}, "width must be a positive multiple of 8"),
-        ({"height": 0}, "height must be a positive multiple of 8"),
+        ({"steps": 0}, "steps must be an integer from 1 to 150, got 0"),
+        ({"steps": 151}, "steps must be an integer from 1 to 150, got 151"),
+        ({"cfg_scale": -1.0}, "cfg_scale must be a finite number from 0 to 30, got -1.0"),
+        ({"cfg_scale": float("nan")}, "cfg_scale must be a finite number from 0 to 30, got nan"),
+        ({"width": 100}, "width must be a multiple of 8 from 8 to 2048 pixels, got 100"),
+        ({"width": 100_000}, "width must be a multiple of 8 from 8 to 2048 pixels, got 100000"),
+        ({"height": 0}, "height must be a multiple of 8 from 8 to 2048 pixels, got 0"),
         ({"sampler": "Euler z"}, "unknown sampler"),
         ({"seed": -5}, "seed must be"),
         ({"batch_size": 0}, "batch_size"),
+        ({"seed": 2**32}, "seed must be -1 \\(random\\) or an integer from 0 to 4294967295, got 4294967296"),
+        ({"seed": 2**32 - 1, "batch_size": 2}, "goes past the largest seed 4294967295"),
     ],
 )
 def test_bad_parameters(change, message):
@@ -84,5 +89,5 @@ def test_batch_must_share_settings(tiny_model):
 
 
 def test_cfg_rescale_must_be_a_fraction(tiny_model):
-    with pytest.raises(ConfigError, match=r"cfg_rescale must be between 0 and 1, got 1\.5"):
+    with pytest.raises(ConfigError, match=r"cfg_rescale must be a finite number from 0 to 1, got 1\.5"):
         _gen(tiny_model, cfg_rescale=1.5)
