@@ -7,7 +7,6 @@ import typing
 
 import click
 
-from t2iscope.errors import DataError
 from t2iscope.listing import Table, add_list_command, parameters, summary
 
 
@@ -40,8 +39,29 @@ def curate() -> None:
 )
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder instead of resuming it.")
-@click.option("--batch-rows", default=131_072, show_default=True, help="Rows per Arrow batch (memory bound).")
-@click.option("--threads", type=int, default=None, help="DuckDB threads (default: all cores).")
+@click.option(
+    "--batch-rows",
+    type=click.IntRange(min=1),
+    default=131_072,
+    show_default=True,
+    help="Rows per Arrow batch (memory bound).",
+)
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=None, help="DuckDB threads (default: all cores)."
+)
+@click.option(
+    "--memory-limit",
+    default="50%",  # readers.DEFAULT_MEMORY_LIMIT, kept import-free
+    show_default=True,
+    help="DuckDB's memory limit: 4GB, 512MiB or a share of RAM such as 50% (DuckDB's own default is "
+    "80%; the run also needs memory outside DuckDB). Past it DuckDB spills to --temp-directory.",
+)
+@click.option(
+    "--temp-directory",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for DuckDB's spill files (default: OUT/_state/spill, removed when the run ends).",
+)
 @click.option(
     "--dropped",
     "dropped",
@@ -57,12 +77,15 @@ def run_cmd(
     overwrite: bool,
     batch_rows: int,
     threads: int | None,
+    memory_limit: str,
+    temp_directory: str | None,
     dropped: str | None,
 ) -> None:
     """Run RECIPE (a built-in name or a YAML file) over --input into --out.
 
     Writes kept/ and dropped/ parquet shards (dropped rows carry stage and reason), stats.json
-    and recipe.resolved.yaml. Re-running an interrupted run resumes from its finished shards.
+    and recipe.resolved.yaml. Re-running an interrupted or failed run resumes from its finished
+    shards; one run at a time may write an --out.
     """
     from t2iscope.curate.recipe import load_recipe
     from t2iscope.curate.run import run_recipe
@@ -70,7 +93,16 @@ def run_cmd(
     resolved = load_recipe(recipe)
     if dropped is not None:
         resolved = dataclasses.replace(resolved, dropped=dropped)
-    stats = run_recipe(resolved, input_spec, out, overwrite=overwrite, batch_rows=batch_rows, threads=threads)
+    stats = run_recipe(
+        resolved,
+        input_spec,
+        out,
+        overwrite=overwrite,
+        batch_rows=batch_rows,
+        threads=threads,
+        memory_limit=memory_limit,
+        temp_directory=temp_directory,
+    )
     click.echo(format_stats(stats))
     written = "" if resolved.dropped == "none" else f" {out}/dropped ({resolved.dropped}),"
     click.echo(f"wrote {out}/kept,{written} {out}/stats.json")
@@ -124,24 +156,36 @@ add_list_command(curate, "curate", {"stages": stages_table, "recipes": recipes_t
     "--out", required=True, type=click.Path(file_okay=False), help="Folder for image shards + status."
 )
 @click.option(
-    "--via", default=None, help="Fetch through this base URL: https://h/p -> VIA/h/p (URL column kept)."
+    "--via",
+    default=None,
+    help="Fetch through this http(s) base URL: https://h/p -> VIA/h/p (URL column kept).",
 )
 @click.option(
     "--retry-failed", is_flag=True, help="Re-download only the rows that failed last time, then merge."
 )
+# Choices: download.OutputFormat and download.ResizeMode, kept import-free (a test compares them).
 @click.option(
     "--output-format", type=click.Choice(["webdataset", "parquet"]), default="webdataset", show_default=True
 )
-@click.option("--image-size", default=256, show_default=True, help="img2dataset image_size.")
+@click.option("--image-size", default=256, show_default=True, help="img2dataset image_size, px (1..4096).")
 @click.option(
     "--resize-mode",
+    type=click.Choice(["no", "keep_ratio", "center_crop", "border", "keep_ratio_largest"]),
     default="keep_ratio",
     show_default=True,
-    help="img2dataset resize_mode (no, border, keep_ratio, center_crop).",
+    help="img2dataset resize_mode.",
 )
-@click.option("--processes", default=1, show_default=True, help="img2dataset processes_count.")
-@click.option("--threads", default=16, show_default=True, help="img2dataset thread_count.")
-@click.option("--timeout", default=5, show_default=True, help="Seconds per request.")
+@click.option("--processes", default=1, show_default=True, help="img2dataset processes_count (1..256).")
+@click.option(
+    "--threads", default=16, show_default=True, help="img2dataset thread_count per process (1..1024)."
+)
+@click.option("--timeout", default=5.0, show_default=True, help="Seconds per request (0 < t <= 600).")
+@click.option(
+    "--rows-per-shard", default=10_000, show_default=True, help="Rows per img2dataset shard (1..1000000)."
+)
+@click.option(
+    "--batch-rows", default=512, show_default=True, help="Images per post-download batch (memory bound)."
+)
 @click.option(
     "--recipe", "recipe_name", default=None, help="Recipe for post_download stages (default: the run's own)."
 )
@@ -155,28 +199,32 @@ def download_cmd(
     resize_mode: str,
     processes: int,
     threads: int,
-    timeout: int,
+    timeout: float,
+    rows_per_shard: int,
+    batch_rows: int,
     recipe_name: str | None,
 ) -> None:
     """Download the kept rows of RUN_DIR with img2dataset, then run the recipe's post_download stages.
 
     Writes img2dataset's shards under OUT/images, OUT/status.parquet (one row per URL: status,
-    error) and OUT/kept, OUT/dropped, OUT/stats.json for the post-download stages.
+    error) and OUT/kept, OUT/dropped, OUT/stats.json for the post-download stages. Rerunning an
+    interrupted download finishes it; a complete one (stats.json) needs --retry-failed.
     """
-    from t2iscope.curate.download import DownloadOptions, download_run
+    from t2iscope.curate.download import DownloadOptions, check_options, download_run
 
     options = DownloadOptions(
-        output_format=output_format,
+        output_format=output_format,  # type: ignore[arg-type]  # click.Choice checked it
         image_size=image_size,
-        resize_mode=resize_mode,
+        resize_mode=resize_mode,  # type: ignore[arg-type]
         processes=processes,
         threads=threads,
         timeout=timeout,
         via=via,
+        rows_per_shard=rows_per_shard,
+        batch_rows=batch_rows,
     )
+    check_options(options, flags=True)  # one line naming the flag, before --out is created
     summary = download_run(run_dir, out, options, retry_failed=retry_failed, recipe_name=recipe_name)
-    if summary.get("rows", 0) == 0 and not retry_failed:
-        raise DataError(f"{run_dir}: no kept rows to download")
     click.echo(
         f"downloaded {summary['success']}/{summary['rows']} ({summary['failed']} failed); "
         f"{summary['kept']} kept after post-download stages -> {out}"
