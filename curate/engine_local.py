@@ -54,7 +54,7 @@ from t2iscope.curate.readers import (
 from t2iscope.curate.recipe import Stage
 from t2iscope.curate.schema import REASON_COL, STAGE_COL
 from t2iscope.fileio import atomic_path
-from t2iscope.sql import Params, ident
+from t2iscope.sql import Params, file_name, ident, out_name
 
 _STAGE, _REASON = f"{INTERNAL_PREFIX}stage", f"{INTERNAL_PREFIX}reason"
 # What ``dropped: keys`` writes of a dropped row (those it has), besides stage and reason: enough
@@ -330,7 +330,7 @@ class LocalEngine:
         has_language = "LANGUAGE" in names
         lang = ident("LANGUAGE") if has_language else "CAST(NULL AS VARCHAR)"
         verdicts = kept_path.with_name(f".{kept_path.stem}.verdicts.tmp")  # resume removes a killed one
-        vfile = bind(str(verdicts))
+        vout, vfile = bind(out_name(verdicts)), bind(file_name(verdicts))
         joined = (
             f"(SELECT {select} FROM {shard.relation(bind)}) __t2i_in POSITIONAL JOIN "
             f"(SELECT __t2i_code FROM read_parquet({vfile})) __t2i_v"
@@ -341,7 +341,7 @@ class LocalEngine:
         try:
             self._execute(
                 f"COPY (SELECT {verdict} AS __t2i_code, {lang} AS __t2i_lang FROM {shard.relation(bind)}) "
-                f"TO {vfile} {to}",
+                f"TO {vout} {to}",
                 bind,
             )
             groups = self._execute(
@@ -350,7 +350,7 @@ class LocalEngine:
             with ExitStack() as files:  # both files appear together, after both are written
                 kt = files.enter_context(atomic_path(kept_path))
                 kept = f"SELECT __t2i_in.* FROM {joined} WHERE __t2i_code = 0"
-                self._execute(f"COPY ({kept}) TO {bind(str(kt))} {to}", bind)
+                self._execute(f"COPY ({kept}) TO {bind(out_name(kt))} {to}", bind)
                 if self.dropped != "none":
                     dt = files.enter_context(atomic_path(dropped_path))
                     keep = [c for c in KEY_COLUMNS if c in names] if self.dropped == "keys" else names
@@ -362,7 +362,7 @@ class LocalEngine:
                     self._execute(
                         f"COPY (SELECT {columns}CASE __t2i_code {stage} END AS {STAGE_COL}, "
                         f"CASE __t2i_code {reason} END AS {REASON_COL} FROM {joined} WHERE __t2i_code <> 0) "
-                        f"TO {bind(str(dt))} {to}",
+                        f"TO {bind(out_name(dt))} {to}",
                         bind,
                     )
         except duckdb.Error as exc:

@@ -19,7 +19,7 @@ import duckdb
 from t2iscope.curate.schema import CLASH_PREFIX, LAION_COLUMNS, REQUIRED, canonical_names, type_family
 from t2iscope.curate.urls import register_duckdb
 from t2iscope.errors import ConfigError, DataError
-from t2iscope.sql import Params, ident
+from t2iscope.sql import Params, file_name, ident, out_name
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
 # Prefix of the engine's own columns (verdicts, row numbers) inside its queries; an input column
@@ -36,7 +36,7 @@ class InputShard:
 
     def relation(self, bind: Params) -> str:
         """The DuckDB table function that reads this shard, its path bound through ``bind``."""
-        path = bind(self.path)
+        path = bind(file_name(self.path))  # the file itself, however its name reads as a glob
         if self.format == "parquet":
             return f"read_parquet({path})"
         if self.format in ("csv", "tsv"):
@@ -140,7 +140,7 @@ def connect(
     ``.tmp`` in the working folder; ``curate run`` passes one inside the run's ``_state``)."""
     config = {"threads": threads or os.cpu_count() or 1, "memory_limit": memory_limit}
     if temp_directory is not None:
-        config["temp_directory"] = os.fspath(temp_directory)  # a config value, not SQL text
+        config["temp_directory"] = out_name(temp_directory)  # a config value, not SQL text
     con = duckdb.connect(config=config)
     configure(con, spec)
     return con

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from t2iscope.dashboards import charts, data, ui
+from t2iscope.evaluate.tables import CORE
 
 ALL = "(all)"  # the audits' name for the pooled slice
 
@@ -38,7 +39,7 @@ def show(
 ) -> pd.DataFrame:
     """Chart ``metric`` by its best slice column with intervals; returns the rows shown."""
     df = rows[rows["metric"] == metric]
-    df = df.drop(columns=[c for c in df if c not in (*data.AUDIT_CORE, "run") and df[c].isna().all()])
+    df = df.drop(columns=[c for c in df if c not in (*CORE, "run") and df[c].isna().all()])
     slices = data.slice_columns(df)
     x = next((c for c in x_prefer if c in slices), None)
     color = next((c for c in color_prefer if c in slices and c != x), None)

@@ -93,7 +93,7 @@ def dashboard(runs_dir: str, port: int, host: str, print_command: bool) -> None:
     """Open the Streamlit dashboards over the runs under RUNS_DIR.
 
     Runs are found by their marker files: world.json (world), stats.json (curation run),
-    manifest.parquet (generation), tidy *.parquet tables or report.html (audit).
+    manifest.parquet (generation), run.json (audit: the audits `evaluate run` recorded there).
     """
     if not Path(runs_dir).is_dir():
         raise ConfigError(

@@ -13,7 +13,6 @@ served only when it resolves inside the runs folder.
 
 from __future__ import annotations
 
-import glob
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,9 @@ import streamlit as st
 
 from t2iscope.dashboards.images import inside
 from t2iscope.errors import DataError
-from t2iscope.sql import ident
+from t2iscope.evaluate.folder import read_record, read_table, table_name
+from t2iscope.evaluate.tables import CORE
+from t2iscope.sql import file_name, file_names, ident
 
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "FLOAT", "DOUBLE", "DECIMAL", "UBIGINT")
 SCORE_COLUMNS = (
@@ -67,15 +68,9 @@ def name(path: str | Path) -> str:
     return text if text.isprintable() else repr(text)[1:-1]
 
 
-def _scan(path: str | Path) -> str:
-    # DuckDB glob-expands * ? [ even in a bound file name ("run[1]/x" would also read "run1/x");
-    # a [c] class is how its globs spell one literal character, which glob.escape writes.
-    return glob.escape(str(path))
-
-
 def _files(folder: Path) -> list[str]:
     """The folder's parquet files, ready to bind as ``read_parquet``'s file list."""
-    return sorted(_scan(p) for p in folder.glob("*.parquet") if p.is_file())
+    return file_names(sorted(p for p in folder.glob("*.parquet") if p.is_file()))
 
 
 def _base(ds: Dataset, domain: bool = True) -> tuple[str, list[Any]]:
@@ -448,7 +443,7 @@ def manifest(gen: str, root: str | None = None) -> pd.DataFrame:
     """
     path = Path(gen) / "manifest.parquet"
     where = name(path)
-    df = _query("SELECT * FROM read_parquet(?)", [_scan(path)], path)
+    df = _query("SELECT * FROM read_parquet(?)", [file_name(path)], path)
     missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(f"{where}: missing column(s) {', '.join(missing)}")
@@ -467,38 +462,25 @@ def manifest(gen: str, root: str | None = None) -> pd.DataFrame:
     return df
 
 
-AUDIT_CORE = ("audit", "judge", "metric", "value", "n", "ci_low", "ci_high", "note")
-
-
 @st.cache_data(ttl=TTL, show_spinner=False)
-def audit_rows(audit_dirs: tuple[str, ...], keywords: tuple[str, ...]) -> pd.DataFrame:
-    """Rows of every audit table whose file name contains one of ``keywords``.
+def audit_rows(audit_dirs: tuple[str, ...], audits: tuple[str, ...]) -> pd.DataFrame:
+    """Rows of those ``audits`` that each folder's run lists in its run.json.
 
-    Adds ``run`` (the audit folder's name) so rows of two audit runs stay apart, and every
-    ``AUDIT_CORE`` column a table lacks (empty), so pages need not ask.
+    Read and checked by ``t2iscope.evaluate.folder``, as ``evaluate report`` reads them: a table
+    an older run left beside them is never read, and a folder without a finished run is one
+    DataError line. Adds ``run`` (the audit folder's name) so rows of two audit runs stay apart.
     """
-    frames = []
-    for folder in audit_dirs:
-        for path in sorted(Path(folder).glob("*.parquet")):
-            if not path.is_file() or not any(k in path.stem for k in keywords):
-                continue
-            df = _query("SELECT * FROM read_parquet(?)", [_scan(path)], path)
-            missing = [c for c in ("metric", "value", "n") if c not in df.columns]
-            if missing:
-                raise DataError(f"{name(path)}: missing column(s) {', '.join(missing)}")
-            for col in ("value", "n", "ci_low", "ci_high"):
-                if col not in df:
-                    df[col] = float("nan")
-                elif not pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
-                    raise DataError(f"{name(path)}: column {col} holds {df[col].dtype}, not numbers")
-            for col in ("audit", "judge", "metric", "note"):  # sorted and compared as text
-                df[col] = [_text(v) for v in df[col]] if col in df else None
-            frames.append(df.assign(run=Path(folder).name))
+    frames = [
+        read_table(Path(folder) / table_name(audit), audit).assign(run=Path(folder).name)
+        for folder in audit_dirs
+        for audit in read_record(folder)["audits"]
+        if audit in audits
+    ]
     if not frames:
-        return pd.DataFrame(columns=[*AUDIT_CORE, "run"])
+        return pd.DataFrame(columns=[*CORE, "run"])
     return pd.concat(frames, ignore_index=True)
 
 
 def slice_columns(df: pd.DataFrame) -> list[str]:
     """The audit's group columns that actually vary in ``df``."""
-    return [c for c in df.columns if c not in (*AUDIT_CORE, "run") and df[c].nunique(dropna=True) > 1]
+    return [c for c in df.columns if c not in (*CORE, "run") and df[c].nunique(dropna=True) > 1]

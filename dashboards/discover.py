@@ -1,10 +1,13 @@
 """Find the runs under a folder by their marker files, without reading their data.
 
 Each area writes a marker the dashboards can recognise: ``world.json`` (world), ``stats.json``
-(curation run), ``manifest.parquet`` (generation), tidy ``*.parquet`` tables or ``report.html``
-(audit). We never descend into a recognised run, so a world with a million images costs one
-directory listing, not a million. Nothing outside the runs folder is looked at: an entry that
-resolves out of it (a symlink to elsewhere) is skipped, as the dashboards serve only what is inside.
+(curation run), ``manifest.parquet`` (generation), ``run.json`` (audit: ``evaluate run`` writes it
+last, listing its audits, and pages read exactly those through ``t2iscope.evaluate.folder``). A
+folder holding an audit run's files but no run.json is an unfinished run, which pages never read
+and the overview names in ``evaluate report``'s words. We never descend into a recognised run, so
+a world with a million images costs one directory listing, not a million. Nothing outside the
+runs folder is looked at: an entry that resolves out of it (a symlink to elsewhere) is skipped, as
+the dashboards serve only what is inside.
 """
 
 from __future__ import annotations
@@ -13,11 +16,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+from t2iscope.evaluate.folder import RUN_JSON, unfinished
 
 MAX_DEPTH = 4
-AUDIT_COLUMNS = frozenset({"metric", "value", "n"})
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,11 @@ class Runs:
     curations: tuple[Path, ...] = ()
     generations: tuple[Path, ...] = ()
     audits: tuple[Path, ...] = ()
+    unfinished: tuple[Path, ...] = ()  # audit folders without run.json
 
     @property
     def empty(self) -> bool:
-        return not (self.worlds or self.curations or self.generations or self.audits)
+        return not (self.worlds or self.curations or self.generations or self.audits or self.unfinished)
 
     def label(self, path: Path) -> str:
         """A short name for a run: its path relative to the root."""
@@ -40,30 +42,18 @@ class Runs:
         return path.name if rel == "." else rel
 
 
-def audit_tables(folder: Path) -> list[Path]:
-    """The tidy audit tables in ``folder`` (parquet files with metric/value/n columns)."""
-    tables = []
-    for path in sorted(folder.glob("*.parquet")):
-        if not path.is_file():  # a FIFO named *.parquet would block the read forever
-            continue
-        try:
-            names = set(pq.read_schema(path).names)
-        except (OSError, ValueError, pa.ArrowException):  # a corrupt or foreign file is no table
-            continue
-        if names >= AUDIT_COLUMNS:
-            tables.append(path)
-    return tables
-
-
-def _kind(folder: Path, files: set[str]) -> str | None:
+def _kind(names: set[str], files: set[str]) -> str | None:
+    """The run kind of a folder holding the entries ``names``, of which ``files`` are plain files."""
     if "world.json" in files:
         return "world"
     if "stats.json" in files:
         return "curation"
     if "manifest.parquet" in files:
         return "generation"
-    if "report.html" in files or (any(f.endswith(".parquet") for f in files) and audit_tables(folder)):
+    if RUN_JSON in files:
         return "audit"
+    if unfinished(names):
+        return "unfinished"
     return None
 
 
@@ -80,7 +70,7 @@ def _within(entry: os.DirEntry[str], top: Path) -> bool:
 def discover(root: str | os.PathLike[str]) -> Runs:
     """Walk ``root`` (at most MAX_DEPTH levels) and classify every run folder found."""
     root = Path(root)
-    found: dict[str, list[Path]] = {"world": [], "curation": [], "generation": [], "audit": []}
+    found: dict[str, list[Path]] = {k: [] for k in ("world", "curation", "generation", "audit", "unfinished")}
     if not root.is_dir():
         return Runs(root=root)
     top = root.resolve()
@@ -91,8 +81,7 @@ def discover(root: str | os.PathLike[str]) -> Runs:
             entries = [e for e in os.scandir(folder) if _within(e, top)]
         except OSError:
             continue
-        files = {e.name for e in entries if e.is_file()}
-        kind = _kind(folder, files)
+        kind = _kind({e.name for e in entries}, {e.name for e in entries if e.is_file()})
         if kind:
             found[kind].append(folder)
             continue
@@ -106,4 +95,5 @@ def discover(root: str | os.PathLike[str]) -> Runs:
         curations=tuple(sorted(found["curation"])),
         generations=tuple(sorted(found["generation"])),
         audits=tuple(sorted(found["audit"])),
+        unfinished=tuple(sorted(found["unfinished"])),
     )

@@ -30,6 +30,7 @@ from t2iscope.evaluate.images import load_image
 from t2iscope.evaluate.judges import Judge, make_judge
 from t2iscope.evaluate.parquet_inputs import curation_parts, parquet_files
 from t2iscope.evaluate.vocab import requested
+from t2iscope.sql import file_names
 
 MANIFEST_COLUMNS = ("prompt_id", "prompt", "language", "seed", "steps", "cfg_scale", "sampler", "image_path")
 # What the audits do with each column: text they compare or parse, numbers they group by, tags they read
@@ -135,7 +136,7 @@ class AuditContext:
         if "truth" not in self._cache:
             files = check_world(self.require("world", "truth"))
             with duckdb.connect() as con:
-                truth = con.execute("SELECT * FROM read_parquet($files)", {"files": files}).df()
+                truth = con.execute("SELECT * FROM read_parquet($files)", {"files": file_names(files)}).df()
             self._cache["truth"] = truth
         return self._cache["truth"]
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from t2iscope import fileio
+from t2iscope import __version__, fileio
 from t2iscope.errors import ConfigError, DataError
 from t2iscope.evaluate.audits import AUDITS, Audit
 from t2iscope.evaluate.labels import DB_NAME
@@ -42,6 +43,7 @@ RUN_FILES = (RESOLVED, JUDGMENTS, REPORT)  # besides the tables: what a new run 
 LABELS = tuple(DB_NAME + suffix for suffix in ("", "-wal", "-shm", "-journal"))
 TEXT_COLUMNS = ("audit", "judge", "metric", "note")
 NUMBER_COLUMNS = ("value", "n", "ci_low", "ci_high")
+UNFINISHED = f"unfinished audit run (no {RUN_JSON}); rerun `t2iscope evaluate run`"
 
 
 def table_name(audit: str) -> str:
@@ -52,6 +54,11 @@ def table_name(audit: str) -> str:
 def _run_file(name: str) -> bool:
     """A file some run of ``evaluate run``/``report`` writes here (never the labels)."""
     return name in (RUN_JSON, *RUN_FILES) or any(name == table_name(a) for a in AUDITS)
+
+
+def unfinished(names: Iterable[str]) -> bool:
+    """Whether a folder without run.json that holds ``names`` is an audit folder whose run did not finish."""
+    return any(_run_file(name) or name == STAGING for name in names)
 
 
 def prepare(out: Path, identity: dict[str, Any], overwrite: bool) -> Path:
@@ -94,6 +101,21 @@ def _finished(out: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else {}
 
 
+def run_record(
+    audits: list[str], judge: str, identity: dict[str, Any], config: str, seconds: dict[str, float]
+) -> dict[str, Any]:
+    """run.json's record of a finished run: its audits in run order, judge, identity (``prepare``
+    compares it), config file and seconds per audit."""
+    return {
+        "t2iscope": __version__,
+        "judge": judge,
+        "audits": audits,
+        "seconds": seconds,
+        "config": config,
+        "identity": identity,
+    }
+
+
 def commit(out: Path, staging: Path, record: dict[str, Any]) -> None:
     """Make the staged run the folder's run: move its files in, drop the old run's others, run.json last."""
     (out / RUN_JSON).unlink(missing_ok=True)  # from here until the end the folder reads as unfinished
@@ -127,8 +149,8 @@ def read_record(root: str | Path) -> dict[str, Any]:
         raise DataError(f"{root}: audit folder not found")
     path = root / RUN_JSON
     if not path.is_file():
-        if any(_run_file(e.name) or e.name == STAGING for e in root.iterdir()):
-            raise DataError(f"{root}: unfinished audit run (no {RUN_JSON}); rerun `t2iscope evaluate run`")
+        if unfinished(e.name for e in root.iterdir()):
+            raise DataError(f"{root}: {UNFINISHED}")
         raise DataError(f"{root}: no audit run here (no {RUN_JSON}); run `t2iscope evaluate run` first")
     try:
         record = json.loads(path.read_bytes())
@@ -177,6 +199,8 @@ def read_table(path: Path, audit: str) -> pd.DataFrame:
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind)):
             raise DataError(f"{path}: column {col} holds {kind}, expected numbers")
     df = table.to_pandas()
+    for col in NUMBER_COLUMNS:  # an all-null column would arrive as objects: numbers, like the others
+        df[col] = pd.to_numeric(df[col])
     if not df["audit"].eq(audit).all():
         others = sorted(set(df["audit"].dropna().astype(str)) - {audit})
         raise DataError(f"{path}: holds rows of audit {', '.join(others) or '(none)'}, expected {audit!r}")

@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 
 from t2iscope.errors import DataError
+from t2iscope.sql import file_names
 
 
 def parquet_files(path: str | Path) -> list[str]:
@@ -35,7 +36,7 @@ def parquet_files(path: str | Path) -> list[str]:
 def columns(files: list[str]) -> list[str]:
     """Column names of a parquet set (the union DuckDB sees)."""
     with duckdb.connect() as con:
-        return list(con.read_parquet(files, union_by_name=True).columns)
+        return list(con.read_parquet(file_names(files), union_by_name=True).columns)
 
 
 def pick_column(files: list[str], *names: str) -> str:
@@ -134,7 +135,7 @@ def _stage_order(stages: list[tuple[str, Any]], dropped: list[str]) -> list[str]
                 "SELECT stage, min(file_row_number + 0) AS first, min(filename) AS f FROM "
                 "read_parquet($files, filename=true, file_row_number=true, union_by_name=true) "
                 "GROUP BY stage ORDER BY f, first",
-                {"files": dropped},
+                {"files": file_names(dropped)},
             ).fetchall()
         order += [str(s) for s, _, _ in seen if str(s) not in order]
     return [s for s in order if s]

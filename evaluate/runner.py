@@ -17,7 +17,7 @@ import duckdb
 import pandas as pd
 import yaml
 
-from t2iscope import __version__, fileio
+from t2iscope import fileio
 from t2iscope.config import location
 from t2iscope.errors import ConfigError, DataError
 from t2iscope.evaluate import folder
@@ -48,14 +48,8 @@ def run_audits(config: AuditConfig, out: str | Path, overwrite: bool = False) ->
                     staging / folder.table_name(name), _run(name, ctx, params, config.source)
                 )
                 timings[name] = round(time.perf_counter() - start, 3)
-            record = {
-                "t2iscope": __version__,
-                "judge": config.judge,
-                "audits": [name for name, _ in config.audits],
-                "seconds": timings,
-                "config": config.source,
-                "identity": identity,
-            }
+            audits = [name for name, _ in config.audits]
+            record = folder.run_record(audits, config.judge, identity, config.source, timings)
             folder.commit(out, staging, record)
         finally:
             shutil.rmtree(staging, ignore_errors=True)  # a failed run leaves the previous one as it was

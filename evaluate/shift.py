@@ -20,7 +20,7 @@ import pandas as pd
 from t2iscope.errors import DataError
 from t2iscope.evaluate.parquet_inputs import CurationRun
 from t2iscope.evaluate.tables import measure, rate, skipped
-from t2iscope.sql import Params
+from t2iscope.sql import Params, file_names
 
 KEPT = "(kept)"
 UNRECORDED = "(not recorded)"
@@ -31,19 +31,19 @@ def stage_counts(run: CurationRun, key_sql: str, truth: list[str] | None = None)
 
     ``key_sql`` is an SQL expression over the run's rows, aliased ``d`` (names quoted with
     ``t2iscope.sql.ident``), and over a world's ``truth`` files, joined as ``t`` on ``hash`` when
-    given. File lists are bound parameters, never SQL text.
+    given. File lists are bound parameters (``file_names``), never SQL text.
     """
     p = Params()
-    join = f"LEFT JOIN read_parquet({p(truth)}) t ON t.hash = d.hash" if truth else ""
+    join = f"LEFT JOIN read_parquet({p(file_names(truth))}) t ON t.hash = d.hash" if truth else ""
     parts = []
     if run.kept:
         parts.append(
             f"SELECT {key_sql} AS key, {p(KEPT)} AS stage, count(*) AS rows "
-            f"FROM read_parquet({p(run.kept)}, union_by_name=true) d {join} GROUP BY 1"
+            f"FROM read_parquet({p(file_names(run.kept))}, union_by_name=true) d {join} GROUP BY 1"
         )
     dropped = (
         f"SELECT {key_sql} AS key, CAST(d.stage AS VARCHAR) AS stage, count(*) AS rows "
-        f"FROM read_parquet({p(run.dropped)}, union_by_name=true) d {join} GROUP BY 1, 2"
+        f"FROM read_parquet({p(file_names(run.dropped))}, union_by_name=true) d {join} GROUP BY 1, 2"
     )
     with duckdb.connect() as con:
         if run.dropped and _binds(con, dropped, p):

@@ -7,6 +7,8 @@ Rules, in order of preference:
    DuckDB binds parameters in table functions (``read_parquet($files)`` takes a string or a
    list) and in ``COPY ... TO $path``. :class:`Params` hands out ``$p0, $p1, ...`` while SQL is
    assembled from pieces, so fragments written apart can be combined and reused in one query.
+   A file a reader reads is bound as :func:`file_name` (or :func:`file_names`) writes it, a
+   ``COPY`` target as :func:`out_name` does: DuckDB would take a bound name for a glob.
 2. An identifier (a column or alias name that comes from a file) goes through :func:`ident`.
 3. Only where DuckDB accepts no parameter (e.g. ``SET temp_directory = '...'``), a string goes
    through :func:`literal`.
@@ -16,9 +18,14 @@ Never paste a name, a path or a value into SQL by f-string without one of these.
 
 from __future__ import annotations
 
+import glob
 import os
 import re
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
+
+from t2iscope.errors import DataError
 
 
 def _no_nul(text: str, what: str) -> str:
@@ -39,6 +46,40 @@ def literal(text: str | os.PathLike[str]) -> str:
     Only for the few places DuckDB takes no bound parameter: prefer :class:`Params`.
     """
     return "'" + _no_nul(os.fspath(text), "string").replace("'", "''") + "'"
+
+
+def out_name(path: str | os.PathLike[str]) -> str:
+    """``path`` as DuckDB must be given a place to write (``COPY ... TO``, ``temp_directory``) or,
+    through :func:`file_name`, a file to read: a local path made absolute, since DuckDB takes a
+    relative ``~/x`` for one in the home folder. A URL (``memory://...``) is left as it is.
+    Writing expands no glob characters.
+    """
+    text = os.fspath(path)
+    return text if "://" in text else os.fspath(Path(text).absolute())
+
+
+def file_name(path: str | os.PathLike[str]) -> str:
+    """One concrete file (a path or an fsspec URL) as DuckDB's readers must be given it, bound.
+
+    DuckDB expands ``*``, ``?`` and ``[...]`` in every file name its readers get (``read_parquet``,
+    ``read_csv``, ``read_json``, ``con.read_parquet``), bound parameters included: a file in
+    ``run[1]/`` is read from ``run1/``, one in ``a?/`` together with ``ab/``'s, one under ``**/``
+    with every same-named file of the tree. Its globs spell a literal character as a one-character
+    class (``[[]``, ``[*]``, ``[?]``), which is what ``glob.escape`` writes; ``]``, ``{`` and a
+    name without glob characters read as they are. DuckDB also splits local paths at ``\\``
+    before matching, so no escape survives there: such a path with a glob character is a
+    DataError naming it. Paths are made absolute first (:func:`out_name`).
+    """
+    text = out_name(path)
+    if "://" not in text and "\\" in text and _GLOB.search(text):
+        shown = text if text.isprintable() else repr(text)[1:-1]  # one line, whatever the name holds
+        raise DataError(f"{shown}: DuckDB cannot read a path holding both '\\' and one of * ? [; rename it")
+    return glob.escape(text)
+
+
+def file_names(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """:func:`file_name` of each path, as a list to bind (``read_parquet($files)``)."""
+    return [file_name(p) for p in paths]
 
 
 class Params:
@@ -71,4 +112,5 @@ class Params:
         return {name: self.values[name] for name in dict.fromkeys(re.findall(r"\$(p\d+)\b", bare))}
 
 
+_GLOB = re.compile(r"[*?[]")  # what makes DuckDB glob a name (its HasGlob)
 _QUOTED = re.compile(r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'')

@@ -16,7 +16,7 @@ with ui.friendly():
     adherence = data.audit_rows(audits, ("language_bias",))
     culture = data.audit_rows(audits, ("culture",))
     if adherence.empty and culture.empty:
-        st.info("No `language_bias.parquet` or `culture.parquet` in the audit runs. Create them with:")
+        st.info("No audit run here ran the language_bias or culture audit. Create one with:")
         st.code(HINT.format(root=found.root), language="bash")
         st.stop()
 

@@ -14,7 +14,7 @@ with ui.friendly():
     ui.need(found.audits, "audit run", HINT.format(root=found.root))
     rows = data.audit_rows(tuple(map(str, found.audits)), ("limbs",))
     if rows.empty:
-        st.info("No limbs audit table (`limbs.parquet`) in the audit runs. Create one with:")
+        st.info("No audit run here ran the limbs audit. Create one with:")
         st.code(HINT.format(root=found.root), language="bash")
         st.stop()
     metric = audit_view.pick_metric(rows, ["failure"], key="metric")

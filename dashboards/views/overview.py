@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from t2iscope.dashboards import ui
+from t2iscope.evaluate.folder import UNFINISHED
 
 st.title("t2iscope runs")
 with ui.friendly():
@@ -27,3 +28,5 @@ with ui.friendly():
             col.metric(name, len(paths))
             for path in paths:
                 col.text(found.label(path))
+        for path in found.unfinished:  # as `evaluate report` says it; no page reads these
+            st.warning(ui.literal(f"{found.label(path)}: {UNFINISHED}"))

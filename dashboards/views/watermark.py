@@ -14,7 +14,7 @@ with ui.friendly():
     ui.need(found.audits, "audit run", HINT.format(root=found.root))
     rows = data.audit_rows(tuple(map(str, found.audits)), ("watermark",))
     if rows.empty:
-        st.info("No watermark audit table (`watermark.parquet`) in the audit runs. Create one with:")
+        st.info("No audit run here ran the watermark audit. Create one with:")
         st.code(HINT.format(root=found.root), language="bash")
         st.stop()
     metric = audit_view.pick_metric(rows, ["bit_accuracy", "accuracy"], key="metric")

@@ -22,6 +22,7 @@ from t2iscope.evaluate.parquet_inputs import CurationRun, parquet_files, pick_co
 from t2iscope.evaluate.shift import UNRECORDED, shift_rows, stage_counts
 from t2iscope.evaluate.tables import measure, rate, skipped, tidy
 from t2iscope.evaluate.urls import NO_HOST, add_domains, head_sql, hosts
+from t2iscope.sql import file_names
 
 TOP_K = (10, 100, 1000)
 URL_COLUMNS = ("URL", "url")
@@ -34,7 +35,7 @@ def host_counts(files: list[str]) -> pd.DataFrame:
         counts = con.execute(
             f"SELECT {head_sql(col)} AS head, count(*) AS rows "
             "FROM read_parquet($files, union_by_name=true) GROUP BY 1",
-            {"files": files},
+            {"files": file_names(files)},
         ).df()
     return pd.DataFrame({"host": hosts(counts["head"]), "rows": counts["rows"]})
 

@@ -18,6 +18,7 @@ import yaml
 from curate_rows import laion_table
 
 from t2iscope.cli import main
+from t2iscope.curate.readers import connect
 from t2iscope.locks import LOCK_NAME
 from t2iscope.sql import Params, ident, literal
 
@@ -72,6 +73,8 @@ def _write(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".csv":
         pcsv.write_csv(table, path)
+    elif path.suffix == ".jsonl":
+        path.write_text(table.to_pandas().to_json(orient="records", lines=True))
     else:
         pq.write_table(table, path, row_group_size=16)
 
@@ -123,6 +126,26 @@ def test_hostile_names_and_paths_give_the_same_run(tmp_path: Path, recipe: str, 
     assert not leftovers  # no temp or partition files left
 
 
+# DuckDB expands * ? [ in file names it is given, bound ones too: each name beside a look-alike
+# folder whose file of the same name holds other rows (for "**": every folder of the tree).
+GLOBS = [("run[1]", "run1"), ("a?", "ab"), ("x*", "xyz"), ("**", "deep")]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
+@pytest.mark.parametrize(("name", "decoy"), GLOBS)
+def test_glob_characters_in_names_read_only_that_file(
+    tmp_path: Path, name: str, decoy: str, fmt: str
+) -> None:
+    rows = _rows()
+    _write(rows, tmp_path / name / f"part-0.{fmt}")
+    _write(rows.slice(0, 20), tmp_path / decoy / f"part-0.{fmt}")
+    _write(rows, tmp_path / "plain" / f"part-0.{fmt}")
+    out = tmp_path / "out" / name / name  # the verdict file DuckDB reads back lies in --out too
+    assert _curate(ALL_SQL, "full", tmp_path / name, out, tmp_path / "r.yaml") == 0
+    assert _curate(ALL_SQL, "full", tmp_path / "plain", tmp_path / "ref", tmp_path / "r.yaml") == 0
+    assert _comparable(out) == _comparable(tmp_path / "ref")
+
+
 @pytest.mark.parametrize("name", ["nul\0byte", "__T2I_stage"])
 def test_column_the_engine_cannot_take_is_a_one_line_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
@@ -165,3 +188,13 @@ def test_hostile_engine_options_never_become_sql(tmp_path: Path, capsys: pytest.
     assert main([*args, "--out", str(tmp_path / "b"), "--memory-limit", f"1GB'; {_payload(canary)}"]) == 2
     assert "--memory-limit" in capsys.readouterr().err and not (tmp_path / "b").exists()
     assert not canary.exists() and spill.is_dir()
+
+
+def test_a_relative_tilde_folder_stays_where_python_sees_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB reads, writes and spills a relative ``~/x`` in the home folder; the run's are local."""
+    monkeypatch.chdir(tmp_path)
+    with connect(threads=1, temp_directory="~/spill") as con:
+        (setting,) = con.execute("SELECT current_setting('temp_directory')").fetchone()
+    assert setting == str(tmp_path / "~" / "spill")

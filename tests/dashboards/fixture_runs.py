@@ -17,7 +17,9 @@ from PIL import Image
 from t2iscope import fileio
 from t2iscope.curate.world.layout import hash_hex
 from t2iscope.curate.world.spec import COLORS, CULTURES, KINDS, LANGUAGE_MIX
+from t2iscope.evaluate import folder
 from t2iscope.evaluate.tables import measure, rate, skipped, tidy
+from t2iscope.locks import output_lock
 
 APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
 ROWS = 240
@@ -151,8 +153,19 @@ def make_generation(root: Path) -> pd.DataFrame:
     return manifest
 
 
+def write_audit_run(root: Path, tables: dict[str, pd.DataFrame]) -> None:
+    """``tables`` (audit name -> tidy table) as ``evaluate run`` leaves them in ``root``: staged,
+    then committed with the run.json that lists them, through ``t2iscope.evaluate.folder``."""
+    with output_lock(root):
+        staging = folder.prepare(root, {"audits": sorted(tables)}, overwrite=True)
+        for name, table in tables.items():
+            fileio.write_parquet(staging / folder.table_name(name), table)
+        record = folder.run_record(list(tables), "world", {"audits": sorted(tables)}, "fixture", {})
+        folder.commit(root, staging, record)
+
+
 def make_audit(root: Path) -> dict[str, pd.DataFrame]:
-    """Audit tables shaped like evaluate's audits, built with its own tidy-table helpers."""
+    """An audit run of tables shaped like evaluate's audits, built with its own tidy-table helpers."""
     bias = [rate("both_match", k, 40, language=lang) for lang, k in [("en", 36), ("de", 30), ("zh", 21)]]
     bias += [measure("text_score", math.nan, 0, note="judge 'world' has no text scores", language=ALL)]
     bias += [skipped(3, "prompt names no world color and kind")]
@@ -196,9 +209,8 @@ def make_audit(root: Path) -> dict[str, pd.DataFrame]:
         "limbs": tidy(limbs, "limbs", "world"),
         "watermark": tidy(watermark, "watermark", "decoder"),
     }
-    for name, table in tables.items():
-        fileio.write_parquet(root / f"{name}.parquet", table)
-    fileio.write_text(root / "report.html", "<html><body>report</body></html>")
+    write_audit_run(root, tables)
+    fileio.write_text(root / folder.REPORT, "<html><body>report</body></html>")
     return tables
 
 

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fixture_runs import DOMAINS
+from fixture_runs import DOMAINS, write_audit_run
 
+from t2iscope import fileio
 from t2iscope.dashboards import data
+from t2iscope.dashboards.discover import discover
 from t2iscope.errors import DataError
 
 
@@ -138,10 +140,27 @@ def test_manifest_resolves_images_and_checks_columns(runs_dir, tmp_path):
         data.manifest(str(tmp_path), str(tmp_path))
 
 
-def test_audit_rows_by_keyword(runs_dir):
+def test_audit_rows_by_audit_name(runs_dir):
     rows = data.audit_rows((str(runs_dir / "audit"),), ("limbs",))
     assert set(rows["audit"]) == {"limbs"} and set(rows["run"]) == {"audit"}
     assert data.slice_columns(rows) == ["by", "level"]
+
+
+def test_a_reused_audit_folder_shows_only_its_runs_audits(runs_dir, tmp_path):
+    """Issue 14 item 9 in the dashboards: tables an older run left beside run.json's are never
+    read, and a folder whose run did not finish is no run at all (as in `evaluate report`)."""
+    tables = {p.stem: pd.read_parquet(p) for p in (runs_dir / "audit").glob("*.parquet")}
+    audit, older = tmp_path / "audit", tmp_path / "older"
+    write_audit_run(audit, {"limbs": tables["limbs"]})
+    fileio.write_parquet(audit / "watermark.parquet", tables["watermark"])  # an older run's, valid
+    fileio.write_parquet(older / "limbs.parquet", tables["limbs"].assign(value=0.0))  # no run.json
+    found = discover(tmp_path)
+    assert (found.audits, found.unfinished) == ((audit,), (older,))
+    assert data.audit_rows((str(audit),), ("watermark",)).empty
+    rows = data.audit_rows((str(audit),), ("limbs", "watermark"))
+    pd.testing.assert_frame_equal(rows.drop(columns="run"), tables["limbs"])
+    with pytest.raises(DataError, match=r"older: unfinished audit run \(no run\.json\)"):
+        data.audit_rows((str(older),), ("limbs",))
 
 
 def test_languages_in_and_out(runs_dir, kept):

@@ -7,7 +7,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from fixture_runs import APP, DOMAINS, NAME, PAYLOAD
+from fixture_runs import APP, DOMAINS, NAME, PAYLOAD, write_audit_run
 from streamlit.testing.v1 import AppTest
 
 
@@ -184,13 +184,25 @@ def test_watermark_page(runs_dir, use_runs):
     assert (worst["method"], worst["strength"]) == ("dwtDct", 1.0)
 
 
-def test_audit_pages_without_their_table(runs_dir, use_runs, tmp_path):
-    shutil.copytree(runs_dir / "audit", tmp_path / "audit")
-    (tmp_path / "audit" / "watermark.parquet").unlink()
+def test_audit_pages_show_only_the_runs_audits(runs_dir, use_runs, tmp_path):
+    """A reused folder's older tables and an unfinished run's folder stay off the pages; the
+    overview names the unfinished one as `evaluate report` does (issue 14 item 9)."""
+    tables = {p.stem: pd.read_parquet(p) for p in (runs_dir / "audit").glob("*.parquet")}
+    write_audit_run(tmp_path / "audit", {"limbs": tables["limbs"]})
+    shutil.copy(runs_dir / "audit" / "watermark.parquet", tmp_path / "audit")  # an older run's
+    shutil.copytree(runs_dir / "audit", tmp_path / "older", ignore=shutil.ignore_patterns("run.json"))
     use_runs(tmp_path)
     at = open_page("views/watermark.py")
-    assert "No watermark audit table" in at.info[0].value
-    assert not at.error
+    assert "No audit run here ran the watermark audit" in at.info[0].value
+    assert not at.error and not at.dataframe
+    at = open_page("views/limbs.py")
+    assert set(at.dataframe[0].value["run"]) == {"audit"} and not at.error
+    at = open_page("views/bias.py")
+    assert "ran the language_bias or culture audit" in at.info[0].value
+    at = open_page("views/overview.py")
+    assert [m.value for m in at.metric] == ["0", "0", "0", "1"]
+    (warning,) = at.warning
+    assert plain(warning.value) == "older: unfinished audit run (no run.json); rerun `t2iscope evaluate run`"
 
 
 PAGES = ("overview", "explorer", "funnel", "gallery", "bias", "limbs", "watermark", "annotate")
@@ -284,14 +296,14 @@ def test_gallery_refuses_images_outside_the_runs_folder(hostile_runs, use_runs):
     assert shown  # the images inside the folder still show
 
 
-def test_audit_table_with_only_metric_value_n(tmp_path, use_runs):
-    """A foreign tidy table (no judge, no intervals) is drawn, not a KeyError."""
+def test_a_foreign_table_the_run_lists_is_one_line(tmp_path, use_runs):
+    """A table without the tidy columns (no judge, no intervals) where run.json lists an audit:
+    one line naming the file, as `evaluate report` says it, not a KeyError."""
     table = pd.DataFrame(
         {"metric": ["bit_accuracy"] * 2, "value": [0.9, 0.8], "n": [10, 10], "strength": [0.1, 0.5]}
     )
-    (tmp_path / "audit").mkdir()
-    table.to_parquet(tmp_path / "audit" / "watermark.parquet")
+    write_audit_run(tmp_path / "audit", {"watermark": table})
     use_runs(tmp_path)
     at = open_page("views/watermark.py")
-    assert not at.error
-    assert at.dataframe[0].value["value"].tolist() == [0.9, 0.8]
+    (error,) = at.error
+    assert plain(error.value).startswith(f"{tmp_path / 'audit' / 'watermark.parquet'}: not an audit table")

@@ -4,6 +4,7 @@ folder. Each gives the right answer or one DataError line naming the file, never
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from fixture_runs import write_audit_run
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from t2iscope import fileio
@@ -24,6 +26,7 @@ from t2iscope.dashboards import data
 from t2iscope.dashboards.discover import discover
 from t2iscope.dashboards.images import read_image, world_image
 from t2iscope.errors import DataError
+from t2iscope.evaluate.tables import CORE
 
 
 def one_line(exc: pytest.ExceptionInfo[DataError]) -> str:
@@ -73,16 +76,27 @@ def manifest_run(folder: Path, rows: int, text: str = "a dog", image_path: str =
     fileio.write_parquet(folder / "manifest.parquet", df)
 
 
+def limbs_table(rows: int, text: str = "x", column: str = "level") -> pd.DataFrame:
+    core = {"audit": "limbs", "judge": text, "metric": [text] * rows, "value": 0.5, "n": 10}
+    return pd.DataFrame({**core, "ci_low": 0.2, "ci_high": 0.8, "note": text, column: text})
+
+
 def audit_run(folder: Path, rows: int, text: str = "x", column: str = "level") -> None:
-    df = pd.DataFrame(
-        {"audit": "limbs", "judge": text, "metric": [text] * rows, "value": 0.5, "n": 10, column: text}
-    )
-    fileio.write_parquet(folder / "limbs.parquet", df)
+    """A finished audit run of the limbs audit: ``rows`` rows whose text is ``text``."""
+    write_audit_run(folder, {"limbs": limbs_table(rows, text, column)})
 
 
 # A folder whose name is a glob would also read its look-alike sibling: DuckDB expands * ? [
 # in bound file names too.
-GLOBS = [("run[1]", "run1"), ("run?", "runX"), ("run*", "run-all"), ("r[!a]", "rb"), ("a[", "a[b")]
+GLOBS = [
+    ("run[1]", "run1"),
+    ("run?", "runX"),
+    ("run*", "run-all"),
+    ("r[!a]", "rb"),
+    ("a[", "a[b"),
+    ("**", "deep"),  # every same-named file of the tree
+    ("{a,b}", "a"),
+]
 
 
 @pytest.mark.parametrize(("name", "decoy"), GLOBS)
@@ -99,6 +113,16 @@ def test_glob_characters_in_names_read_only_that_folder(tmp_path: Path, name: st
     audit_run(tmp_path / "audit" / decoy, 7)
     audit_run(tmp_path / "audit" / name, 3)
     assert len(data.audit_rows((str(tmp_path / "audit" / name),), ("limbs",))) == 3
+
+
+def test_a_backslash_beside_a_glob_character_is_one_line(tmp_path: Path) -> None:
+    """DuckDB splits paths at a backslash before matching, so no escape holds there: refused."""
+    kept_run(tmp_path / "cur" / "a", 7)
+    ds = kept_run(tmp_path / "cur" / "a\\[1]", 3)
+    with pytest.raises(DataError) as exc:
+        data.summary(ds, data.Filters())
+    assert one_line(exc).startswith(ds.path)
+    assert data.summary(kept_run(tmp_path / "cur" / "b\\1", 2), data.Filters()).rows == 2  # no glob: read
 
 
 def test_manifest_images_stay_inside_the_runs_folder(tmp_path: Path) -> None:
@@ -170,9 +194,16 @@ def _png_header(width: int, height: int) -> bytes:
 
 
 def _finishes(fn, *args) -> bool:
-    """Whether ``fn(*args)`` returns (in a thread: a call that blocks forever must fail the test)."""
+    """Whether ``fn(*args)`` returns or refuses (in a thread: a call that blocks forever must fail
+    the test)."""
     done = threading.Event()
-    threading.Thread(target=lambda: (fn(*args), done.set()), daemon=True).start()
+
+    def call() -> None:
+        with contextlib.suppress(DataError):
+            fn(*args)
+        done.set()
+
+    threading.Thread(target=call, daemon=True).start()
     return done.wait(60)
 
 
@@ -251,12 +282,11 @@ def test_corrupt_and_foreign_tables_name_the_file(tmp_path: Path) -> None:
 
     audit = tmp_path / "audit"
     audit_run(audit, 2)
-    (audit / "limbs_b.parquet").write_bytes(b"garbage")
+    (audit / "limbs.parquet").write_bytes(b"garbage")
     with pytest.raises(DataError) as exc:
         data.audit_rows((str(audit),), ("limbs",))
-    assert one_line(exc).startswith(str(audit / "limbs_b.parquet"))
-    foreign = pd.DataFrame({"metric": ["m"], "value": ["high"], "n": [1]})
-    fileio.write_parquet(audit / "limbs_b.parquet", foreign)
+    assert one_line(exc).startswith(str(audit / "limbs.parquet"))
+    fileio.write_parquet(audit / "limbs.parquet", limbs_table(1).assign(value="high"))
     with pytest.raises(DataError, match="column value holds"):
         data.audit_rows((str(audit),), ("limbs",))
 
@@ -285,7 +315,9 @@ def test_data_layer_on_generated_hostile_names(folder: str, file: str, column: s
     """A run folder, a part file and a numeric column with generated names, holding a generated
     text value everywhere: every data function gives the right answer or one DataError line."""
     taken = {"url", "text", "width", "height", "lang", "domain", "aesthetic_score", "hash"}
-    audit_taken = {*data.AUDIT_CORE, "run"}
+    both = folder + file  # DuckDB splits at a backslash: a glob character cannot be escaped there
+    assume(not ("\\" in both and any(c in both for c in "*?[")))  # test_backslash_... covers it
+    audit_taken = {*CORE, "run"}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         ds = kept_run(root / "cur" / folder, 4, text=value, extra=None if column.lower() in taken else column)

@@ -69,6 +69,25 @@ def test_audits_read_hostile_paths(name: str, in_tmp: Path, world_dir: Path, cur
     pd.testing.assert_frame_equal(hostile, clean)
 
 
+# DuckDB expands * ? [ in the file names it is given, bound ones too: each name beside a look-alike
+# folder whose world, curation run and URL file hold other rows (for "**": every folder).
+GLOBS = [("run[1]", "run1"), ("a?", "ab"), ("x*", "xyz"), ("**", "deep")]
+
+
+@pytest.mark.parametrize(("name", "decoy"), GLOBS)
+def test_audits_read_only_their_own_files(
+    name: str, decoy: str, in_tmp: Path, world_dir: Path, curation_run: Path
+) -> None:
+    clean = _audits(*_copy(world_dir, curation_run, in_tmp, "clean"))
+    _copy(world_dir, curation_run, in_tmp, decoy)
+    for path in (in_tmp / decoy).rglob("*.parquet"):
+        fileio.write_parquet(path, pd.read_parquet(path).iloc[::2].drop(columns="LANGUAGE", errors="ignore"))
+    world, run, urls = _copy(world_dir, curation_run, in_tmp, name)
+    pd.testing.assert_frame_equal(_audits(world, run, urls), clean)
+    truth = AuditContext(Inputs(world=world)).truth()
+    assert len(truth) == len(pd.read_parquet(world / "truth"))
+
+
 @pytest.mark.parametrize("name", HOSTILE)
 def test_evaluate_run_with_hostile_inputs_and_out(
     name: str, in_tmp: Path, world_dir: Path, curation_run: Path
