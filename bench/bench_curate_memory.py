@@ -16,11 +16,10 @@ CPU seconds (user + system) compare engines on a busy machine better than wall t
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from peak_rss import measure
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "runs" / "bench" / "curate_memory"
@@ -71,20 +70,6 @@ def make_input(rows: int) -> Path:
     return path
 
 
-def measure_child(cmd: list[str]) -> None:
-    """Run ``cmd`` as this process's only child; print its wall seconds and peak RSS in MB as JSON."""
-    import resource
-
-    start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if done.returncode:
-        sys.exit(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr[-2000:]}")
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # ru_maxrss: kilobytes on Linux
-    cpu = usage.ru_utime + usage.ru_stime
-    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_mb": usage.ru_maxrss / 1024}))
-
-
 def run_once(src: Path, mode: str, memory_limit: str | None, threads: int | None) -> dict[str, float]:
     """``curate run`` over ``src`` in a fresh measuring process: {seconds, cpu_seconds, peak_mb}."""
     recipe = DATA / "recipe.yaml"
@@ -96,10 +81,7 @@ def run_once(src: Path, mode: str, memory_limit: str | None, threads: int | None
         cmd += ["--memory-limit", memory_limit]
     if threads:
         cmd += ["--threads", str(threads)]
-    measured = subprocess.run(
-        [sys.executable, __file__, "--measure", json.dumps(cmd)], capture_output=True, text=True, check=True
-    )
-    return json.loads(measured.stdout)
+    return measure(cmd)
 
 
 def main() -> None:
@@ -110,11 +92,7 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["full", "keys", "none"])
     parser.add_argument("--memory-limit", default=None, help="Passed to curate run (default: its own).")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.measure:
-        measure_child(json.loads(args.measure))
-        return
     inputs = {rows: make_input(rows) for rows in args.sizes}
     base = min(args.sizes)
     for mode in args.modes:

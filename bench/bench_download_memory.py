@@ -21,11 +21,11 @@ import argparse
 import io
 import json
 import shutil
-import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
+
+from peak_rss import measure
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "runs" / "bench" / "download_memory"
@@ -111,19 +111,6 @@ def make_download(rows: int) -> tuple[Path, Path]:
     return run, shards
 
 
-def measure_child(cmd: list[str]) -> None:
-    """Run ``cmd`` as this process's only child; print its wall seconds and peak RSS in MB as JSON."""
-    import resource
-
-    start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if done.returncode:
-        sys.exit(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr[-2000:]}")
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # ru_maxrss: kilobytes on Linux
-    print(json.dumps({"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, "out": done.stdout.strip()}))
-
-
 def run_once(run: Path, shards: Path, batch_rows: int | None) -> dict:
     """The post-download phase over ``shards`` in a fresh measuring process: {seconds, peak_mb, out}."""
     for name in ("kept", "dropped", "_state/post"):
@@ -131,10 +118,7 @@ def run_once(run: Path, shards: Path, batch_rows: int | None) -> dict:
     (shards / "stats.json").unlink(missing_ok=True)  # back to "killed after status.parquet"
     cmd = [str(Path(sys.executable).with_name("t2iscope")), "curate", "download", str(run)]
     cmd += ["--out", str(shards)] + (["--batch-rows", str(batch_rows)] if batch_rows else [])
-    measured = subprocess.run(
-        [sys.executable, __file__, "--measure", json.dumps(cmd)], capture_output=True, text=True, check=True
-    )
-    return json.loads(measured.stdout)
+    return measure(cmd)
 
 
 def main() -> None:
@@ -143,11 +127,7 @@ def main() -> None:
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 8000])
     parser.add_argument("--batch-rows", type=int, default=None, help="(default: the command's own)")
-    parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.measure:
-        measure_child(json.loads(args.measure))
-        return
     folders = {rows: make_download(rows) for rows in args.sizes}
     results = {rows: run_once(run, shards, args.batch_rows) for rows, (run, shards) in folders.items()}
     base = min(args.sizes)

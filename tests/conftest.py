@@ -16,6 +16,8 @@ settings.register_profile(
 )
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("T2I_HYPOTHESIS", "ci"))
+# albumentations (imported with img2dataset) asks PyPI for a newer version unless told not to.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 WORLD_ROWS = 400
 WORLD_SEED = 0
