@@ -470,9 +470,7 @@ class _Post:
                 alive = _batch_table(self.rows, self.status, row_ids, images)
                 del images  # held by the table now, so a stage that drops rows frees their images
                 for stage, ctx, c in zip(self.stages, self.contexts, counts, strict=True):
-                    alive = LocalEngine._arrow_stage(
-                        alive, stage, ctx, c, self.dropped_schema, dropped_writer
-                    )
+                    alive = LocalEngine.apply_stage(alive, stage, ctx, c, self.dropped_schema, dropped_writer)
                 kept_writer.write_table(conform(alive, self.kept_schema))
                 rows_out += alive.num_rows
         result = {

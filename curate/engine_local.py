@@ -262,7 +262,7 @@ class LocalEngine:
                         lang_in += _counts(table.column("LANGUAGE"))
                     alive = self._pushed(table, pushed, counts, drop_schema, dw)
                     for j, (stage, ctx) in enumerate(rest, start=len(pushed)):
-                        alive = self._arrow_stage(alive, stage, ctx, counts[j], drop_schema, dw)
+                        alive = self.apply_stage(alive, stage, ctx, counts[j], drop_schema, dw)
                     lang_col = "lang" if "lang" in alive.column_names else "LANGUAGE"
                     if lang_col in alive.column_names:
                         lang_out += _counts(alive.column(lang_col))
@@ -438,7 +438,7 @@ class LocalEngine:
         )
 
     @staticmethod
-    def _arrow_stage(
+    def apply_stage(
         alive: pa.Table,
         stage: Stage,
         ctx: StageContext,
@@ -446,6 +446,8 @@ class LocalEngine:
         dropped_schema: pa.Schema | None,
         writer: pq.ParquetWriter | None,
     ) -> pa.Table:
+        """Run one Python stage on ``alive``: add its columns, count (into ``c``) and write
+        (to ``writer``, conformed to ``dropped_schema``) what it drops; returns the rows it keeps."""
         t0 = time.perf_counter()
         c.rows_in += alive.num_rows
         if alive.num_rows:

@@ -11,6 +11,8 @@ Sources: A1111 ``modules/ui.py`` sliders (Sampling steps 1..150, Width/Height up
 
 from __future__ import annotations
 
+import re
+
 # Defaults (A1111's)
 DEFAULT_STEPS = 20
 DEFAULT_CFG_SCALE = 7.0
@@ -42,3 +44,15 @@ MAX_SUITE_IMAGES = 1_000_000
 # One grid axis holds at most this many values (every seed once), so counts stay machine integers;
 # axes are expanded lazily, and --limit takes the first images of a grid of any size up to that.
 MAX_AXIS_VALUES = MAX_SEED + 1
+
+
+# A prompt's language: a code like en, de, zh-Hans or pt_BR (BCP 47's shape, loosely). It becomes
+# part of image file names, so nothing else is accepted; RFC 5646 section 4.4.1: 35 characters hold
+# any practical language tag.
+LANGUAGE_CODE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
+MAX_LANGUAGE = 35
+
+
+def is_language_code(text: str) -> bool:
+    """True for a language code as suites write one (``fullmatch``: ``"en\\n"`` is not one)."""
+    return len(text) <= MAX_LANGUAGE and LANGUAGE_CODE.fullmatch(text) is not None

@@ -34,7 +34,9 @@ from t2iscope.generate.limits import (
     DEFAULT_CFG_SCALE,
     DEFAULT_SAMPLER,
     DEFAULT_STEPS,
+    MAX_LANGUAGE,
     MAX_SEED,
+    is_language_code,
 )
 from t2iscope.generate.params import Params, check_side
 from t2iscope.generate.ranges import Values, parse_values
@@ -47,8 +49,6 @@ _ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,98}[A-Za-z0-9_-])?")
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"{d}{i}" for d in ("COM", "LPT") for i in range(10))}
 # A BCP 47-style tag (en, zh-Hans, pt_BR): it becomes part of each image's file name, so nothing
 # that could leave the run folder ('/', '..') gets through.
-_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")  # used with fullmatch: "en\n" fails
-_MAX_LANGUAGE = 35  # RFC 5646 section 4.4.1: 35 characters hold any practical language tag
 
 # A grid axis is a value, an A1111 range string or a list of those (expanded by parse_values).
 _Ints = int | str | list[int | str]
@@ -192,9 +192,9 @@ def _prompt(raw: _PromptEntry, where: str, negative: str) -> Prompt:
         texts = ((DEFAULT_LANGUAGE if raw.language is None else raw.language, raw.text),)
         fields = [f"{where}.language"]
     for (lang, _), at in zip(texts, fields, strict=True):
-        if not (_LANGUAGE.fullmatch(lang) and len(lang) <= _MAX_LANGUAGE):
+        if not is_language_code(lang):
             raise ConfigError(
-                f"{at}: a language is a code like en, de or zh-Hans (at most {_MAX_LANGUAGE} characters), "
+                f"{at}: a language is a code like en, de or zh-Hans (at most {MAX_LANGUAGE} characters), "
                 f"got {lang!r}"
             )
     _unique([lang for lang, _ in texts], "language", fields)

@@ -9,7 +9,6 @@ with a bootstrap interval. Requested attributes come from the prompt in its own 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,15 +21,13 @@ from t2iscope.evaluate.audits.common import split_ok
 from t2iscope.evaluate.context import AuditContext
 from t2iscope.evaluate.judges import TextScorer
 from t2iscope.evaluate.tables import measure, rate, skipped, tidy
-
-# A language code as suites write one (generate/suites.py): en, de, zh-Hans, pt_BR.
-LANGUAGE_CODE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
+from t2iscope.generate.limits import is_language_code
 
 
 def check_reference(params: Mapping[str, Any]) -> tuple[tuple[str], str] | None:
     """The record's ``check``: ``reference`` is a language code."""
     reference = params.get("reference", "en")
-    if not LANGUAGE_CODE.match(reference):
+    if not is_language_code(reference):
         return ("reference",), f"a language is a code like en, de or zh-Hans, got {reference!r}"
     return None
 

@@ -298,13 +298,13 @@ def test_batches_are_bounded_and_counts_exact(
     (out / "stats.json").unlink()
     shutil.rmtree(out / "_state" / "post")
     sizes: list[int] = []
-    real = download.LocalEngine._arrow_stage
+    real = download.LocalEngine.apply_stage
 
     def stage(alive: pa.Table, *args: object) -> pa.Table:
         sizes.append(alive.num_rows)
         return real(alive, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(download.LocalEngine, "_arrow_stage", stage)
+    monkeypatch.setattr(download.LocalEngine, "apply_stage", stage)
     assert main([*_args(run_dir, out, fast_server), "--batch-rows", "2"]) == 0
     assert sizes and max(sizes) <= 2
     assert _outputs(out) == _outputs(reference)
