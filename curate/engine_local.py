@@ -402,7 +402,7 @@ class LocalEngine:
     ) -> pa.Table:
         stage_col = table.column(_STAGE)
         alive_mask = pc.is_null(stage_col)
-        n_alive = table.num_rows - stage_col.null_count
+        n_alive = stage_col.null_count  # a row no pushed rule dropped has no stage
         by_stage: dict[str, Counter] = {}
         if n_alive < table.num_rows:
             drop_mask = pc.invert(alive_mask)
