@@ -7,6 +7,7 @@ import typing
 
 import click
 
+from t2iscope.curate.limits import MAX_BATCH_ROWS, MAX_THREADS
 from t2iscope.listing import Table, add_list_command, parameters, summary
 
 
@@ -41,13 +42,16 @@ def curate() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder instead of resuming it.")
 @click.option(
     "--batch-rows",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_BATCH_ROWS),
     default=131_072,
     show_default=True,
     help="Rows per Arrow batch (memory bound).",
 )
 @click.option(
-    "--threads", type=click.IntRange(min=1), default=None, help="DuckDB threads (default: all cores)."
+    "--threads",
+    type=click.IntRange(1, MAX_THREADS),
+    default=None,
+    help=f"DuckDB threads, 1..{MAX_THREADS} (default: all cores).",
 )
 @click.option(
     "--memory-limit",

@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from t2iscope import __version__
 from t2iscope.curate.engine_local import LocalEngine, merge_extra, metadata_contexts
+from t2iscope.curate.limits import MAX_BATCH_ROWS, MAX_THREADS
 from t2iscope.curate.operators.dedup import KeySet
 from t2iscope.curate.readers import (
     DEFAULT_MEMORY_LIMIT,
@@ -192,7 +193,8 @@ def run_recipe(
 ) -> dict[str, Any]:
     """Run ``recipe``'s metadata stages over ``input_spec`` into ``out``; returns stats.json's content.
 
-    ``batch_rows`` (>= 1) rows per Arrow batch; ``threads`` (>= 1, None: all cores) DuckDB threads
+    ``batch_rows`` (1..MAX_BATCH_ROWS) rows per Arrow batch; ``threads`` (1..MAX_THREADS, None: all
+    cores) DuckDB threads
     and shards run side by side; ``memory_limit`` DuckDB's limit (``4GB``, ``512MiB``, ``50%`` of
     RAM: :func:`readers.check_memory_limit`), past which it spills to ``temp_directory`` (default
     ``out/_state/spill``, removed with the run's state). ``overwrite`` replaces a run in ``out``;
@@ -201,10 +203,10 @@ def run_recipe(
     ``out`` is created, when the file's schema says so), and ConfigError when another process holds
     ``out``.
     """
-    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
-        raise ConfigError(f"--batch-rows must be an integer >= 1, got {batch_rows!r}")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ConfigError(f"--threads must be an integer >= 1, got {threads!r}")
+    if type(batch_rows) is not int or not 1 <= batch_rows <= MAX_BATCH_ROWS:  # bool is no count
+        raise ConfigError(f"--batch-rows must be an integer from 1 to {MAX_BATCH_ROWS}, got {batch_rows!r}")
+    if threads is not None and (type(threads) is not int or not 1 <= threads <= MAX_THREADS):
+        raise ConfigError(f"--threads must be an integer from 1 to {MAX_THREADS}, got {threads!r}")
     memory_limit = check_memory_limit(memory_limit)
     out = Path(out)
     spill = out / "_state" / SPILL if temp_directory is None else check_temp_directory(temp_directory)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from t2iscope.curate.limits import MAX_WORLD_ROWS
+
 
 @click.group(
     epilog=(
@@ -26,7 +28,12 @@ def world() -> None:
     )
 )
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="World folder to create.")
-@click.option("--rows", required=True, type=int, help="Number of image-caption rows (>= 1).")
+@click.option(
+    "--rows",
+    required=True,
+    type=click.IntRange(1, MAX_WORLD_ROWS),
+    help=f"Number of image-caption rows (1..{MAX_WORLD_ROWS:,}).",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same bytes.")
 @click.option("--images/--no-images", default=True, show_default=True, help="Render the 64x64 PNGs too.")
 @click.option("--shard-size", default=100_000, show_default=True, type=int, help="Rows per parquet shard.")
@@ -63,7 +70,9 @@ def make(out: str, rows: int, seed: int, images: bool, shard_size: int, overwrit
 )
 @click.argument("world_dir", metavar="WORLD", type=click.Path(exists=True, file_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8765, show_default=True, type=int, help="Port (0 picks a free one).")
+@click.option(
+    "--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one)."
+)
 @click.option("--fail-404", type=float, help="Share of URLs answered 404.")
 @click.option("--fail-timeout", type=float, help="Share of URLs that stall for --timeout-seconds.")
 @click.option("--fail-truncated", type=float, help="Share of URLs whose body is cut in half.")

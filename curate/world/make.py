@@ -18,6 +18,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from t2iscope import __version__, fileio
+from t2iscope.curate.limits import MAX_WORLD_ROWS
 from t2iscope.curate.world import layout
 from t2iscope.curate.world.render import render_scene
 from t2iscope.curate.world.sample import DEFAULT_RATES, Rates, sample_shard
@@ -155,8 +156,8 @@ def make_world(
     parts), a folder that is not a world, and another process writing ``out``.
     """
     # 1. Check inputs before touching the disk.
-    if rows < 1:
-        raise ConfigError(f"--rows must be >= 1, got {rows}")
+    if not 1 <= rows <= MAX_WORLD_ROWS:
+        raise ConfigError(f"--rows must be from 1 to {MAX_WORLD_ROWS}, got {rows}")
     if not 0 <= seed < 2**63:
         raise ConfigError(f"--seed must be in [0, 2**63), got {seed}")
     if shard_size < 1:

@@ -27,9 +27,11 @@ def src(write_shards: Callable[..., Path]) -> Path:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--threads", "-2"], "'--threads': -2 is not in the range x>=1"),
-        (["--threads", "0"], "'--threads': 0 is not in the range x>=1"),
-        (["--batch-rows", "0"], "'--batch-rows': 0 is not in the range x>=1"),
+        (["--threads", "-2"], "'--threads': -2 is not in the range 1<=x<=1024"),
+        (["--threads", "0"], "'--threads': 0 is not in the range 1<=x<=1024"),
+        (["--batch-rows", "0"], "'--batch-rows': 0 is not in the range 1<=x<=16777216"),
+        (["--batch-rows", "9" * 21], f"'--batch-rows': {'9' * 21} is not in the range"),
+        (["--threads", "100000"], "'--threads': 100000 is not in the range 1<=x<=1024"),
         (["--memory-limit", "lots"], "--memory-limit 'lots': expected a size such as 4GB"),
         (["--memory-limit", "1KB"], "--memory-limit '1KB': expected a size"),
         (["--memory-limit", "2048"], "--memory-limit '2048': expected a size"),
@@ -65,7 +67,8 @@ def test_a_file_as_temp_directory_is_refused(
 
 
 API_BAD = [{"threads": 0}, {"threads": -2}, {"threads": 1.5}, {"threads": True}, {"batch_rows": 0}]
-API_BAD += [{"batch_rows": -5}, {"memory_limit": "lots"}, {"memory_limit": "1KB"}]
+API_BAD += [{"batch_rows": -5}, {"batch_rows": 2**24 + 1}, {"threads": 1025}]
+API_BAD += [{"memory_limit": "lots"}, {"memory_limit": "1KB"}]
 
 
 @pytest.mark.parametrize("kwargs", API_BAD)

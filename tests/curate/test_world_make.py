@@ -136,8 +136,9 @@ def test_cli_makes_a_world(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--rows", "0"], "--rows must be >= 1"),
-        (["--rows", "-5"], "--rows must be >= 1"),
+        (["--rows", "0"], "'--rows': 0 is not in the range 1<=x<=1000000000"),
+        (["--rows", "-5"], "'--rows': -5 is not in the range"),
+        (["--rows", "99999999999999999"], "'--rows': 99999999999999999 is not in the range"),
         (["--rows", "5", "--seed", "-1"], "--seed"),
         (["--rows", "5", "--seed", "abc"], "--seed"),
         (["--rows", "ten"], "--rows"),
@@ -152,6 +153,19 @@ def test_cli_bad_options_are_one_line_exit_2(
     err = capsys.readouterr().err.strip()
     assert err.startswith("t2iscope: error:") and "\n" not in err and needle in err
     assert not (tmp_path / "w").exists()
+
+
+def test_api_bounds_rows(tmp_path: Path) -> None:
+    for rows in (0, 10**9 + 1):
+        with pytest.raises(ConfigError, match=f"--rows must be from 1 to 1000000000, got {rows}"):
+            make_world(tmp_path / "w", rows, seed=0, images=False, progress=False)
+    assert not (tmp_path / "w").exists()
+
+
+def test_serve_port_out_of_range_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["world", "serve", str(tmp_path), "--port", "70000"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'--port': 70000 is not in the range 0<=x<=65535" in err and "\n" not in err
 
 
 def test_cli_refuses_non_empty_out_without_overwrite(
