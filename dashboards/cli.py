@@ -40,16 +40,21 @@ def streamlit_command(runs_dir: str | Path, port: int = 8501, host: str = "127.0
     ]
 
 
+def addresses(host: str, port: int) -> list[tuple]:
+    """What ``host`` resolves to for listening (``socket.getaddrinfo``); ConfigError if nothing."""
+    try:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError(f"--host {host!r}: not an address or host name ({exc})") from None
+
+
 def check_port_free(host: str, port: int) -> None:
     """ConfigError when ``host:port`` cannot be listened on (in use, or not an address of this machine).
 
     Binds the way Streamlit's server (tornado) does: every address the host resolves to, with
     SO_REUSEADDR (a port left in TIME_WAIT by a previous dashboard is free) and IPv6 sockets v6-only.
     """
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise ConfigError(f"--host {host}: cannot resolve it ({exc.strerror})") from None
+    infos = addresses(host, port)
     for family, kind, proto, _, address in infos:
         with socket.socket(family, kind, proto) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -99,6 +104,7 @@ def dashboard(runs_dir: str, port: int, host: str, print_command: bool) -> None:
         raise ConfigError(
             f"{runs_dir}: no such folder; create runs first, e.g. t2iscope world make --out {runs_dir}/world"
         )
+    addresses(host, port)  # a printed command must work too
     cmd = streamlit_command(runs_dir, port, host)
     if print_command:
         click.echo(shlex.join(cmd))

@@ -184,7 +184,10 @@ def load_image(path: str | Path, what: str = "image", mode: str = "RGB") -> Imag
                 return im.convert(mode)
     except FileNotFoundError:
         raise DataError(f"{what} {path}: no such file") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(f"{what} {path}: refused as a decompression bomb ({exc})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # PIL's own message quotes its error threshold (twice ours): name the one limit we apply.
+        raise DataError(
+            f"{what} {path}: refused as a decompression bomb (over the limit of {MAX_INPUT_PIXELS:,} pixels)"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise DataError(f"{what} {path}: not a readable image ({exc})") from None

@@ -40,6 +40,13 @@ def test_missing_folder_is_a_one_line_error(tmp_path: Path, capsys):
     assert err.startswith("t2iscope: error:") and "nope" in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("host", ["'; rm -rf /tmp/x", "no such host.invalid", "300.1.1.1", ""])
+def test_a_host_that_is_no_address_is_refused_even_when_printing(tmp_path: Path, capsys, host: str):
+    assert main(["dashboard", str(tmp_path), "--host", host, "--print-command"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("t2iscope: error: --host") and err.count("\n") == 1
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

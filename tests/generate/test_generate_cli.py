@@ -268,6 +268,7 @@ def test_decompression_bombs_are_one_line_naming_the_file(capsys, tmp_path, sour
     code, _, err = _run(capsys, "generate", mode, "x", *argv, "--model", HUB_ID, "--out", str(out))
     assert (code, err.count("\n")) == (1, 1), err
     assert err.startswith(f"t2iscope: error: {what} {bomb}: ") and ("bomb" in err) and not out.exists()
+    assert "89,478,485 pixels" in err and "178" not in err  # the one limit applied, not PIL's second one
 
 
 def test_info_on_a_decompression_bomb_is_one_line(capsys, tmp_path):
