@@ -50,26 +50,15 @@ class _Computed(Sequence):
         return self._at(i % self._count)
 
 
-class Values(Sequence):
+class Values(_Computed):
     """An axis's values in order: parts (ranges, computed ranges, lists) joined without copying."""
 
     def __init__(self, parts: Sequence[Sequence]) -> None:
         self._parts = tuple(p for p in parts if len(p))
         self._ends = list(itertools.accumulate(len(p) for p in self._parts))
+        super().__init__(self._ends[-1] if self._ends else 0, self._value)
 
-    def __len__(self) -> int:
-        return self._ends[-1] if self._ends else 0
-
-    @overload
-    def __getitem__(self, i: int) -> Any: ...
-    @overload
-    def __getitem__(self, i: slice) -> Sequence: ...
-    def __getitem__(self, i: int | slice) -> Any:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        if not -len(self) <= i < len(self):
-            raise IndexError(i)
-        i %= len(self)
+    def _value(self, i: int) -> Any:
         k = bisect.bisect_right(self._ends, i)
         return self._parts[k][i - (self._ends[k - 1] if k else 0)]
 
