@@ -64,6 +64,47 @@ def run(
 
 
 @evaluate.command(
+    epilog=(
+        "Example (the 168 generations of the embedded model labelled by hand, shipped with the tests):"
+        "\n\n\b\n"
+        "  t2iscope evaluate validity tests/evaluate/fixtures/human_labels/labels.csv --judge clip\n"
+        "  t2iscope evaluate validity labels.csv --judge clip --clip-config ViT-L-14 \\\n"
+        "      --clip-checkpoint ~/weights/vit-l-14.safetensors --out validity.parquet"
+    )
+)
+@click.argument("labels", metavar="LABELS", type=click.Path(dir_okay=False))
+@click.option("--judge", default="world", show_default=True, help="Judge to validate (world or clip).")
+@click.option("--clip-config", default=None, help="open_clip model name or config .json (clip judge).")
+@click.option("--clip-checkpoint", default=None, help="Local weights file for --clip-config (clip judge).")
+@click.option("--out", default=None, type=click.Path(dir_okay=False), help="Also write the tidy table here.")
+def validity(
+    labels: str, judge: str, clip_config: str | None, clip_checkpoint: str | None, out: str | None
+) -> None:
+    """How far a judge agrees with human labels of the same images (accuracy, Wilson CI, kappa).
+
+    LABELS is a CSV or parquet file: an `image` column (paths relative to the file) and any of
+    subject, color, legs, culture, written by people who looked at each image ('unclear' or empty:
+    could not tell). A judge is trusted on an attribute at accuracy >= 0.9 on the same image domain.
+    """
+    from t2iscope.evaluate.judges import make_judge
+    from t2iscope.evaluate.validity import VALID_ACCURACY, judge_validity, read_labels
+    from t2iscope.fileio import write_parquet
+
+    options = {k: v for k, v in (("clip_config", clip_config), ("clip_checkpoint", clip_checkpoint)) if v}
+    table = judge_validity(make_judge(judge, options, where="--judge"), read_labels(labels))
+    if out:
+        write_parquet(out, table)
+    for row in table[table["metric"] == "accuracy"].itertuples():
+        kappa = table[(table["attribute"] == row.attribute) & (table["metric"] == "kappa")]["value"].iloc[0]
+        verdict = "valid" if row.value >= VALID_ACCURACY else "NOT valid"
+        interval = f"[{row.ci_low:.3f}, {row.ci_high:.3f}]"
+        click.echo(
+            f"{row.judge:<6} {row.attribute:<8} accuracy {row.value:.3f} {interval}"
+            f"  kappa {kappa:.3f}  n={row.n}  {verdict} (bar {VALID_ACCURACY})"
+        )
+
+
+@evaluate.command(
     epilog="Example:\n\n\b\n  t2iscope evaluate report runs/audit\n  xdg-open runs/audit/report.html"
 )
 @click.argument("audit_dir", metavar="AUDIT_DIR", type=click.Path(file_okay=False))

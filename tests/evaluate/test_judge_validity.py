@@ -3,51 +3,98 @@ measured agreement with people). The labels are in fixtures/human_labels (see it
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from PIL import Image
 
+from t2iscope.cli import main
 from t2iscope.curate.world import spec
+from t2iscope.errors import DataError
 from t2iscope.evaluate.judges import make_judge
-from t2iscope.intervals import wilson
+from t2iscope.evaluate.validity import VALID_ACCURACY, judge_validity, read_labels
 
-LABELS = Path(__file__).parent / "fixtures" / "human_labels"
-
-
-@pytest.fixture(scope="module")
-def labelled() -> tuple[pd.DataFrame, list[Image.Image]]:
-    df = pd.read_csv(LABELS / "labels.csv", dtype={"legs": "Int64"})
-    return df, [Image.open(LABELS / p).convert("RGB") for p in df["image"]]
+LABELS = Path(__file__).parent / "fixtures" / "human_labels" / "labels.csv"
 
 
-def test_the_labels_are_what_the_readme_says(labelled: tuple[pd.DataFrame, list[Image.Image]]) -> None:
-    df, images = labelled
+def test_the_labels_are_what_the_readme_says() -> None:
+    df = pd.read_csv(LABELS, dtype={"legs": "Int64"})
     assert len(df) == 168 and df["image"].is_unique
     assert set(df["subject"]) <= {*spec.KINDS, "unclear"}
     assert set(df["color"]) <= {*spec.COLORS, "unclear"}
-    assert all(im.size == (64, 64) for im in images)
     limbed = df["subject"].isin([*spec.LIMBED_KINDS, "unclear"])
     assert df.loc[~limbed, "legs"].isna().all()  # legs are counted only on what may have legs
     assert df.loc[limbed, "legs"].notna().sum() >= 40
+    assert all(p.is_file() for p in read_labels(LABELS)["image"])
 
 
-def agreement(judged: pd.Series, human: pd.Series) -> tuple[float, float, int]:
-    """Accuracy of ``judged`` against ``human`` where the human could tell: (lower CI, rate, n)."""
-    known = human.notna() & (human != "unclear")
-    hits = int((judged[known].astype(object) == human[known].astype(object)).sum())
-    n = int(known.sum())
-    low, _ = wilson(hits, n)
-    return low, hits / n, n
+@pytest.fixture(scope="module")
+def clip_validity() -> pd.DataFrame:
+    return judge_validity(make_judge("clip"), read_labels(LABELS)).set_index(["attribute", "metric"])
 
 
-def test_clip_judge_reads_subject_and_color_as_people_do(
-    labelled: tuple[pd.DataFrame, list[Image.Image]],
-) -> None:
-    df, images = labelled
-    judged = pd.DataFrame(make_judge("clip").attributes(images))
-    for attribute, column in (("subject", "kind"), ("color", "color")):
-        low, rate, n = agreement(judged[column], df[attribute])
-        assert n >= 160
-        assert rate >= 0.9 and low >= 0.85, f"clip judge {attribute}: {rate:.3f} (lower CI {low:.3f}, n={n})"
+def test_clip_judge_reads_subject_and_color_as_people_do(clip_validity: pd.DataFrame) -> None:
+    for attribute in ("subject", "color"):
+        acc = clip_validity.loc[(attribute, "accuracy")]
+        assert acc["n"] >= 160 and acc["value"] >= VALID_ACCURACY and acc["ci_low"] >= 0.85, acc
+        assert clip_validity.loc[(attribute, "kappa"), "value"] > 0.9
+    assert set(clip_validity["judge"]) == {"clip"}
+
+
+def test_agreement_counts_by_hand(tmp_path: Path) -> None:
+    """Three images a person labelled: the judge's answers are compared as the module says."""
+    for i, src in enumerate(read_labels(LABELS)["image"].tolist()[:4]):
+        shutil.copy(src, tmp_path / f"{i}.png")
+    rows = [
+        {"image": "0.png", "subject": "house", "legs": ""},
+        {"image": "1.png", "subject": "unclear", "legs": "1"},  # unclear: not counted
+        {"image": "2.png", "subject": "ball", "legs": ""},
+        {"image": "3.png", "subject": "", "legs": ""},  # blank: not counted
+    ]
+    file = tmp_path / "labels.csv"
+    pd.DataFrame(rows).to_csv(file, index=False)
+
+    class Fixed:
+        name = "fixed"
+
+        def attributes(self, images: list) -> list[dict]:
+            kinds = ["house", "dog", "car", "cup"]
+            return [{"kind": k, "color": None, "legs": 1, "culture": None, "watermark": False} for k in kinds]
+
+    table = judge_validity(Fixed(), read_labels(file)).set_index(["attribute", "metric"])
+    assert table.loc[("subject", "accuracy"), ["value", "n"]].tolist() == [0.5, 2]
+    assert table.loc[("legs", "accuracy"), ["value", "n"]].tolist() == [1.0, 1]  # "1" and 1 agree
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("subject\nhouse\n", "no 'image' column"),
+        ("image,mood\nimages/000.png,happy\n", "no label column"),
+        ("image,subject\nimages/nope.png,house\n", "row 1: image 'images/nope.png' is not a file"),
+        ("image,subject\n../../../../etc/passwd,house\n", "is not a file under"),
+    ],
+)
+def test_bad_label_files_are_one_line(tmp_path: Path, content: str, needle: str) -> None:
+    file = LABELS.parent / f"bad-{tmp_path.name}.csv"  # beside the fixture's images
+    try:
+        file.write_text(content)
+        with pytest.raises(DataError, match=needle):
+            read_labels(file)
+    finally:
+        file.unlink()
+
+
+def test_cli_prints_and_writes_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "v.parquet"
+    assert main(["evaluate", "validity", str(LABELS), "--judge", "world", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    table = pd.read_parquet(out)
+    assert set(table["metric"]) == {"accuracy", "kappa"}
+    assert set(table["attribute"]) == {"subject", "color", "legs"}
+    subject = table[(table["attribute"] == "subject") & (table["metric"] == "accuracy")].iloc[0]
+    assert f"world  subject  accuracy {subject['value']:.3f}" in printed
+    assert ("NOT valid" in printed) == (subject["value"] < VALID_ACCURACY)
+    assert main(["evaluate", "validity", str(tmp_path / "none.csv")]) == 1
+    assert "no such label file" in capsys.readouterr().err
