@@ -40,10 +40,10 @@ an ``--out`` without ``::`` (img2dataset's fsspec would read it as a chain of fi
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import dataclasses
 import functools
-import io
 import json
 import math
 import tarfile
@@ -67,12 +67,12 @@ from t2iscope.children import run_python
 from t2iscope.config import Ge, Gt, Le, parse
 from t2iscope.curate.engine_local import LocalEngine, StageCounts, conform, merge_extra
 from t2iscope.curate.operators import PIXELS, StageContext
-from t2iscope.curate.operators.dedup import KeySet, laion_hash
+from t2iscope.curate.operators.dedup import laion_hash, restore_keys, save_keys
 from t2iscope.curate.recipe import Recipe, Stage, load_recipe
 from t2iscope.curate.schema import REASON_COL, STAGE_COL
 from t2iscope.curate.urls import normalized_urls
 from t2iscope.errors import ConfigError, DataError
-from t2iscope.fileio import atomic_path, write_bytes, write_json, write_parquet, write_text
+from t2iscope.fileio import atomic_path, write_json, write_parquet, write_text
 from t2iscope.locks import is_empty, output_lock
 
 ROBOTS_DIRECTIVES = ["noai", "noimageai", "noindex", "noimageindex"]
@@ -283,7 +283,7 @@ def preload_models(recipe: Recipe) -> None:
 Reader = Callable[[list[str]], pa.Array]  # keys -> their encoded images (binary, null if missing)
 
 
-class _Unit:
+class _Unit(abc.ABC):
     """One shard of one attempt: its successful rows in row order, images read batch by batch."""
 
     def __init__(self, name: str, images_dir: str, source: str) -> None:
@@ -291,10 +291,10 @@ class _Unit:
         self.images_dir = images_dir  # attempt-N, as status.parquet names it
         self.source = source  # for error messages
 
+    @abc.abstractmethod
     def open(self) -> contextlib.AbstractContextManager[tuple[pa.Table, Reader]]:
         """The unit's rows (``row_id``, ``key``) and a reader of their encoded images, for as long
         as the unit is processed: indexes and file handles are per unit, not per download."""
-        raise NotImplementedError
 
     def batches(self, size: int) -> Iterator[tuple[pa.Array, pa.Array]]:
         """(row_ids, encoded images: binary, null where missing) of at most ``size`` rows, in row order."""
@@ -447,11 +447,7 @@ class _Post:
         """A unit an interrupted command finished: its tallies, its dedup keys back in state."""
         if self.state is None or not (self.state / f"unit-{unit.name}.json").exists():
             return None
-        for i in self.stateful:
-            keys = np.load(self.state / f"keys-{i}-{unit.name}.npy")
-            seen = self.contexts[i].state.setdefault("keys", KeySet())
-            seen.add(keys)
-            seen.take_pending()
+        restore_keys(self.contexts, self.stateful, self.state, unit.name)
         return json.loads((self.state / f"unit-{unit.name}.json").read_text())
 
     def _unit(self, unit: _Unit, batch_rows: int) -> dict[str, Any]:
@@ -479,9 +475,7 @@ class _Post:
             "stages": [c.to_dict() for c in counts],
         }
         if self.state is not None:  # keys first: a unit with a marker always has its keys
-            for i in self.stateful:
-                keys = self.contexts[i].state.setdefault("keys", KeySet()).take_pending()
-                write_bytes(self.state / f"keys-{i}-{unit.name}.npy", _npy(keys))
+            save_keys(self.contexts, self.stateful, self.state, unit.name)
             write_json(self.state / f"unit-{unit.name}.json", result)
         return result
 
@@ -496,12 +490,6 @@ class _Post:
 
 
 _COUNT_KEYS = frozenset({"rows_in", "rows_out", "dropped", "seconds", "pushed_down"})
-
-
-def _npy(keys: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, keys)
-    return buf.getvalue()
 
 
 def post_download(

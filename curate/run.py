@@ -31,13 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from tqdm import tqdm
 
 from t2iscope import __version__
 from t2iscope.curate.engine_local import LocalEngine, merge_extra, metadata_contexts
 from t2iscope.curate.limits import MAX_BATCH_ROWS, MAX_THREADS
-from t2iscope.curate.operators.dedup import KeySet
+from t2iscope.curate.operators.dedup import restore_keys, save_keys
 from t2iscope.curate.readers import (
     DEFAULT_MEMORY_LIMIT,
     InputShard,
@@ -48,7 +47,7 @@ from t2iscope.curate.readers import (
 )
 from t2iscope.curate.recipe import Recipe
 from t2iscope.errors import ConfigError
-from t2iscope.fileio import write_bytes, write_json, write_text
+from t2iscope.fileio import write_json, write_text
 from t2iscope.locks import LOCK_NAME, clear_folder, is_empty, output_lock
 from t2iscope.paths import REPO_ROOT
 
@@ -264,17 +263,11 @@ def _run(
         part = f"part-{shard.index:05d}"
         done = state / f"{part}.json"
         if done.exists():
-            for i in stateful:
-                keys = np.load(state / f"keys-{i}-{part}.npy")
-                contexts[i].state.setdefault("keys", KeySet()).add(keys)
-                contexts[i].state["keys"].take_pending()
+            restore_keys(contexts, stateful, state, part)
             return json.loads(done.read_text())
         kept, dropped = out / "kept" / f"{part}.parquet", out / "dropped" / f"{part}.parquet"
         result = engine.run_shard(shard, recipe.stages, contexts, kept, dropped)
-        for i in stateful:
-            keys = contexts[i].state.setdefault("keys", KeySet()).take_pending()
-            with _npy(state / f"keys-{i}-{part}.npy") as buf:
-                np.save(buf, keys)
+        save_keys(contexts, stateful, state, part)  # keys first: a shard with a marker has its keys
         write_json(done, result)
         return result
 
@@ -304,22 +297,6 @@ def _independent(recipe: Recipe) -> bool:
 def _ticked(bar: tqdm, result: dict[str, Any]) -> dict[str, Any]:
     bar.update()
     return result
-
-
-class _npy:
-    """Collect np.save output in memory, then write it atomically."""
-
-    def __init__(self, path: Path) -> None:
-        import io
-
-        self.path, self.buf = path, io.BytesIO()
-
-    def __enter__(self):
-        return self.buf
-
-    def __exit__(self, *exc: object) -> None:
-        if exc[0] is None:
-            write_bytes(self.path, self.buf.getvalue())
 
 
 def summarize(

@@ -9,6 +9,9 @@ deduplicates exactly like an uninterrupted one.
 from __future__ import annotations
 
 import hashlib
+import io
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 import mmh3
@@ -17,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from t2iscope.curate.operators import METADATA, PIXELS, StageContext, StageResult, decide, operator, require
+from t2iscope.fileio import write_bytes
 
 DedupKey = Literal["hash", "url", "image"]
 
@@ -46,6 +50,24 @@ class KeySet:
         out = np.concatenate(self.pending) if self.pending else np.zeros(0, np.int64)
         self.pending = []
         return out
+
+
+def save_keys(contexts: Sequence[StageContext], stateful: Sequence[int], folder: Path, unit: str) -> None:
+    """Checkpoint ``unit`` (a shard): each stateful stage's keys seen since the last checkpoint go
+    to ``folder/keys-<stage index>-<unit>.npy``, atomically, before the unit's marker is written."""
+    for i in stateful:
+        buf = io.BytesIO()
+        np.save(buf, contexts[i].state.setdefault("keys", KeySet()).take_pending())
+        write_bytes(folder / f"keys-{i}-{unit}.npy", buf.getvalue())
+
+
+def restore_keys(contexts: Sequence[StageContext], stateful: Sequence[int], folder: Path, unit: str) -> None:
+    """A resumed run's finished ``unit``: its keys back into each stateful stage (the reverse of
+    :func:`save_keys`), so rows of later units are deduplicated against it."""
+    for i in stateful:
+        seen = contexts[i].state.setdefault("keys", KeySet())
+        seen.add(np.load(folder / f"keys-{i}-{unit}.npy"))
+        seen.take_pending()  # already checkpointed
 
 
 def laion_hash(urls: list[str | None], texts: list[str | None]) -> np.ndarray:
