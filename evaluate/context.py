@@ -24,18 +24,19 @@ from tqdm import tqdm
 
 from t2iscope import fileio
 from t2iscope.config import location
-from t2iscope.curate.world import spec
 from t2iscope.errors import ConfigError, DataError
 from t2iscope.evaluate.images import load_image
 from t2iscope.evaluate.judges import Judge, make_judge
 from t2iscope.evaluate.parquet_inputs import curation_parts, parquet_files
-from t2iscope.evaluate.vocab import requested
+from t2iscope.evaluate.vocabulary import Vocabulary, expectations, read_vocabulary
+from t2iscope.generate.attributes import ATTRIBUTES
 from t2iscope.sql import file_names
 
 MANIFEST_COLUMNS = ("prompt_id", "prompt", "language", "seed", "steps", "cfg_scale", "sampler", "image_path")
 # What the audits do with each column: text they compare or parse, numbers they group by, tags they read
 MANIFEST_TYPES = {
     **dict.fromkeys(("prompt_id", "prompt", "language", "sampler", "image_path"), "text"),
+    **dict.fromkeys(("expect", "vocabulary"), "text"),
     **dict.fromkeys(("seed", "steps", "cfg_scale"), "numbers"),
     "tags": "a list of words",
 }
@@ -140,20 +141,43 @@ class AuditContext:
             self._cache["truth"] = truth
         return self._cache["truth"]
 
+    def manifests(self) -> list[tuple[Path, pd.DataFrame, Vocabulary]]:
+        """Per generation folder: its manifest (with ``req_*`` columns) and its vocabulary."""
+        if "manifests" not in self._cache:
+            out = []
+            for gen in self.require("generation", "manifest"):
+                df = load_manifest(gen)
+                path = str(check_generation(gen))
+                asked = pd.concat([df, expectations(df, path)], axis=1)
+                out.append((Path(gen), asked, read_vocabulary(df, path)))
+            self._cache["manifests"] = out
+        return self._cache["manifests"]
+
     def manifest(self) -> pd.DataFrame:
+        """Every generation folder's manifest, one frame, with the requested ``req_*`` attributes."""
         if "manifest" not in self._cache:
-            gens = self.require("generation", "manifest")
-            self._cache["manifest"] = pd.concat([load_manifest(g) for g in gens], ignore_index=True)
+            self._cache["manifest"] = pd.concat([df for _, df, _ in self.manifests()], ignore_index=True)
         return self._cache["manifest"]
 
-    def judged(self) -> pd.DataFrame:
-        """The manifest with requested (``req_*``) and judged (``j_*``) attributes and a status.
+    def check_judge(self) -> None:
+        """ConfigError naming the manifest if the judge cannot answer what a suite expects."""
+        judge = self.judge()
+        for gen, _, vocabulary in self.manifests():
+            problem = judge.check(vocabulary)
+            if problem:
+                raise ConfigError(f"{check_generation(gen)}: column expect {problem}")
 
-        ``status`` is ``ok``, or ``missing``/``corrupt`` for images that could not be read; those
-        rows stay in the frame (with an ``error``) so audits count them as skips.
+    def judged(self) -> pd.DataFrame:
+        """The manifests with requested (``req_*``) and judged (``j_*``) attributes and a status.
+
+        Each folder is judged with its own vocabulary. ``status`` is ``ok``, or ``missing``/``corrupt``
+        for images that could not be read; those rows stay in the frame (with an ``error``) so
+        audits count them as skips.
         """
         if "judged" not in self._cache:
-            df = judge_manifest(self.manifest(), self.judge())
+            judge = self.judge()
+            parts = [judge_manifest(df, judge, vocabulary) for _, df, vocabulary in self.manifests()]
+            df = pd.concat(parts, ignore_index=True)
             dest = self.staging or self.out
             if dest is not None:
                 fileio.write_parquet(dest / "judgments.parquet", df)
@@ -250,31 +274,13 @@ def image_file(manifest: Path, root: Path, inside: Path, row: int, value: Any) -
     return path
 
 
-def tagged(tags: Any) -> dict[str, str | None] | None:
-    """Requested attributes from a suite's tags (``[red, dog]``), when they name a world kind."""
-    if tags is None or isinstance(tags, float):
-        return None
-    names = {tags} if isinstance(tags, str) else {str(t) for t in tags}
-    kind = next((k for k in spec.KINDS if k in names), None)
-    if kind is None:
-        return None
-    return {
-        "color": next((c for c in spec.COLORS if c in names), None),
-        "kind": kind,
-        "culture": next((c for c in spec.CULTURES if c in names), None),
-    }
+def judge_manifest(manifest: pd.DataFrame, judge: Judge, vocabulary: Vocabulary) -> pd.DataFrame:
+    """Judge every readable image of a manifest in batches; unreadable ones get a status.
 
-
-def judge_manifest(manifest: pd.DataFrame, judge: Judge) -> pd.DataFrame:
-    """Judge every readable image of a manifest in batches; unreadable ones get a status."""
+    Adds ``j_<attribute>`` for every attribute of ``generate.attributes`` (None where the judge
+    does not answer it), ``status``, ``error`` and ``judge``.
+    """
     df = manifest.copy()
-    tags = df["tags"] if "tags" in df.columns else pd.Series([None] * len(df))
-    req = [
-        tagged(t) or requested(str(p), str(lang))
-        for p, lang, t in zip(df["prompt"], df["language"], tags, strict=True)
-    ]
-    for key in ("color", "kind", "culture"):
-        df[f"req_{key}"] = [r[key] for r in req]
     status, errors = ["ok"] * len(df), [""] * len(df)
     answers: list[dict[str, Any] | None] = [None] * len(df)
     files = list(df["image_file"])
@@ -286,11 +292,11 @@ def judge_manifest(manifest: pd.DataFrame, judge: Judge) -> pd.DataFrame:
             except DataError as exc:
                 status[i] = "missing" if "not found" in str(exc) else "corrupt"
                 errors[i] = str(exc)
-        for i, ans in zip(batch, judge.attributes(list(batch.values())), strict=False):
+        for i, ans in zip(batch, judge.attributes(list(batch.values()), vocabulary), strict=True):
             answers[i] = ans
     df["status"] = status
     df["error"] = errors
-    for key in ("color", "kind", "legs", "culture", "watermark"):
-        df[f"j_{key}"] = [a[key] if a else None for a in answers]
+    for key in ATTRIBUTES:
+        df[f"j_{key}"] = pd.Series([a.get(key) if a else None for a in answers], dtype=object, index=df.index)
     df["judge"] = judge.name
     return df

@@ -1,8 +1,13 @@
 """The ``clip`` judge: zero-shot attributes with any open_clip checkpoint from a local path.
 
-Each attribute is a classification over English prompts built from the world's vocabulary
-("a photo of a red object", ...); the label whose text embedding is closest to the image wins.
-It loads once and runs in batches. The default is the embedded tiny CLIP in ``models/clip``
+Each attribute is a classification over English texts built from the suite's own vocabulary
+(``evaluate.vocabulary``) with a template per attribute (``TEMPLATES``, or the suite's
+``templates``): "a photo of a horse", "a photo of a brown object", plus an ``other`` label ("a
+photo of something else") so an image of none of the words is not forced onto one. Counts (legs,
+fingers, count) are offered 0 up to two above the largest declared value, so a wrong count can be
+seen. The label whose text embedding is closest to the image wins (CLIP's zero-shot rule,
+Radford et al. 2021). It loads once and runs in batches.
+The default is the embedded tiny CLIP in ``models/clip``
 (``t2iscope.weights.load_model``, shared with curation and training);
 point ``clip_config`` (an open_clip model name or config JSON) and ``clip_checkpoint`` at a real
 ViT-L/14 to judge real generations. No hub access: weights always come from a path.
@@ -17,30 +22,52 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from t2iscope.curate.world import spec
 from t2iscope.errors import ConfigError, DataError
 from t2iscope.evaluate.judges import judge
+from t2iscope.evaluate.vocabulary import Label, Vocabulary
+from t2iscope.generate.attributes import ATTRIBUTES, NO, OTHER, YES
 from t2iscope.paths import models_dir
 
 if TYPE_CHECKING:  # t2iscope.weights imports torch: judge_names() must stay light for data-only audits
     from t2iscope.weights import OpenClip
 
 BATCH = 32
-
-# attribute -> (labels, prompt per label). Legs are asked of limbed kinds only in audits.
-PROMPTS: dict[str, tuple[list[Any], list[str]]] = {
-    "color": (list(spec.COLORS), [f"a photo of a {c} object" for c in spec.COLORS]),
-    "kind": (list(spec.KINDS), [f"a photo of a {k}" for k in spec.KINDS]),
-    "culture": (
-        list(spec.CULTURES),
-        [f"a photo of something {w}" for w in spec.CULTURE_WORDS["en"]],
-    ),
-    "legs": (
-        sorted(set(spec.KINDS.values())),
-        [f"a photo of an animal with {n} legs" for n in sorted(set(spec.KINDS.values()))],
-    ),
-    "watermark": ([False, True], ["a clean photo", "a photo with a watermark text"]),
+# attribute -> zero-shot text, "{}" is the label (a suite's ``templates`` override these)
+TEMPLATES = {
+    "subject": "a photo of a {}",
+    "color": "a photo of a {} object",
+    "legs": "a photo of an animal with {} legs",
+    "fingers": "a photo of a hand with {} fingers",
+    "count": "a photo of {} objects",
+    "culture": "a photo of something {}",
+    "gender": "a photo of a {} person",
+    OTHER: "a photo of something else",
 }
+# Flags every image is asked about, whatever the suite: (answers, texts)
+FLAGS = {"watermark": ((NO, YES), ("a clean photo", "a photo with a watermark text"))}
+COUNT_MARGIN = 2  # counts offered: 0 .. the largest declared value + this
+MAX_OFFERED_COUNT = 20
+
+
+def label_texts(
+    attribute: str, labels: Sequence[Label], templates: dict[str, str]
+) -> tuple[list[Label], list[str]]:
+    """The labels offered for ``attribute`` and their zero-shot texts, ``other`` last.
+
+    Word labels read with ``_`` as a space (``east_asian`` -> "east asian"); an empty ``other``
+    template offers no ``other``.
+    """
+    if ATTRIBUTES[attribute].kind == "number":
+        top = min(max(int(v) for v in labels) + COUNT_MARGIN, MAX_OFFERED_COUNT)
+        labels = list(range(top + 1))
+    template = templates.get(attribute, TEMPLATES[attribute])
+    offered: list[Label] = list(labels)
+    texts = [template.format(str(v).replace("_", " ")) for v in offered]
+    other = templates.get(OTHER, TEMPLATES[OTHER])
+    if other and ATTRIBUTES[attribute].kind == "word":
+        offered.append(OTHER)
+        texts.append(other)
+    return offered, texts
 
 
 def embedded_clip(device: str = "cpu") -> OpenClip:
@@ -115,7 +142,11 @@ class ClipJudge:
     name = "clip"
 
     def __init__(
-        self, clip_config: str | None = None, clip_checkpoint: str | None = None, device: str = "cpu"
+        self,
+        clip_config: str | None = None,
+        clip_checkpoint: str | None = None,
+        device: str = "cpu",
+        legs_model: str | None = None,
     ) -> None:
         import open_clip
         import torch
@@ -148,7 +179,8 @@ class ClipJudge:
         self.device = device
         self.torch = torch
         self.checkpoint = str(ckpt_path)
-        self._label_text = {a: self._encode_text(texts) for a, (_, texts) in PROMPTS.items()}
+        self.legs = legs_counter(legs_model, embedded=clip_config is None, device=device)
+        self._texts: dict[tuple[str, ...], np.ndarray] = {}  # encoded label texts, per text list
 
     def _encode_text(self, texts: Sequence[str]) -> np.ndarray:
         with self.torch.no_grad():
@@ -164,10 +196,32 @@ class ClipJudge:
             out.append((emb / emb.norm(dim=-1, keepdim=True)).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 1), dtype=np.float32)
 
-    def attributes(self, images: Sequence[Image.Image]) -> list[dict[str, Any]]:
+    def answers(self, vocabulary: Vocabulary) -> tuple[str, ...]:
+        return (*vocabulary.attributes(), *FLAGS)
+
+    def check(self, vocabulary: Vocabulary) -> str | None:
+        return None  # zero-shot answers any attribute in any words
+
+    def _label_embeddings(self, texts: Sequence[str]) -> np.ndarray:
+        key = tuple(texts)
+        if key not in self._texts:
+            self._texts[key] = self._encode_text(texts)
+        return self._texts[key]
+
+    def attributes(self, images: Sequence[Image.Image], vocabulary: Vocabulary) -> list[dict[str, Any]]:
         emb = self._encode_images(images)
-        picks = {a: (emb @ self._label_text[a].T).argmax(axis=1) for a in PROMPTS}
-        return [{a: PROMPTS[a][0][int(picks[a][i])] for a in PROMPTS} for i in range(len(images))]
+        out: list[dict[str, Any]] = [{} for _ in images]
+        asked = {a: label_texts(a, v, dict(vocabulary.templates)) for a, v in vocabulary.labels.items()}
+        for a, (labels, texts) in {**asked, **FLAGS}.items():
+            if a == "legs" and self.legs is not None:
+                continue
+            picks = (emb @ self._label_embeddings(texts).T).argmax(axis=1) if len(images) else []
+            for answer, pick in zip(out, picks, strict=True):
+                answer[a] = labels[int(pick)]
+        if "legs" in asked and self.legs is not None:
+            for answer, legs in zip(out, self.legs.count(images), strict=True):
+                answer["legs"] = legs
+        return out
 
     def text_score(self, images: Sequence[Image.Image], texts: Sequence[str]) -> list[float]:
         img = self._encode_images(images)
@@ -175,9 +229,28 @@ class ClipJudge:
         return [float(v) for v in (img * txt).sum(axis=1)]
 
 
+def legs_counter(folder: str | None, embedded: bool, device: str) -> Any:
+    """The leg counter the judge uses instead of zero-shot legs, or None.
+
+    ``folder`` names a ``t2iscope-legs-cnn`` weight folder; by default the embedded judge uses
+    ``models/legs`` (trained for the embedded model's generations, see models/README.md) and a
+    judge on a user's CLIP checkpoint counts legs zero-shot.
+    """
+    from t2iscope.weights import LEGS, load_model
+
+    if folder is None:
+        if not embedded or not (models_dir() / "legs").is_dir():
+            return None
+        folder = str(models_dir() / "legs")
+    return load_model(folder, device, expect=LEGS)
+
+
 @judge("clip")
 def clip_judge(
-    clip_config: str | None = None, clip_checkpoint: str | None = None, device: str = "cpu"
+    clip_config: str | None = None,
+    clip_checkpoint: str | None = None,
+    device: str = "cpu",
+    legs_model: str | None = None,
 ) -> ClipJudge:
-    """Zero-shot judge; defaults to the embedded tiny CLIP in models/clip."""
-    return ClipJudge(clip_config, clip_checkpoint, device)
+    """Zero-shot judge; defaults to the embedded tiny CLIP in models/clip (and models/legs for legs)."""
+    return ClipJudge(clip_config, clip_checkpoint, device, legs_model)

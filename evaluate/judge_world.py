@@ -8,15 +8,17 @@
   ``render_scene`` itself (clean, random jitter), so the judge follows the renderer as it evolves;
 - watermark: the renderer's two stamps, a darkened full-width text band or tiled white glyphs.
 
-It is exact or near-exact on clean world images and degrades on blurred, noisy or generated ones;
-the audits report its accuracy against the truth instead of assuming it.
+It is exact or near-exact on clean world images and degrades on blurred, noisy or generated ones
+(measured against human labels of embedded-model generations: ``t2iscope evaluate validity``);
+it knows only the world's words, so a suite asking for anything else is refused (``check``).
+This is the only module of ``evaluate`` that reads the world's vocabulary.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
@@ -24,6 +26,8 @@ from scipy import ndimage
 
 from t2iscope.curate.world import spec
 from t2iscope.evaluate.judges import judge
+from t2iscope.evaluate.vocabulary import Vocabulary
+from t2iscope.generate.attributes import NO, YES
 
 S = spec.IMAGE_SIZE
 BORDER = 6  # hazard frame width + 1
@@ -205,8 +209,35 @@ class WorldJudge:
     """Rule-based judge for the synthetic world's scenes."""
 
     name = "world"
+    # attribute -> the words it can answer (None: any count)
+    KNOWS: ClassVar[dict[str, tuple[str, ...] | None]] = {
+        "subject": tuple(spec.KINDS),
+        "color": tuple(spec.COLORS),
+        "legs": None,
+        "culture": spec.CULTURES,
+        "watermark": (NO, YES),
+    }
 
-    def attributes(self, images: Sequence[Image.Image]) -> list[dict[str, Any]]:
+    def answers(self, vocabulary: Vocabulary) -> tuple[str, ...]:
+        return tuple(self.KNOWS)
+
+    def check(self, vocabulary: Vocabulary) -> str | None:
+        for attribute, labels in vocabulary.labels.items():
+            if attribute not in self.KNOWS:
+                answers = ", ".join(self.KNOWS)
+                return f"asks for {attribute}, which judge 'world' cannot answer (it answers {answers})"
+            known = self.KNOWS[attribute]
+            unknown = [str(v) for v in labels if known is not None and v not in known]
+            if unknown:
+                return (
+                    f"asks for {attribute} {', '.join(unknown[:3])}: judge 'world' knows only the synthetic "
+                    f"world's words ({', '.join(known or ())}); use judge 'clip'"
+                )
+        return None
+
+    def attributes(
+        self, images: Sequence[Image.Image], vocabulary: Vocabulary | None = None
+    ) -> list[dict[str, Any]]:
         ref_feats, ref_cult, ref_labels = references()
         kinds = np.array([k for k, _ in ref_labels])
         out = []
@@ -224,11 +255,11 @@ class WorldJudge:
             legs = dark_components(a, bridge)[1] if kind in spec.LIMBED_KINDS else 0
             out.append(
                 {
+                    "subject": kind,
                     "color": None if color is None else list(spec.COLORS)[color],
-                    "kind": kind,
                     "legs": legs,
                     "culture": culture,
-                    "watermark": visible_watermark(a),
+                    "watermark": YES if visible_watermark(a) else NO,
                 }
             )
         return out

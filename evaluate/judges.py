@@ -1,9 +1,12 @@
-"""Judges: map images to the world's attributes, one interface, every result naming its judge.
+"""Judges: map images to attributes (``generate.attributes``), one interface, every result naming its judge.
 
-A judge returns, per image, ``color, kind, legs, culture, watermark`` (None where it cannot
-tell). ``world`` reads synthetic scenes exactly from the rendering rules; ``clip`` does zero-shot
-classification with any open_clip checkpoint, so the same audits run on real models and photos.
-Judges that can also score text-image agreement implement ``text_score``.
+A judge is asked with a :class:`~t2iscope.evaluate.vocabulary.Vocabulary` (per attribute, the
+labels a suite declared) and returns, per image, one answer per attribute it answers: a label of
+the vocabulary, ``other``, a count, or ``yes``/``no`` for flags. ``world`` reads the synthetic
+world's scenes exactly from its rendering rules (and knows only the world's words); ``clip`` does
+zero-shot classification with any open_clip checkpoint over the suite's own words, so the same
+audits run on real models, real suites and photos. Judges that can also score text-image
+agreement implement ``text_score``.
 A judge module registers its factory with ``@judge(name)``; ``MODULES`` lists those modules.
 """
 
@@ -17,17 +20,24 @@ from typing import Any, Protocol, runtime_checkable
 from PIL import Image
 
 from t2iscope.errors import ConfigError
+from t2iscope.evaluate.vocabulary import Vocabulary
 from t2iscope.registry import Registry, check_params
-
-ATTRIBUTES = ("color", "kind", "legs", "culture", "watermark")
 
 
 @runtime_checkable
 class Judge(Protocol):
     name: str
 
-    def attributes(self, images: Sequence[Image.Image]) -> list[dict[str, Any]]:
-        """Per image: a dict with every key of ATTRIBUTES."""
+    def answers(self, vocabulary: Vocabulary) -> tuple[str, ...]:
+        """The attributes this judge answers when asked with ``vocabulary``."""
+        ...
+
+    def check(self, vocabulary: Vocabulary) -> str | None:
+        """Why this judge cannot answer ``vocabulary`` (an attribute or word it cannot judge), or None."""
+        ...
+
+    def attributes(self, images: Sequence[Image.Image], vocabulary: Vocabulary) -> list[dict[str, Any]]:
+        """Per image: attribute -> answer, for every attribute of ``answers(vocabulary)``."""
         ...
 
 

@@ -77,6 +77,7 @@ def checked_context(config: AuditConfig, out: Path) -> AuditContext:
     config.inputs.check(config.source)  # every configured path exists and is its kind, before any write
     if judged and config.inputs.generation:
         ctx.manifest()  # read once now (cached): a malformed manifest stops the run before any audit
+        ctx.check_judge()  # a suite asking for what the judge cannot answer, too
     for name, params in config.audits:
         AUDITS.get(name).check_inputs(ctx, params, config.source, ("audits", name))
     return ctx

@@ -1,9 +1,12 @@
 """A judge's measured validity: its agreement with human labels of the same images (issue 15).
 
 A label file (CSV or parquet) has one row per image: ``image`` (a path relative to the label
-file) and any of the label columns below, written by a person who looked at the image. Empty cells
-and ``unclear`` are "the person could not tell" and are left out of that attribute's count. The
-judge reads the same images; per attribute, ``judge_validity`` reports
+file) and any attribute of ``generate.attributes`` as a column (subject, color, legs, count,
+culture, gender, watermark, ...), written by a person who looked at the image; an optional
+``model_id`` column names the model that generated it (the image domain). Empty cells and
+``unclear`` are "the person could not tell" and are left out of that attribute's count. The
+judge reads the same images, asked with the words the labels use (``vocabulary.from_labels``);
+per attribute it answers, ``judge_validity`` reports
 
 - ``accuracy``: the share of images where judge and person agree, with a Wilson 95% interval
   (Wilson 1927, as every rate in t2iscope);
@@ -24,12 +27,12 @@ from PIL import Image
 from t2iscope.errors import DataError
 from t2iscope.evaluate import stats
 from t2iscope.evaluate.judges import Judge
+from t2iscope.evaluate.vocabulary import from_labels
+from t2iscope.generate.attributes import ATTRIBUTES, UNCLEAR
 from t2iscope.intervals import wilson
 
-# label column -> the judge attribute it checks (t2iscope.evaluate.judges.ATTRIBUTES)
-LABEL_ATTRIBUTES = {"subject": "kind", "color": "color", "legs": "legs", "culture": "culture"}
-UNCLEAR = "unclear"
-VALID_ACCURACY = 0.9
+VALID_ACCURACY = 0.9  # trusted: issue 15's bar for a default judge
+USABLE_ACCURACY = 0.8  # below this, a figure is marked in the report instead of shown as a finding
 COLUMNS = ("judge", "attribute", "metric", "value", "n", "ci_low", "ci_high")
 
 
@@ -49,9 +52,9 @@ def read_labels(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{path}: not a readable label table ({str(exc).splitlines()[0]})") from None
     if "image" not in labels.columns:
         raise DataError(f"{path}: no 'image' column (paths of the labelled images, relative to the file)")
-    found = [c for c in LABEL_ATTRIBUTES if c in labels.columns]
+    found = [c for c in ATTRIBUTES if c in labels.columns]
     if not found:
-        raise DataError(f"{path}: no label column; expected any of {', '.join(LABEL_ATTRIBUTES)}")
+        raise DataError(f"{path}: no label column; expected any of {', '.join(ATTRIBUTES)}")
     root = path.parent.resolve()
     files = []
     for row, name in enumerate(labels["image"], start=1):
@@ -65,29 +68,42 @@ def read_labels(path: str | Path) -> pd.DataFrame:
 def judge_validity(judge: Judge, labels: pd.DataFrame) -> pd.DataFrame:
     """Tidy agreement of ``judge`` with ``labels`` (from :func:`read_labels`), per labelled attribute.
 
-    Returns one ``accuracy`` row (value in [0, 1], ``n`` images, Wilson ``ci_low``/``ci_high``) and
-    one ``kappa`` row (value in [-1, 1], no interval) per attribute column present; ``n`` counts
-    only images whose label is neither empty nor ``unclear``.
+    The judge is asked with the words the labels use. Returns one ``accuracy`` row (value in
+    [0, 1], ``n`` images, Wilson ``ci_low``/``ci_high``) and one ``kappa`` row (value in [-1, 1],
+    no interval) per attribute column the judge answers; ``n`` counts only images whose label is
+    neither empty nor ``unclear``.
     """
     images = []
     for file in labels["image"]:
         with Image.open(file) as im:
             images.append(im.convert("RGB"))
-    judged = pd.DataFrame(judge.attributes(images))
+    columns = tuple(c for c in ATTRIBUTES if c in labels.columns)
+    vocabulary = from_labels(labels, columns)
+    answered = judge.answers(vocabulary)
+    judged = pd.DataFrame(judge.attributes(images, vocabulary), index=labels.index)
     rows = []
-    for column, attribute in LABEL_ATTRIBUTES.items():
-        if column not in labels.columns:
-            continue
-        human = labels[column].astype(object).map(_label)
-        known = human.notna()
-        said = judged[attribute].astype(object).map(_label)[known].tolist()
-        truth = human[known].tolist()
-        n = len(truth)
-        hits = sum(a == b for a, b in zip(said, truth, strict=True))
-        low, high = wilson(hits, n)
-        rows.append((judge.name, column, "accuracy", hits / n if n else float("nan"), n, low, high))
-        rows.append((judge.name, column, "kappa", stats.cohen_kappa(said, truth), n, None, None))
+    for column in columns:
+        if column in answered:
+            rows += agreement(judge.name, column, judged[column], labels[column])
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def agreement(judge: str, attribute: str, said: pd.Series, human: pd.Series) -> list[tuple]:
+    """Accuracy (Wilson interval) and Cohen's kappa of ``said`` against ``human``, one attribute.
+
+    Rows as ``COLUMNS``; images a person could not tell (empty, ``unclear``) are left out.
+    """
+    truth = human.astype(object).map(_label)
+    known = truth.notna()
+    said_k = said.astype(object).map(_label)[known].tolist()
+    truth_k = truth[known].tolist()
+    n = len(truth_k)
+    hits = sum(a == b for a, b in zip(said_k, truth_k, strict=True))
+    low, high = wilson(hits, n)
+    return [
+        (judge, attribute, "accuracy", hits / n if n else float("nan"), n, low, high),
+        (judge, attribute, "kappa", stats.cohen_kappa(said_k, truth_k), n, None, None),
+    ]
 
 
 def _label(value: object) -> str | None:
@@ -96,5 +112,5 @@ def _label(value: object) -> str | None:
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    text = str(value).strip()
+    text = str(value).strip().casefold()
     return None if text in ("", UNCLEAR) else text

@@ -64,6 +64,8 @@ SCHEMA = pa.schema(
         ("cfg_rescale", pa.float64()),
         ("output_scale", pa.int32()),
         ("key", pa.string()),
+        ("expect", pa.string()),  # JSON: what the prompt asks for (generate.attributes), "{}" if nothing
+        ("vocabulary", pa.string()),  # JSON: the suite's labels and templates for judges
     ]
 )
 
@@ -158,6 +160,8 @@ def _row(
         "elapsed_s": elapsed,
         "output_scale": scale,
         "key": job.key,
+        "expect": job.expect,
+        "vocabulary": job.vocabulary,
     }
 
 
@@ -266,10 +270,11 @@ def run_suite(
         pending = [job for job in jobs if not _done(out, rows.get(job.key), job, output)]
         todo = {job.key for job in pending}
         kept = {k: r for k, r in rows.items() if k not in todo and (k in order or _kept(out, r))}
-        for job in jobs:  # tags are metadata: a done row takes the suite's current ones
+        for job in jobs:  # tags and expectations are metadata: a done row takes the suite's current ones
             if job.key in kept:
-                kept[job.key] = {**kept[job.key], "tags": list(job.tags)}
-        if kept != rows:  # stale rows out (before their images are rewritten), current tags in
+                meta = {"tags": list(job.tags), "expect": job.expect, "vocabulary": job.vocabulary}
+                kept[job.key] = {**kept[job.key], **meta}
+        if kept != rows:  # stale rows out (before their images are rewritten), current metadata in
             _write_manifest(out, kept, order)
         rows = kept
         if not pending:

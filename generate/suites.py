@@ -20,15 +20,19 @@ and the suite's name reach only the manifest and the PNG text, never a path.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from t2iscope.config import load_yaml, location, parse
+from annotated_types import Le
+
+from t2iscope.config import NonNegInt, PositiveInt, load_yaml, location, parse
 from t2iscope.errors import ConfigError
+from t2iscope.generate.attributes import ATTRIBUTES, EXPECTABLE, OTHER
 from t2iscope.generate.limits import (
     DEFAULT_CFG_RESCALE,
     DEFAULT_CFG_SCALE,
@@ -82,6 +86,35 @@ class _Grid:
     sampler: _Names | None = None
 
 
+MAX_COUNT = 1000  # legs, fingers, count: a bound that no picture reaches and no typo passes
+
+
+@dataclass(frozen=True)
+class _Expect:
+    """What a prompt asks for, in English words shared by all its translations (``generate.attributes``)."""
+
+    subject: str | None = None
+    color: str | None = None
+    culture: str | None = None
+    gender: str | None = None
+    legs: Annotated[NonNegInt, Le(MAX_COUNT)] | None = None
+    fingers: Annotated[NonNegInt, Le(MAX_COUNT)] | None = None
+    count: Annotated[PositiveInt, Le(MAX_COUNT)] | None = None
+
+
+@dataclass(frozen=True)
+class _Vocabulary:
+    """Labels a judge may answer beyond the prompts' ``expect`` (observed attributes: culture, gender)."""
+
+    subject: tuple[str, ...] = ()
+    color: tuple[str, ...] = ()
+    culture: tuple[str, ...] = ()
+    gender: tuple[str, ...] = ()
+    legs: tuple[Annotated[NonNegInt, Le(MAX_COUNT)], ...] = ()
+    fingers: tuple[Annotated[NonNegInt, Le(MAX_COUNT)], ...] = ()
+    count: tuple[Annotated[PositiveInt, Le(MAX_COUNT)], ...] = ()
+
+
 @dataclass(frozen=True)
 class _PromptEntry:
     id: str
@@ -90,6 +123,7 @@ class _PromptEntry:
     translations: dict[str, str] | None = None
     tags: tuple[str, ...] = ()
     negative_prompt: str | None = None
+    expect: _Expect | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +134,8 @@ class _SuiteFile:
     description: str = ""
     defaults: _Defaults = field(default_factory=_Defaults)
     grid: _Grid = field(default_factory=_Grid)
+    vocabulary: _Vocabulary = field(default_factory=_Vocabulary)
+    templates: dict[str, str] = field(default_factory=dict)
     prompts: tuple[_PromptEntry, ...] = ()
 
 
@@ -109,6 +145,7 @@ class Prompt:
     texts: tuple[tuple[str, str], ...]  # (language, text), in file order
     tags: tuple[str, ...]
     negative_prompt: str
+    expect: dict[str, str | int] = field(default_factory=dict)  # attribute -> asked value
 
 
 @dataclass(frozen=True)
@@ -126,6 +163,15 @@ class Suite:
     sampler: Values
     width: int | None
     height: int | None
+    # attribute -> labels offered to a judge (the prompts' expects first, then the suite's
+    # vocabulary) and attribute (or ``other``) -> zero-shot template; see ``vocabulary_json``
+    vocabulary: dict[str, tuple[str | int, ...]] = field(default_factory=dict)
+    templates: dict[str, str] = field(default_factory=dict)
+
+    def vocabulary_json(self) -> str:
+        """The manifest's ``vocabulary`` cell: ``{"labels": {...}, "templates": {...}}`` as JSON."""
+        labels = {a: list(v) for a, v in self.vocabulary.items()}
+        return json.dumps({"labels": labels, "templates": self.templates}, ensure_ascii=False, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -138,6 +184,8 @@ class Job:
     language: str
     tags: tuple[str, ...]
     params: Params
+    expect: str = "{}"  # the prompt's expect as JSON (the manifest's ``expect`` column)
+    vocabulary: str = "{}"  # the suite's ``Suite.vocabulary_json()``
 
     @property
     def image_path(self) -> str:
@@ -199,7 +247,54 @@ def _prompt(raw: _PromptEntry, where: str, negative: str) -> Prompt:
             )
     _unique([lang for lang, _ in texts], "language", fields)
     neg = negative if raw.negative_prompt is None else raw.negative_prompt
-    return Prompt(id=raw.id, texts=texts, tags=raw.tags, negative_prompt=neg)
+    expect = _words(raw.expect, f"{where}.expect") if raw.expect else {}
+    return Prompt(id=raw.id, texts=texts, tags=raw.tags, negative_prompt=neg, expect=expect)
+
+
+def _words(entry: _Expect, where: str) -> dict[str, str | int]:
+    """An ``expect`` as attribute -> value, words stripped; an empty word is refused."""
+    out: dict[str, str | int] = {}
+    for name in EXPECTABLE:
+        value = getattr(entry, name)
+        if isinstance(value, str):
+            value = value.strip()
+            if not value or value.casefold() == OTHER:
+                raise ConfigError(f"{where}.{name}: expected a word, got {getattr(entry, name)!r}")
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def _vocabulary(
+    prompts: Sequence[Prompt], extra: _Vocabulary, source: str
+) -> dict[str, tuple[str | int, ...]]:
+    """Per attribute, the labels a judge is offered: the prompts' expects, then the suite's ``vocabulary``."""
+    out = {}
+    for name in EXPECTABLE:
+        words = [p.expect[name] for p in prompts if name in p.expect]
+        for i, value in enumerate(getattr(extra, name)):
+            if isinstance(value, str) and (not value.strip() or value.strip().casefold() == OTHER):
+                raise ConfigError(
+                    f"{location(source, ('vocabulary', name, i))}: expected a word, got {value!r}"
+                )
+            words.append(value.strip() if isinstance(value, str) else value)
+        if words:
+            out[name] = tuple(dict.fromkeys(words))
+    return out
+
+
+def _templates(templates: dict[str, str], source: str) -> dict[str, str]:
+    """Zero-shot templates: keys are attributes or ``other``; an attribute's has one ``{}`` for the label."""
+    for name, text in templates.items():
+        where = location(source, ("templates", name))
+        if name != OTHER and name not in ATTRIBUTES:
+            raise ConfigError(f"{where}: unknown attribute; valid: {', '.join([*ATTRIBUTES, OTHER])}")
+        holes = text.count("{}")
+        if name == OTHER and "{" in text:
+            raise ConfigError(f"{where}: the 'other' label's text has no {{}} placeholder, got {text!r}")
+        if name != OTHER and (holes != 1 or text.count("{") != 1 or text.count("}") != 1):
+            raise ConfigError(f"{where}: a template has exactly one {{}} where the label goes, got {text!r}")
+    return dict(templates)
 
 
 def parse_suite(data: Any, source: str) -> Suite:
@@ -235,7 +330,14 @@ def parse_suite(data: Any, source: str) -> Suite:
     ids = [p.id for p in prompts]
     _unique(ids, "prompt id", [location(source, ("prompts", i, "id")) for i in range(len(ids))])
     return Suite(
-        name=raw.name, description=raw.description, source=source, prompts=prompts, **resolved, **size
+        name=raw.name,
+        description=raw.description,
+        source=source,
+        prompts=prompts,
+        **resolved,
+        **size,
+        vocabulary=_vocabulary(prompts, raw.vocabulary, source),
+        templates=_templates(raw.templates, source),
     )
 
 
@@ -323,7 +425,9 @@ def expand(suite: Suite) -> Iterator[Job]:
     A generator over the lazy axes (the seed varies fastest): take what you need with
     ``itertools.islice``; ``grid_size`` counts them all.
     """
+    vocabulary = suite.vocabulary_json()
     for prompt in suite.prompts:
+        expect = json.dumps(prompt.expect, ensure_ascii=False, sort_keys=True)
         for (lang, text), sampler, steps, cfg, rescale, seed in _product(
             prompt.texts, suite.sampler, suite.steps, suite.cfg_scale, suite.cfg_rescale, suite.seeds
         ):
@@ -341,4 +445,4 @@ def expand(suite: Suite) -> Iterator[Job]:
                 width=suite.width,
                 height=suite.height,
             )
-            yield Job(key, suite.name, prompt.id, lang, prompt.tags, params)
+            yield Job(key, suite.name, prompt.id, lang, prompt.tags, params, expect, vocabulary)

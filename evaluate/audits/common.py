@@ -1,4 +1,4 @@
-"""Helpers shared by the audits over judged generations: skip rows and grouped rates."""
+"""Helpers shared by the audits over judged generations: skip rows, answers compared, grouped rates."""
 
 from __future__ import annotations
 
@@ -7,6 +7,29 @@ from typing import Any
 import pandas as pd
 
 from t2iscope.evaluate.tables import rate, skipped
+from t2iscope.generate.attributes import EXPECTABLE, OTHER
+
+
+def same(answer: object, asked: object) -> bool:
+    """A judge's answer equals what was asked: ``4``, ``4.0`` and ``"4"`` agree; words ignore case."""
+    return answer is not None and asked is not None and spelled(answer) == spelled(asked)
+
+
+def spelled(value: object) -> str:
+    """One spelling of a label for comparison (integral floats as integers, words casefolded)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip().casefold()
+
+
+def asked(df: pd.DataFrame, answered: tuple[str, ...]) -> list[str]:
+    """The expectable attributes some row of ``df`` asks for and the judge answers, in attribute order."""
+    return [a for a in EXPECTABLE if a in answered and f"req_{a}" in df and df[f"req_{a}"].notna().any()]
+
+
+def is_other(answers: pd.Series) -> pd.Series:
+    """Answers outside the offered labels (``other``) or missing."""
+    return answers.map(lambda v: v is None or spelled(v) == OTHER)
 
 
 def split_ok(judged: pd.DataFrame, **slices: Any) -> tuple[pd.DataFrame, list[dict[str, Any]]]:

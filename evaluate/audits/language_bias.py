@@ -1,9 +1,13 @@
 """Language bias of a model: does a prompt in German, Chinese, ... get the same picture as English?
 
-For a multilingual suite, per prompt language: the judge's adherence (requested color, kind and
-both) with Wilson intervals, the gap to English with Newcombe's interval for a difference of
-proportions, and, when the judge can score text against images, the mean text-image score
-with a bootstrap interval. Requested attributes come from the prompt in its own language.
+For every suite that declares what its prompts ask for (``expect``: subject, color, count, ...;
+one expectation shared by all translations), per prompt language: the judge's adherence per
+attribute and for all of a prompt's attributes at once (``all_match``), with Wilson intervals;
+the gap to the reference language with Newcombe's interval for a difference of proportions
+(Newcombe 1998, method 10); how often the judge answered ``other`` (none of the suite's words:
+on a model that cannot draw the subject, adherence is low because of that, which the rate says);
+and, when the judge scores text against images, the mean text-image score with a bootstrap
+interval.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import pandas as pd
 
 from t2iscope.evaluate import stats
 from t2iscope.evaluate.audits.base import AUDITS
-from t2iscope.evaluate.audits.common import split_ok
+from t2iscope.evaluate.audits.common import asked, is_other, same, split_ok
 from t2iscope.evaluate.context import AuditContext
 from t2iscope.evaluate.judges import TextScorer
 from t2iscope.evaluate.tables import measure, rate, skipped, tidy
@@ -46,11 +50,23 @@ def reference_in_data(ctx: AuditContext, params: Mapping[str, Any]) -> tuple[tup
     return None
 
 
-def adherence(df: pd.DataFrame) -> dict[str, pd.Series]:
-    """Per image: judged color/kind equal to the requested ones (rows that request them)."""
-    color = df["j_color"].astype(str) == df["req_color"].astype(str)
-    kind = df["j_kind"].astype(str) == df["req_kind"].astype(str)
-    return {"color_match": color, "kind_match": kind, "both_match": color & kind}
+def adherence(df: pd.DataFrame, attributes: list[str]) -> dict[str, pd.Series]:
+    """Per image (rows that ask for it): the judged attribute equals the requested one; ``all_match``
+    is every attribute the row asks for right (rows asking for none are left out)."""
+    out: dict[str, pd.Series] = {}
+    for a in attributes:
+        wanted = df[f"req_{a}"].notna()
+        out[f"{a}_match"] = pd.Series(
+            [same(j, r) for j, r in zip(df.loc[wanted, f"j_{a}"], df.loc[wanted, f"req_{a}"], strict=True)],
+            index=df.index[wanted],
+            dtype=bool,
+        )
+    if attributes:
+        every = pd.Series(True, index=df.index)
+        for s in out.values():
+            every.loc[s.index] &= s
+        out["all_match"] = every
+    return out
 
 
 @AUDITS.audit(
@@ -58,22 +74,26 @@ def adherence(df: pd.DataFrame) -> dict[str, pd.Series]:
     title="Language bias of the model",
     section="t2iscope.evaluate.report:section_language_bias",
     order=30,
-    headline=("both_match_gap", {}, "min", "largest adherence gap to English"),
+    headline=("all_match_gap", {}, "min", "largest adherence gap to the reference language"),
     judged=True,
     needs=("generation",),
     check=check_reference,
     check_data=reference_in_data,
 )
 def language_bias_audit(ctx: AuditContext, reference: str = "en", n_boot: stats.NBoot = 1000) -> pd.DataFrame:
-    """Adherence per prompt language, its gap to ``reference``, and text-image scores."""
+    """Adherence per prompt language and attribute, its gap to ``reference``, other-rates, text scores."""
     judged = ctx.judged()
     ok, rows = split_ok(judged)
-    asked = ok[ok["req_color"].notna() & ok["req_kind"].notna()]
-    if len(asked) < len(ok):
-        rows.append(skipped(len(ok) - len(asked), "prompt names no world color and kind"))
-    matches = adherence(asked)
-    for metric, success in matches.items():
-        per_lang = {lang: success.loc[idx] for lang, idx in asked.groupby("language").groups.items()}
+    judge = ctx.judge()
+    answered = tuple(dict.fromkeys(a for _, _, v in ctx.manifests() for a in judge.answers(v)))
+    attributes = asked(ok, answered) if len(ok) else []
+    wants = ok[[f"req_{a}" for a in attributes]].notna().any(axis=1) if attributes else ok["prompt"].isna()
+    if not wants.all():
+        rows.append(skipped(int((~wants).sum()), "prompt declares no expectation the judge answers (expect)"))
+    asked_rows = ok[wants]
+    for metric, success in adherence(asked_rows, attributes).items():
+        of = asked_rows.loc[success.index]
+        per_lang = {lang: success.loc[idx] for lang, idx in of.groupby("language").groups.items()}
         ref = per_lang.get(reference)
         for lang, s in sorted(per_lang.items()):
             k, n = int(s.sum()), len(s)
@@ -90,7 +110,10 @@ def language_bias_audit(ctx: AuditContext, reference: str = "en", n_boot: stats.
                         language=lang,
                     )
                 )
-    judge = ctx.judge()
+    for a in attributes:
+        of = asked_rows[asked_rows[f"req_{a}"].notna()]
+        for lang, g in of.groupby("language"):
+            rows.append(rate(f"{a}_other", int(is_other(g[f"j_{a}"]).sum()), len(g), language=lang))
     if isinstance(judge, TextScorer):
         from t2iscope.evaluate.images import load_image
 

@@ -8,6 +8,7 @@ The curation run splits the session world by two simple stages (language, aesthe
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import duckdb
@@ -86,6 +87,15 @@ def gen_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "watermark_method": "",
                 "watermark_payload": "",
                 "elapsed_s": 0.0,
+                # what the suite declared: the world's vocabulary, culture left open (observed)
+                "expect": json.dumps(
+                    {
+                        "subject": kind,
+                        "color": asked_color,
+                        **({"legs": spec.KINDS[kind]} if spec.KINDS[kind] else {}),
+                    }
+                ),
+                "vocabulary": json.dumps({"labels": {"culture": list(spec.CULTURES)}}),
                 "t_color": color,
                 "t_kind": kind,
                 "t_culture": culture,

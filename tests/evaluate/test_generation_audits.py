@@ -6,7 +6,7 @@ code: the audit must agree with what a person would count by hand.
 
 from __future__ import annotations
 
-import threading
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +17,6 @@ from t2iscope.curate.world import spec
 from t2iscope.evaluate import stats
 from t2iscope.evaluate.audits import AUDITS
 from t2iscope.evaluate.context import AuditContext, Inputs
-from t2iscope.evaluate.labels import add_label, latest_labels, load_labels
-from t2iscope.evaluate.vocab import requested
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +42,7 @@ def one(t: pd.DataFrame, **eq: object) -> pd.Series:
 def test_judge_agrees_with_truth_on_the_fixture(ctx: AuditContext, truth: pd.DataFrame) -> None:
     j = ctx.judged().set_index("prompt_id").loc[truth["prompt_id"]]
     assert (j["j_color"].to_numpy() == truth["t_color"].to_numpy()).all()
-    assert (j["j_kind"].to_numpy() == truth["t_kind"].to_numpy()).all()
+    assert (j["j_subject"].to_numpy() == truth["t_kind"].to_numpy()).all()
     limbed = truth["t_kind"].isin(spec.LIMBED_KINDS).to_numpy()
     assert (j["j_legs"].to_numpy()[limbed] == truth["t_legs"].to_numpy()[limbed]).all()
     assert (ctx.out / "judgments.parquet").is_file()
@@ -52,17 +50,24 @@ def test_judge_agrees_with_truth_on_the_fixture(ctx: AuditContext, truth: pd.Dat
 
 def test_language_bias(ctx: AuditContext, truth: pd.DataFrame) -> None:
     t = AUDITS.get("language_bias").fn(ctx)
-    req = pd.DataFrame(
-        [requested(p, lang) for p, lang in zip(truth["prompt"], truth["language"], strict=True)]
-    )
-    hit = (req["color"] == truth["t_color"]) & (req["kind"] == truth["t_kind"])
+    req = pd.DataFrame([json.loads(e) for e in truth["expect"]])
+    legs_ok = req["legs"].isna() | (req["legs"] == truth["t_legs"])
+    hit = (req["color"] == truth["t_color"]) & (req["subject"] == truth["t_kind"]) & legs_ok
     for lang in ("en", "de", "zh"):
         k, n = int(hit[truth["language"] == lang].sum()), int((truth["language"] == lang).sum())
-        row = one(t, metric="both_match", language=lang)
+        row = one(t, metric="all_match", language=lang)
         assert (row["value"], row["n"]) == (k / n, n)
         assert (row["ci_low"], row["ci_high"]) == pytest.approx(stats.wilson(k, n))
-    gap = one(t, metric="both_match_gap", language="zh")
-    assert gap["value"] == pytest.approx(19 / 20 - 1.0)  # one zh prompt asked red and got blue
+    en = truth["language"] == "en"
+    color = one(t, metric="color_match", language="en")
+    assert color["value"] == (req["color"] == truth["t_color"])[en].mean()
+    assert one(t, metric="subject_other", language="de")["value"] == 0  # the world judge never says other
+    gap = one(t, metric="all_match_gap", language="zh")
+    k_en, n_en = int(hit[en].sum()), int(en.sum())
+    zh = truth["language"] == "zh"
+    # one zh prompt asked red and got blue; extra legs fail the same seed in every language
+    assert gap["value"] == pytest.approx(hit[zh].mean() - k_en / n_en)
+    assert one(t, metric="color_match_gap", language="zh")["value"] == pytest.approx(19 / 20 - 1.0)
     skips = t[t["metric"] == "skipped"].set_index("note")["value"]
     assert skips["image missing"] == 1 and skips["image corrupt"] == 1
     assert one(t, metric="text_score")["n"] == 0  # the world judge has no text scores, and says so
@@ -72,50 +77,48 @@ def test_culture(ctx: AuditContext, truth: pd.DataFrame, world_dir: Path) -> Non
     t = AUDITS.get("culture").fn(ctx, n_boot=200)
     houses = truth[truth["t_kind"] == "house"]["t_culture"]
     for c in spec.CULTURES:
-        row = one(t, metric="share", source="generated", kind="house", language="(all)", culture=c)
+        row = one(t, metric="share", source="generated", subject="house", language="(all)", label=c)
         assert (row["value"], row["n"]) == ((houses == c).sum() / len(houses), len(houses))
-    imb = one(t, metric="imbalance", source="generated", kind="(all)", language="(all)")
+    imb = one(t, metric="imbalance", source="generated", subject="(all)", language="(all)")
     both = truth[truth["t_kind"].isin(spec.CULTURE_KINDS)]["t_culture"]
     assert imb["value"] == pytest.approx(stats.imbalance([(both == c).sum() for c in spec.CULTURES]))
     assert imb["ci_low"] <= imb["value"] <= imb["ci_high"]
-    train = one(t, metric="share", source="training", kind="(all)", culture="western")
+    assert set(t["attribute"].dropna()) == {"culture"}  # gender is in no vocabulary here
+    train = one(t, metric="share", source="training", subject="(all)", label="western")
     assert 0.5 < train["value"] < 0.9  # the world's prior: western dominates the data
-    assert one(t, metric="share", source="parity", kind="house", culture="western")["value"] == pytest.approx(
-        1 / 3
-    )
+    parity = one(t, metric="share", source="parity", subject="house", label="western")
+    assert parity["value"] == pytest.approx(1 / 3)
 
 
-def test_limbs_and_human_agreement(ctx: AuditContext, truth: pd.DataFrame) -> None:
+def test_limbs(ctx: AuditContext, truth: pd.DataFrame) -> None:
     limbed = truth[truth["t_kind"].isin(spec.LIMBED_KINDS)]
     wrong = limbed["t_legs"] != limbed["t_kind"].map(spec.KINDS)
     t = AUDITS.get("limbs").fn(ctx)
     for kind in ("dog", "spider", "person"):
         sel = limbed["t_kind"] == kind
-        row = one(t, metric="failure_rate", by="subject", subject=kind)
+        row = one(t, metric="failure_rate", by="subject", subject=kind, attribute="legs")
         assert (row["value"], row["n"]) == (wrong[sel].mean(), sel.sum())
     seed3 = one(t, metric="failure_rate", by="seed", level="3", subject="(all)")
     assert seed3["value"] == wrong[limbed["seed"] == 3].mean() > 0
-    assert one(t, metric="kappa", annotator="(all)")["n"] == 0  # no labels yet: said, not hidden
 
-    # two reviewers label concurrently; one changes their mind
-    paths = list(limbed["image_path"][:6])
-    verdicts = ["wrong" if w else "ok" for w in wrong[:6]]
 
-    def review(who: str) -> None:
-        for p, v in zip(paths, verdicts, strict=False):
-            add_label(ctx.out, p, v if who == "ann" else "ok", who)
+def test_validity_against_labels_stored_in_the_audit_folder(ctx: AuditContext, truth: pd.DataFrame) -> None:
+    """Labels people stored from the dashboard: matched to this run's images, per attribute; a verdict
+    (ok/wrong) for legs compares with the judge's verdict; a label for another image is a counted skip."""
+    from t2iscope.evaluate.labels import add_label
 
-    threads = [threading.Thread(target=review, args=(w,)) for w in ("ann", "bob")]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    add_label(ctx.out, paths[0], "4", "bob")  # a leg count is a label too
-    assert len(load_labels(ctx.out)) == 13 and len(latest_labels(ctx.out)) == 12
-    t = AUDITS.get("limbs").fn(ctx)
-    assert one(t, metric="kappa", annotator="ann")["value"] == pytest.approx(1.0)
-    judge_v = ["wrong" if w else "ok" for w in wrong[:6]]
-    bob = ["ok" if limbed["t_kind"].iloc[0] == "dog" else "wrong"] + ["ok"] * 5
-    bob_row = one(t, metric="kappa", annotator="bob")
-    assert bob_row["n"] == 6
-    assert bob_row["value"] == pytest.approx(stats.cohen_kappa(judge_v, bob), nan_ok=True)
+    limbed = truth[truth["t_kind"].isin(spec.LIMBED_KINDS)].reset_index(drop=True)
+    for i, r in limbed.head(6).iterrows():
+        add_label(ctx.out, r["image_path"], str(r["t_legs"]), "ann", attribute="legs")
+        add_label(ctx.out, r["image_path"], "green" if i == 0 else r["t_color"], "ann", attribute="color")
+    add_label(ctx.out, limbed["image_path"][6], "ok", "bob", attribute="legs")  # a verdict
+    add_label(ctx.out, "images/elsewhere.png", "2", "ann", attribute="legs")
+    t = AUDITS.get("validity").fn(ctx)
+    legs = one(t, metric="accuracy", attribute="legs")
+    verdict = "ok" if limbed["t_legs"][6] == spec.KINDS[limbed["t_kind"][6]] else "wrong"
+    assert legs["n"] == 7 and legs["value"] == (1.0 if verdict == "ok" else 6 / 7)
+    color = one(t, metric="accuracy", attribute="color")
+    first_is_green = limbed["t_color"][0] == "green"
+    assert (color["n"], color["value"]) == (6, 1.0 if first_is_green else 5 / 6)
+    assert set(t["domain"].dropna()) == {"render"} and set(t["source"].dropna()) == {"labels.sqlite"}
+    assert one(t, metric="skipped")["value"] == 1

@@ -14,6 +14,7 @@ from t2iscope.curate.world import spec
 from t2iscope.errors import DataError
 from t2iscope.evaluate.judges import make_judge
 from t2iscope.evaluate.validity import VALID_ACCURACY, judge_validity, read_labels
+from t2iscope.evaluate.vocabulary import Vocabulary
 
 LABELS = Path(__file__).parent / "fixtures" / "human_labels" / "labels.csv"
 
@@ -58,13 +59,19 @@ def test_agreement_counts_by_hand(tmp_path: Path) -> None:
     class Fixed:
         name = "fixed"
 
-        def attributes(self, images: list) -> list[dict]:
-            kinds = ["house", "dog", "car", "cup"]
-            return [{"kind": k, "color": None, "legs": 1, "culture": None, "watermark": False} for k in kinds]
+        def answers(self, vocabulary: Vocabulary) -> tuple[str, ...]:
+            return ("subject", "legs")
 
+        def attributes(self, images: list, vocabulary: Vocabulary) -> list[dict]:
+            asked.append(vocabulary)
+            return [{"subject": k, "legs": 1} for k in ["house", "dog", "car", "cup"]]
+
+    asked: list[Vocabulary] = []
     table = judge_validity(Fixed(), read_labels(file)).set_index(["attribute", "metric"])
     assert table.loc[("subject", "accuracy"), ["value", "n"]].tolist() == [0.5, 2]
     assert table.loc[("legs", "accuracy"), ["value", "n"]].tolist() == [1.0, 1]  # "1" and 1 agree
+    # the judge was asked with the words people used (not 'unclear', not blanks)
+    assert dict(asked[0].labels) == {"subject": ("house", "ball"), "legs": (1,)}
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,9 @@ from PIL import Image
 
 from t2iscope.curate.world import spec
 from t2iscope.errors import ConfigError, DataError
-from t2iscope.evaluate.judges import ATTRIBUTES, TextScorer, make_judge
+from t2iscope.evaluate.judge_clip import label_texts
+from t2iscope.evaluate.judges import TextScorer, make_judge
+from t2iscope.evaluate.vocabulary import Vocabulary
 
 DEGRADED = "blur > 0 OR noise > 0 OR low_contrast > 0 OR blockiness > 0 OR tiny > 0 OR unsafe"
 
@@ -24,7 +26,8 @@ def judged_world(world_dir: Path) -> pd.DataFrame:
     files = {int(p.stem, 16): p for p in (world_dir / "images").rglob("*.png")}
     truth["file"] = truth["hash"].astype("uint64").map(files)
     truth = truth.dropna(subset=["file"])
-    answers = make_judge("world").attributes([Image.open(f) for f in truth["file"]])
+    answers = make_judge("world").attributes([Image.open(f) for f in truth["file"]], Vocabulary())
+    truth = truth.assign(subject=truth["kind"], watermark=truth["watermark"].map({True: "yes", False: "no"}))
     return truth.join(pd.DataFrame(answers, index=truth.index).add_prefix("j_"))
 
 
@@ -36,8 +39,8 @@ def test_world_judge_reads_clean_scenes(judged_world: pd.DataFrame) -> None:
     clean = judged_world[judged_world["clean"]]
     assert len(clean) > 100
     assert accuracy(clean, "color") == 1.0
-    assert accuracy(clean, "kind") >= 0.97
-    limbed = clean[clean["kind"].isin(spec.LIMBED_KINDS) & clean["j_kind"].isin(spec.LIMBED_KINDS)]
+    assert accuracy(clean, "subject") >= 0.97
+    limbed = clean[clean["kind"].isin(spec.LIMBED_KINDS) & clean["j_subject"].isin(spec.LIMBED_KINDS)]
     assert accuracy(limbed, "legs") >= 0.95
     marked = clean[clean["kind"].isin(spec.CULTURE_KINDS)]
     assert accuracy(marked, "culture") >= 0.85
@@ -45,18 +48,21 @@ def test_world_judge_reads_clean_scenes(judged_world: pd.DataFrame) -> None:
 
 def test_world_judge_sees_visible_watermarks(judged_world: pd.DataFrame) -> None:
     assert accuracy(judged_world, "watermark") >= 0.95
-    assert judged_world["watermark"].sum() > 10  # the check is not vacuous
+    assert (judged_world["watermark"] == "yes").sum() > 10  # the check is not vacuous
 
 
 def test_clip_judge_loads_any_open_clip_checkpoint(tiny_clip: tuple[Path, Path]) -> None:
     cfg, weights = tiny_clip
     judge = make_judge("clip", {"clip_config": str(cfg), "clip_checkpoint": str(weights)})
     images = [Image.new("RGB", (64, 64), c) for c in spec.COLORS.values()][:3]
-    answers = judge.attributes(images)
+    # open vocabulary: words no shipped model was trained on are asked all the same
+    asked = Vocabulary({"subject": ("horse", "doctor"), "color": ("brown", "teal"), "legs": (4,)})
+    answers = judge.attributes(images, asked)
     assert judge.name == "clip" and len(answers) == 3
     for a in answers:
-        assert set(a) == set(ATTRIBUTES)
-        assert a["color"] in spec.COLORS and a["kind"] in spec.KINDS and a["culture"] in spec.CULTURES
+        assert set(a) == {"subject", "color", "legs", "watermark"}
+        assert a["subject"] in ("horse", "doctor", "other") and a["color"] in ("brown", "teal", "other")
+        assert a["legs"] in range(7) and a["watermark"] in ("yes", "no")
     assert isinstance(judge, TextScorer)
     scores = judge.text_score(images, ["a red ball", "a blue cup", "a dog"])
     assert len(scores) == 3 and all(-1.0 <= s <= 1.0 for s in scores)
@@ -112,3 +118,24 @@ def test_listing_judges_does_not_import_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_clip_label_sets_come_from_the_vocabulary() -> None:
+    """Words get the template and an 'other' label; counts are offered 0..max+2 (a wrong count can be
+    seen); a suite's templates replace the defaults, and an empty 'other' offers none."""
+    labels, texts = label_texts("subject", ("horse", "east_asian"), {})
+    assert labels == ["horse", "east_asian", "other"]
+    assert texts == ["a photo of a horse", "a photo of a east asian", "a photo of something else"]
+    labels, texts = label_texts("legs", (4, 2), {"legs": "a drawing with {} legs"})
+    assert labels == list(range(7)) and texts[4] == "a drawing with 4 legs"
+    assert label_texts("gender", ("feminine",), {"other": ""})[0] == ["feminine"]
+
+
+def test_world_judge_refuses_what_it_cannot_answer() -> None:
+    """It knows only the world's words: a real-world suite asks for what it cannot judge."""
+    world = make_judge("world")
+    assert (
+        world.check(Vocabulary({"subject": ("dog", "ball"), "legs": (4,), "culture": ("western",)})) is None
+    )
+    assert "horse" in world.check(Vocabulary({"subject": ("dog", "horse")}))
+    assert "gender" in world.check(Vocabulary({"gender": ("feminine",)}))

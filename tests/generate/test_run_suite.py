@@ -246,6 +246,25 @@ def test_an_edited_suite_resumes_to_what_it_now_says(tmp_path, tiny_model):
     assert retagged.generated == 0
     tags = {r["prompt_id"]: r["tags"] for r in pq.read_table(out / MANIFEST).to_pylist()}
     assert tags == {"red-dog": ["dog", "red", "grass"], "cup": ["cup", "white"]}
+    # so are expectations and the suite's vocabulary: a folder made before them gains them on rerun
+    prompts[0]["expect"] = {"subject": "dog", "legs": 4, "color": "red"}
+    again = run_suite(
+        load_suite(_suite_file(tmp_path, prompts=prompts, vocabulary={"gender": ["feminine", "masculine"]})),
+        out,
+        tiny_model,
+        limit=4,
+    )
+    assert again.generated == 0
+    rows = pq.read_table(out / MANIFEST).to_pylist()
+    expect = {r["prompt_id"]: json.loads(r["expect"]) for r in rows}
+    assert expect == {"red-dog": {"color": "red", "legs": 4, "subject": "dog"}, "cup": {}}
+    vocabulary = json.loads(rows[0]["vocabulary"])
+    assert vocabulary["labels"] == {
+        "color": ["red"],
+        "gender": ["feminine", "masculine"],
+        "legs": [4],
+        "subject": ["dog"],
+    }
 
 
 def test_repeated_axis_values_are_one_job(tmp_path, tiny_model):

@@ -11,7 +11,7 @@ import yaml
 from t2iscope.cli import main
 from t2iscope.curate.world import spec
 from t2iscope.errors import ConfigError
-from t2iscope.generate.suites import expand, grid_size, load_suite, shipped_suites
+from t2iscope.generate.suites import expand, grid_size, load_suite, parse_suite, shipped_suites
 
 SUITE = {
     "name": "mini",
@@ -95,7 +95,7 @@ def test_bad_suites_name_file_and_key(tmp_path, data, message):
     [
         (_with(prompts__1__tags="x"), "prompts[1].tags: expected a list of strings, got 'x'"),
         (_with(prompts__0__txet="x"), "prompts[0]: unknown key(s) txet; accepted: id, text, language, "),
-        (_with(prompts__0__expect={"legs": 4}), "prompts[0]: unknown key(s) expect; accepted: id, text, "),
+        (_with(prompts__0__expect={"legs": "four"}), "prompts[0].expect.legs: expected an integer"),
         (_with(prompts__1__translations={"en": 3}), "prompts[1].translations.en: expected a string, got 3"),
         (_with(defaults__width="64"), "defaults.width: expected an integer, got '64'"),
         (_with(defaults__width=64.0), "defaults.width: expected an integer, got 64.0"),
@@ -357,3 +357,62 @@ def test_a_latin1_suite_is_one_line_from_the_command(tmp_path, capsys):
     assert main(["generate", "suite", str(path), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err == f"t2iscope: error: {path}: not UTF-8 text (byte 0xe9 at offset 9)\n" and not out.exists()
+
+
+def test_expectations_are_declared_once_for_every_translation(tmp_path):
+    """``expect`` (generate.attributes) is shared by a prompt's translations; the judge's label sets
+    are the prompts' expects, then the suite's ``vocabulary``; templates need one ``{}``."""
+    data = {
+        "name": "real",
+        "vocabulary": {"gender": ["feminine", "masculine"], "subject": ["zebra"]},
+        "templates": {"subject": "a photo of a {}", "other": "a photo"},
+        "prompts": [
+            {
+                "id": "horse",
+                "translations": {"en": "a horse", "ja": "馬"},
+                "expect": {"subject": "horse", "legs": 4},
+            },
+            {
+                "id": "apples",
+                "text": "two red apples",
+                "expect": {"subject": " apple ", "color": "red", "count": 2},
+            },
+        ],
+    }
+    suite = parse_suite(data, "real.yaml")
+    jobs = list(expand(suite))
+    assert {j.expect for j in jobs if j.prompt_id == "horse"} == {'{"legs": 4, "subject": "horse"}'}
+    assert suite.vocabulary == {
+        "subject": ("horse", "apple", "zebra"), "color": ("red",), "gender": ("feminine", "masculine"),
+        "legs": (4,), "count": (2,),
+    }  # fmt: skip
+    assert all(j.vocabulary == suite.vocabulary_json() for j in jobs)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"expect": {"wings": 2}}, r"prompts\[0\]\.expect: unknown key\(s\) wings"),
+        ({"expect": {"legs": "4"}}, r"prompts\[0\]\.expect\.legs: expected an integer"),
+        ({"expect": {"count": 0}}, r"prompts\[0\]\.expect\.count: expected an integer >= 1"),
+        ({"expect": {"subject": "other"}}, r"expect\.subject: expected a word"),
+        ({"expect": {"color": ""}}, r"expect\.color: expected a word"),
+    ],
+)
+def test_bad_expectations_name_file_and_field(change, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_suite({"name": "s", "prompts": [{"id": "a", "text": "t", **change}]}, "s.yaml")
+
+
+@pytest.mark.parametrize(
+    ("templates", "message"),
+    [
+        ({"subject": "a photo"}, r"templates\.subject: a template has exactly one \{\}"),
+        ({"subject": "{} and {}"}, r"templates\.subject: a template has exactly one"),
+        ({"wings": "{}"}, r"templates\.wings: unknown attribute"),
+        ({"other": "a {}"}, r"templates\.other: the 'other' label's text has no"),
+    ],
+)
+def test_bad_templates_name_file_and_field(templates, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_suite({"name": "s", "templates": templates, "prompts": [{"id": "a", "text": "t"}]}, "s.yaml")
