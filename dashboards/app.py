@@ -31,7 +31,7 @@ navigation = st.navigation(
         "Audit": [
             page("bias.py", "Bias", "balance", url_path="bias"),
             page("limbs.py", "Limbs", "accessibility_new", url_path="limbs"),
-            page("annotate.py", "Annotate limbs", "label", url_path="annotate"),
+            page("annotate.py", "Annotate images", "label", url_path="annotate"),
             page("watermark.py", "Watermark robustness", "water_drop", url_path="watermark"),
         ],
     }

@@ -5,24 +5,21 @@ appends to a WAL-mode SQLite table, so two tabs labelling at once both land and 
 overwritten. Reading uses ``latest_labels``: a label written twice keeps the newest (per image,
 attribute and annotator).
 
-What to ask comes from the generation folder's manifest: its ``expect`` column (JSON text such as
-``{"subject": "horse", "legs": 4}``, absent in folders made before suites declared expectations)
-gives the words offered for a word attribute and the images worth asking about legs.
+What to ask comes from the generation folder's manifest, read by ``evaluate.vocabulary``: its
+``expect`` and ``vocabulary`` columns (absent in folders made before suites declared expectations)
+give the words offered for a word attribute and the images worth asking about legs.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from t2iscope.errors import DataError
 from t2iscope.evaluate.labels import DB_NAME, add_label, latest_labels
-
-EXPECT = "expect"  # the manifest column
+from t2iscope.evaluate.vocabulary import Vocabulary, expectations, read_vocabulary
 
 
 def load(audit_dir: Path) -> pd.DataFrame:
@@ -48,24 +45,34 @@ def save(audit_dir: Path, image_path: str, label: str, annotator: str, attribute
     return None if prior.empty else str(prior["label"].iloc[-1])
 
 
-def expects(manifest: pd.DataFrame) -> list[dict[str, Any]]:
-    """Each manifest row's ``expect`` as a dict; ``{}`` where the column is absent or a cell is
-    not a JSON object (an unreadable cell only loses its suggestions, never the page)."""
-    if EXPECT not in manifest.columns:
-        return [{} for _ in range(len(manifest))]
-    found = []
-    for cell in manifest[EXPECT]:
-        try:
-            value = json.loads(cell) if isinstance(cell, str) else None
-        except ValueError:
-            value = None
-        found.append(value if isinstance(value, dict) else {})
-    return found
+def _readable(manifest: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose ``expect`` and ``vocabulary`` cells ``evaluate.vocabulary`` can read: a broken
+    cell only loses its own suggestions, never the page."""
+    try:
+        read_vocabulary(manifest, "manifest.parquet")
+        return manifest
+    except DataError:
+        keep = []
+        for i in range(len(manifest)):
+            try:
+                read_vocabulary(manifest.iloc[[i]], "manifest.parquet")
+                keep.append(i)
+            except DataError:
+                pass
+        return manifest.iloc[keep]
+
+
+def _vocabulary(manifest: pd.DataFrame) -> Vocabulary:
+    """The folder's vocabulary (``evaluate.vocabulary``), over its readable rows."""
+    return read_vocabulary(_readable(manifest), "manifest.parquet")
 
 
 def suggestions(manifest: pd.DataFrame, attribute: str) -> list[str]:
-    """The distinct words the folder's prompts expect for ``attribute``, sorted (words only)."""
-    words = {" ".join(e[attribute].split()) for e in expects(manifest) if isinstance(e.get(attribute), str)}
+    """The words the folder's suite offers for ``attribute`` (its prompts' expects, then its
+    ``vocabulary``), sorted (words only)."""
+    words = {
+        " ".join(v.split()) for v in _vocabulary(manifest).labels.get(attribute, ()) if isinstance(v, str)
+    }
     return sorted(w for w in words if w)
 
 
@@ -77,5 +84,6 @@ def queue(manifest: pd.DataFrame, attribute: str) -> pd.DataFrame:
     """
     if attribute != "legs":
         return manifest
-    limbed = [attribute in e for e in expects(manifest)]
-    return manifest[limbed] if any(limbed) else manifest
+    readable = _readable(manifest)
+    limbed = expectations(readable, "manifest.parquet")["req_legs"].notna()
+    return readable[limbed] if limbed.any() else manifest

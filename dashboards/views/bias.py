@@ -1,4 +1,5 @@
-"""Bias: prompt adherence by language, and default representation against training data and parity."""
+"""Bias: prompt adherence by language, and default representation (culture, gender) against
+training data and parity, one chart per judged attribute."""
 
 from __future__ import annotations
 
@@ -21,10 +22,9 @@ with ui.friendly():
         st.stop()
 
     st.subheader("Adherence by language")
+    # all_match: every attribute the prompt asks for right; <attr>_match, gaps and 'other' rates to pick
     metric = (
-        audit_view.pick_metric(adherence, ["both_match", "match"], key="adherence")
-        if len(adherence)
-        else None
+        audit_view.pick_metric(adherence, ["all_match", "match"], key="adherence") if len(adherence) else None
     )
     if metric:
         audit_view.show(adherence, metric, ["language"], ["run"], key="adherence")
@@ -33,15 +33,26 @@ with ui.friendly():
         st.info("No language_bias audit.")
 
     st.subheader("Default representation")
-    metric = audit_view.pick_metric(culture, ["share"], key="representation") if len(culture) else None
-    if metric:
+    measured = culture[culture["metric"] != "skipped"] if len(culture) else culture
+    attributes = (
+        sorted(measured["attribute"].dropna().astype(str).unique()) if "attribute" in measured else []
+    )
+    if attributes:
         st.caption(
-            "Neutral prompts (no culture named): generated images against the training data and parity."
+            "Prompts that name no culture or gender: what the judge saw in the generated images, "
+            "against the training data (culture, with a world) and parity."
         )
-        of_metric = culture[culture["metric"] == metric]
-        if "culture" in of_metric and (of_metric["culture"] != audit_view.ALL).any():
-            of_metric = of_metric[of_metric["culture"] != audit_view.ALL]  # per culture, not pooled
-        audit_view.show(of_metric, metric, ["culture"], ["source"], mark="bar", key="representation")
+    for i, attribute in enumerate(attributes):
+        rows = culture[culture["attribute"].astype(str) == attribute]
+        st.markdown(f"**Attribute** {ui.literal(attribute)}")
+        metric = audit_view.pick_metric(rows, ["share"], key=f"representation_{i}")
+        if not metric:
+            continue
+        of_metric = rows[rows["metric"] == metric]
+        if "label" in of_metric and (of_metric["label"] != audit_view.ALL).any():
+            of_metric = of_metric[of_metric["label"] != audit_view.ALL]  # per label, not pooled
+        audit_view.show(of_metric, metric, ["label"], ["source"], mark="bar", key=f"representation_{i}")
+    if len(culture):
         audit_view.skipped_note(culture)
-    else:
-        st.info("No culture audit.")
+    if not attributes:
+        st.info("No culture audit measured a culture or gender distribution.")

@@ -166,27 +166,49 @@ def write_audit_run(root: Path, tables: dict[str, pd.DataFrame]) -> None:
 
 def make_audit(root: Path) -> dict[str, pd.DataFrame]:
     """An audit run of tables shaped like evaluate's audits, built with its own tidy-table helpers."""
-    bias = [rate("both_match", k, 40, language=lang) for lang, k in [("en", 36), ("de", 30), ("zh", 21)]]
+    bias = [rate("all_match", k, 40, language=lang) for lang, k in [("en", 36), ("de", 30), ("zh", 21)]]
+    bias += [rate("subject_match", k, 40, language=lang) for lang, k in [("en", 38), ("de", 33), ("zh", 25)]]
     bias += [measure("text_score", math.nan, 0, note="judge 'world' has no text scores", language=ALL)]
-    bias += [skipped(3, "prompt names no world color and kind")]
+    bias += [skipped(3, "prompt declares no expectation the judge answers (expect)")]
     culture = [
-        rate("share", k, 60, source=source, culture=c, kind=ALL, language=ALL)
+        rate("share", k, 60, source=source, attribute="culture", subject=ALL, language=ALL, label=c)
         for source, counts in [("generated", (49, 7, 4)), ("training", (43, 11, 6))]
         for c, k in zip(CULTURES, counts, strict=True)
     ]
     culture += [
-        measure("share", 1 / 3, 0, note="parity", source="parity", culture=c, kind=ALL, language=ALL)
+        measure(
+            "share",
+            1 / 3,
+            0,
+            note="parity",
+            source="parity",
+            attribute="culture",
+            subject=ALL,
+            language=ALL,
+            label=c,
+        )
         for c in CULTURES
     ]
     culture += [
-        measure("imbalance", 0.4, 60, (0.3, 0.5), source="generated", culture=ALL, kind=ALL, language=ALL)
+        measure(
+            "imbalance",
+            0.4,
+            60,
+            (0.3, 0.5),
+            source="generated",
+            attribute="culture",
+            subject=ALL,
+            language=ALL,
+            label=ALL,
+        )
     ]
     limbs = [
-        rate("failure_rate", k, 50, by="subject", level=kind, subject=ALL)
+        rate("failure_rate", k, 50, by="subject", level=kind, attribute="legs", subject=kind)
         for kind, k in [("dog", 17), ("spider", 31), ("person", 10)]
     ]
     limbs += [
-        rate("failure_rate", k, 75, by="seed", level=str(seed), subject=ALL) for seed, k in [(0, 30), (1, 28)]
+        rate("failure_rate", k, 75, by="seed", level=str(seed), attribute="legs", subject=ALL)
+        for seed, k in [(0, 30), (1, 28)]
     ]
     watermark = [
         measure(

@@ -46,7 +46,7 @@ PAGES = {
     "bias": ("bias", "Bias"),
     "limbs": ("limbs", "Limb failures"),
     "watermark": ("watermark", "Watermark robustness"),
-    "annotate": ("annotate", "Annotate limbs"),
+    "annotate": ("annotate", "Annotate images"),
 }
 
 pytestmark = pytest.mark.browser
@@ -165,12 +165,12 @@ def test_explorer_language_filter(page: Page, served: tuple[str, Path]):
 def test_label_an_image(page: Page, served: tuple[str, Path]):
     url, root = served
     open_page(page, url, "annotate")
-    box = page.get_by_role("textbox", name="Label number, then Enter")
+    box = page.get_by_role("textbox", name="Count, then Enter")
     box.fill("2")
     box.press("Enter")
-    expect(page.get_by_text("Saved too few legs")).to_be_visible()
+    expect(page.get_by_text("Saved legs 2")).to_be_visible()
     stored = labels.load(root / "audit")
-    assert stored["label"].tolist() == ["too few legs"]
+    assert stored["label"].tolist() == ["2"]
     shoot(page, "annotate")
 
 

@@ -143,7 +143,7 @@ def test_manifest_resolves_images_and_checks_columns(runs_dir, tmp_path):
 def test_audit_rows_by_audit_name(runs_dir):
     rows = data.audit_rows((str(runs_dir / "audit"),), ("limbs",))
     assert set(rows["audit"]) == {"limbs"} and set(rows["run"]) == {"audit"}
-    assert data.slice_columns(rows) == ["by", "level"]
+    assert data.slice_columns(rows) == ["by", "level", "subject"]  # attribute is one value (legs): no slice
 
 
 def test_a_reused_audit_folder_shows_only_its_runs_audits(runs_dir, tmp_path):

@@ -149,14 +149,14 @@ def test_bias_page(runs_dir, use_runs):
     culture = pd.read_parquet(runs_dir / "audit" / "culture.parquet")
     at = open_page("views/bias.py")
     adherence = at.dataframe[0].value.set_index("language")
-    want = bias[bias["metric"] == "both_match"].set_index("language")
+    want = bias[bias["metric"] == "all_match"].set_index("language")
     assert adherence["value"].to_dict() == pytest.approx(want["value"].to_dict())
     assert adherence["ci_low"].to_dict() == pytest.approx(want["ci_low"].to_dict())
     shares = at.dataframe[1].value
     want = culture[(culture["metric"] == "share")]
     assert set(shares["source"]) == {"generated", "training", "parity"}
-    assert len(shares) == len(want) and "(all)" not in set(shares["culture"])
-    assert "Skipped 3: prompt names no world color and kind" in texts(at)
+    assert len(shares) == len(want) and "(all)" not in set(shares["label"])
+    assert "Skipped 3: prompt declares no expectation the judge answers (expect)" in texts(at)
 
 
 def test_limbs_page_by_subject_then_by_seed(runs_dir, use_runs):

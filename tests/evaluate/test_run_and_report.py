@@ -104,6 +104,15 @@ def test_run_and_report_end_to_end(
     assert "Counted skips" in page and "image missing" in page  # skips are shown, not dropped
     assert not re.search(r"""(src|href)=["']https?://""", page)  # self-contained: nothing fetched
     assert "<script" not in page
+    # findings first: the judge's validity opens the page; with no validity audit nothing judged is a finding
+    assert (
+        page.index("<h2>Judge validity</h2>")
+        < page.index("Headline findings")
+        < page.index("<section id='domains'>")
+    )
+    assert "no validity audit in this run; images: render" in page
+    assert "<details><summary>All " in page and "<details open" not in page  # full tables collapsed
+    assert not re.search(r"\b(?:[2-9]|\d{2,})\.000\b", page.split("</style>")[1])  # no count as 400.000
 
 
 def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
