@@ -1,6 +1,7 @@
 """Language bias of a model: does a prompt in German, Chinese, ... get the same picture as English?
 
-For every suite that declares what its prompts ask for (``expect``: subject, color, count, ...;
+For every suite that declares what its prompts ask for (``expect``: subject, color, count, culture,
+gender; limb counts are the limbs audit's;
 one expectation shared by all translations), per prompt language: the judge's adherence per
 attribute and for all of a prompt's attributes at once (``all_match``), with Wilson intervals;
 the gap to the reference language with Newcombe's interval for a difference of proportions
@@ -25,6 +26,7 @@ from t2iscope.evaluate.audits.common import asked, is_other, same, split_ok
 from t2iscope.evaluate.context import AuditContext
 from t2iscope.evaluate.judges import TextScorer
 from t2iscope.evaluate.tables import measure, rate, skipped, tidy
+from t2iscope.generate.attributes import LIMB_COUNTS
 from t2iscope.generate.limits import is_language_code
 
 
@@ -86,7 +88,8 @@ def language_bias_audit(ctx: AuditContext, reference: str = "en", n_boot: stats.
     ok, rows = split_ok(judged)
     judge = ctx.judge()
     answered = tuple(dict.fromkeys(a for _, _, v in ctx.manifests() for a in judge.answers(v)))
-    attributes = asked(ok, answered) if len(ok) else []
+    # limb counts are the limbs audit's: adherence here is what the picture shows (subject, color, count...)
+    attributes = [a for a in asked(ok, answered) if a not in LIMB_COUNTS] if len(ok) else []
     wants = ok[[f"req_{a}" for a in attributes]].notna().any(axis=1) if attributes else ok["prompt"].isna()
     if not wants.all():
         rows.append(skipped(int((~wants).sum()), "prompt declares no expectation the judge answers (expect)"))

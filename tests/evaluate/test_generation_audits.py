@@ -51,8 +51,8 @@ def test_judge_agrees_with_truth_on_the_fixture(ctx: AuditContext, truth: pd.Dat
 def test_language_bias(ctx: AuditContext, truth: pd.DataFrame) -> None:
     t = AUDITS.get("language_bias").fn(ctx)
     req = pd.DataFrame([json.loads(e) for e in truth["expect"]])
-    legs_ok = req["legs"].isna() | (req["legs"] == truth["t_legs"])
-    hit = (req["color"] == truth["t_color"]) & (req["subject"] == truth["t_kind"]) & legs_ok
+    # limb counts are the limbs audit's: the fixture's extra legs do not count against adherence
+    hit = (req["color"] == truth["t_color"]) & (req["subject"] == truth["t_kind"])
     for lang in ("en", "de", "zh"):
         k, n = int(hit[truth["language"] == lang].sum()), int((truth["language"] == lang).sum())
         row = one(t, metric="all_match", language=lang)
@@ -63,11 +63,8 @@ def test_language_bias(ctx: AuditContext, truth: pd.DataFrame) -> None:
     assert color["value"] == (req["color"] == truth["t_color"])[en].mean()
     assert one(t, metric="subject_other", language="de")["value"] == 0  # the world judge never says other
     gap = one(t, metric="all_match_gap", language="zh")
-    k_en, n_en = int(hit[en].sum()), int(en.sum())
-    zh = truth["language"] == "zh"
-    # one zh prompt asked red and got blue; extra legs fail the same seed in every language
-    assert gap["value"] == pytest.approx(hit[zh].mean() - k_en / n_en)
-    assert one(t, metric="color_match_gap", language="zh")["value"] == pytest.approx(19 / 20 - 1.0)
+    assert gap["value"] == pytest.approx(19 / 20 - 1.0)  # one zh prompt asked red and got blue
+    assert not (t["metric"] == "legs_match").any()
     skips = t[t["metric"] == "skipped"].set_index("note")["value"]
     assert skips["image missing"] == 1 and skips["image corrupt"] == 1
     assert one(t, metric="text_score")["n"] == 0  # the world judge has no text scores, and says so
