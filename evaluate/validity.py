@@ -36,12 +36,14 @@ USABLE_ACCURACY = 0.8  # below this, a figure is marked in the report instead of
 COLUMNS = ("judge", "attribute", "metric", "value", "n", "ci_low", "ci_high")
 
 
-def read_labels(path: str | Path) -> pd.DataFrame:
-    """The label file at ``path`` with ``image`` resolved to absolute paths.
+RUN_IMAGE = "image_path"  # a label file of a run's own images names them as its manifest does
 
-    Raises DataError (one line naming the file, and the row or column) for an unreadable file, no
-    ``image`` column, no label column, or an image that is missing or lies outside the label
-    file's folder.
+
+def read_label_table(path: str | Path) -> pd.DataFrame:
+    """A label file as written: ``image`` (files beside it) or ``image_path`` (a run's images).
+
+    Raises DataError (one line naming the file and the column) for an unreadable file, neither
+    image column, or no label column.
     """
     path = Path(path)
     try:
@@ -50,11 +52,28 @@ def read_labels(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{path}: no such label file") from None
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise DataError(f"{path}: not a readable label table ({str(exc).splitlines()[0]})") from None
-    if "image" not in labels.columns:
-        raise DataError(f"{path}: no 'image' column (paths of the labelled images, relative to the file)")
+    if "image" not in labels.columns and RUN_IMAGE not in labels.columns:
+        raise DataError(
+            f"{path}: no 'image' column (paths of the labelled images, relative to the file) "
+            f"and no '{RUN_IMAGE}' column (the manifest's image_path of a run's images)"
+        )
     found = [c for c in ATTRIBUTES if c in labels.columns]
     if not found:
         raise DataError(f"{path}: no label column; expected any of {', '.join(ATTRIBUTES)}")
+    return labels
+
+
+def read_labels(path: str | Path) -> pd.DataFrame:
+    """The label file at ``path`` (see :func:`read_label_table`) with ``image`` resolved to absolute paths.
+
+    Raises DataError (one line naming the file, and the row or column) for an unreadable file, no
+    ``image`` column, no label column, or an image that is missing or lies outside the label
+    file's folder.
+    """
+    path = Path(path)
+    labels = read_label_table(path)
+    if "image" not in labels.columns:
+        raise DataError(f"{path}: no 'image' column (paths of the labelled images, relative to the file)")
     root = path.parent.resolve()
     files = []
     for row, name in enumerate(labels["image"], start=1):

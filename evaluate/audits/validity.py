@@ -1,13 +1,14 @@
 """Judge validity: how far the run's judge agrees with people, per attribute, on which images.
 
 Issue 15's rule: a figure is a finding only when its judge's accuracy on that attribute was
-measured against human labels of the same image domain (the same generating model). Two sources
-of labels, both optional: label files named in AUDIT.yaml (``labels: [...]``, see
-``evaluate.validity.read_labels``; their ``model_id`` column names the domain), and the labels
-people stored with this audit folder from the dashboard (``labels.sqlite``), matched to this
-run's generated images. Rows: ``accuracy`` (Wilson interval) and ``kappa`` per ``attribute``,
-sliced by ``source`` (the label file) and ``domain`` (model ids of the labelled images). The
-report reads this table to mark figures whose judge is unvalidated or below 0.8.
+measured against human labels of the same image domain (the same generating model). Three
+sources of labels, all optional: label files named in AUDIT.yaml (``labels: [...]``, see
+``evaluate.validity.read_label_table``) whose ``image`` column names image files beside them
+(their ``model_id`` column names the domain) or whose ``image_path`` column names this run's own
+images as its manifest does; and the labels people stored with this audit folder from the
+dashboard (``labels.sqlite``). Rows: ``accuracy`` (Wilson interval) and ``kappa`` per
+``attribute``, sliced by ``source`` (the label file) and ``domain`` (model ids of the labelled
+images). The report reads this table to mark figures whose judge is unvalidated or below 0.8.
 """
 
 from __future__ import annotations
@@ -18,12 +19,21 @@ from typing import Any
 
 import pandas as pd
 
+from t2iscope.errors import DataError
 from t2iscope.evaluate.audits.base import AUDITS
 from t2iscope.evaluate.audits.common import same
 from t2iscope.evaluate.context import AuditContext
 from t2iscope.evaluate.labels import DB_NAME, latest_labels
 from t2iscope.evaluate.tables import measure, skipped, tidy
-from t2iscope.evaluate.validity import COLUMNS, agreement, judge_validity, read_labels
+from t2iscope.evaluate.validity import (
+    COLUMNS,
+    RUN_IMAGE,
+    agreement,
+    judge_validity,
+    read_label_table,
+    read_labels,
+)
+from t2iscope.generate.attributes import ATTRIBUTES, LIMB_COUNTS
 
 UNKNOWN = "(unknown)"
 
@@ -36,6 +46,25 @@ def check_labels(params: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]
     return None
 
 
+def labels_in_run(ctx: AuditContext, params: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str] | None:
+    """The record's ``check_data``: every label file is readable, and one of a run's images
+    (``image_path``) names only images of this run's generations, so no label is silently lost."""
+    for i, path in enumerate(params.get("labels", ())):
+        try:
+            table = read_label_table(path)
+        except DataError as exc:
+            return ("labels", i), str(exc)
+        if RUN_IMAGE not in table.columns:
+            continue
+        if not ctx.inputs.generation:
+            return ("labels", i), f"{path}: labels of a run's images ({RUN_IMAGE}) need inputs.generation"
+        known = set(ctx.manifest()["image_path"].astype(str))
+        for row, value in enumerate(table[RUN_IMAGE], start=1):
+            if str(value) not in known:
+                return ("labels", i), f"{path}: row {row}: {RUN_IMAGE} {value!r} is not an image of this run"
+    return None
+
+
 def _rows(table: pd.DataFrame, **slices: Any) -> list[dict[str, Any]]:
     return [
         measure(
@@ -45,13 +74,12 @@ def _rows(table: pd.DataFrame, **slices: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _stored_labels(ctx: AuditContext) -> list[dict[str, Any]]:
-    """Agreement with the labels people stored in this audit folder, on this run's images."""
-    if ctx.out is None or not (ctx.out / DB_NAME).is_file() or not ctx.inputs.generation:
-        return []
-    labels = latest_labels(ctx.out)
-    if labels.empty:
-        return []
+def _run_labels(ctx: AuditContext, labels: pd.DataFrame, source: str) -> list[dict[str, Any]]:
+    """Agreement with labels of this run's images (``image_path, attribute, label``), per attribute.
+
+    A leg or finger label may be a verdict (``ok``/``wrong``) instead of a count: it is compared
+    with the judge's verdict. Labels of images not in this run are a counted skip.
+    """
     judged = ctx.judged()
     judged = judged[judged["status"] == "ok"]
     by_path = {
@@ -61,29 +89,32 @@ def _stored_labels(ctx: AuditContext) -> list[dict[str, Any]]:
     found = labels["image_path"].astype(str).map(by_path)
     rows = []
     if found.isna().any():
-        rows.append(skipped(int(found.isna().sum()), f"label in {DB_NAME} for an image not in this run"))
+        rows.append(skipped(int(found.isna().sum()), f"label in {source} for an image not in this run"))
     labels = labels[found.notna()].assign(row=found[found.notna()].astype(int))
     judge = ctx.judge().name
     for attribute, g in labels.groupby("attribute"):
-        said = (
-            judged.loc[g["row"], f"j_{attribute}"].reset_index(drop=True)
-            if f"j_{attribute}" in judged
-            else None
-        )
+        column = f"j_{attribute}"
+        said = judged.loc[g["row"], column].reset_index(drop=True) if column in judged else None
         if said is None or said.isna().all():
             rows.append(skipped(len(g), f"judge '{judge}' does not answer {attribute}", attribute=attribute))
             continue
-        human = g["label"].reset_index(drop=True)
-        if attribute in ("legs", "fingers"):  # a verdict ("ok"/"wrong") instead of a count: compare verdicts
+        human = g["label"].astype(str).reset_index(drop=True)
+        if attribute in LIMB_COUNTS:
             asked = judged.loc[g["row"], f"req_{attribute}"].reset_index(drop=True)
             verdict = human.str.strip().str.lower().isin(["ok", "wrong"])
-            said = said.where(
-                ~verdict, ["ok" if same(s, a) else "wrong" for s, a in zip(said, asked, strict=True)]
-            )
+            judged_verdict = ["ok" if same(s, a) else "wrong" for s, a in zip(said, asked, strict=True)]
+            said = said.where(~verdict, pd.Series(judged_verdict, dtype=object))
         domain = ", ".join(sorted(set(judged.loc[g["row"], "model_id"].astype(str))))
         table = pd.DataFrame(agreement(judge, attribute, said, human), columns=list(COLUMNS))
-        rows += _rows(table, source=DB_NAME, domain=domain)
+        rows += _rows(table, source=source, domain=domain)
     return rows
+
+
+def _long(table: pd.DataFrame) -> pd.DataFrame:
+    """A wide label file of a run's images as ``image_path, attribute, label`` rows."""
+    columns = [c for c in ATTRIBUTES if c in table.columns]
+    long = table.melt(id_vars=[RUN_IMAGE], value_vars=columns, var_name="attribute", value_name="label")
+    return long.dropna(subset=["label"])
 
 
 @AUDITS.audit(
@@ -93,16 +124,24 @@ def _stored_labels(ctx: AuditContext) -> list[dict[str, Any]]:
     order=5,
     judged=True,
     check=check_labels,
+    check_data=labels_in_run,
 )
 def validity_audit(ctx: AuditContext, labels: tuple[str, ...] = ()) -> pd.DataFrame:
     """Accuracy and kappa of the run's judge against every label file and the folder's stored labels."""
     judge = ctx.judge()
     rows: list[dict[str, Any]] = []
     for path in labels:
+        table = read_label_table(path)
+        if RUN_IMAGE in table.columns:
+            rows += _run_labels(ctx, _long(table), Path(path).name)
+            continue
         table = read_labels(path)
         domain = ", ".join(sorted(set(table["model_id"].astype(str)))) if "model_id" in table else UNKNOWN
         rows += _rows(judge_validity(judge, table), source=Path(path).name, domain=domain)
-    rows += _stored_labels(ctx)
+    if ctx.out is not None and (ctx.out / DB_NAME).is_file() and ctx.inputs.generation:
+        stored = latest_labels(ctx.out)
+        if not stored.empty:
+            rows += _run_labels(ctx, stored, DB_NAME)
     if not rows:
         rows.append(
             skipped(0, "no human labels: name label files in labels: or label images in the dashboard")

@@ -119,3 +119,25 @@ def test_validity_against_labels_stored_in_the_audit_folder(ctx: AuditContext, t
     assert (color["n"], color["value"]) == (6, 1.0 if first_is_green else 5 / 6)
     assert set(t["domain"].dropna()) == {"render"} and set(t["source"].dropna()) == {"labels.sqlite"}
     assert one(t, metric="skipped")["value"] == 1
+
+
+def test_a_label_file_of_the_runs_own_images(ctx: AuditContext, truth: pd.DataFrame, tmp_path: Path) -> None:
+    """A label file naming this run's images by image_path is scored on the run's judgments; one
+    naming an image the run does not have is a one-line error before any audit runs."""
+    from t2iscope.errors import ConfigError
+
+    rows = truth.head(5)
+    good = tmp_path / "mine.csv"
+    colors = ["purple", *rows["t_color"][1:]]  # a person saw purple on the first: the judge did not
+    pd.DataFrame({"image_path": rows["image_path"], "color": colors}).to_csv(good, index=False)
+    t = AUDITS.get("validity").fn(ctx, labels=(str(good),))
+    color = one(t, metric="accuracy", source="mine.csv", attribute="color")
+    purple_first = rows["t_color"].iloc[0] == "purple"
+    assert (color["n"], color["value"]) == (5, 1.0 if purple_first else 4 / 5)
+    assert color["domain"] == "render"
+    bad = tmp_path / "other.csv"
+    pd.DataFrame({"image_path": ["images/00000.png", "images/not-here.png"], "color": ["red", "red"]}).to_csv(
+        bad, index=False
+    )
+    with pytest.raises(ConfigError, match=r"^a\.yaml: audits\.validity\.labels\[0\]: .*other\.csv: row 2: "):
+        AUDITS.get("validity").check_inputs(ctx, {"labels": (str(bad),)}, "a.yaml", ("audits", "validity"))
