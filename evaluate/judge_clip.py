@@ -6,7 +6,9 @@ Each attribute is a classification over English texts built from the suite's own
 photo of something else") so an image of none of the words is not forced onto one. Counts (legs,
 fingers, count) are offered 0 up to two above the largest declared value, so a wrong count can be
 seen. The label whose text embedding is closest to the image wins (CLIP's zero-shot rule,
-Radford et al. 2021). It loads once and runs in batches.
+Radford et al. 2021). ``present`` (is any of the suite's subjects there at all) is ``no`` when the
+subject answer is ``other``; every image is also asked whether it shows watermark text. It loads
+once and runs in batches.
 The default is the embedded tiny CLIP in ``models/clip``
 (``t2iscope.weights.load_model``, shared with curation and training);
 point ``clip_config`` (an open_clip model name or config JSON) and ``clip_checkpoint`` at a real
@@ -197,7 +199,8 @@ class ClipJudge:
         return np.concatenate(out) if out else np.zeros((0, 1), dtype=np.float32)
 
     def answers(self, vocabulary: Vocabulary) -> tuple[str, ...]:
-        return (*vocabulary.attributes(), *FLAGS)
+        present = ("present",) if "subject" in vocabulary.labels else ()
+        return (*vocabulary.attributes(), *FLAGS, *present)
 
     def check(self, vocabulary: Vocabulary) -> str | None:
         return None  # zero-shot answers any attribute in any words
@@ -221,6 +224,9 @@ class ClipJudge:
         if "legs" in asked and self.legs is not None:
             for answer, legs in zip(out, self.legs.count(images), strict=True):
                 answer["legs"] = legs
+        if "subject" in asked:  # "is any of the suite's subjects there at all": not 'other'
+            for answer in out:
+                answer["present"] = NO if answer["subject"] == OTHER else YES
         return out
 
     def text_score(self, images: Sequence[Image.Image], texts: Sequence[str]) -> list[float]:

@@ -60,7 +60,8 @@ def test_clip_judge_loads_any_open_clip_checkpoint(tiny_clip: tuple[Path, Path])
     answers = judge.attributes(images, asked)
     assert judge.name == "clip" and len(answers) == 3
     for a in answers:
-        assert set(a) == {"subject", "color", "legs", "watermark"}
+        assert set(a) == {"subject", "color", "legs", "watermark", "present"}
+        assert a["present"] == ("no" if a["subject"] == "other" else "yes")
         assert a["subject"] in ("horse", "doctor", "other") and a["color"] in ("brown", "teal", "other")
         assert a["legs"] in range(7) and a["watermark"] in ("yes", "no")
     assert isinstance(judge, TextScorer)
