@@ -65,17 +65,19 @@ def culture_audit(ctx: AuditContext, n_boot: stats.NBoot = 1000) -> pd.DataFrame
     ok, rows = split_ok(ctx.judged())
     judge = ctx.judge()
     offered: dict[str, list[str]] = {}
-    for _, _, vocabulary in ctx.manifests():
+    asked_of: dict[str, set[str]] = {}  # attribute -> the images whose suite offers its labels
+    for _, manifest, vocabulary in ctx.manifests():
         answered = judge.answers(vocabulary)
         for a in REPRESENTATION:
             if a in vocabulary.labels and a in answered:
                 offered.setdefault(a, []).extend(str(v) for v in vocabulary.labels[a])
+                asked_of.setdefault(a, set()).update(manifest["image_file"].astype(str))
     if not offered:
         rows.append(skipped(0, "no suite offers culture or gender labels (vocabulary) the judge answers"))
     for attribute, words in offered.items():
         labels = list(dict.fromkeys(words))
         known = {spelled(v) for v in labels}
-        open_ = ok[ok[f"req_{attribute}"].isna()]
+        open_ = ok[ok[f"req_{attribute}"].isna() & ok["image_file"].astype(str).isin(asked_of[attribute])]
         said = open_[f"j_{attribute}"]
         seen = open_[~is_other(said) & said.map(spelled).isin(known)]
         if len(seen) < len(open_):
