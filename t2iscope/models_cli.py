@@ -40,7 +40,10 @@ def folders_table() -> Table:
 
     root = models_dir()
     rows = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+    # training work folders (models/_train, git-ignored) and hidden ones are not models
+    found = root.iterdir() if root.is_dir() else []
+    folders = sorted(p for p in found if p.is_dir() and p.name[0] not in "_.")
+    for folder in folders:
         try:
             rows.append((folder.name, inspect_folder(folder).architecture, str(folder)))
         except T2IError as exc:

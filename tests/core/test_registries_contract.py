@@ -123,6 +123,7 @@ def test_models_list_names_each_shipped_folder_and_why_a_broken_one_fails(
     assert rows == {
         "aesthetic": "laion-improved-aesthetic-mlp",
         "clip": "open_clip",
+        "legs": "t2iscope-legs-cnn",
         "sd": "diffusers-stable-diffusion",
         "watermark": "t2iscope-watermark-cnn",
     }, f"shipped folders under {models_dir()}"

@@ -126,7 +126,7 @@ def test_unreadable_audit_config_is_one_line(tmp_path: Path) -> None:
         (
             {"judge": "clip", "judge_options": {"clip_checkpont": "x"}, "audits": {"domains": {}}},
             "A.yaml: judge_options: unknown parameter(s) clip_checkpont; "
-            "accepted: clip_config, clip_checkpoint, device",
+            "accepted: clip_config, clip_checkpoint, device, legs_model",
         ),
         (
             {"judge": "clip", "judge_options": {"device": 5}, "audits": {"domains": {}}},
