@@ -133,3 +133,53 @@ class WatermarkCNN(nn.Module):
     def pwatermark(self, images_uint8: torch.Tensor) -> torch.Tensor:
         """P(watermark) in [0, 1], float32 ``N``, for uint8 ``N x 3 x 64 x 64`` on the model's device."""
         return self(self.preprocess(images_uint8)).softmax(-1)[:, 0]
+
+
+class LegsCNN(nn.Module):
+    """A small CNN that counts visible legs: logits over ``0 .. classes - 1`` legs.
+
+    Conv-BatchNorm-ReLU blocks down to 8 x 8, then the mean over positions: a count is a sum of
+    local evidence wherever the legs are. ``mean``/``std`` are the input normalisation (the folder's
+    config records them); they are not part of the state dict.
+    """
+
+    def __init__(
+        self,
+        width: int = 32,
+        classes: int = 11,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        super().__init__()
+        self.mean, self.std, self.classes = tuple(mean), tuple(std), classes
+        w = width
+
+        def block(cin: int, cout: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+        self.net = nn.Sequential(
+            *block(3, w // 2),
+            nn.MaxPool2d(2),  # 32 x 32
+            *block(w // 2, w),
+            *block(w, w),
+            nn.MaxPool2d(2),  # 16 x 16
+            *block(w, 2 * w),
+            *block(2 * w, 2 * w),
+            nn.MaxPool2d(2),  # 8 x 8
+            *block(2 * w, 2 * w),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(2 * w, classes),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def preprocess(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        """uint8 ``N x 3 x S x S`` -> the normalised float input the CNN was trained on."""
+        return normalize_pixels(images_uint8, self.mean, self.std)
+
+    @torch.no_grad()
+    def probabilities(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        """P(legs = k), float32 ``N x classes``, for uint8 ``N x 3 x S x S`` on the model's device."""
+        return self(self.preprocess(images_uint8)).softmax(-1)

@@ -7,7 +7,8 @@ A folder says what it holds:
 - ``model_index.json``: a diffusers Stable Diffusion folder -> ``StableDiffusionPipeline``;
 - otherwise ``config.json`` with an ``architecture`` field naming an entry of :data:`ARCHITECTURES`:
   ``laion-improved-aesthetic-mlp`` -> :class:`AestheticModel` (its ``clip`` field is the CLIP folder,
-  relative to this one) and ``t2iscope-watermark-cnn`` -> :class:`WatermarkModel`.
+  relative to this one), ``t2iscope-watermark-cnn`` -> :class:`WatermarkModel` and
+  ``t2iscope-legs-cnn`` -> :class:`LegsModel`.
 
 Loaded models are cached per process by (resolved folder, device) and reloaded only when a file in
 the folder (or a folder it references) changes, so every caller in a process (a curation stage,
@@ -21,18 +22,21 @@ import contextlib
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
+from PIL import Image
 
 from t2iscope.errors import ConfigError, DataError
 from t2iscope.nets import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     AestheticMLP,
+    LegsCNN,
     WatermarkCNN,
     clip_embeddings,
 )
@@ -44,6 +48,7 @@ OPEN_CLIP = "open_clip"
 STABLE_DIFFUSION = "diffusers-stable-diffusion"
 AESTHETIC = "laion-improved-aesthetic-mlp"
 WATERMARK = "t2iscope-watermark-cnn"
+LEGS = "t2iscope-legs-cnn"
 # open_clip's own file names for a local-dir/hub folder, in the order its loader prefers them.
 OPEN_CLIP_WEIGHTS = (
     "open_clip_model.safetensors",
@@ -166,6 +171,45 @@ class WatermarkModel:
             self.cnn.pwatermark(images[i : i + batch].to(device)).cpu() for i in range(0, len(images), batch)
         ]
         return torch.cat(parts)
+
+
+@dataclass(frozen=True)
+class LegsModel:
+    """The leg counter: visible legs of the subject in an image, ``argmax`` over 0 .. classes - 1.
+
+    Trained on world renders carried into the embedded Stable Diffusion's image domain
+    (``generate/train/legs.py``); its accuracy on human labels is in models/README.md.
+    """
+
+    folder: Path
+    config: dict[str, Any]
+    cnn: LegsCNN
+    input_size: int
+
+    def pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """uint8 ``N x 3 x S x S``: each image in RGB, resized (Lanczos, antialiased) to the input size."""
+        size = (self.input_size, self.input_size)
+        arrays = [np.asarray(im.convert("RGB").resize(size, Image.Resampling.LANCZOS)) for im in images]
+        if not arrays:
+            return torch.zeros((0, 3, *size), dtype=torch.uint8)
+        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+    @torch.no_grad()
+    def probabilities(self, images: Sequence[Image.Image], batch: int = 256) -> torch.Tensor:
+        """P(legs = k), float32 ``N x classes`` on CPU, for PIL images of any size and mode."""
+        device = next(self.cnn.parameters()).device
+        pixels = self.pixels(images)
+        if not len(pixels):
+            return torch.zeros((0, self.cnn.classes))
+        parts = [
+            self.cnn.probabilities(pixels[i : i + batch].to(device)).cpu()
+            for i in range(0, len(pixels), batch)
+        ]
+        return torch.cat(parts)
+
+    def count(self, images: Sequence[Image.Image], batch: int = 256) -> list[int]:
+        """The most likely number of visible legs of each image."""
+        return [int(k) for k in self.probabilities(images, batch).argmax(-1)]
 
 
 def model_folder(name: str, root: str | Path | None = None) -> Path:
@@ -410,7 +454,16 @@ def _load_watermark(spec: WeightFolder, device: str) -> WatermarkModel:
     return WatermarkModel(spec.path, spec.config, cnn, _int_field(spec, "input_size", 64))
 
 
+def _load_legs(spec: WeightFolder, device: str) -> LegsModel:
+    """LegsModel: the leg-counting CNN, with width, classes, input_size, mean and std from the config."""
+    mean, std = _channel_stats(spec, "mean", IMAGENET_MEAN), _channel_stats(spec, "std", IMAGENET_STD)
+    cnn = LegsCNN(_int_field(spec, "width", 32), _int_field(spec, "classes", 11), mean, std)
+    cnn = _fill(cnn, _weights_file(spec.path, HEAD_WEIGHTS), spec.architecture, device)
+    return LegsModel(spec.path, spec.config, cnn, _int_field(spec, "input_size", 64))
+
+
 ARCHITECTURES.register(OPEN_CLIP)(Architecture(_load_open_clip, marker="open_clip_config.json"))
 ARCHITECTURES.register(STABLE_DIFFUSION)(Architecture(_load_stable_diffusion, marker="model_index.json"))
 ARCHITECTURES.register(AESTHETIC)(Architecture(_load_aesthetic, references=("clip",)))
 ARCHITECTURES.register(WATERMARK)(Architecture(_load_watermark))
+ARCHITECTURES.register(LEGS)(Architecture(_load_legs))
