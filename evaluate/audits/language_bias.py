@@ -4,8 +4,9 @@ For every suite that declares what its prompts ask for (``expect``: subject, col
 gender; limb counts are the limbs audit's;
 one expectation shared by all translations), per prompt language: the judge's adherence per
 attribute and for all of a prompt's attributes at once (``all_match``), with Wilson intervals;
-the gap to the reference language with Newcombe's interval for a difference of proportions
-(Newcombe 1998, method 10); how often the judge answered ``other`` (none of the suite's words:
+the gap to the reference language on the same prompts (a prompt asked only in English does not
+move the baseline) with Newcombe's interval for a difference of proportions (Newcombe 1998,
+method 10); how often the judge answered ``other`` (none of the suite's words:
 on a model that cannot draw the subject, adherence is low because of that, which the rate says);
 and, when the judge scores text against images, the mean text-image score with a bootstrap
 interval.
@@ -94,25 +95,26 @@ def language_bias_audit(ctx: AuditContext, reference: str = "en", n_boot: stats.
     if not wants.all():
         rows.append(skipped(int((~wants).sum()), "prompt declares no expectation the judge answers (expect)"))
     asked_rows = ok[wants]
+    prompt = asked_rows["suite"].astype(str) + "\0" + asked_rows["prompt_id"].astype(str)
     for metric, success in adherence(asked_rows, attributes).items():
-        of = asked_rows.loc[success.index]
-        per_lang = {lang: success.loc[idx] for lang, idx in of.groupby("language").groups.items()}
-        ref = per_lang.get(reference)
-        for lang, s in sorted(per_lang.items()):
-            k, n = int(s.sum()), len(s)
+        of = asked_rows.loc[success.index].assign(success=success, prompt=prompt)
+        ref = of[of["language"] == reference]
+        for lang, g in sorted(of.groupby("language"), key=lambda item: str(item[0])):
+            k, n = int(g["success"].sum()), len(g)
             rows.append(rate(metric, k, n, language=lang))
-            if ref is not None and lang != reference:
-                diff, lo, hi = stats.newcombe_diff(k, n, int(ref.sum()), len(ref))
-                rows.append(
-                    measure(
-                        f"{metric}_gap",
-                        diff,
-                        n,
-                        (lo, hi),
-                        note=f"vs {reference} (n={len(ref)})",
-                        language=lang,
-                    )
+            # like with like: the gap compares the prompts both languages were asked (a suite in
+            # English only must not move the English baseline of a multilingual one)
+            mine, theirs = g[g["prompt"].isin(ref["prompt"])], ref[ref["prompt"].isin(g["prompt"])]
+            if lang != reference and len(mine) and len(theirs):
+                k1, n1, k2, n2 = (
+                    int(mine["success"].sum()),
+                    len(mine),
+                    int(theirs["success"].sum()),
+                    len(theirs),
                 )
+                diff, lo, hi = stats.newcombe_diff(k1, n1, k2, n2)
+                note = f"vs {reference} on the same {mine['prompt'].nunique()} prompts (n={n2})"
+                rows.append(measure(f"{metric}_gap", diff, n1, (lo, hi), note=note, language=lang))
     for a in attributes:
         of = asked_rows[asked_rows[f"req_{a}"].notna()]
         for lang, g in of.groupby("language"):

@@ -69,7 +69,7 @@ def gen_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         rows.append(
             {
                 "suite": "test",
-                "prompt_id": f"p{i}",
+                "prompt_id": f"{kind}-{seed}",  # shared by the languages, as a suite's translations are
                 "prompt": prompt(lang, kind, asked_color),
                 "negative_prompt": "",
                 "language": lang,

@@ -40,7 +40,7 @@ def one(t: pd.DataFrame, **eq: object) -> pd.Series:
 
 
 def test_judge_agrees_with_truth_on_the_fixture(ctx: AuditContext, truth: pd.DataFrame) -> None:
-    j = ctx.judged().set_index("prompt_id").loc[truth["prompt_id"]]
+    j = ctx.judged().set_index("image_path").loc[truth["image_path"]]
     assert (j["j_color"].to_numpy() == truth["t_color"].to_numpy()).all()
     assert (j["j_subject"].to_numpy() == truth["t_kind"].to_numpy()).all()
     limbed = truth["t_kind"].isin(spec.LIMBED_KINDS).to_numpy()
@@ -64,6 +64,7 @@ def test_language_bias(ctx: AuditContext, truth: pd.DataFrame) -> None:
     assert one(t, metric="subject_other", language="de")["value"] == 0  # the world judge never says other
     gap = one(t, metric="all_match_gap", language="zh")
     assert gap["value"] == pytest.approx(19 / 20 - 1.0)  # one zh prompt asked red and got blue
+    assert gap["note"] == "vs en on the same 20 prompts (n=20)"
     assert not (t["metric"] == "legs_match").any()
     skips = t[t["metric"] == "skipped"].set_index("note")["value"]
     assert skips["image missing"] == 1 and skips["image corrupt"] == 1

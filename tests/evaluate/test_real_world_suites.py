@@ -250,8 +250,12 @@ def test_embedded_judge_measures_language_bias(embedded_run: Path) -> None:
         subject = sum(matches(row, "subject") for _, row in g.iterrows())
         check_rate(one(table, metric="subject_match", language=lang), subject, len(g))
         if lang != "en":
+            # like with like: every prompt here has an English text, and English is counted only
+            # over the prompts this language was asked
             gap = one(table, metric="all_match_gap", language=lang)
-            en = judged[judged["language"] == "en"]
+            asked = set(zip(g["suite"], g["prompt_id"], strict=True))
+            en = judged[(judged["language"] == "en")]
+            en = en[[p in asked for p in zip(en["suite"], en["prompt_id"], strict=True)]]
             en_every = sum(
                 all(matches(row, a) for a in ADHERENCE if spelled(row[f"req_{a}"]) is not None)
                 for _, row in en.iterrows()
