@@ -36,14 +36,11 @@ def architectures_table() -> Table:
 
 def folders_table() -> Table:
     """Each folder under the models root with the architecture it is recognised as, or why not."""
-    from t2iscope.weights import inspect_folder
+    from t2iscope.weights import inspect_folder, model_folders
 
     root = models_dir()
     rows = []
-    # training work folders (models/_train, git-ignored) and hidden ones are not models
-    found = root.iterdir() if root.is_dir() else []
-    folders = sorted(p for p in found if p.is_dir() and p.name[0] not in "_.")
-    for folder in folders:
+    for folder in model_folders(root):
         try:
             rows.append((folder.name, inspect_folder(folder).architecture, str(folder)))
         except T2IError as exc:

@@ -92,12 +92,24 @@ class AestheticMLP(nn.Module):
         return self.layers(embedding)
 
 
-class WatermarkCNN(nn.Module):
-    """A small CNN with LAION-5B-WatermarkDetection's output: logits for (watermark, clear).
+class PixelCNN(nn.Module):
+    """A CNN over uint8 pixels normalised by ``mean``/``std`` (recorded in the weight folder's config,
+    not part of the state dict); subclasses build ``self.net``."""
 
-    ``mean``/``std`` are the input normalisation (the folder's config records them); they are not
-    part of the state dict.
-    """
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    net: nn.Sequential
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def preprocess(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        """uint8 ``N x 3 x H x W`` -> the normalised float input the CNN was trained on."""
+        return normalize_pixels(images_uint8, self.mean, self.std)
+
+
+class WatermarkCNN(PixelCNN):
+    """A small CNN with LAION-5B-WatermarkDetection's output: logits for (watermark, clear)."""
 
     def __init__(
         self, width: int = 32, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
@@ -122,25 +134,17 @@ class WatermarkCNN(nn.Module):
             nn.Linear(2 * w, 2),
         )
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images)
-
-    def preprocess(self, images_uint8: torch.Tensor) -> torch.Tensor:
-        """uint8 ``N x 3 x 64 x 64`` -> the normalised float input the CNN was trained on."""
-        return normalize_pixels(images_uint8, self.mean, self.std)
-
     @torch.no_grad()
     def pwatermark(self, images_uint8: torch.Tensor) -> torch.Tensor:
         """P(watermark) in [0, 1], float32 ``N``, for uint8 ``N x 3 x 64 x 64`` on the model's device."""
         return self(self.preprocess(images_uint8)).softmax(-1)[:, 0]
 
 
-class LegsCNN(nn.Module):
+class LegsCNN(PixelCNN):
     """A small CNN that counts visible legs: logits over ``0 .. classes - 1`` legs.
 
     Conv-BatchNorm-ReLU blocks down to 8 x 8, then the mean over positions: a count is a sum of
-    local evidence wherever the legs are. ``mean``/``std`` are the input normalisation (the folder's
-    config records them); they are not part of the state dict.
+    local evidence wherever the legs are.
     """
 
     def __init__(
@@ -171,13 +175,6 @@ class LegsCNN(nn.Module):
             nn.Flatten(),
             nn.Linear(2 * w, classes),
         )
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images)
-
-    def preprocess(self, images_uint8: torch.Tensor) -> torch.Tensor:
-        """uint8 ``N x 3 x S x S`` -> the normalised float input the CNN was trained on."""
-        return normalize_pixels(images_uint8, self.mean, self.std)
 
     @torch.no_grad()
     def probabilities(self, images_uint8: torch.Tensor) -> torch.Tensor:

@@ -217,6 +217,14 @@ def model_folder(name: str, root: str | Path | None = None) -> Path:
     return Path(root if root is not None else models_dir()) / name
 
 
+def model_folders(root: str | Path | None = None) -> list[Path]:
+    """Every model folder under ``root`` (default: the shipped models), by name; training work
+    folders (``_train``, git-ignored) and hidden ones are not models."""
+    found = Path(root if root is not None else models_dir())
+    children = found.iterdir() if found.is_dir() else []
+    return sorted(p for p in children if p.is_dir() and p.name[0] not in "_.")
+
+
 def inspect_folder(folder: str | Path) -> WeightFolder:
     """Recognise a weight folder without loading weights.
 

@@ -22,7 +22,7 @@ from t2iscope.curate.recipe import recipe_from_dict
 from t2iscope.curate.world import layout
 from t2iscope.generate.train.measure import roc_auc
 from t2iscope.paths import models_dir
-from t2iscope.weights import AESTHETIC, ARCHITECTURES, WATERMARK, inspect_folder, load_model
+from t2iscope.weights import AESTHETIC, ARCHITECTURES, WATERMARK, inspect_folder, load_model, model_folders
 
 ROWS = 400
 MIN_AESTHETIC = 4.0
@@ -96,7 +96,7 @@ def curated(heldout: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 
 
 def test_every_shipped_folder_loads_through_the_one_loader() -> None:
-    folders = sorted(p for p in models_dir().iterdir() if p.is_dir())
+    folders = model_folders()
     found = {inspect_folder(p).architecture for p in folders}
     assert found == set(ARCHITECTURES.names())  # every registered architecture ships and is exercised
     for folder in folders:
