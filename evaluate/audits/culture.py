@@ -49,7 +49,7 @@ def _subjects(df: pd.DataFrame) -> pd.Series:
 @AUDITS.audit(
     "culture",
     title="Default representation (culture, gender)",
-    section="t2iscope.evaluate.report:section_culture",
+    section="t2iscope.evaluate.report_sections:section_culture",
     order=40,
     headline=(
         "imbalance",

@@ -81,7 +81,7 @@ def distribution_rows(counts: pd.Series, dataset: str, level: str, top: int) -> 
 @AUDITS.audit(
     "domains",
     title="Domain distribution",
-    section="t2iscope.evaluate.report:section_domains",
+    section="t2iscope.evaluate.report_sections:section_domains",
     order=10,
     headline=("top100_share", {"level": "domain"}, "first", "share of rows from the top 100 domains"),
     needs=(("data", "world", "curation"),),

@@ -75,7 +75,7 @@ def adherence(df: pd.DataFrame, attributes: list[str]) -> dict[str, pd.Series]:
 @AUDITS.audit(
     "language_bias",
     title="Language bias of the model",
-    section="t2iscope.evaluate.report:section_language_bias",
+    section="t2iscope.evaluate.report_sections:section_language_bias",
     order=30,
     headline=("all_match_gap", {}, "min", "largest adherence gap to the reference language"),
     judged=True,

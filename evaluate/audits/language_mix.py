@@ -31,7 +31,7 @@ def _lang_column(run: CurationRun) -> str | None:
 @AUDITS.audit(
     "language_mix",
     title="Language mix of the data",
-    section="t2iscope.evaluate.report:section_language_mix",
+    section="t2iscope.evaluate.report_sections:section_language_mix",
     order=20,
     headline=("keep_rate", {"group": "language"}, "min", "lowest keep rate of a language"),
     needs=("curation",),

@@ -24,7 +24,7 @@ ALL = "(all)"
 @AUDITS.audit(
     "limbs",
     title="Limb failures",
-    section="t2iscope.evaluate.report:section_limbs",
+    section="t2iscope.evaluate.report_sections:section_limbs",
     order=50,
     headline=("failure_rate", {"by": "subject"}, "max", "worst wrong-limb-count rate of a subject"),
     judged=True,

@@ -120,7 +120,7 @@ def _long(table: pd.DataFrame) -> pd.DataFrame:
 @AUDITS.audit(
     "validity",
     title="Judge validity (agreement with people)",
-    section="t2iscope.evaluate.report:section_validity",
+    section="t2iscope.evaluate.report_sections:section_validity",
     order=5,
     judged=True,
     check=check_labels,

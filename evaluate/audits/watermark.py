@@ -216,7 +216,7 @@ def readme_comparison(table: pd.DataFrame) -> pd.DataFrame:
 @AUDITS.audit(
     "watermark",
     title="Watermark robustness",
-    section="t2iscope.evaluate.report:section_watermark",
+    section="t2iscope.evaluate.report_sections:section_watermark",
     order=60,
     headline=("detection_rate", {}, "mean", "mean detection rate over all attacks"),
     check=check_params,
