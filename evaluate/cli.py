@@ -73,7 +73,7 @@ def run(
     )
 )
 @click.argument("labels", metavar="LABELS", type=click.Path(dir_okay=False))
-@click.option("--judge", default="world", show_default=True, help="Judge to validate (world or clip).")
+@click.option("--judge", default="clip", show_default=True, help="Judge to validate (clip or world).")
 @click.option("--clip-config", default=None, help="open_clip model name or config .json (clip judge).")
 @click.option("--clip-checkpoint", default=None, help="Local weights file for --clip-config (clip judge).")
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="Also write the tidy table here.")
@@ -82,9 +82,12 @@ def validity(
 ) -> None:
     """How far a judge agrees with human labels of the same images (accuracy, Wilson CI, kappa).
 
-    LABELS is a CSV or parquet file: an `image` column (paths relative to the file) and any of
-    subject, color, legs, culture, written by people who looked at each image ('unclear' or empty:
-    could not tell). A judge is trusted on an attribute at accuracy >= 0.9 on the same image domain.
+    LABELS is a CSV or parquet file: an `image` column (paths relative to the file), an optional
+    `model_id` (the model that drew them), and any attribute as a column (subject, color, legs,
+    fingers, count, culture, gender, watermark, present), written by people who looked at each
+    image ('unclear' or empty: could not tell). The judge is asked with the words the labels use.
+    A judge is trusted on an attribute at accuracy >= 0.9 on the same image domain; in an audit run,
+    the `validity` audit does the same and the report marks figures of judges below 0.8.
     """
     from t2iscope.evaluate.judges import make_judge
     from t2iscope.evaluate.validity import VALID_ACCURACY, judge_validity, read_labels

@@ -1,7 +1,7 @@
 """AUDIT.yaml: which audits to run, on which inputs, with which judge, validated before any work.
 
-    judge: world                  # or clip
-    judge_options: {}             # clip: clip_config, clip_checkpoint, device
+    judge: clip                   # the default: zero-shot over the suite's words; or world (renders)
+    judge_options: {}             # clip: clip_config, clip_checkpoint, device, legs_model
     seed: 0
     inputs:                       # paths relative to the current directory
       generation: [runs/demo/gen] # generation folders (each with manifest.parquet)
@@ -43,12 +43,17 @@ class _InputsEntry:
     data: _Paths = None
 
 
+# The judge whose validity on generated images is measured (evaluate/validity.py; the embedded
+# model's human labels give subject 0.99 and color 0.98); ``world`` is exact only on the world's renders.
+DEFAULT_JUDGE = "clip"
+
+
 @dataclass(frozen=True)
 class _AuditFile:
     """AUDIT.yaml as written; audit parameters are checked against each audit's signature."""
 
     audits: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-    judge: str = "world"
+    judge: str = DEFAULT_JUDGE
     judge_options: dict[str, Any] | None = None
     seed: NonNegInt = 0  # numpy's generators take no negative seed
     inputs: _InputsEntry | None = None
@@ -58,7 +63,7 @@ class _AuditFile:
 class AuditConfig:
     audits: tuple[tuple[str, dict[str, Any]], ...]
     inputs: Inputs = field(default_factory=Inputs)
-    judge: str = "world"
+    judge: str = DEFAULT_JUDGE
     judge_options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     source: str = "AUDIT.yaml"

@@ -107,7 +107,7 @@ class AuditContext:
     """
 
     inputs: Inputs
-    judge_name: str = "world"
+    judge_name: str = "clip"
     judge_options: dict[str, Any] = field(default_factory=dict)
     out: Path | None = None
     seed: int = 0

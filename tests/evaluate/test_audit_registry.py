@@ -17,6 +17,7 @@ from t2iscope import fileio
 from t2iscope.evaluate import folder, report
 from t2iscope.evaluate.audits import AUDITS
 from t2iscope.evaluate.audits.base import Audit, AuditRegistry
+from t2iscope.evaluate.config import DEFAULT_JUDGE
 from t2iscope.evaluate.context import AuditContext, Inputs
 from t2iscope.evaluate.tables import measure, tidy
 
@@ -73,7 +74,7 @@ def test_every_audit_reaches_the_report(audit_dir: Path, name: str) -> None:
         card = report.headline(audit, table)
         assert card and html.escape(audit.headline.label) in card and card in page
     if audit.judged:  # (unjudged audits ran without a judge at all: the fixture would have failed)
-        assert set(table["judge"]) == {"world"}
+        assert set(table["judge"]) == {DEFAULT_JUDGE}
 
 
 def test_report_follows_registration_order(audit_dir: Path) -> None:
