@@ -17,12 +17,18 @@ world's renders do, and the embedded Stable Diffusion can carry a render into it
    the invisible watermark) and read back at the judge's input size, then random flips, shifts,
    blur, noise and contrast while training.
 
-The classifier then trains with cross-entropy on the drawn counts. Nothing here reads human
-labels: those are the test set (``tests/evaluate/fixtures/human_labels``), measured in
+The classifier then trains with cross-entropy on the drawn counts (stage 1, ``steps``), and is
+fine-tuned (stage 2, ``tune_*``) on batches of which ``tune_labelled_share`` are hand-labelled
+generations of the embedded model (``tests/generate/fixtures/legs_train``: 240 images, seeds
+100-108, labelled by looking; rows with ``split`` "train", oversampled with replacement) and the
+rest synthetic scenes: the generator's own failures (merged, faded, extra legs) that the renders
+do not show. The fixture's ``split`` "val" rows (25%, stratified by subject and count) chose every
+setting; ``unclear`` rows are never used. The human-label test set
+(``tests/evaluate/fixtures/human_labels``) is read by neither stage: it is measured in
 ``tests/generate/test_legs_model.py`` and models/README.md.
 
-Reproduce: ``python -m t2iscope.generate.train.legs --out models/legs`` (about 15 minutes on
-2 CPU cores).
+Reproduce: ``python -m t2iscope.generate.train.legs --out models/legs`` (stage 1 about 15 minutes
+on 2 CPU cores, stage 2 about 2 minutes on one; ``--no-tune`` stops after stage 1).
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from t2iscope.weights import LEGS
 
 SIZE = 64  # the embedded generator's native size and the counter's input
 SHOWN = 256  # generations are saved at 256 px (the watermark's upscale) and read back at 64
+LABELS = Path("tests/generate/fixtures/legs_train")  # hand-labelled generations (stage 2)
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,10 @@ class LegsRecipe:
     lr: float = 2e-3
     width: int = 32
     val_scenes: int = 320  # a separately seeded synthetic validation set, same pipeline
+    # Stage 2: fine-tune on hand-labelled generations (tests/generate/fixtures/legs_train, split "train")
+    tune_steps: int = 300
+    tune_lr: float = 1e-3
+    tune_labelled_share: float = 0.75  # of every batch, drawn (with replacement) from the labelled rows
 
 
 def _scene_rows(n: int, seed: int, r: LegsRecipe) -> list[dict]:
@@ -212,6 +223,76 @@ def train_legs(images: torch.Tensor, labels: torch.Tensor, r: LegsRecipe, work: 
     return model.eval().cpu()
 
 
+def read_labelled(folder: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(uint8 images ``N x 3 x 64 x 64``, leg counts ``N``): the rows of ``split`` with a numeric ``legs``.
+
+    ``folder/labels.csv`` has ``image, subject, legs, split, seed, prompt``; ``legs`` is a count or
+    ``unclear`` (never trained on). Images are the saved 256 px generations, Lanczos-downscaled.
+    """
+    import csv
+
+    from t2iscope.errors import DataError
+
+    path = folder / "labels.csv"
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = [row for row in csv.DictReader(fh) if row.get("split") == split]
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read labels ({exc.strerror})") from None
+    images, labels = [], []
+    for n, row in enumerate(rows, start=2):
+        if not row["legs"].isdigit():
+            continue
+        with Image.open(folder / row["image"]) as im:
+            images.append(im.convert("RGB").resize((SIZE, SIZE), Image.Resampling.LANCZOS))
+        legs = int(row["legs"])
+        if legs > LegsRecipe.max_legs:
+            raise DataError(f"{path}: row {n}: legs {legs} above {LegsRecipe.max_legs}")
+        labels.append(legs)
+    if not images:
+        raise DataError(f"{path}: no rows with split '{split}' and a numeric legs")
+    pixels = torch.from_numpy(np.stack([np.asarray(im) for im in images])).permute(0, 3, 1, 2)
+    return pixels.contiguous(), torch.tensor(labels, dtype=torch.long)
+
+
+def tune_legs(
+    model: LegsCNN,
+    synthetic: tuple[torch.Tensor, torch.Tensor],
+    labelled: tuple[torch.Tensor, torch.Tensor],
+    r: LegsRecipe,
+    work: Path,
+    device: str,
+) -> LegsCNN:
+    """Stage 2: continue training ``model`` on batches mixing labelled generations (oversampled)
+    with the synthetic scenes, so the counter learns how the generator fails without forgetting
+    the synthetic counts it rarely sees labelled (1, 3, 5-7, 9, 10 legs)."""
+    torch.manual_seed(r.seed + 2)
+    model = model.to(device)
+    mean = torch.tensor(model.mean).view(1, 3, 1, 1) * 255
+    std = torch.tensor(model.std).view(1, 3, 1, 1) * 255
+    opt = torch.optim.AdamW(model.parameters(), lr=r.tune_lr, weight_decay=1e-4)
+    gen = torch.Generator().manual_seed(r.seed + 2)
+    n_lab = round(r.batch * r.tune_labelled_share)
+    (s_images, s_labels), (l_images, l_labels) = synthetic, labelled
+
+    def step(_: int) -> dict[str, float]:
+        si = torch.randint(len(s_images), (r.batch - n_lab,), generator=gen)
+        li = torch.randint(len(l_images), (n_lab,), generator=gen)
+        images = torch.cat([s_images[si], l_images[li]])
+        labels = torch.cat([s_labels[si], l_labels[li]])
+        x = ((_augment(images.float(), gen) - mean) / std).to(device)
+        logits = model(x)
+        loss = F.cross_entropy(logits, labels.to(device), label_smoothing=0.05)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"ce": loss.item(), "acc": (logits.argmax(-1).cpu() == labels).float().mean().item()}
+
+    model.train()
+    loop.run("legs-tune", {"model": model}, opt, r.tune_steps, step, work)
+    return model.eval().cpu()
+
+
 @torch.no_grad()
 def accuracy(model: LegsCNN, images: torch.Tensor, labels: torch.Tensor) -> float:
     pred = torch.cat(
@@ -242,23 +323,38 @@ def save_legs(model: LegsCNN, r: LegsRecipe, out: Path, extra: dict) -> Path:
     return out
 
 
-def train_and_save(out: Path, sd_folder: Path, device: str = "cpu", r: LegsRecipe | None = None) -> dict:
-    """Make the data, train, measure on the synthetic validation set and write ``out``."""
+def train_and_save(
+    out: Path,
+    sd_folder: Path,
+    device: str = "cpu",
+    r: LegsRecipe | None = None,
+    labels: Path | None = LABELS,
+) -> dict:
+    """Make the data, train (stage 1), fine-tune on ``labels`` (stage 2, skipped when None),
+    measure on the synthetic and the labelled validation sets and write ``out``."""
     r = r or LegsRecipe()
     work = out.parent / "_train" / "legs"
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    images, labels = cached_data(r.scenes, r.seed, r, sd_folder, device, work)
+    tuning = (read_labelled(labels, "train"), read_labelled(labels, "val")) if labels else None
+    images, labels_ = cached_data(r.scenes, r.seed, r, sd_folder, device, work)
     val_images, val_labels = cached_data(r.val_scenes, r.seed + 1, r, sd_folder, device, work)
     t_data = time.perf_counter() - t0
     (work / "legs.ckpt.pt").unlink(missing_ok=True)
-    model = train_legs(images, labels, r, work, device)
+    model = train_legs(images, labels_, r, work, device)
+    validation: dict = {"synthetic_accuracy_stage1": round(accuracy(model, val_images, val_labels), 4)}
+    if tuning:
+        validation["labelled_accuracy_stage1"] = round(accuracy(model, *tuning[1]), 4)
+        (work / "legs-tune.ckpt.pt").unlink(missing_ok=True)
+        model = tune_legs(model, (images, labels_), tuning[0], r, work, device)
+        validation["labelled_accuracy"] = round(accuracy(model, *tuning[1]), 4)
+        validation["labelled_n"] = len(tuning[1][1])
+    validation["synthetic_accuracy"] = round(accuracy(model, val_images, val_labels), 4)
+    validation["n"] = r.val_scenes
     t_all = time.perf_counter() - t0
     extra = {
-        "validation": {
-            "synthetic_accuracy": round(accuracy(model, val_images, val_labels), 4),
-            "n": r.val_scenes,
-        },
+        "validation": validation,
+        "labels": str(labels) if labels else None,
         "train_seconds": {"data": round(t_data, 1), "total": round(t_all, 1)},
     }
     save_legs(model, r, out, extra)
@@ -281,16 +377,25 @@ def train_and_save(out: Path, sd_folder: Path, device: str = "cpu", r: LegsRecip
     show_default=True,
     help="The embedded Stable Diffusion whose image domain the counter learns.",
 )
+@click.option(
+    "--labels",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=LABELS,
+    show_default=True,
+    help="Hand-labelled generations for stage 2 (labels.csv with split train/val + images/).",
+)
+@click.option("--no-tune", is_flag=True, help="Stage 1 only (synthetic data, no labelled generations).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--quick", is_flag=True, help="A few scenes and steps: a smoke test, not a model.")
-def legs_command(out: Path, sd: Path, device: str, quick: bool) -> None:
+def legs_command(out: Path, sd: Path, labels: Path, no_tune: bool, device: str, quick: bool) -> None:
     """Train the leg counter (renders carried into the embedded SD's image domain).
 
     Example: t2iscope generate train legs --out models/legs
     """
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    r = LegsRecipe(scenes=128, val_scenes=64, steps=3, sd_batch=32) if quick else LegsRecipe()
-    extra = train_and_save(out, sd, device, r)
+    quick_r = LegsRecipe(scenes=128, val_scenes=64, steps=3, sd_batch=32, tune_steps=3)
+    r = quick_r if quick else LegsRecipe()
+    extra = train_and_save(out, sd, device, r, None if no_tune else labels)
     click.echo(f"wrote {out} ({extra})")
 
 
