@@ -109,6 +109,11 @@ def _marked_card(card_html: str, problem: str) -> str:
     return f"<div class='card-marked'>{card_html}<p><b>not a finding:</b> {problem}</p></div>"
 
 
+def _judged_card(card_html: str, support: str) -> str:
+    """A finding's card with the measured validity of the judge it rests on."""
+    return f"<div class='card-judged'>{card_html}<p>{support}</p></div>"
+
+
 def validity_panel(validity: Validity, used: dict[tuple[str, str], None]) -> str:
     """The first screen's table: each judge's validity per attribute, and what that means for the page."""
     pairs = dict(used)
@@ -198,6 +203,8 @@ def _page(run: FinishedRun, validity: Validity) -> str:
                 problem = validity.problem(str(row["judge"]), attrs.loc[row.name])
                 if problem:
                     c = _marked_card(c, problem)
+                elif attrs.loc[row.name]:
+                    c = _judged_card(c, validity.support(str(row["judge"]), attrs.loc[row.name]))
             cards.append(c)
             judge = ", ".join(sorted(set(df["judge"].astype(str))))
             sections.append(

@@ -244,3 +244,12 @@ def test_data_text_in_sentences_and_panel_is_escaped(tmp_path: Path, payload: st
     val = validity_table().assign(source=payload)
     page = build_report(write_run(tmp_path / "A", {"validity": val, "language_bias": bias})).read_text()
     assert payload not in page and html.escape(payload) in page
+
+
+def test_a_usable_judge_is_a_finding_that_says_its_validity_on_the_card(tmp_path: Path) -> None:
+    """0.8 <= accuracy < 0.9: shown as a finding, with the judge's measured validity on the card."""
+    page = page_of(tmp_path, validity={"legs": (34, 41)})
+    screen = text(first_screen(page))
+    assert "<div class='card-marked'>" not in first_screen(page)
+    assert "worst wrong-limb-count rate of a subject" in screen
+    assert f"judge clip, legs accuracy {34 / 41:.2f} (n=41, usable: below 0.9)" in screen
