@@ -27,8 +27,8 @@ from PIL import Image
 from t2iscope.errors import DataError
 from t2iscope.evaluate import stats
 from t2iscope.evaluate.judges import Judge
-from t2iscope.evaluate.vocabulary import from_labels
-from t2iscope.generate.attributes import ATTRIBUTES, UNCLEAR
+from t2iscope.evaluate.vocabulary import from_labels, spelled
+from t2iscope.generate.attributes import ATTRIBUTES, NO, UNCLEAR, YES
 from t2iscope.intervals import wilson
 
 VALID_ACCURACY = 0.9  # trusted: issue 15's bar for a default judge
@@ -60,7 +60,24 @@ def read_label_table(path: str | Path) -> pd.DataFrame:
     found = [c for c in ATTRIBUTES if c in labels.columns]
     if not found:
         raise DataError(f"{path}: no label column; expected any of {', '.join(ATTRIBUTES)}")
+    for column in found:
+        check_label_column(labels[column], ATTRIBUTES[column].kind, f"{path}: ", column)
     return labels
+
+
+def check_label_column(values: pd.Series, kind: str, where: str, column: str) -> None:
+    """DataError (``where``, row from 1, column) for a cell that is not a label of its kind: counts are
+    whole numbers >= 0 (``4`` or ``4.0``), flags yes or no; blank and ``unclear`` always pass."""
+    for row, value in enumerate(values, start=1):
+        text = spelled(value)
+        if text is None or text == UNCLEAR:
+            continue
+        if kind == "number" and not text.isdigit():
+            raise DataError(
+                f"{where}row {row}: {column}: expected a count (a whole number >= 0), got {value!r}"
+            )
+        if kind == "flag" and text not in (YES, NO):
+            raise DataError(f"{where}row {row}: {column}: expected yes or no, got {value!r}")
 
 
 def read_labels(path: str | Path) -> pd.DataFrame:
@@ -126,10 +143,6 @@ def agreement(judge: str, attribute: str, said: pd.Series, human: pd.Series) -> 
 
 
 def _label(value: object) -> str | None:
-    """One spelling for judge and person: ``4``, ``4.0`` and ``"4"`` agree; blanks are unknown."""
-    if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    text = str(value).strip().casefold()
-    return None if text in ("", UNCLEAR) else text
+    """One spelling for judge and person (``vocabulary.spelled``); blanks and ``unclear`` are unknown."""
+    text = spelled(value)
+    return None if text == UNCLEAR else text

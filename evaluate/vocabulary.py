@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from t2iscope.errors import DataError
-from t2iscope.generate.attributes import ATTRIBUTES, EXPECTABLE, OTHER
+from t2iscope.generate.attributes import ATTRIBUTES, EXPECTABLE, OTHER, UNCLEAR
 
 Label = str | int
 
@@ -39,6 +39,25 @@ class Vocabulary:
     def attributes(self) -> tuple[str, ...]:
         """The attributes asked about, in ``generate.attributes`` order."""
         return tuple(a for a in ATTRIBUTES if a in self.labels)
+
+
+def spelled(value: object) -> str | None:
+    """One spelling of a label, for every comparison of answers, requests and human labels.
+
+    None for a blank or missing value; integral numbers in any form (``4``, ``4.0``, ``"4"``,
+    ``"4.0"``) as ``"4"``; words stripped and casefolded, ``_`` read as a space and runs of spaces
+    as one (``"East  Asian"`` and ``"east_asian"`` are ``"east asian"``).
+    """
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    text = " ".join(str(value).replace("_", " ").split()).casefold()
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
 
 
 def _json_object(text: Any, where: str) -> dict[str, Any]:
@@ -124,10 +143,9 @@ def from_labels(labels: pd.DataFrame, attributes: tuple[str, ...]) -> Vocabulary
     for a in attributes:
         if a not in labels.columns or a not in EXPECTABLE:
             continue
-        values = [str(v).strip() for v in labels[a].dropna()]
-        words = [v for v in values if v and v not in ("unclear", OTHER)]
-        if ATTRIBUTES[a].kind == "number":
-            out[a] = tuple(sorted({int(float(v)) for v in words}))
+        words = [str(v).strip() for v in labels[a] if spelled(v) not in (None, UNCLEAR, OTHER)]
+        if ATTRIBUTES[a].kind == "number":  # checked counts (validity.check_label_column)
+            out[a] = tuple(sorted({int(spelled(v) or 0) for v in words}))
         else:
             out[a] = tuple(dict.fromkeys(words))
     return Vocabulary({a: v for a, v in out.items() if v})

@@ -7,19 +7,14 @@ from typing import Any
 import pandas as pd
 
 from t2iscope.evaluate.tables import rate, skipped
+from t2iscope.evaluate.vocabulary import spelled
 from t2iscope.generate.attributes import EXPECTABLE, OTHER
 
 
 def same(answer: object, asked: object) -> bool:
-    """A judge's answer equals what was asked: ``4``, ``4.0`` and ``"4"`` agree; words ignore case."""
-    return answer is not None and asked is not None and spelled(answer) == spelled(asked)
-
-
-def spelled(value: object) -> str:
-    """One spelling of a label for comparison (integral floats as integers, words casefolded)."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip().casefold()
+    """A judge's answer equals what was asked, in one spelling (``vocabulary.spelled``)."""
+    said = spelled(answer)
+    return said is not None and said == spelled(asked)
 
 
 def asked(df: pd.DataFrame, answered: tuple[str, ...]) -> list[str]:
@@ -29,7 +24,7 @@ def asked(df: pd.DataFrame, answered: tuple[str, ...]) -> list[str]:
 
 def is_other(answers: pd.Series) -> pd.Series:
     """Answers outside the offered labels (``other``) or missing."""
-    return answers.map(lambda v: v is None or spelled(v) == OTHER)
+    return answers.map(lambda v: spelled(v) in (None, OTHER))
 
 
 def split_ok(judged: pd.DataFrame, **slices: Any) -> tuple[pd.DataFrame, list[dict[str, Any]]]:

@@ -13,7 +13,7 @@ from t2iscope.cli import main
 from t2iscope.curate.world import spec
 from t2iscope.errors import DataError
 from t2iscope.evaluate.judges import make_judge
-from t2iscope.evaluate.validity import VALID_ACCURACY, judge_validity, read_labels
+from t2iscope.evaluate.validity import VALID_ACCURACY, judge_validity, read_label_table, read_labels
 from t2iscope.evaluate.vocabulary import Vocabulary
 
 LABELS = Path(__file__).parent / "fixtures" / "human_labels" / "labels.csv"
@@ -105,3 +105,50 @@ def test_cli_prints_and_writes_the_table(tmp_path: Path, capsys: pytest.CaptureF
     assert ("NOT valid" in printed) == (subject["value"] < VALID_ACCURACY)
     assert main(["evaluate", "validity", str(tmp_path / "none.csv")]) == 1
     assert "no such label file" in capsys.readouterr().err
+
+
+def test_one_spelling_of_a_label_everywhere() -> None:
+    """A count written 4, 4.0 or "4.0" (pandas writes a legs column with blanks as floats) is one
+    label; words ignore case, '_' and spacing (a typed "East  Asian" is the judge's east_asian)."""
+    from t2iscope.evaluate.vocabulary import spelled
+
+    assert {spelled(v) for v in (4, 4.0, "4", "4.0", " 4.00 ")} == {"4"}
+    assert {spelled(v) for v in ("east_asian", "East  Asian", "EAST ASIAN")} == {"east asian"}
+    assert [spelled(v) for v in (None, float("nan"), "", "  ")] == [None] * 4
+    assert spelled("4.5") == "4.5" and spelled("CEO") == "ceo"
+
+
+def test_float_counts_in_a_csv_agree_with_the_judge(tmp_path: Path) -> None:
+    for i, src in enumerate(read_labels(LABELS)["image"].tolist()[:2]):
+        shutil.copy(src, tmp_path / f"{i}.png")
+    file = tmp_path / "labels.csv"
+    pd.DataFrame({"image": ["0.png", "1.png"], "legs": [4.0, None]}).to_csv(file, index=False)
+    assert "4.0" in file.read_text()
+
+    class Four:
+        name = "four"
+
+        def answers(self, vocabulary: Vocabulary) -> tuple[str, ...]:
+            return ("legs",)
+
+        def attributes(self, images: list, vocabulary: Vocabulary) -> list[dict]:
+            return [{"legs": 4} for _ in images]
+
+    table = judge_validity(Four(), read_labels(file)).set_index(["attribute", "metric"])
+    assert table.loc[("legs", "accuracy"), ["value", "n"]].tolist() == [1.0, 1]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "needle"),
+    [
+        ("legs", "four", r"row 2: legs: expected a count \(a whole number >= 0\), got 'four'"),
+        ("legs", "-1", r"row 2: legs: expected a count"),
+        ("legs", "2.5", r"row 2: legs: expected a count"),
+        ("watermark", "maybe", r"row 2: watermark: expected yes or no, got 'maybe'"),
+    ],
+)
+def test_a_label_of_the_wrong_kind_is_one_line(tmp_path: Path, column: str, value: str, needle: str) -> None:
+    file = tmp_path / "labels.csv"
+    pd.DataFrame({"image_path": ["a.png", "b.png"], column: ["unclear", value]}).to_csv(file, index=False)
+    with pytest.raises(DataError, match=needle):
+        read_label_table(file)
