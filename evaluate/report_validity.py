@@ -20,6 +20,8 @@ from t2iscope.evaluate.folder import JUDGMENTS, FinishedRun
 from t2iscope.evaluate.report_html import esc, interval, missing, num, with_columns
 from t2iscope.evaluate.tables import SKIPPED
 from t2iscope.evaluate.validity import USABLE_ACCURACY, VALID_ACCURACY
+from t2iscope.evaluate.vocabulary import read_vocabulary, spelled
+from t2iscope.generate.attributes import ATTRIBUTES
 
 VALIDITY_AUDIT = "validity"  # the audit whose table says how far each judge can be trusted
 ALL = "(all)"  # the audits' name for a pooled slice
@@ -75,14 +77,15 @@ class Validity:
 
     table: pd.DataFrame | None = None
     domain: frozenset[str] | None = None  # model ids of the run's judged images (judgments.parquet)
+    words: dict[str, frozenset[str]] | None = None  # per word attribute: the words the run asks about
     _cache: dict[tuple[str, str], Verdict] = field(default_factory=dict)
 
     @classmethod
     def of(cls, run: FinishedRun) -> Validity:
         table = next((df for a, df in run.tables if a.name == VALIDITY_AUDIT), None)
         if table is not None:
-            table = with_columns(table, "attribute", "source", "domain")
-        return cls(table, run_domain(run.root))
+            table = with_columns(table, "attribute", "source", "domain", optional=("words",))
+        return cls(table, run_domain(run.root), run_words(run.root))
 
     def domain_text(self) -> str:
         return ", ".join(sorted(self.domain)) if self.domain else "this run's images"
@@ -112,6 +115,20 @@ class Validity:
         if covers.empty:
             other = ", ".join(sorted(set(acc["domain"].astype(str))))
             return Verdict(judge, attribute, "unvalidated", reason=f"labels only of {other}, images of {on}")
+        asked = (self.words or {}).get(attribute)
+        if asked:
+            measured = covers[covers["words"].map(lambda w: self._knows(w, asked))]
+            if measured.empty:
+                labelled = sorted({w for ws in covers["words"] for w in self._split(ws)})
+                unknown = sorted(asked - set(labelled))
+                return Verdict(
+                    judge,
+                    attribute,
+                    "unvalidated",
+                    reason=f"labels of other words ({', '.join(labelled[:6])}); this run also asks "
+                    f"about {', '.join(unknown[:6])}",
+                )
+            covers = measured
         r = covers.loc[covers["n"].idxmax()]
         kappa = t[
             (t["metric"] == "kappa")
@@ -134,6 +151,15 @@ class Validity:
             str(r["source"]),
             str(r["domain"]),
         )
+
+    @staticmethod
+    def _split(words: Any) -> set[str]:
+        return set() if missing(words) else {w.strip() for w in str(words).split(",") if w.strip()}
+
+    def _knows(self, words: Any, asked: frozenset[str]) -> bool:
+        """Labels over ``words`` (comma-separated; none recorded: counts, older runs) cover ``asked``."""
+        labelled = self._split(words)
+        return not labelled or asked <= labelled
 
     def _covers(self, labelled: Any) -> bool:
         """Labels of ``labelled`` (model ids, comma-separated) cover every model id of the run."""
@@ -197,6 +223,27 @@ def run_domain(root: Path) -> frozenset[str] | None:
         j = j[j["status"].astype(str) == "ok"]
     ids = {str(v) for v in j["model_id"] if not missing(v)}
     return frozenset(ids) if ids else None
+
+
+def run_words(root: Path) -> dict[str, frozenset[str]] | None:
+    """Per word attribute, the words the run's judged images were asked about (their suites' expects
+    and vocabularies in judgments.parquet, one spelling); None when unknown."""
+    path = root / JUDGMENTS
+    try:
+        import pyarrow.parquet as pq
+
+        names = set(pq.read_schema(path).names) if path.is_file() else set()
+        columns = [c for c in ("expect", "vocabulary") if c in names]
+        if not columns:
+            return None
+        vocabulary = read_vocabulary(pq.read_table(path, columns=columns).to_pandas(), str(path))
+    except Exception:  # a damaged judgments file leaves the words unknown, never the report
+        return None
+    return {
+        a: frozenset(w for w in map(spelled, labels) if w)
+        for a, labels in vocabulary.labels.items()
+        if ATTRIBUTES[a].kind == "word"
+    }
 
 
 _ATTR_METRIC = re.compile(r"(?P<attr>.+?)_(?:match_gap|match|other)")

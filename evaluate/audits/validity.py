@@ -8,7 +8,9 @@ sources of labels, all optional: label files named in AUDIT.yaml (``labels: [...
 images as its manifest does; and the labels people stored with this audit folder from the
 dashboard (``labels.sqlite``). Rows: ``accuracy`` (Wilson interval) and ``kappa`` per
 ``attribute``, sliced by ``source`` (the label file) and ``domain`` (model ids of the labelled
-images). The report reads this table to mark figures whose judge is unvalidated or below 0.8.
+images) and, for word attributes, ``words`` (the labels people used: a validity measured on the
+world's eight subjects says nothing of "horse"). The report reads this table to mark figures whose
+judge is unvalidated on the run's models or words, or below 0.8.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from t2iscope.evaluate.validity import (
     read_label_table,
     read_labels,
 )
-from t2iscope.generate.attributes import ATTRIBUTES, LIMB_COUNTS
+from t2iscope.evaluate.vocabulary import spelled
+from t2iscope.generate.attributes import ATTRIBUTES, LIMB_COUNTS, UNCLEAR
 
 UNKNOWN = "(unknown)"
 
@@ -65,13 +68,29 @@ def labels_in_run(ctx: AuditContext, params: Mapping[str, Any]) -> tuple[tuple[s
     return None
 
 
-def _rows(table: pd.DataFrame, **slices: Any) -> list[dict[str, Any]]:
+def _rows(table: pd.DataFrame, words: dict[str, str], **slices: Any) -> list[dict[str, Any]]:
+    """Measurement rows of an agreement table; ``words`` per attribute: the labels it was measured on."""
     return [
         measure(
-            r["metric"], r["value"], r["n"], (r["ci_low"], r["ci_high"]), attribute=r["attribute"], **slices
+            r["metric"],
+            r["value"],
+            r["n"],
+            (r["ci_low"], r["ci_high"]),
+            attribute=r["attribute"],
+            words=words.get(r["attribute"], ""),
+            **slices,
         )
         for _, r in table.iterrows()
     ]
+
+
+def words_of(values: Any) -> str:
+    """The distinct words people used (``vocabulary.spelled``), sorted: what a validity was measured on."""
+    return ", ".join(sorted({w for w in map(spelled, values) if w not in (None, UNCLEAR)}))
+
+
+def _word_columns(table: pd.DataFrame) -> dict[str, str]:
+    return {a: words_of(table[a]) for a in table.columns if a in ATTRIBUTES and ATTRIBUTES[a].kind == "word"}
 
 
 def _run_labels(ctx: AuditContext, labels: pd.DataFrame, source: str) -> list[dict[str, Any]]:
@@ -106,7 +125,8 @@ def _run_labels(ctx: AuditContext, labels: pd.DataFrame, source: str) -> list[di
             said = said.where(~verdict, pd.Series(judged_verdict, dtype=object))
         domain = ", ".join(sorted(set(judged.loc[g["row"], "model_id"].astype(str))))
         table = pd.DataFrame(agreement(judge, attribute, said, human), columns=list(COLUMNS))
-        rows += _rows(table, source=source, domain=domain)
+        words = {attribute: words_of(human)} if ATTRIBUTES[attribute].kind == "word" else {}
+        rows += _rows(table, words, source=source, domain=domain)
     return rows
 
 
@@ -137,7 +157,9 @@ def validity_audit(ctx: AuditContext, labels: tuple[str, ...] = ()) -> pd.DataFr
             continue
         table = read_labels(path)
         domain = ", ".join(sorted(set(table["model_id"].astype(str)))) if "model_id" in table else UNKNOWN
-        rows += _rows(judge_validity(judge, table), source=Path(path).name, domain=domain)
+        rows += _rows(
+            judge_validity(judge, table), _word_columns(table), source=Path(path).name, domain=domain
+        )
     if ctx.out is not None and (ctx.out / DB_NAME).is_file() and ctx.inputs.generation:
         stored = latest_labels(ctx.out)
         if not stored.empty:

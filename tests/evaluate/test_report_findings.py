@@ -253,3 +253,20 @@ def test_a_usable_judge_is_a_finding_that_says_its_validity_on_the_card(tmp_path
     assert "<div class='card-marked'>" not in first_screen(page)
     assert "worst wrong-limb-count rate of a subject" in screen
     assert f"judge clip, legs accuracy {34 / 41:.2f} (n=41, usable: below 0.9)" in screen
+
+
+@pytest.mark.parametrize(("asked", "marked"), [("dog", False), ("horse", True)])
+def test_validity_holds_only_for_the_words_it_was_measured_on(
+    tmp_path: Path, asked: str, marked: bool
+) -> None:
+    """Subject accuracy measured on the world's words says nothing of a horse: a run asking about
+    words the labels never used leaves the judge unvalidated on that attribute."""
+    validity = validity_table(legs=(40, 41)).assign(
+        words=lambda t: t["attribute"].map({"subject": "ball, dog"})
+    )
+    root = write_run(tmp_path / "A", {"validity": validity, "language_bias": language_bias_table()})
+    judgments = pd.read_parquet(root / folder.JUDGMENTS).assign(expect=f'{{"subject": "{asked}"}}')
+    fileio.write_parquet(root / folder.JUDGMENTS, judgments)
+    screen = text(first_screen(build_report(root).read_text()))
+    assert ("subject unvalidated" in screen) == marked
+    assert ("this run also asks about horse" in screen) == marked
