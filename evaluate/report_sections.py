@@ -186,7 +186,8 @@ def section_language_mix(df: pd.DataFrame) -> str:
 
 
 def _reference(note: Any) -> str:
-    hit = re.match(r"vs (\S+)", str(note or ""))
+    """What a gap compares with, from its note: ``en on the same 24 prompts`` (the audit pairs prompts)."""
+    hit = re.match(r"vs (.+?)(?: \(n=\d+\))?$", str(note or ""))
     return hit.group(1) if hit else "the reference language"
 
 
@@ -200,10 +201,12 @@ def section_language_bias(df: pd.DataFrame) -> str:
     match = match[match["n"] > 0]
     if not match.empty:
         low = match.loc[match["value"].idxmin()]
+        high = match.loc[match["value"].idxmax()]
         asked = attrs[low.name]
-        s = (
-            f"Adherence (all attributes: {esc(', '.join(asked))}) is lowest in "
-            f"{esc(low['language'])}: {said(low)}"
+        s = f"Adherence (all attributes: {esc(', '.join(asked))}) is " + (
+            f"lowest in {esc(low['language'])}: {said(low)}"
+            if high["value"] > low["value"]
+            else f"the same in every language ({n_text(len(match))}): {said(low)} in {esc(low['language'])}"
         )
         gap = df[(df["metric"] == "all_match_gap") & (df["language"] == low["language"])].dropna(
             subset=["value"]
@@ -215,8 +218,7 @@ def section_language_bias(df: pd.DataFrame) -> str:
                 f", {num(abs(g['value']))} {where} {esc(_reference(g['note']))} "
                 f"(Newcombe 95% CI {interval(g['ci_low'], g['ci_high'])})"
             )
-        if len(match) > 1:
-            high = match.loc[match["value"].idxmax()]
+        if high["value"] > low["value"]:  # a flat table has no highest
             s += f"; highest in {esc(high['language'])}: {said(high)}"
         sentences.append(stated(validity, str(low["judge"]), asked, s))
         gaps = df[df["metric"] == "all_match_gap"].dropna(subset=["ci_low", "ci_high"])
@@ -412,7 +414,7 @@ def section_limbs(df: pd.DataFrame) -> str:
             lo, hi = f.loc[f["value"].idxmin()], f.loc[f["value"].idxmax()]
             if spread is None or hi["value"] - lo["value"] > spread[2]:
                 spread = (factor, (lo, hi), hi["value"] - lo["value"])
-        if spread is not None:
+        if spread is not None and spread[2] > 0:  # settings that all fail alike say nothing
             factor, (lo, hi), _ = spread
             s = (
                 f"Across settings it varies most with {esc(factor)}: {said(lo)} at {fmt(lo['level'])} "

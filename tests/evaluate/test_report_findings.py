@@ -270,3 +270,42 @@ def test_validity_holds_only_for_the_words_it_was_measured_on(
     screen = text(first_screen(build_report(root).read_text()))
     assert ("subject unvalidated" in screen) == marked
     assert ("this run also asks about horse" in screen) == marked
+
+
+def test_flat_results_state_no_extremes_and_a_gap_says_what_it_compares(tmp_path: Path) -> None:
+    rows = []
+    for lang in ("en", "de", "ja"):
+        rows.append(rate("all_match", 3, 4, language=lang))
+        rows.append(rate("subject_match", 3, 4, language=lang))
+        if lang != "en":
+            rows.append(
+                measure(
+                    "all_match_gap",
+                    0.0,
+                    4,
+                    (-0.4, 0.4),
+                    note="vs en on the same 4 prompts (n=4)",
+                    language=lang,
+                )
+            )
+    root = write_run(
+        tmp_path / "A", {"validity": validity_table(), "language_bias": tidy(rows, "language_bias", "clip")}
+    )
+    section = text(build_report(root).read_text().split("<section id='language_bias'>")[1])
+    assert "highest in" not in section and "lowest in" not in section
+    assert "is the same in every language (3): 0.75 [0.30, 0.95], n=4" in section
+
+
+def test_a_gap_sentence_says_what_it_compares(tmp_path: Path) -> None:
+    rows = [rate("all_match", 4, 4, language="en"), rate("subject_match", 4, 4, language="en")]
+    rows += [rate("all_match", 2, 4, language="ja"), rate("subject_match", 2, 4, language="ja")]
+    rows.append(
+        measure(
+            "all_match_gap", -0.5, 4, (-0.8, 0.1), note="vs en on the same 4 prompts (n=4)", language="ja"
+        )
+    )
+    root = write_run(
+        tmp_path / "A", {"validity": validity_table(), "language_bias": tidy(rows, "language_bias", "clip")}
+    )
+    section = text(build_report(root).read_text().split("<section id='language_bias'>")[1])
+    assert "0.50 below en on the same 4 prompts (Newcombe 95% CI [-0.80, 0.10])" in section
