@@ -89,12 +89,18 @@ def validity(
     A judge is trusted on an attribute at accuracy >= 0.9 on the same image domain; in an audit run,
     the `validity` audit does the same and the report marks figures of judges below 0.8.
     """
+    from t2iscope.errors import DataError
     from t2iscope.evaluate.judges import make_judge
     from t2iscope.evaluate.validity import VALID_ACCURACY, judge_validity, read_labels
     from t2iscope.fileio import write_parquet
 
     options = {k: v for k, v in (("clip_config", clip_config), ("clip_checkpoint", clip_checkpoint)) if v}
     table = judge_validity(make_judge(judge, options, where="--judge"), read_labels(labels))
+    if not (table["n"] > 0).any():
+        raise DataError(
+            f"{labels}: no label to compare with judge {judge!r} (every cell blank or unclear, "
+            "or only attributes the judge does not answer)"
+        )
     if out:
         write_parquet(out, table)
     for row in table[table["metric"] == "accuracy"].itertuples():

@@ -247,8 +247,11 @@ def legs_counter(folder: str | None, embedded: bool, device: str) -> Any:
     if folder is None:
         if not embedded or not (models_dir() / "legs").is_dir():
             return None
-        folder = str(models_dir() / "legs")
-    return load_model(folder, device, expect=LEGS)
+        return load_model(models_dir() / "legs", device, expect=LEGS)
+    try:
+        return load_model(folder, device, expect=LEGS)
+    except ConfigError as exc:  # the user's path: say which option named it
+        raise ConfigError(f"clip judge: legs_model: {exc}") from None
 
 
 @judge("clip")

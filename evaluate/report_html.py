@@ -212,12 +212,18 @@ def pyplot() -> Any:
     return plt
 
 
+PLAIN_CHARS = 60  # a chart label longer than this is cut: a 5,000-character word made a 35,000 px chart
+
+
 def plain(value: Any) -> str:
-    """A data value (file name, host, label) as matplotlib text: its '$' is a dollar, not mathtext.
+    """A data value (file name, host, label) as matplotlib text: its '$' is a dollar, not mathtext,
+    and at most ``PLAIN_CHARS`` characters (the tables beside the chart show it whole).
 
     Only data is escaped: matplotlib's own log-axis tick labels are mathtext and must stay so.
     """
-    return str(value).replace("$", r"\$")
+    text = str(value)
+    text = text if len(text) <= PLAIN_CHARS else text[: PLAIN_CHARS - 1] + "…"
+    return text.replace("$", r"\$")
 
 
 def _errors(df: pd.DataFrame) -> list[np.ndarray]:

@@ -20,8 +20,8 @@ from t2iscope.evaluate.folder import JUDGMENTS, FinishedRun
 from t2iscope.evaluate.report_html import esc, interval, missing, num, with_columns
 from t2iscope.evaluate.tables import SKIPPED
 from t2iscope.evaluate.validity import USABLE_ACCURACY, VALID_ACCURACY
-from t2iscope.evaluate.vocabulary import read_vocabulary, spelled
-from t2iscope.generate.attributes import ATTRIBUTES
+from t2iscope.evaluate.vocabulary import read_vocabulary
+from t2iscope.generate.attributes import ATTRIBUTES, spelled
 
 VALIDITY_AUDIT = "validity"  # the audit whose table says how far each judge can be trusted
 ALL = "(all)"  # the audits' name for a pooled slice

@@ -27,8 +27,8 @@ from PIL import Image
 from t2iscope.errors import DataError
 from t2iscope.evaluate import stats
 from t2iscope.evaluate.judges import Judge
-from t2iscope.evaluate.vocabulary import from_labels, spelled
-from t2iscope.generate.attributes import ATTRIBUTES, NO, UNCLEAR, YES
+from t2iscope.evaluate.vocabulary import from_labels
+from t2iscope.generate.attributes import ATTRIBUTES, NO, UNCLEAR, YES, spelled
 from t2iscope.intervals import wilson
 
 VALID_ACCURACY = 0.9  # trusted: issue 15's bar for a default judge

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from t2iscope.errors import DataError
-from t2iscope.generate.attributes import ATTRIBUTES, EXPECTABLE, OTHER, UNCLEAR
+from t2iscope.generate.attributes import ATTRIBUTES, EXPECTABLE, OTHER, UNCLEAR, spelled
 
 Label = str | int
 
@@ -39,25 +39,6 @@ class Vocabulary:
     def attributes(self) -> tuple[str, ...]:
         """The attributes asked about, in ``generate.attributes`` order."""
         return tuple(a for a in ATTRIBUTES if a in self.labels)
-
-
-def spelled(value: object) -> str | None:
-    """One spelling of a label, for every comparison of answers, requests and human labels.
-
-    None for a blank or missing value; integral numbers in any form (``4``, ``4.0``, ``"4"``,
-    ``"4.0"``) as ``"4"``; words stripped and casefolded, ``_`` read as a space and runs of spaces
-    as one (``"East  Asian"`` and ``"east_asian"`` are ``"east asian"``).
-    """
-    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
-        return None
-    text = " ".join(str(value).replace("_", " ").split()).casefold()
-    if not text:
-        return None
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return str(int(number)) if number.is_integer() else text
 
 
 def _json_object(text: Any, where: str) -> dict[str, Any]:

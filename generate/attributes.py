@@ -34,7 +34,9 @@ ATTRIBUTES: dict[str, Attribute] = {
         Attribute("legs", "number", "How many legs are visible?"),
         Attribute("fingers", "number", "How many fingers does the hand have?"),
         Attribute("count", "number", "How many of the subject are there?"),
-        Attribute("culture", "word", "Which culture do the visible markers (clothing, architecture) suggest?"),
+        Attribute(
+            "culture", "word", "Which culture do the visible markers (clothing, architecture) suggest?"
+        ),
         Attribute("gender", "word", "Which gender presentation does the person appear to have?"),
         Attribute("watermark", "flag", "Is there visible watermark text?"),
         Attribute("present", "flag", "Is the requested subject there at all?"),
@@ -49,3 +51,25 @@ REPRESENTATION = ("culture", "gender")
 OTHER = "other"  # a judge's answer outside the label set offered to it
 UNCLEAR = "unclear"  # a person could not tell
 YES, NO = "yes", "no"
+MAX_WORD = 100  # characters of a label word: a suite, a label file or a typed label
+
+
+def spelled(value: object) -> str | None:
+    """One spelling of a label, for every comparison of answers, requests and human labels.
+
+    None for a blank or missing value; integral numbers in any form (``4``, ``4.0``, ``"4"``,
+    ``"4.0"``) as ``"4"``; words stripped and casefolded, ``_`` read as a space and runs of spaces
+    as one (``"East  Asian"`` and ``"east_asian"`` are ``"east asian"``).
+    """
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if type(value).__name__ == "NAType":  # pandas' missing value, without importing pandas here
+        return None
+    text = " ".join(str(value).replace("_", " ").split()).casefold()
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text

@@ -353,7 +353,7 @@ def outpaint_cmd(
     epilog=(
         "Example:\n\n\b\n  t2iscope generate suite limbs --out runs/gen/limbs --limit 8\n"
         "  t2iscope generate suite my_suite.yaml --out runs/gen/mine --model ~/sd15 --device cuda\n\n"
-        "Shipped suites: multilingual, limbs, neutral, cfg-steps. Rerun the same command to resume."
+        "Shipped suites: `t2iscope generate list suites`. Rerun the same command to resume."
     ),
 )
 @click.argument("suite")

@@ -32,7 +32,7 @@ from annotated_types import Le
 
 from t2iscope.config import NonNegInt, PositiveInt, load_yaml, location, parse
 from t2iscope.errors import ConfigError
-from t2iscope.generate.attributes import ATTRIBUTES, EXPECTABLE, OTHER
+from t2iscope.generate.attributes import EXPECTABLE, MAX_WORD, OTHER, UNCLEAR, spelled
 from t2iscope.generate.limits import (
     DEFAULT_CFG_RESCALE,
     DEFAULT_CFG_SCALE,
@@ -251,35 +251,49 @@ def _prompt(raw: _PromptEntry, where: str, negative: str) -> Prompt:
     return Prompt(id=raw.id, texts=texts, tags=raw.tags, negative_prompt=neg, expect=expect)
 
 
+def _word(value: str, where: str) -> str:
+    """A label word, stripped: not empty, not a reserved answer (``other``, ``unclear``), not too long."""
+    word = value.strip()
+    if spelled(word) in (None, OTHER, UNCLEAR) or len(word) > MAX_WORD:
+        raise ConfigError(
+            f"{where}: expected a word of 1 to {MAX_WORD} characters other than {OTHER!r} and {UNCLEAR!r}, "
+            f"got {value[:MAX_WORD]!r}"
+        )
+    return word
+
+
 def _words(entry: _Expect, where: str) -> dict[str, str | int]:
-    """An ``expect`` as attribute -> value, words stripped; an empty word is refused."""
+    """An ``expect`` as attribute -> value, words checked by ``_word``."""
     out: dict[str, str | int] = {}
     for name in EXPECTABLE:
         value = getattr(entry, name)
-        if isinstance(value, str):
-            value = value.strip()
-            if not value or value.casefold() == OTHER:
-                raise ConfigError(f"{where}.{name}: expected a word, got {getattr(entry, name)!r}")
         if value is not None:
-            out[name] = value
+            out[name] = _word(value, f"{where}.{name}") if isinstance(value, str) else value
     return out
 
 
 def _vocabulary(
     prompts: Sequence[Prompt], extra: _Vocabulary, source: str
 ) -> dict[str, tuple[str | int, ...]]:
-    """Per attribute, the labels a judge is offered: the prompts' expects, then the suite's ``vocabulary``."""
+    """Per attribute, the labels a judge is offered: the prompts' expects, then the suite's ``vocabulary``.
+
+    Labels are one per spelling (``generate.attributes.spelled``): a vocabulary listing ``feminine``
+    and ``Feminine`` is refused; a vocabulary word a prompt already expects is kept once.
+    """
     out = {}
     for name in EXPECTABLE:
-        words = [p.expect[name] for p in prompts if name in p.expect]
+        labels = {spelled(p.expect[name]): p.expect[name] for p in prompts if name in p.expect}
+        listed: dict[str | None, int] = {}
         for i, value in enumerate(getattr(extra, name)):
-            if isinstance(value, str) and (not value.strip() or value.strip().casefold() == OTHER):
-                raise ConfigError(
-                    f"{location(source, ('vocabulary', name, i))}: expected a word, got {value!r}"
-                )
-            words.append(value.strip() if isinstance(value, str) else value)
-        if words:
-            out[name] = tuple(dict.fromkeys(words))
+            where = location(source, ("vocabulary", name, i))
+            label = _word(value, where) if isinstance(value, str) else value
+            key = spelled(label)
+            if key in listed:
+                raise ConfigError(f"{where}: {value!r} repeats vocabulary.{name}[{listed[key]}]")
+            listed[key] = i
+            labels.setdefault(key, label)
+        if labels:
+            out[name] = tuple(labels.values())
     return out
 
 
@@ -287,11 +301,11 @@ def _templates(templates: dict[str, str], source: str) -> dict[str, str]:
     """Zero-shot templates: keys are attributes or ``other``; an attribute's has one ``{}`` for the label."""
     for name, text in templates.items():
         where = location(source, ("templates", name))
-        if name != OTHER and name not in ATTRIBUTES:
-            raise ConfigError(f"{where}: unknown attribute; valid: {', '.join([*ATTRIBUTES, OTHER])}")
+        if name != OTHER and name not in EXPECTABLE:  # flags (watermark, present) have fixed texts
+            raise ConfigError(f"{where}: no template for this; valid: {', '.join([*EXPECTABLE, OTHER])}")
         holes = text.count("{}")
         if name == OTHER and "{" in text:
-            raise ConfigError(f"{where}: the 'other' label's text has no {{}} placeholder, got {text!r}")
+            raise ConfigError(f"{where}: the 'other' label's text takes no {{}} placeholder, got {text!r}")
         if name != OTHER and (holes != 1 or text.count("{") != 1 or text.count("}") != 1):
             raise ConfigError(f"{where}: a template has exactly one {{}} where the label goes, got {text!r}")
     return dict(templates)

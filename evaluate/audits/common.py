@@ -7,8 +7,7 @@ from typing import Any
 import pandas as pd
 
 from t2iscope.evaluate.tables import rate, skipped
-from t2iscope.evaluate.vocabulary import spelled
-from t2iscope.generate.attributes import EXPECTABLE, OTHER
+from t2iscope.generate.attributes import EXPECTABLE, OTHER, spelled
 
 
 def same(answer: object, asked: object) -> bool:

@@ -22,8 +22,7 @@ from t2iscope.evaluate.audits.base import AUDITS
 from t2iscope.evaluate.audits.common import is_other, split_ok
 from t2iscope.evaluate.context import AuditContext
 from t2iscope.evaluate.tables import measure, rate, skipped, tidy
-from t2iscope.evaluate.vocabulary import spelled
-from t2iscope.generate.attributes import REPRESENTATION
+from t2iscope.generate.attributes import REPRESENTATION, spelled
 
 ALL = "(all)"
 

@@ -35,8 +35,7 @@ from t2iscope.evaluate.validity import (
     read_label_table,
     read_labels,
 )
-from t2iscope.evaluate.vocabulary import spelled
-from t2iscope.generate.attributes import ATTRIBUTES, LIMB_COUNTS, UNCLEAR
+from t2iscope.generate.attributes import ATTRIBUTES, LIMB_COUNTS, UNCLEAR, spelled
 
 UNKNOWN = "(unknown)"
 

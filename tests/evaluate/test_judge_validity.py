@@ -110,7 +110,7 @@ def test_cli_prints_and_writes_the_table(tmp_path: Path, capsys: pytest.CaptureF
 def test_one_spelling_of_a_label_everywhere() -> None:
     """A count written 4, 4.0 or "4.0" (pandas writes a legs column with blanks as floats) is one
     label; words ignore case, '_' and spacing (a typed "East  Asian" is the judge's east_asian)."""
-    from t2iscope.evaluate.vocabulary import spelled
+    from t2iscope.generate.attributes import spelled
 
     assert {spelled(v) for v in (4, 4.0, "4", "4.0", " 4.00 ")} == {"4"}
     assert {spelled(v) for v in ("east_asian", "East  Asian", "EAST ASIAN")} == {"east asian"}
@@ -152,3 +152,14 @@ def test_a_label_of_the_wrong_kind_is_one_line(tmp_path: Path, column: str, valu
     pd.DataFrame({"image_path": ["a.png", "b.png"], column: ["unclear", value]}).to_csv(file, index=False)
     with pytest.raises(DataError, match=needle):
         read_label_table(file)
+
+
+def test_cli_refuses_labels_with_nothing_to_compare(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copy(read_labels(LABELS)["image"][0], tmp_path / "0.png")
+    file = tmp_path / "labels.csv"
+    pd.DataFrame({"image": ["0.png"], "subject": ["unclear"]}).to_csv(file, index=False)
+    out = tmp_path / "v.parquet"
+    assert main(["evaluate", "validity", str(file), "--judge", "world", "--out", str(out)]) == 1
+    assert "no label to compare with judge 'world'" in capsys.readouterr().err and not out.exists()

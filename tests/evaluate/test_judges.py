@@ -87,6 +87,8 @@ def test_bad_judges_are_one_line_errors(tiny_clip: tuple[Path, Path], tmp_path: 
         make_judge("clip", {"device": "nonsense"})
     with pytest.raises(ConfigError, match=r"^clip judge: device 'meta' is not available here"):
         make_judge("clip", {"device": "meta"})
+    with pytest.raises(ConfigError, match=r"^clip judge: legs_model: .*nowhere"):
+        make_judge("clip", {"legs_model": str(tmp_path / "nowhere")})
 
 
 def test_clip_judge_defaults_to_the_embedded_model(

@@ -397,6 +397,8 @@ def test_expectations_are_declared_once_for_every_translation(tmp_path):
         ({"expect": {"count": 0}}, r"prompts\[0\]\.expect\.count: expected an integer >= 1"),
         ({"expect": {"subject": "other"}}, r"expect\.subject: expected a word"),
         ({"expect": {"color": ""}}, r"expect\.color: expected a word"),
+        ({"expect": {"subject": "Unclear"}}, r"expect\.subject: expected a word of 1 to 100 characters"),
+        ({"expect": {"subject": "x" * 101}}, r"expect\.subject: expected a word of 1 to 100 characters"),
     ],
 )
 def test_bad_expectations_name_file_and_field(change, message):
@@ -409,10 +411,25 @@ def test_bad_expectations_name_file_and_field(change, message):
     [
         ({"subject": "a photo"}, r"templates\.subject: a template has exactly one \{\}"),
         ({"subject": "{} and {}"}, r"templates\.subject: a template has exactly one"),
-        ({"wings": "{}"}, r"templates\.wings: unknown attribute"),
-        ({"other": "a {}"}, r"templates\.other: the 'other' label's text has no"),
+        ({"wings": "{}"}, r"templates\.wings: no template for this; valid: subject, color"),
+        ({"watermark": "a photo of {}"}, r"templates\.watermark: no template for this"),
+        ({"other": "a {}"}, r"templates\.other: the 'other' label's text takes no"),
     ],
 )
 def test_bad_templates_name_file_and_field(templates, message):
     with pytest.raises(ConfigError, match=message):
         parse_suite({"name": "s", "templates": templates, "prompts": [{"id": "a", "text": "t"}]}, "s.yaml")
+
+
+def test_a_vocabulary_has_one_label_per_spelling():
+    prompts = [{"id": "a", "text": "t", "expect": {"gender": "feminine"}}]
+    with pytest.raises(
+        ConfigError, match=r"s\.yaml: vocabulary\.gender\[1\]: 'Feminine' repeats vocabulary\.gender\[0\]"
+    ):
+        parse_suite(
+            {"name": "s", "vocabulary": {"gender": ["feminine", "Feminine"]}, "prompts": prompts}, "s.yaml"
+        )
+    suite = parse_suite(
+        {"name": "s", "vocabulary": {"gender": ["Feminine", "masculine"]}, "prompts": prompts}, "s.yaml"
+    )
+    assert suite.vocabulary["gender"] == ("feminine", "masculine")  # the prompt's word, once
