@@ -84,7 +84,18 @@ def interval(lo: Any, hi: Any, digits: int = 2) -> str:
     return f"[{num(lo, digits)}, {num(hi, digits)}]"
 
 
+def row_digits(row: pd.Series, digits: int) -> int:
+    """Decimals for a value and its interval together: ``digits``, or enough to give the smallest
+    non-zero of them 2 significant digits, so ``0.013 [0.0095, 0.018]`` is not ``0.01 [0.0095, 0.02]``."""
+    small = [
+        abs(float(v)) for v in (row["value"], row["ci_low"], row["ci_high"]) if not missing(v) and v != 0
+    ]
+    small = [v for v in small if v < 10**-digits and not math.isinf(v)]
+    return min(max([digits, *(1 - math.floor(math.log10(v)) for v in small)]), 8)
+
+
 def with_ci(row: pd.Series, digits: int = 3) -> str:
+    digits = row_digits(row, digits)
     value = fmt_value(row.get("metric"), row["value"], digits)
     ci = interval(row["ci_low"], row["ci_high"], digits)
     return f"{value} <span class='ci'>{ci}</span>" if ci else value
@@ -92,6 +103,7 @@ def with_ci(row: pd.Series, digits: int = 3) -> str:
 
 def said(row: pd.Series, digits: int = 2) -> str:
     """One measurement in a sentence: ``0.62 [0.55, 0.69], n=48``."""
+    digits = row_digits(row, digits)
     ci = interval(row["ci_low"], row["ci_high"], digits)
     value = fmt_value(row.get("metric"), row["value"], digits)
     return f"{value}{' ' + ci if ci else ''}, n={n_text(row['n'])}"

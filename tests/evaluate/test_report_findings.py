@@ -309,3 +309,13 @@ def test_a_gap_sentence_says_what_it_compares(tmp_path: Path) -> None:
     )
     section = text(build_report(root).read_text().split("<section id='language_bias'>")[1])
     assert "0.50 below en on the same 4 prompts (Newcombe 95% CI [-0.80, 0.10])" in section
+
+
+def test_a_value_and_its_interval_share_their_decimals() -> None:
+    """0.0133 [0.0095, 0.018] printed as 0.01 [0.0095, 0.02] made the value look like its lower bound."""
+    from t2iscope.evaluate.report_html import said
+
+    row = pd.Series({"metric": "share", "value": 0.0133, "ci_low": 0.0095, "ci_high": 0.018, "n": 3000})
+    assert said(row) == "0.0133 [0.0095, 0.0180], n=3,000"
+    row = pd.Series({"metric": "share", "value": 0.62, "ci_low": 0.55, "ci_high": 0.69, "n": 48})
+    assert said(row) == "0.62 [0.55, 0.69], n=48"
