@@ -87,8 +87,12 @@ def read_labels(path: str | Path) -> pd.DataFrame:
     ``image`` column, no label column, or an image that is missing or lies outside the label
     file's folder.
     """
-    path = Path(path)
-    labels = read_label_table(path)
+    return with_image_files(Path(path), read_label_table(path))
+
+
+def with_image_files(path: Path, labels: pd.DataFrame) -> pd.DataFrame:
+    """``labels`` (read from ``path``) with ``image`` resolved under the label file's folder; DataError
+    as :func:`read_labels` says."""
     if "image" not in labels.columns:
         raise DataError(f"{path}: no 'image' column (paths of the labelled images, relative to the file)")
     root = path.parent.resolve()

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from t2iscope.errors import DataError
-from t2iscope.generate.attributes import ATTRIBUTES, EXPECTABLE, OTHER, UNCLEAR, spelled
+from t2iscope.generate.attributes import ATTRIBUTES, EXPECTABLE, OTHER, UNCLEAR, spelled, word_problem
 
 Label = str | int
 
@@ -61,8 +61,9 @@ def _value(name: str, value: Any, where: str) -> Label:
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise DataError(f"{where}.{name}: expected a count (an integer >= 0), got {value!r}")
         return value
-    if not isinstance(value, str) or not value.strip() or value.strip().casefold() == OTHER:
-        raise DataError(f"{where}.{name}: expected a word, got {value!r}")
+    problem = word_problem(value)
+    if problem:
+        raise DataError(f"{where}.{name}: {problem}")
     return value.strip()
 
 

@@ -54,6 +54,21 @@ YES, NO = "yes", "no"
 MAX_WORD = 100  # characters of a label word: a suite, a label file or a typed label
 
 
+def word_problem(value: object) -> str | None:
+    """Why ``value`` is not a label word (suites' ``expect``/``vocabulary``, manifests), or None:
+    1 to ``MAX_WORD`` characters once stripped, not a reserved answer (``other``, ``unclear``)."""
+    if (
+        not isinstance(value, str)
+        or spelled(value) in (None, OTHER, UNCLEAR)
+        or len(value.strip()) > MAX_WORD
+    ):
+        shown = value[:MAX_WORD] if isinstance(value, str) else value
+        return f"expected a word of 1 to {MAX_WORD} characters other than {OTHER!r} and {UNCLEAR!r}, " + (
+            f"got {shown!r}"
+        )
+    return None
+
+
 def spelled(value: object) -> str | None:
     """One spelling of a label, for every comparison of answers, requests and human labels.
 

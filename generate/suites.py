@@ -32,7 +32,7 @@ from annotated_types import Le
 
 from t2iscope.config import NonNegInt, PositiveInt, load_yaml, location, parse
 from t2iscope.errors import ConfigError
-from t2iscope.generate.attributes import EXPECTABLE, MAX_WORD, OTHER, UNCLEAR, spelled
+from t2iscope.generate.attributes import EXPECTABLE, OTHER, spelled, word_problem
 from t2iscope.generate.limits import (
     DEFAULT_CFG_RESCALE,
     DEFAULT_CFG_SCALE,
@@ -252,14 +252,11 @@ def _prompt(raw: _PromptEntry, where: str, negative: str) -> Prompt:
 
 
 def _word(value: str, where: str) -> str:
-    """A label word, stripped: not empty, not a reserved answer (``other``, ``unclear``), not too long."""
-    word = value.strip()
-    if spelled(word) in (None, OTHER, UNCLEAR) or len(word) > MAX_WORD:
-        raise ConfigError(
-            f"{where}: expected a word of 1 to {MAX_WORD} characters other than {OTHER!r} and {UNCLEAR!r}, "
-            f"got {value[:MAX_WORD]!r}"
-        )
-    return word
+    """A label word (``attributes.word_problem``), stripped."""
+    problem = word_problem(value)
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
+    return value.strip()
 
 
 def _words(entry: _Expect, where: str) -> dict[str, str | int]:

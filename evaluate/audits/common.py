@@ -16,6 +16,11 @@ def same(answer: object, asked: object) -> bool:
     return said is not None and said == spelled(asked)
 
 
+def subjects(df: pd.DataFrame) -> pd.Series:
+    """Per row, what the audits group by as its subject: the requested subject, else the prompt id."""
+    return df["req_subject"].where(df["req_subject"].notna(), df["prompt_id"]).astype(str)
+
+
 def asked(df: pd.DataFrame, answered: tuple[str, ...]) -> list[str]:
     """The expectable attributes some row of ``df`` asks for and the judge answers, in attribute order."""
     return [a for a in EXPECTABLE if a in answered and f"req_{a}" in df and df[f"req_{a}"].notna().any()]

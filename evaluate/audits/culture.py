@@ -19,7 +19,7 @@ import pandas as pd
 
 from t2iscope.evaluate import stats
 from t2iscope.evaluate.audits.base import AUDITS
-from t2iscope.evaluate.audits.common import is_other, split_ok
+from t2iscope.evaluate.audits.common import is_other, split_ok, subjects
 from t2iscope.evaluate.context import AuditContext
 from t2iscope.evaluate.tables import measure, rate, skipped, tidy
 from t2iscope.generate.attributes import REPRESENTATION, spelled
@@ -40,10 +40,6 @@ def distribution_rows(
     value, lo, hi = stats.imbalance_with_ci(codes, k, n_boot=n_boot, seed=seed)
     rows.append(measure("imbalance", value, n, (lo, hi), source=source, label=ALL, **slices))
     return rows
-
-
-def _subjects(df: pd.DataFrame) -> pd.Series:
-    return df["req_subject"].where(df["req_subject"].notna(), df["prompt_id"]).astype(str)
 
 
 @AUDITS.audit(
@@ -88,7 +84,7 @@ def culture_audit(ctx: AuditContext, n_boot: stats.NBoot = 1000) -> pd.DataFrame
                     attribute=attribute,
                 )
             )
-        seen = seen.assign(subject=_subjects(seen))
+        seen = seen.assign(subject=subjects(seen))
         k = len(labels)
         for subject in (*sorted(set(seen["subject"])), ALL):
             of = seen if subject == ALL else seen[seen["subject"] == subject]

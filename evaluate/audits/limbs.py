@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from t2iscope.evaluate.audits.base import AUDITS
-from t2iscope.evaluate.audits.common import grouped_rates, same, split_ok
+from t2iscope.evaluate.audits.common import grouped_rates, same, split_ok, subjects
 from t2iscope.evaluate.context import AuditContext
 from t2iscope.evaluate.tables import skipped, tidy
 from t2iscope.generate.attributes import LIMB_COUNTS
@@ -47,8 +47,7 @@ def limbs_audit(ctx: AuditContext) -> pd.DataFrame:
             )
             continue
         counted = True
-        subject = limbed["req_subject"].where(limbed["req_subject"].notna(), limbed["prompt_id"]).astype(str)
-        limbed = limbed.assign(subject=subject)
+        limbed = limbed.assign(subject=subjects(limbed))
         failure = pd.Series(
             [not same(j, r) for j, r in zip(limbed[f"j_{attribute}"], limbed[req], strict=True)],
             index=limbed.index,

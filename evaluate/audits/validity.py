@@ -33,7 +33,7 @@ from t2iscope.evaluate.validity import (
     agreement,
     judge_validity,
     read_label_table,
-    read_labels,
+    with_image_files,
 )
 from t2iscope.generate.attributes import ATTRIBUTES, LIMB_COUNTS, UNCLEAR, spelled
 
@@ -154,7 +154,7 @@ def validity_audit(ctx: AuditContext, labels: tuple[str, ...] = ()) -> pd.DataFr
         if RUN_IMAGE in table.columns:
             rows += _run_labels(ctx, _long(table), Path(path).name)
             continue
-        table = read_labels(path)
+        table = with_image_files(Path(path), table)
         domain = ", ".join(sorted(set(table["model_id"].astype(str)))) if "model_id" in table else UNKNOWN
         rows += _rows(
             judge_validity(judge, table), _word_columns(table), source=Path(path).name, domain=domain
