@@ -61,7 +61,7 @@ def _value(name: str, value: Any, where: str) -> Label:
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise DataError(f"{where}.{name}: expected a count (an integer >= 0), got {value!r}")
         return value
-    problem = word_problem(value)
+    problem = word_problem(value, limit=None)
     if problem:
         raise DataError(f"{where}.{name}: {problem}")
     return value.strip()

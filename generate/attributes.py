@@ -54,18 +54,15 @@ YES, NO = "yes", "no"
 MAX_WORD = 100  # characters of a label word: a suite, a label file or a typed label
 
 
-def word_problem(value: object) -> str | None:
-    """Why ``value`` is not a label word (suites' ``expect``/``vocabulary``, manifests), or None:
-    1 to ``MAX_WORD`` characters once stripped, not a reserved answer (``other``, ``unclear``)."""
-    if (
-        not isinstance(value, str)
-        or spelled(value) in (None, OTHER, UNCLEAR)
-        or len(value.strip()) > MAX_WORD
-    ):
+def word_problem(value: object, limit: int | None = MAX_WORD) -> str | None:
+    """Why ``value`` is not a label word, or None: not blank, not a reserved answer (``other``,
+    ``unclear``) and, where words are written (suites), at most ``limit`` characters once stripped;
+    readers of existing manifests pass ``limit=None`` and take what was written."""
+    too_long = isinstance(value, str) and limit is not None and len(value.strip()) > limit
+    if not isinstance(value, str) or spelled(value) in (None, OTHER, UNCLEAR) or too_long:
         shown = value[:MAX_WORD] if isinstance(value, str) else value
-        return f"expected a word of 1 to {MAX_WORD} characters other than {OTHER!r} and {UNCLEAR!r}, " + (
-            f"got {shown!r}"
-        )
+        size = f"of 1 to {limit} characters " if limit is not None else ""
+        return f"expected a word {size}other than {OTHER!r} and {UNCLEAR!r}, got {shown!r}"
     return None
 
 
