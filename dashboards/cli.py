@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
 import shlex
 import socket
 import sys
@@ -17,7 +18,11 @@ APP = Path(__file__).with_name("app.py")
 
 
 def streamlit_command(runs_dir: str | Path, port: int = 8501, host: str = "127.0.0.1") -> list[str]:
-    """The ``streamlit run`` command line that serves the dashboards over ``runs_dir``."""
+    """The ``streamlit run`` command line that serves the dashboards over ``runs_dir``.
+
+    Offline (``t2iscope.offline``): no usage statistics, and ``browser.serverAddress`` names the
+    address, else Streamlit bound to 0.0.0.0 asks checkip.amazonaws.com for an "External URL".
+    """
     return [
         sys.executable,
         "-m",
@@ -34,10 +39,21 @@ def streamlit_command(runs_dir: str | Path, port: int = 8501, host: str = "127.0
         "none",
         "--browser.gatherUsageStats",
         "false",
+        "--browser.serverAddress",
+        _display_address(host),
         "--",
         "--runs",
         str(Path(runs_dir).resolve()),
     ]
+
+
+def _display_address(host: str) -> str:
+    """Where browsers reach ``host``: itself, or this machine's name for 0.0.0.0 and ``::``."""
+    try:
+        unspecified = ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # a host name
+        unspecified = False
+    return socket.gethostname() if unspecified else host
 
 
 def addresses(host: str, port: int) -> list[tuple]:

@@ -9,6 +9,9 @@ included. So no orphan keeps a port or an output folder busy, and a rerun starts
 
 The parent forwards SIGTERM/SIGINT/SIGHUP as a polite SIGTERM to the group first, so Streamlit
 and img2dataset can shut down; the guard's SIGKILL is the backstop.
+
+Every child starts with ``t2iscope.offline.environment()`` (update checks and telemetry off,
+Hugging Face hub offline), which the workers it spawns inherit.
 """
 
 from __future__ import annotations
@@ -23,14 +26,17 @@ import threading
 import time
 from collections.abc import Sequence
 
+from t2iscope import offline
+
 _GRACE_S = 5.0
 
 
 def run_python(args: Sequence[str], *, input: str | None = None) -> int:
     """Run ``python ARGS`` (``["-c", code, ...]`` or ``["-m", module, ...]``) as a guarded child.
 
-    ``input`` goes to the child's stdin. Returns the child's exit status (negative: killed by that
-    signal). Signals that stop the parent stop the child's whole process group first.
+    ``input`` goes to the child's stdin; its environment is ``offline.environment()``. Returns the
+    child's exit status (negative: killed by that signal). Signals that stop the parent stop the
+    child's whole process group first.
     """
     if not args or args[0] not in ("-c", "-m") or len(args) < 2:
         raise ValueError(f"run_python takes ['-c', code, ...] or ['-m', module, ...], got {list(args)!r}")
@@ -41,6 +47,7 @@ def run_python(args: Sequence[str], *, input: str | None = None) -> int:
         stdin=subprocess.PIPE if input is not None else None,
         text=True,
         pass_fds=(read_end,),
+        env=offline.environment(),
         start_new_session=True,  # own process group: we can stop it and all its workers as one
     )
     os.close(read_end)

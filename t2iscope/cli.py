@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import click
 
-from t2iscope import __version__
+from t2iscope import __version__, offline
 from t2iscope.errors import T2IError
 
 # name -> (module, attribute, one-line help shown by `t2iscope --help`)
@@ -82,6 +82,7 @@ def _one_line(message: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns (and exits with) the process exit code."""
+    offline.apply()  # before any area imports the libraries that read it
     debug = bool(os.environ.get("T2ISCOPE_DEBUG"))
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="t2iscope", standalone_mode=False)
