@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from t2iscope import offline
+
 # Property tests run on shared 2-core machines: no per-example deadline, no "generation is slow"
 # failures, and a fixed example sequence so CI is reproducible (T2I_HYPOTHESIS=dev explores anew).
 settings.register_profile(
@@ -16,8 +18,8 @@ settings.register_profile(
 )
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("T2I_HYPOTHESIS", "ci"))
-# albumentations (imported with img2dataset) asks PyPI for a newer version unless told not to.
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+# Tests import the libraries directly too: the same offline settings as the CLI (t2iscope.offline).
+offline.apply()
 
 WORLD_ROWS = 400
 WORLD_SEED = 0
