@@ -36,7 +36,11 @@ def curate() -> None:
 )
 @click.argument("recipe")
 @click.option(
-    "--input", "input_spec", required=True, help="Parquet/csv/tsv/jsonl file, folder, glob or fsspec URL."
+    "--input",
+    "input_spec",
+    required=True,
+    help="Input file, folder, glob or fsspec URL: parquet, or txt (one URL per line), csv, tsv, json "
+    "(an array of objects, or JSON lines), jsonl, each optionally .gz.",
 )
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder instead of resuming it.")

@@ -47,6 +47,7 @@ import functools
 import json
 import math
 import tarfile
+import time
 import typing
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -66,7 +67,7 @@ from tqdm import tqdm
 from t2iscope.children import run_python
 from t2iscope.config import Ge, Gt, Le, parse
 from t2iscope.curate.engine_local import LocalEngine, StageCounts, conform, merge_extra
-from t2iscope.curate.operators import PIXELS, StageContext
+from t2iscope.curate.operators import CUTOFF, PIXELS, SCORES, StageContext, pool_cutoff
 from t2iscope.curate.operators.dedup import laion_hash, restore_keys, save_keys
 from t2iscope.curate.recipe import Recipe, Stage, load_recipe
 from t2iscope.curate.schema import REASON_COL, STAGE_COL
@@ -74,6 +75,7 @@ from t2iscope.curate.urls import normalized_urls
 from t2iscope.errors import ConfigError, DataError
 from t2iscope.fileio import atomic_path, write_json, write_parquet, write_text
 from t2iscope.locks import is_empty, output_lock
+from t2iscope.sql import Params, open_duckdb
 
 ROBOTS_DIRECTIVES = ["noai", "noimageai", "noindex", "noimageindex"]
 STATUS_COLUMNS = ("row_id", "URL", "hash", "status", "error_message", "attempt", "images_dir", "key")
@@ -207,19 +209,14 @@ def run_img2dataset(rows: pa.Table, folder: Path, options: DownloadOptions) -> N
     url_list.unlink(missing_ok=True)
 
 
-# albumentations (imported by img2dataset) asks PyPI for a newer version unless told not to.
-_IMG2DATASET = (
-    "import json, os, sys\n"
-    "os.environ['NO_ALBUMENTATIONS_UPDATE'] = '1'\n"
-    "from img2dataset import download\n"
-    "download(**json.load(sys.stdin))\n"
-)
+_IMG2DATASET = "import json, sys\nfrom img2dataset import download\ndownload(**json.load(sys.stdin))\n"
 
 
 def _spawn_img2dataset(kwargs: dict[str, Any], folder: Path) -> None:
     """Run img2dataset in a fresh interpreter: it forks workers, and forking a process that has
     DuckDB or torch threads running can deadlock; it also installs its own signal handlers. The
-    child is guarded (t2iscope.children): it and its workers never outlive this process."""
+    child is guarded (t2iscope.children): it and its workers never outlive this process, and they
+    run with t2iscope.offline's environment (albumentations' PyPI update check off)."""
     code = run_python(["-c", _IMG2DATASET], input=json.dumps(kwargs))
     if code < 0:
         raise DataError(f"{folder}: img2dataset was killed by signal {-code}; rerun to resume")
@@ -404,7 +401,14 @@ def _batch_table(rows: pa.Table, status: pa.Table, row_ids: pa.Array, images: pa
 
 
 class _Post:
-    """Runs ``recipe.post_download`` over units; with ``state`` set, resumes finished units."""
+    """Runs ``recipe.post_download`` over units; with ``state`` set, resumes finished units.
+
+    A top-fraction stage (``Operator.pool``) needs its pool first: a pass before the filtering
+    scores every unit's images once (``state/scores-<stage>-<unit>.parquet``, or memory), the cutoff
+    is computed over them all (``operators.pool_cutoff``), and the filtering pass takes the scores
+    from there (``ctx.state[SCORES]``). ``state/pools.json`` records the cutoffs the finished units
+    were filtered with: when they change (a retry downloaded more images), those units run again.
+    """
 
     def __init__(
         self, recipe: Recipe, rows: pa.Table, status: pa.Table, out: Path, state: Path | None
@@ -423,9 +427,12 @@ class _Post:
         self.dropped_schema = kept.append(pa.field(STAGE_COL, pa.string())).append(
             pa.field(REASON_COL, pa.string())
         )
+        self.pools: dict[int, dict[str, Any]] = {}  # stage index -> column, fraction, cutoff, pool
+        self.scored: dict[tuple[int, str], pa.Table] = {}  # the pool pass's scores, without state
 
     def run(self, units: Sequence[_Unit], batch_rows: int, progress: bool) -> dict[str, Any]:
         totals = [StageCounts() for _ in self.stages]
+        self._pools(units, batch_rows, progress, totals)
         rows_in = rows_out = 0
         for unit in tqdm(units, desc="post-download", unit="shard", disable=not progress):
             result = self._resumed(unit) or self._unit(unit, batch_rows)
@@ -441,7 +448,63 @@ class _Post:
             {"stage": stage.name, "params": stage.params, **total.to_dict()}
             for stage, total in zip(self.stages, totals, strict=True)
         ]
+        for i, pool in self.pools.items():
+            stages[i]["top_fraction"] = pool
         return {"rows_in": rows_in, "rows_out": rows_out, "stages": stages}
+
+    def _pools(
+        self, units: Sequence[_Unit], batch_rows: int, progress: bool, totals: list[StageCounts]
+    ) -> None:
+        """The pool pass: each top-fraction stage's scores of every image and its cutoff over them,
+        into the stage's context; finished units filtered with other cutoffs are forgotten."""
+        for i, stage in enumerate(self.stages):
+            spec = stage.op.pool(stage.params, PIXELS) if stage.op.pool else None
+            if spec is None:
+                continue
+            start = time.perf_counter()
+            bar = tqdm(units, desc=f"{stage.name}: scoring the pool", unit="shard", disable=not progress)
+            scores = [self._scores(i, spec.column, unit, batch_rows).column(spec.column) for unit in bar]
+            con = open_duckdb(config={"threads": 1})
+            try:
+                con.register("__t2i_pool", pa.table({"v": pa.chunked_array(scores, pa.float32())}))
+                cutoff, n = pool_cutoff(con, "__t2i_pool", spec.fraction, Params())
+            finally:
+                con.close()
+            self.contexts[i].state[CUTOFF] = cutoff
+            self.pools[i] = {"column": spec.column, "fraction": spec.fraction, "cutoff": cutoff, "pool": n}
+            totals[i].seconds += time.perf_counter() - start
+        if self.state is None or not self.pools:
+            return
+        record = _jsonable({str(i): pool for i, pool in self.pools.items()})
+        path = self.state / "pools.json"
+        if path.exists() and json.loads(path.read_text()) != record:
+            for stale in [*self.state.glob("unit-*.json"), *self.state.glob("keys-*.npy")]:
+                stale.unlink()
+        write_json(path, record)
+
+    def _scores(self, i: int, column: str, unit: _Unit, batch_rows: int) -> pa.Table:
+        """``row_id`` and stage ``i``'s ``column`` of each image of ``unit``, computed once: a
+        resumed command reads them back."""
+        path = None if self.state is None else self.state / f"scores-{i:03d}-{unit.name}.parquet"
+        if path is not None and path.exists():
+            return pq.read_table(path)
+        if (i, unit.name) in self.scored:
+            return self.scored[i, unit.name]
+        stage, ctx = self.stages[i], self.contexts[i]
+        ctx.source = unit.source
+        schema = pa.schema([pa.field("row_id", pa.int64()), pa.field(column, stage.op.outputs[column])])
+        parts = [schema.empty_table()]
+        for row_ids, images in unit.batches(batch_rows):
+            self._check(unit, row_ids)
+            batch = _batch_table(self.rows, self.status, row_ids, images)
+            scores = stage.op.prepare(batch, ctx, **stage.params)[column]
+            parts.append(pa.table([row_ids, scores], schema=schema))
+        scored = pa.concat_tables(parts)
+        if path is None:
+            self.scored[i, unit.name] = scored
+        else:
+            write_parquet(path, scored)
+        return scored
 
     def _resumed(self, unit: _Unit) -> dict[str, Any] | None:
         """A unit an interrupted command finished: its tallies, its dedup keys back in state."""
@@ -454,6 +517,8 @@ class _Post:
         counts = [StageCounts() for _ in self.stages]
         for ctx in self.contexts:
             ctx.source = unit.source
+        for i, pool in self.pools.items():
+            self.contexts[i].state[SCORES] = self._scores(i, pool["column"], unit, batch_rows)
         rows_in = rows_out = 0
         with ExitStack() as files:  # each writer closes before its file is renamed into place
             kept_tmp = files.enter_context(atomic_path(self.out / "kept" / f"part-{unit.name}.parquet"))

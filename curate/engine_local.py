@@ -34,14 +34,17 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from t2iscope.curate.operators import (
+    CUTOFF,
     METADATA,
     Columns,
     MissingColumn,
     Rules,
     StageContext,
     case,
+    pool_cutoff,
     with_columns,
 )
+from t2iscope.curate.operators.language import NO_LANGUAGE
 from t2iscope.curate.readers import (
     DEFAULT_MEMORY_LIMIT,
     INTERNAL_PREFIX,
@@ -53,6 +56,7 @@ from t2iscope.curate.readers import (
 )
 from t2iscope.curate.recipe import Stage
 from t2iscope.curate.schema import REASON_COL, STAGE_COL
+from t2iscope.errors import DataError
 from t2iscope.fileio import atomic_path
 from t2iscope.sql import Params, file_name, ident, out_name
 
@@ -115,7 +119,9 @@ def dropped_schema(kept: pa.Schema, mode: str) -> pa.Schema | None:
 
 
 def _counts(values: pa.ChunkedArray | pa.Array) -> Counter:
-    return Counter({str(r["values"]): int(r["counts"]) for r in pc.value_counts(values).to_pylist()})
+    """Rows per language code; a row without one (null) counts as ``nolang``, LAION's name for it."""
+    counts = pc.value_counts(pc.fill_null(values.cast(pa.string()), NO_LANGUAGE)).to_pylist()
+    return Counter({str(r["values"]): int(r["counts"]) for r in counts})
 
 
 def _sql_result(
@@ -131,9 +137,10 @@ def _sql_result(
     lang_in: Counter = Counter()
     lang_out: Counter = Counter()
     for stage, reason, language, k in groups:
-        lang_in[str(language)] += k
+        code = NO_LANGUAGE if language is None else str(language)
+        lang_in[code] += k
         if stage is None:
-            lang_out[str(language)] += k
+            lang_out[code] += k
         else:
             by_stage.setdefault(stage, Counter())[reason] += k
     remaining = sum(lang_in.values())
@@ -200,12 +207,42 @@ class LocalEngine:
         naming the file and the column (bad schema, a missing column such as URL or punsafe).
         """
         names = set(self._layout(shard)[1])
-        ctx = StageContext(shard.path, METADATA)
+        # Columns only: a top-fraction rule's cutoff (pool_cutoffs) is resolved after every check.
+        ctx = StageContext(shard.path, METADATA, {CUTOFF: None})
         for stage in stages:
             if stage.op.rule is not None:  # raises MissingColumn, as the stage would when it runs
                 cols = Columns(frozenset(names), Params(), shard.path, stage.name)
                 stage.op.rule(cols, ctx, **stage.params)
             names |= set(stage.op.outputs)
+
+    def pool_cutoffs(
+        self, shards: Sequence[InputShard], stages: Sequence[Stage]
+    ) -> dict[int, dict[str, Any]]:
+        """The cutoff of each top-fraction stage (``Operator.pool``) over every row of ``shards``.
+
+        One DuckDB query per such stage over all the files, before any shard runs; returns
+        ``{stage index: {"column", "fraction", "cutoff", "pool"}}`` (``pool``: the rows ranked, those
+        with a score; ``cutoff`` None when there is none), what run.py stores and stats.json shows.
+        """
+        found: dict[int, dict[str, Any]] = {}
+        for i, stage in enumerate(stages):
+            spec = stage.op.pool(stage.params, METADATA) if stage.op.pool else None
+            if spec is None:
+                continue
+            bind = Params()
+            union = " UNION ALL ".join(
+                f"SELECT {ident(spec.column)} AS v FROM (SELECT {self._layout(s)[0]} FROM {s.relation(bind)})"
+                for s in shards
+            )
+            try:
+                cutoff, n = pool_cutoff(self.con, f"({union})", spec.fraction, bind)
+            except duckdb.Error as exc:
+                why = " ".join(str(exc).split())[:300]
+                raise DataError(
+                    f"stage '{stage.name}': cannot rank {spec.column} over the input ({why})"
+                ) from None
+            found[i] = {"column": spec.column, "fraction": spec.fraction, "cutoff": cutoff, "pool": n}
+        return found
 
     def _layout(self, shard: InputShard) -> tuple[str, list[str]]:
         """``shard``'s select list and column names (read once: a csv's schema costs a full read)."""
@@ -233,9 +270,10 @@ class LocalEngine:
         pushed = self._plan(stages, contexts, frozenset(names), bind, shard.path)
         rest = list(zip(stages, contexts, strict=True))[len(pushed) :]
         whens = [(stage, cond, reason) for stage, rules in pushed for cond, reason in rules]
-        query = (
-            f"SELECT {select}, {case(((c, st) for st, c, _ in whens), bind)} AS {_STAGE}, "
-            f"{case(((c, r) for _, c, r in whens), bind)} AS {_REASON} FROM {shard.relation(bind)}"
+        query = (  # rules read LAION's names: the renamed columns, never the file's own of that name
+            f"SELECT *, {case(((c, st) for st, c, _ in whens), bind)} AS {_STAGE}, "
+            f"{case(((c, r) for _, c, r in whens), bind)} AS {_REASON} "
+            f"FROM (SELECT {select} FROM {shard.relation(bind)})"
         )
         counts = [StageCounts(pushed_down=i < len(pushed)) for i in range(len(stages))]
         if not rest and shard.format == "parquet":  # csv/json: one streaming read beats re-parsing text
@@ -340,8 +378,8 @@ class LocalEngine:
         kept_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._execute(
-                f"COPY (SELECT {verdict} AS __t2i_code, {lang} AS __t2i_lang FROM {shard.relation(bind)}) "
-                f"TO {vout} {to}",
+                f"COPY (SELECT {verdict} AS __t2i_code, {lang} AS __t2i_lang "
+                f"FROM (SELECT {select} FROM {shard.relation(bind)})) TO {vout} {to}",
                 bind,
             )
             groups = self._execute(

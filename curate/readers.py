@@ -1,8 +1,13 @@
 """Input files -> DuckDB relations with LAION's column names, checked before any row is read.
 
 Inputs are a file, a folder (a world folder means its ``metadata/``), a glob or an fsspec URL,
-in parquet, csv, tsv or jsonl as img2dataset reads them (``.gz`` allowed). Each file is one
-shard: the unit of streaming, output and resume.
+in every format img2dataset reads, told by the file name: ``.txt`` (one URL per line, no header,
+no caption: TEXT is null), ``.csv`` and ``.tsv`` (with a header), ``.json`` (a JSON array of
+objects, as img2dataset reads it, or JSON lines: DuckDB tells them apart by content, so ``.json``
+files of JSON lines still read), ``.jsonl`` (JSON lines) and ``.parquet``; each text format also
+gzip-compressed (``.csv.gz``; img2dataset allows no ``.parquet.gz``, nor does DuckDB). Every
+format streams: no file is loaded whole. Each file is one shard: the unit of streaming, output and
+resume.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import csv
 import glob
 import os
 import re
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +26,18 @@ import duckdb
 from t2iscope.curate.schema import CLASH_PREFIX, LAION_COLUMNS, REQUIRED, canonical_names, type_family
 from t2iscope.curate.urls import register_duckdb
 from t2iscope.errors import ConfigError, DataError
-from t2iscope.sql import Params, file_name, ident, out_name
+from t2iscope.sql import Params, file_name, ident, open_duckdb, out_name
 
-FORMATS = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
+FORMATS = {
+    ".parquet": "parquet",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".txt": "txt",
+}
+# A txt line is one URL, as written: a delimiter no text line holds, no quoting.
+TXT_DELIMITER = "\0"
 # Prefix of the engine's own columns (verdicts, row numbers) inside its queries; an input column
 # with it would be taken for one of them (DuckDB matches names case-insensitively).
 INTERNAL_PREFIX = "__t2i_"
@@ -33,6 +49,8 @@ class InputShard:
     path: str  # local path or fsspec URL
     format: str
     size: int
+    # The recipe's ``columns:`` as (LAION name, the input's column) pairs: read before ALIASES.
+    columns: tuple[tuple[str, str], ...] = ()
 
     def relation(self, bind: Params) -> str:
         """The DuckDB table function that reads this shard, its path bound through ``bind``."""
@@ -42,26 +60,36 @@ class InputShard:
         if self.format in ("csv", "tsv"):
             delim = bind("\t" if self.format == "tsv" else ",")
             return f"read_csv({path}, header = true, delim = {delim}, sample_size = -1)"
-        return f"read_json({path}, format = 'newline_delimited', sample_size = -1)"
+        if self.format == "txt":
+            lines = (
+                f"read_csv({path}, header = false, auto_detect = false, columns = {{'URL': 'VARCHAR'}}, "
+                f"delim = {bind(TXT_DELIMITER)}, quote = '', escape = '')"
+            )
+            return f"(SELECT {ident('URL')}, CAST(NULL AS VARCHAR) AS {ident('TEXT')} FROM {lines})"
+        # 'auto': a JSON array or JSON lines, by the file's first character
+        return f"read_json({path}, format = 'auto', sample_size = -1)"
 
 
 def _format(name: str) -> str | None:
-    stem = name[:-3] if name.endswith(".gz") else name
-    return FORMATS.get(os.path.splitext(stem)[1].lower())
+    stem, gz = (name[:-3], True) if name.endswith(".gz") else (name, False)  # as DuckDB tells
+    found = FORMATS.get(os.path.splitext(stem)[1].lower())
+    return None if gz and found == "parquet" else found
 
 
 def is_url(spec: str) -> bool:
     return "://" in spec and not spec.startswith("file://")
 
 
-def resolve_inputs(spec: str) -> list[InputShard]:
-    """Every input file of ``spec`` in sorted order; DataError when there is none."""
+def resolve_inputs(spec: str, columns: Mapping[str, str] | None = None) -> list[InputShard]:
+    """Every input file of ``spec`` in sorted order, read with a recipe's ``columns`` (LAION name ->
+    the input's column); DataError when there is none."""
     if is_url(spec):
         import fsspec
 
         fs, root = fsspec.core.url_to_fs(spec)
         proto = spec.split("://", 1)[0]
-        found = sorted(fs.find(root) if fs.isdir(root) else fs.glob(root))
+        folder = fs.isdir(root)
+        found = sorted(fs.find(root) if folder else fs.glob(root))
         files = [
             (f"{proto}://{p.lstrip('/')}" if proto == "memory" else f"{proto}://{p}", fs.size(p))
             for p in found
@@ -69,7 +97,8 @@ def resolve_inputs(spec: str) -> list[InputShard]:
     else:
         spec = spec.removeprefix("file://")
         path = Path(spec)
-        if path.is_dir():
+        folder = path.is_dir()
+        if folder:
             if (path / "world.json").exists() and (path / "metadata").is_dir():
                 path = path / "metadata"
             names = sorted(str(p) for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -81,8 +110,19 @@ def resolve_inputs(spec: str) -> list[InputShard]:
     shards = [(p, _format(p), size) for p, size in files]
     shards = [(p, f, size) for p, f, size in shards if f is not None]
     if not shards:
-        raise DataError(f"{spec}: no input files (looked for {', '.join(sorted(FORMATS))}, optionally .gz)")
-    return [InputShard(i, p, f, size) for i, (p, f, size) in enumerate(shards)]
+        looked = ", ".join(sorted(FORMATS))
+        raise DataError(f"{spec}: no input files (looked for {looked}, each but .parquet optionally .gz)")
+    # A folder is read whole, so a README.txt or stats.json beside its shards would become rows
+    # (img2dataset reads one format per run); a glob says which files it means.
+    formats = Counter(f for _, f, _ in shards)
+    if folder and len(formats) > 1:
+        found = ", ".join(f"{n} {f}" for f, n in sorted(formats.items()))
+        raise DataError(
+            f"{spec}: holds input files of several formats ({found}); name one with a glob such as "
+            f"'{spec.rstrip('/')}/*.{formats.most_common(1)[0][0]}'"
+        )
+    mapping = tuple((columns or {}).items())
+    return [InputShard(i, p, f, size, mapping) for i, (p, f, size) in enumerate(shards)]
 
 
 # Half of the RAM DuckDB sees (cgroup limits included), where DuckDB's own default is 80%: a run
@@ -141,7 +181,7 @@ def connect(
     config = {"threads": threads or os.cpu_count() or 1, "memory_limit": memory_limit}
     if temp_directory is not None:
         config["temp_directory"] = out_name(temp_directory)  # a config value, not SQL text
-    con = duckdb.connect(config=config)
+    con = open_duckdb(config=config)
     configure(con, spec)
     return con
 
@@ -169,7 +209,8 @@ def duck_error(shard: InputShard, exc: Exception) -> DataError:
         problem = ragged_row(shard)
         if problem:
             return DataError(f"{shard.path}: {problem}")
-    first = " ".join(str(exc).split())[:300]
+    # DuckDB echoes our query after its message ("LINE 1: ..."): the user's file is the news.
+    first = " ".join(re.split(r"\n\s*LINE \d+:", str(exc))[0].split())[:300]
     return DataError(f"{shard.path}: cannot read as {shard.format} ({first})")
 
 
@@ -200,8 +241,27 @@ def ragged_row(shard: InputShard, columns: int | None = None) -> str | None:
     return None
 
 
+def _unclosed_array(shard: InputShard) -> bool:
+    """Whether ``shard`` opens a JSON array it never closes: DuckDB reads one cut after an element's
+    comma as if whole. Reads the file's two ends; a ``.gz`` stream's own check catches a cut there."""
+    import fsspec
+
+    if shard.path.endswith(".gz"):
+        return False
+    with fsspec.open(shard.path, "rb") as fh:
+        if not fh.read(64).lstrip().startswith(b"["):
+            return False
+        fh.seek(max(shard.size - 64, 0))
+        return not fh.read().rstrip().endswith(b"]")
+
+
 def select_list(con: duckdb.DuckDBPyConnection, shard: InputShard) -> tuple[str, list[str]]:
-    """SQL select list renaming columns to LAION's names, and those names; DataError on bad schema."""
+    """SQL select list renaming columns to LAION's names (the recipe's ``columns:`` first, then
+    :data:`~t2iscope.curate.schema.ALIASES`), and those names.
+
+    Raises DataError naming the file for an unreadable or empty file, a missing required column, a
+    column the recipe's ``columns:`` names that the file lacks, and a LAION column of the wrong type.
+    """
     if shard.size == 0:
         raise DataError(f"{shard.path}: file is empty")
     bind = Params()
@@ -212,29 +272,56 @@ def select_list(con: duckdb.DuckDBPyConnection, shard: InputShard) -> tuple[str,
     types = {row[0]: str(row[1]) for row in described}
     if shard.format in ("csv", "tsv") and (problem := ragged_row(shard, len(types))):
         raise DataError(f"{shard.path}: {problem}")
+    if shard.format in ("json", "jsonl") and _unclosed_array(shard):
+        raise DataError(f"{shard.path}: a JSON array without its closing ']' (cut short?)")
     internal = [c for c in types if c.lower().startswith(INTERNAL_PREFIX)]
     if internal:
         raise DataError(
             f"{shard.path}: column {internal[0]} uses the prefix {INTERNAL_PREFIX}, kept for the engine"
         )
-    names = canonical_names(list(types))
+    names = canonical_names(list(types), _mapped(shard, list(types)))
     by_target = {target: src for src, target in names.items()}
     lower = [target.lower() for target in names.values()]
     for src, target in names.items():
         if target.startswith(CLASH_PREFIX) and src != target and lower.count(target.lower()) > 1:
+            owner = next((s for s, t in names.items() if s != src and t.lower() == src.lower()), None)
+            why = f"{owner} is read as {names[owner]}" if owner else f"the run writes its own {src.lower()}"
             raise DataError(
-                f"{shard.path}: column {src} is renamed {target} (the run writes its own {src.lower()}), "
+                f"{shard.path}: column {src} is renamed {target} ({why}), "
                 f"but the file has {target} too; rename one of them"
             )
     for col in REQUIRED:
         if col not in by_target:
+            if shard.format in ("json", "jsonl") and list(types) == ["json"]:  # DuckDB's name for them
+                raise DataError(
+                    f"{shard.path}: holds JSON values that are not objects; expected a JSON array of "
+                    "objects or one object per line"
+                )
             raise DataError(f"{shard.path}: missing required column {col} (has: {', '.join(types)})")
     for target, src in by_target.items():
         want = LAION_COLUMNS.get(target)
         if want and type_family(types[src]) != want:
-            raise DataError(f"{shard.path}: column {src} has type {types[src]}, expected a {want}")
+            read_as = "" if src == target else f" (read as {target})"
+            raise DataError(f"{shard.path}: column {src}{read_as} has type {types[src]}, expected a {want}")
     try:
         parts = [ident(src) if src == dst else f"{ident(src)} AS {ident(dst)}" for src, dst in names.items()]
     except ValueError as exc:
         raise DataError(f"{shard.path}: a column name cannot be used ({exc})") from None
     return ", ".join(parts), list(names.values())
+
+
+def _mapped(shard: InputShard, columns: list[str]) -> dict[str, str]:
+    """The recipe's ``columns:`` with each column as the file spells it (DuckDB matches names
+    case-insensitively); DataError naming the file and the first column it lacks."""
+    found: dict[str, str] = {}
+    for laion, wanted in shard.columns:
+        match = (
+            wanted if wanted in columns else next((c for c in columns if c.lower() == wanted.lower()), None)
+        )
+        if match is None:
+            raise DataError(
+                f"{shard.path}: missing column {wanted}, which the recipe's columns.{laion} names "
+                f"(has: {', '.join(columns)})"
+            )
+        found[laion] = match
+    return found

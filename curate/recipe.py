@@ -9,7 +9,13 @@ stages:
   - watermark: {max_score: 0.8}
 post_download:            # run by `t2iscope curate download` on the fetched images
   - resolution: {min_side: 256}
+columns:                  # optional: LAION name -> the input's column, read before the built-in aliases
+  AESTHETIC_SCORE: my_score
 ```
+
+``columns`` extends the alias table of curate/schema.py for inputs whose names it does not know:
+each key is one of LAION's columns (others are refused), each value a column of the input (matched
+case-insensitively, as DuckDB does; a file without it is a DataError naming the file and column).
 
 ``dropped`` trades audit detail for write time (on LAION-scale runs most rows are dropped, and
 writing their URL and TEXT can cost more than the filtering): ``full`` keeps every column of
@@ -38,8 +44,9 @@ from typing import Any, Literal
 
 import yaml
 
-from t2iscope.config import bind_params, load_yaml, parse
+from t2iscope.config import bind_params, load_yaml, location, parse
 from t2iscope.curate.operators import METADATA, OPERATORS, PIXELS, Operator, load_all
+from t2iscope.curate.schema import LAION_COLUMNS
 from t2iscope.errors import ConfigError
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
@@ -66,6 +73,7 @@ class Recipe:
     stages: tuple[Stage, ...] = ()
     post_download: tuple[Stage, ...] = ()
     source: str = "<memory>"
+    columns: dict[str, str] = field(default_factory=dict)  # LAION name -> the input's column
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +83,7 @@ class Recipe:
             "dropped": self.dropped,
             "stages": [{s.name: dict(s.params)} for s in self.stages],
             "post_download": [{s.name: dict(s.params)} for s in self.post_download],
+            "columns": dict(self.columns),
         }
 
     def to_yaml(self) -> str:
@@ -92,6 +101,7 @@ class _RecipeFile:
     dropped: Dropped = "full"
     stages: list[Any]
     post_download: list[Any] | None = None
+    columns: dict[str, str] | None = None
 
 
 def builtin_names() -> list[str]:
@@ -119,8 +129,9 @@ def load_recipe(name_or_path: str) -> Recipe:
 def recipe_from_dict(data: Any, where: str) -> Recipe:
     """Validate a recipe's parsed YAML (``where`` names it in errors) into a Recipe.
 
-    Raises ConfigError for unknown keys, an unknown stage or one outside its phase, and stage
-    parameters that do not fit the operator's signature (names, types, ``Literal`` choices).
+    Raises ConfigError for unknown keys, an unknown stage or one outside its phase, stage
+    parameters that do not fit the operator's signature (names, types, ``Literal`` choices), and a
+    ``columns:`` entry that is not a LAION column or reuses an input column.
     """
     raw = parse(_RecipeFile, data, where)
     if raw.engine == "ray":  # named so recipes written for it read clearly, refused until it exists
@@ -136,7 +147,22 @@ def recipe_from_dict(data: Any, where: str) -> Recipe:
         stages = (*stages[:lead], validity, *stages[lead:])
     post = _stages(raw.post_download or [], where, "post_download", PIXELS)
     name = raw.name or Path(where).stem
-    return Recipe(name, raw.description or "", raw.engine, raw.dropped, stages, post, where)
+    columns = _columns(raw.columns or {}, where)
+    return Recipe(name, raw.description or "", raw.engine, raw.dropped, stages, post, where, columns)
+
+
+def _columns(columns: dict[str, str], where: str) -> dict[str, str]:
+    """The recipe's ``columns:``, checked: LAION names only, each naming a different input column."""
+    read_as: dict[str, str] = {}  # the input's column, lower-cased -> the LAION name it is read as
+    for name, column in columns.items():
+        at = location(where, ("columns", name))
+        if name not in LAION_COLUMNS:
+            raise ConfigError(f"{at}: not a LAION column; valid: {', '.join(LAION_COLUMNS)}")
+        if not column.strip():
+            raise ConfigError(f"{at}: expected an input column name, got {column!r}")
+        if (other := read_as.setdefault(column.lower(), name)) != name:
+            raise ConfigError(f"{at}: {column} is already read as {other}; one column gives one LAION name")
+    return dict(columns)
 
 
 def _stages(items: list[Any], where: str, key: str, phase: str) -> tuple[Stage, ...]:

@@ -3,8 +3,9 @@
 Layout (docs/architecture.md): ``kept/part-NNNNN.parquet``, ``dropped/part-NNNNN.parquet``
 (+ ``stage``, ``reason``; key columns only or absent under the recipe's ``dropped: keys|none``),
 ``stats.json``, ``recipe.resolved.yaml``. ``_state/`` holds the run's identity (``run.json``: recipe
-and input files with their sizes), one finished-marker per shard (its tallies) and the dedup keys
-it added, and DuckDB's spill files while the run works (``_state/spill``, unless
+and input files with their sizes), the cutoffs of top-fraction stages over the whole input
+(``cutoffs.json``, computed once before any shard), one finished-marker per shard (its tallies)
+and the dedup keys it added, and DuckDB's spill files while the run works (``_state/spill``, unless
 ``--temp-directory``).
 
 Every check comes before the folder is touched: options, the recipe, every input file's columns.
@@ -13,7 +14,8 @@ finished: a rerun with the same recipe skips finished shards, reloads their dedu
 killed work left (temp files, parts of unfinished shards, DuckDB's spill files) and ends with the
 same bytes as an uninterrupted run. A folder with no finished shard is simply started over, and an
 input file may change (fixed after a failure) as long as no finished shard was curated from it;
-anything else is refused with one line saying what differs.
+anything else is refused with one line saying what differs. A resumed run reuses its cutoffs; as
+they rank every input file, a run with cutoffs and finished shards refuses any changed input.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from tqdm import tqdm
 from t2iscope import __version__
 from t2iscope.curate.engine_local import LocalEngine, merge_extra, metadata_contexts
 from t2iscope.curate.limits import MAX_BATCH_ROWS, MAX_THREADS
+from t2iscope.curate.operators import CUTOFF, METADATA
 from t2iscope.curate.operators.dedup import restore_keys, save_keys
 from t2iscope.curate.readers import (
     DEFAULT_MEMORY_LIMIT,
@@ -55,6 +58,7 @@ SPILL = "spill"  # DuckDB's default temp folder, inside _state: removed with the
 _PART = re.compile(r"part-(\d+)\.json")
 _LAYOUT = {"_state", "kept", "dropped", "stats.json", "recipe.resolved.yaml", LOCK_NAME}
 _STATE = re.compile(r"(part-\d+)\.json|keys-\d+-(part-\d+)\.npy")  # a shard's marker and dedup keys
+CUTOFFS = "cutoffs.json"  # top-fraction cutoffs over the whole input, with the inputs they ranked
 
 
 def git_commit() -> str | None:
@@ -117,6 +121,12 @@ def plan_out(out: Path, identity: dict[str, Any], overwrite: bool) -> Resume:
     finished = frozenset(int(m[1]) for p in (out / "_state").iterdir() if (m := _PART.fullmatch(p.name)))
     if old == identity:
         return Resume("resume", finished)
+    cutoffs = out / "_state" / CUTOFFS
+    if finished and old.get("recipe") == identity["recipe"] and cutoffs.exists():
+        raise ConfigError(
+            f"{out}: holds a run whose top_fraction cutoffs ranked other input files, and "
+            f"{len(finished)} shard(s) were curated with them; pass --overwrite to start over"
+        )
     if not finished:  # nothing worth keeping: a run that failed or was killed in its first shards
         return Resume("restart")
     if old.get("recipe") != identity["recipe"]:
@@ -167,7 +177,9 @@ def clean_leftovers(out: Path, finished: frozenset[int], complete: bool) -> None
                     _remove(entry)
     for entry in (out / "_state").iterdir():
         own = _STATE.fullmatch(entry.name)
-        if entry.name != "run.json" and not (own and entry.is_file() and (own[1] or own[2]) in parts):
+        if entry.name not in ("run.json", CUTOFFS) and not (
+            own and entry.is_file() and (own[1] or own[2]) in parts
+        ):
             _remove(entry)
     for entry in out.iterdir():
         if _is_temp(entry.name) or (entry.name == "stats.json" and not complete):
@@ -211,7 +223,7 @@ def run_recipe(
     spill = out / "_state" / SPILL if temp_directory is None else check_temp_directory(temp_directory)
     if temp_directory is not None and _inside(spill, out):  # resume would delete it mid-run
         raise ConfigError(f"--temp-directory {spill}: inside --out; omit it to spill to {out}/_state/{SPILL}")
-    shards = resolve_inputs(input_spec)
+    shards = resolve_inputs(input_spec, recipe.columns)
     inside = next((s.path for s in shards if not is_url(s.path) and _inside(Path(s.path), out)), None)
     if inside:  # a glob over a parent of --out: a rerun would curate the run's own output
         raise ConfigError(f"--input {input_spec}: includes {inside}, inside --out {out}")
@@ -235,7 +247,8 @@ def run_recipe(
                 clean_leftovers(out, plan.finished, complete=len(plan.finished) == len(shards))
             spill.mkdir(parents=True, exist_ok=True)  # DuckDB creates only the last folder of it
             try:
-                return _run(recipe, shards, out, engine, threads, is_url(input_spec), progress)
+                cutoffs = pool_cutoffs(out, recipe, shards, engine, identity)
+                return _run(recipe, shards, out, engine, threads, is_url(input_spec), progress, cutoffs)
             finally:
                 engine.close()  # DuckDB deletes its spill files; the folder is ours to remove
                 if temp_directory is None:
@@ -252,10 +265,16 @@ def _run(
     threads: int | None,
     remote: bool,
     progress: bool,
+    cutoffs: dict[int, dict[str, Any]],
 ) -> dict[str, Any]:
-    """Curate every shard not yet finished into ``out`` (locked and prepared), then write the summary."""
+    """Curate every shard not yet finished into ``out`` (locked and prepared), then write the summary.
+
+    ``cutoffs``: :func:`pool_cutoffs`, handed to their stages' rules and recorded in stats.json.
+    """
     state = out / "_state"
     contexts = metadata_contexts(recipe.stages)
+    for i, pool in cutoffs.items():
+        contexts[i].state[CUTOFF] = pool["cutoff"]
     stateful = [i for i, s in enumerate(recipe.stages) if s.op.stateful]
     start = time.perf_counter()
 
@@ -284,9 +303,29 @@ def _run(
     finally:
         bar.close()
     stats = summarize(recipe, shards, results, time.perf_counter() - start)
+    for i, pool in cutoffs.items():
+        stats["stages"][i]["top_fraction"] = pool
     write_json(out / "stats.json", stats)
     write_text(out / "recipe.resolved.yaml", recipe.to_yaml())
     return stats
+
+
+def pool_cutoffs(
+    out: Path, recipe: Recipe, shards: list[InputShard], engine: LocalEngine, identity: dict[str, Any]
+) -> dict[int, dict[str, Any]]:
+    """The run's top-fraction cutoffs (``LocalEngine.pool_cutoffs``), by stage index: read back
+    from ``_state/cutoffs.json`` when they ranked these inputs (a resumed run), else computed over
+    every input file and written there before any shard runs."""
+    if not any(s.op.pool and s.op.pool(s.params, METADATA) for s in recipe.stages):
+        return {}
+    path = out / "_state" / CUTOFFS
+    if path.exists():
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved["inputs"] == identity["inputs"]:
+            return {int(i): pool for i, pool in saved["stages"].items()}
+    cutoffs = engine.pool_cutoffs(shards, recipe.stages)
+    write_json(path, {"inputs": identity["inputs"], "stages": cutoffs})
+    return cutoffs
 
 
 def _independent(recipe: Recipe) -> bool:

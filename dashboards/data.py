@@ -27,7 +27,7 @@ from t2iscope.dashboards.images import inside
 from t2iscope.errors import DataError
 from t2iscope.evaluate.folder import read_record, read_table, table_name
 from t2iscope.evaluate.tables import CORE
-from t2iscope.sql import file_name, file_names, ident
+from t2iscope.sql import file_name, file_names, ident, open_duckdb
 
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "FLOAT", "DOUBLE", "DECIMAL", "UBIGINT")
 SCORE_COLUMNS = (
@@ -103,7 +103,7 @@ def _base(ds: Dataset, domain: bool = True) -> tuple[str, list[Any]]:
 def _connect() -> duckdb.DuckDBPyConnection:
     # One short-lived connection per query: Streamlit runs sessions on threads and a DuckDB
     # connection must not be shared between them.
-    return duckdb.connect()
+    return open_duckdb()
 
 
 def _duck_error(where: str | Path, exc: Exception) -> DataError:
@@ -322,8 +322,16 @@ def _seconds(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
 
 
-def _stage_rows(stats: dict[str, Any], where: str) -> list[dict[str, Any]]:
+def _stage_list(stats: dict[str, Any]) -> Any:
+    """A run's stages; a download's (``curate download``) are its post-download stages."""
     stages = stats.get("stages")
+    if stages is None and isinstance(stats.get("post_download"), dict):
+        return stats["post_download"].get("stages")
+    return stages
+
+
+def _stage_rows(stats: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    stages = _stage_list(stats)
     if isinstance(stages, dict):  # {"name": {...}} as well as [{"name": ...}]
         stages = [{"name": k, **v} if isinstance(v, dict) else v for k, v in stages.items()]
     if not isinstance(stages, list):
@@ -408,6 +416,83 @@ def languages(run: str) -> pd.DataFrame:
             f"{name(Path(run) / 'stats.json')}: 'languages' counts must be whole numbers"
         ) from None
     return df.sort_values(["rows_in", "rows_out"], ascending=False, ignore_index=True)
+
+
+NEAR_DUPLICATE_COLUMNS = (
+    "stage", "by", "row_id", "duplicate_of", "distance",
+    "removed_shard", "removed_key", "kept_shard", "kept_key",
+)  # fmt: skip
+
+
+def _examples(stats: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    """The example pairs near_dedup stages recorded in stats.json: stage, by, the two row ids, distance."""
+    stages = _stage_list(stats)
+    found = []
+    for stage in stages if isinstance(stages, list) else []:
+        if not isinstance(stage, dict) or stage.get("stage") != "near_dedup":
+            continue
+        params = stage.get("params")
+        by = params.get("by") if isinstance(params, dict) else None
+        examples = stage.get("examples") or {}
+        try:
+            for row_id, pair in examples.items():
+                found.append(
+                    {
+                        "stage": "near_dedup",
+                        "by": str(by),
+                        "row_id": _count(int(row_id)),
+                        "duplicate_of": _count(pair["duplicate_of"]),
+                        "distance": float(pair["distance"]),
+                    }
+                )
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise DataError(
+                f"{where}: near_dedup's examples must map row ids to duplicate_of and distance"
+            ) from None
+    return found
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def near_duplicates(run: str, root: str | None = None) -> pd.DataFrame:
+    """The example pairs of a download's near_dedup stage (its stats.json ``examples``), each image
+    placed in img2dataset's output: ``removed_shard``/``kept_shard`` name the shard's metadata parquet
+    (``images/attempt-N/NNNNN.parquet``; None when the row's image is not found inside the runs
+    folder ``root``, default ``run``) and ``*_key`` the image's key there (see images.stored_image).
+
+    Reads status.parquet (where each row's image is) and the shards' key columns; no image.
+    """
+    folder = Path(run)
+    pairs = _examples(load_stats(run), name(folder / "stats.json"))
+    if not pairs:
+        return pd.DataFrame(columns=NEAR_DUPLICATE_COLUMNS)
+    ids = sorted({p[c] for p in pairs for c in ("row_id", "duplicate_of")})
+    status = folder / "status.parquet"
+    if not status.is_file():
+        raise DataError(f"{name(status)}: missing; near_dedup's example images cannot be placed")
+    placed = _query(
+        "SELECT row_id, images_dir, key FROM read_parquet(?) WHERE list_contains(?, row_id)",
+        [file_name(status), ids],
+        status,
+    )
+    shards: dict[tuple[str, str], str] = {}
+    for images_dir, rows in placed.groupby("images_dir"):
+        attempt = inside(root or run, folder / "images", images_dir)
+        metadata = _files(attempt) if attempt is not None and attempt.is_dir() else []
+        if metadata:
+            hits = _query(
+                "SELECT filename, key FROM read_parquet(?, filename = true, union_by_name = true) "
+                "WHERE list_contains(?, CAST(key AS VARCHAR))",
+                [metadata, [str(k) for k in rows["key"]]],
+                attempt,
+            )
+            shards.update(
+                {(images_dir, str(k)): f for f, k in zip(hits["filename"], hits["key"], strict=True)}
+            )
+    where = {int(r.row_id): (shards.get((r.images_dir, str(r.key))), str(r.key)) for r in placed.itertuples()}
+    for p in pairs:
+        p["removed_shard"], p["removed_key"] = where.get(p["row_id"], (None, None))
+        p["kept_shard"], p["kept_key"] = where.get(p["duplicate_of"], (None, None))
+    return pd.DataFrame(pairs, columns=NEAR_DUPLICATE_COLUMNS).sort_values("row_id", ignore_index=True)
 
 
 MANIFEST_COLUMNS = ("prompt_id", "prompt", "language", "seed", "steps", "cfg_scale", "sampler", "image_path")

@@ -13,17 +13,22 @@ import math
 import numbers
 import os
 import stat
+import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import streamlit as st
 from PIL import Image
 
+from t2iscope.curate.download import IMAGE_EXTENSIONS
 from t2iscope.curate.world.layout import hash_hex
 
 MAX_SIDE = 512  # images are sent to the browser at most this large: pages stay light
 MAX_PIXELS = 64 * 1024 * 1024  # a larger image is not decoded: a small PNG can claim gigapixels
+MAX_BYTES = 64 * 1024 * 1024  # a larger encoded image in a download's shard is not read
 
 
 def inside(root: str | os.PathLike[str], base: str | os.PathLike[str], value: Any) -> Path | None:
@@ -63,7 +68,41 @@ def read_image(path: str) -> bytes | None:
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             return None
-        with Image.open(path) as im:
+    except OSError:
+        return None
+    return _thumbnail(path)
+
+
+@st.cache_data(max_entries=200, show_spinner=False)
+def stored_image(shard: str, key: str) -> bytes | None:
+    """PNG thumbnail (as :func:`read_image`) of the image img2dataset stored under ``key`` in the
+    shard whose metadata is ``shard`` (``images/attempt-N/NNNNN.parquet``): a ``<key>.<ext>`` member
+    of ``NNNNN.tar`` beside it (webdataset), else that parquet's ``jpg`` column (parquet format).
+
+    None when it is missing, not a regular member, larger than MAX_BYTES or unreadable.
+    """
+    path = Path(shard)
+    tar = path.with_suffix(".tar")
+    try:
+        if tar.is_file():
+            with tarfile.open(tar) as archive:
+                names = [f"{key}.{ext}" for ext in IMAGE_EXTENSIONS]
+                member = next((m for m in archive if m.name in names), None)
+                if member is None or not member.isfile() or member.size > MAX_BYTES:
+                    return None
+                blob = archive.extractfile(member).read()  # type: ignore[union-attr]
+        else:
+            found = pq.read_table(path, columns=["jpg"], filters=[("key", "==", key)]).column(0)
+            blob = found[0].as_py() if len(found) else None
+    except (OSError, tarfile.TarError, pa.ArrowException, KeyError):  # KeyError: no jpg/key column
+        return None
+    return _thumbnail(io.BytesIO(blob)) if isinstance(blob, bytes) and len(blob) <= MAX_BYTES else None
+
+
+def _thumbnail(source: str | io.BytesIO) -> bytes | None:
+    """PNG bytes of an image file or buffer, at most MAX_SIDE a side; None if unreadable or too large."""
+    try:
+        with Image.open(source) as im:
             if im.width * im.height > MAX_PIXELS:
                 return None
             im.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG decodes at a fraction of its size

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -30,7 +29,7 @@ from t2iscope.evaluate.judges import Judge, make_judge
 from t2iscope.evaluate.parquet_inputs import curation_parts, parquet_files
 from t2iscope.evaluate.vocabulary import Vocabulary, expectations, read_vocabulary
 from t2iscope.generate.attributes import ATTRIBUTES
-from t2iscope.sql import file_names
+from t2iscope.sql import file_names, open_duckdb
 
 MANIFEST_COLUMNS = ("prompt_id", "prompt", "language", "seed", "steps", "cfg_scale", "sampler", "image_path")
 # What the audits do with each column: text they compare or parse, numbers they group by, tags they read
@@ -136,7 +135,7 @@ class AuditContext:
         """The world's truth table (kind, color, culture, legs, caption_lang, ...), keyed by hash."""
         if "truth" not in self._cache:
             files = check_world(self.require("world", "truth"))
-            with duckdb.connect() as con:
+            with open_duckdb() as con:
                 truth = con.execute("SELECT * FROM read_parquet($files)", {"files": file_names(files)}).df()
             self._cache["truth"] = truth
         return self._cache["truth"]

@@ -14,10 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from t2iscope.errors import DataError
-from t2iscope.sql import file_names
+from t2iscope.sql import file_names, open_duckdb
 
 
 def parquet_files(path: str | Path) -> list[str]:
@@ -35,7 +33,7 @@ def parquet_files(path: str | Path) -> list[str]:
 
 def columns(files: list[str]) -> list[str]:
     """Column names of a parquet set (the union DuckDB sees)."""
-    with duckdb.connect() as con:
+    with open_duckdb() as con:
         return list(con.read_parquet(file_names(files), union_by_name=True).columns)
 
 
@@ -130,7 +128,7 @@ def _stage_order(stages: list[tuple[str, Any]], dropped: list[str]) -> list[str]
     """Stage names in run order: from stats.json when it lists them, else as first seen in dropped."""
     order: list[str] = [name for name, _ in stages]
     if dropped:
-        with duckdb.connect() as con:
+        with open_duckdb() as con:
             seen = con.execute(
                 "SELECT stage, min(file_row_number + 0) AS first, min(filename) AS f FROM "
                 "read_parquet($files, filename=true, file_row_number=true, union_by_name=true) "

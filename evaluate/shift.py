@@ -20,7 +20,7 @@ import pandas as pd
 from t2iscope.errors import DataError
 from t2iscope.evaluate.parquet_inputs import CurationRun
 from t2iscope.evaluate.tables import measure, rate, skipped
-from t2iscope.sql import Params, file_names
+from t2iscope.sql import Params, file_names, open_duckdb
 
 KEPT = "(kept)"
 UNRECORDED = "(not recorded)"
@@ -45,7 +45,7 @@ def stage_counts(run: CurationRun, key_sql: str, truth: list[str] | None = None)
         f"SELECT {key_sql} AS key, CAST(d.stage AS VARCHAR) AS stage, count(*) AS rows "
         f"FROM read_parquet({p(file_names(run.dropped))}, union_by_name=true) d {join} GROUP BY 1, 2"
     )
-    with duckdb.connect() as con:
+    with open_duckdb() as con:
         if run.dropped and _binds(con, dropped, p):
             parts.append(dropped)
         sql = " UNION ALL ".join(parts)

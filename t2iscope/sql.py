@@ -114,3 +114,16 @@ class Params:
 
 _GLOB = re.compile(r"[*?[]")  # what makes DuckDB glob a name (its HasGlob)
 _QUOTED = re.compile(r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'')
+
+
+def open_duckdb(config: dict[str, Any] | None = None) -> Any:
+    """A DuckDB connection (``duckdb.DuckDBPyConnection``) with ``config``, every one t2iscope opens.
+
+    Known extensions are never downloaded (``autoinstall_known_extensions``): DuckDB would fetch
+    one such as httpfs from extensions.duckdb.org in its own C code when a query needs it, and
+    t2iscope opens no connection it was not asked for (``t2iscope.offline``). Such a query fails
+    with DuckDB's one-line error instead.
+    """
+    import duckdb
+
+    return duckdb.connect(config={**(config or {}), "autoinstall_known_extensions": False})

@@ -133,6 +133,22 @@ class OpenClip:
         device = str(next(self.model.parameters()).device)
         return clip_embeddings(self.model, images, device, batch, cfg["mean"], cfg["std"])
 
+    @torch.no_grad()
+    def embed_text(self, texts: Sequence[str], batch: int = 512) -> torch.Tensor:
+        """L2-normalised embeddings, float32 ``N x D`` on CPU, of ``texts``, ``batch`` at a time.
+
+        The model's own tokenizer cuts each text to the tower's context (77 tokens for CLIP), as
+        open_clip does when LAION and DataComp compute their similarity columns.
+        """
+        device = next(self.model.parameters()).device
+        parts = [
+            torch.nn.functional.normalize(
+                self.model.encode_text(self.tokenizer(list(texts[i : i + batch])).to(device)).float(), dim=-1
+            ).cpu()
+            for i in range(0, len(texts), batch)
+        ]
+        return torch.cat(parts) if parts else torch.zeros((0, int(self.model.visual.output_dim)))
+
 
 @dataclass(frozen=True)
 class AestheticModel:

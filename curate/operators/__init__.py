@@ -33,9 +33,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from t2iscope.curate.readers import configure
-from t2iscope.errors import DataError
+from t2iscope.errors import ConfigError, DataError
 from t2iscope.registry import Registry
-from t2iscope.sql import Params, ident
+from t2iscope.sql import Params, ident, open_duckdb
 
 METADATA = "metadata"  # before download: rows of a LAION-style table
 PIXELS = "pixels"  # after download: the same rows plus decoded-image columns (see download.py)
@@ -100,6 +100,24 @@ Prepare = Callable[..., dict[str, pa.Array]]
 # The checks a signature cannot express: check(params, phase) raises ValueError (or ConfigError)
 # with a plain message; the recipe parser prefixes the file, phase, entry and stage.
 Check = Callable[[dict[str, Any], str], None]
+# StageContext.state keys of a top-fraction stage (Operator.pool): the cutoff its rule compares
+# with (None: the pool has no scores), and after download the pool pass's scores of the unit
+# being processed (a table of row_id and the score column), which ``prepare`` takes, never recomputes.
+CUTOFF = "cutoff"
+SCORES = "scores"
+
+
+@dataclass(frozen=True)
+class TopFraction:
+    """A stage that keeps the top ``fraction`` (0 < f <= 1) of its whole pool by ``column``."""
+
+    column: str
+    fraction: float
+
+
+# pool(params, phase): what the stage keeps of the whole pool, or None when it judges each row on
+# its own. The engines resolve the cutoff (:func:`pool_cutoff`) before any shard runs.
+Pool = Callable[[dict[str, Any], str], TopFraction | None]
 
 
 @dataclass(frozen=True)
@@ -115,6 +133,8 @@ class Operator:
     # Loads now what the stage will compute with (a model): preload(params, phase). `curate download`
     # calls it before fetching, so a broken model folder stops the command before any work.
     preload: Check | None = None
+    pool: Pool | None = None  # a top-fraction stage: see Pool
+    prepare: Prepare | None = None  # what fn computes before its rules (the pool pass calls it alone)
 
     def check_params(self, params: dict[str, Any], phase: str) -> None:
         """Run the stage's ``check`` hook (if any) on its bound ``params`` for ``phase``."""
@@ -133,12 +153,15 @@ def operator(
     stateful: bool = False,
     numeric: bool = False,
     check: Check | None = None,
+    preload: Check | None = None,
 ) -> Callable[[Callable[..., StageResult]], Callable[..., StageResult]]:
     """Decorator registering a Python stage ``fn(table, ctx, **params) -> StageResult`` under ``name``."""
 
     def add(fn: Callable[..., StageResult]) -> Callable[..., StageResult]:
         OPERATORS.register(name)(
-            Operator(name, fn, frozenset(phases), dict(outputs or {}), None, stateful, numeric, check)
+            Operator(
+                name, fn, frozenset(phases), dict(outputs or {}), None, stateful, numeric, check, preload
+            )
         )
         return fn
 
@@ -154,6 +177,7 @@ def rule_operator(
     prepare: Prepare | None = None,
     check: Check | None = None,
     preload: Check | None = None,
+    pool: Pool | None = None,
 ) -> Callable[[RuleFn], RuleFn]:
     """Decorator registering a SQL stage ``rule(cols, ctx, **params) -> Rules`` under ``name``.
 
@@ -176,7 +200,19 @@ def rule_operator(
             return StageResult(keep, reason, columns)
 
         OPERATORS.register(name)(
-            Operator(name, fn, frozenset(phases), dict(outputs or {}), rule, False, numeric, check, preload)
+            Operator(
+                name,
+                fn,
+                frozenset(phases),
+                dict(outputs or {}),
+                rule,
+                False,
+                numeric,
+                check,
+                preload,
+                pool=pool,
+                prepare=prepare,
+            )
         )
         return rule
 
@@ -231,6 +267,47 @@ def threshold(
     return rules
 
 
+def top(cols: Columns, column: str, fraction: float, ctx: StageContext, hint: str = "") -> Rules:
+    """Keep rows whose ``column`` is at least the pool's cutoff (``ctx.state[CUTOFF]``).
+
+    The cutoff comes from :func:`pool_cutoff`; values compare as DOUBLE, as the cutoff was
+    computed, so the kept rows are exactly those at or above it. Missing values get their own
+    reason; the drop reason names the fraction and the cutoff (``similarity<0.2871(top 30%)``).
+    """
+    c = cols.col(column, hint)
+    if CUTOFF not in ctx.state:
+        raise ConfigError(
+            f"stage '{cols.stage}': top_fraction's cutoff over the whole pool was not resolved "
+            "before the rows ran; run it through `t2iscope curate run` or `curate download`"
+        )
+    rules = [(sql_missing(c), f"{column}_missing")]
+    cutoff = ctx.state[CUTOFF]
+    if cutoff is not None:
+        reason = f"{column}<{cutoff:.4g}(top {fraction * 100:g}%)"
+        rules.append((f"CAST({c} AS DOUBLE) < {cols.bind(float(cutoff))}", reason))
+    return rules
+
+
+def pool_cutoff(
+    con: duckdb.DuckDBPyConnection, values: str, fraction: float, bind: Params
+) -> tuple[float | None, int]:
+    """(cutoff, n) keeping the top ``fraction`` of the values of ``values`` (SQL of a relation whose
+    one column is ``v``); ``n`` counts the values ranked: those neither null nor NaN.
+
+    The cutoff is the linear-interpolated ``1 - fraction`` quantile (numpy's default, DuckDB's
+    ``quantile_cont``), kept inclusively: ``N - ceil((N - 1) * (1 - fraction))`` rows without ties,
+    exactly ``fraction * N`` when that is whole; rows tied at the cutoff are all kept. DataComp's
+    ``get_threshold`` (baselines/apply_filter.py) takes the ``floor(fraction * N)``-th score in
+    descending order, one row more when ``fraction * N`` is whole. None when no value is ranked.
+    """
+    sql = (
+        f"SELECT quantile_cont(v, {bind(1.0 - fraction)}), count(v) FROM (SELECT CAST(v AS DOUBLE) AS v "
+        f"FROM {values}) WHERE NOT isnan(v)"
+    )
+    cutoff, n = con.execute(sql, bind.used(sql)).fetchone()
+    return (None if cutoff is None else float(cutoff)), int(n)
+
+
 _local = threading.local()
 
 
@@ -242,7 +319,7 @@ def evaluate(table: pa.Table, cols: Columns, rules: Rules) -> tuple[np.ndarray, 
     """
     con = getattr(_local, "con", None)
     if con is None:  # one per thread, reused: a connection costs more than a small batch's query
-        con = _local.con = duckdb.connect(config={"threads": 1})
+        con = _local.con = open_duckdb(config={"threads": 1})
         configure(con)
     con.register("__t2i_batch", table.select(cols.used))
     try:
@@ -270,9 +347,11 @@ def load_all() -> None:
     from t2iscope.curate.operators import (  # noqa: F401
         aesthetic,
         caption,
+        clip_score,
         dedup,
         domain,
         language,
+        near_dedup,
         resolution,
         unsafe,
         validity,

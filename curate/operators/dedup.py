@@ -4,15 +4,19 @@ Order matters, so the engine runs shards in input order and never pushes this st
 another. The keys seen so far live in a :class:`KeySet` of sorted int64 chunks (8 bytes a
 row, not a Python set's ~70), which the engine checkpoints per shard so a resumed run
 deduplicates exactly like an uninterrupted one.
+
+Every stateful stage (this one, ``near_dedup``) keeps its memory in ``ctx.state[STATE]``: a
+:class:`Checkpointed` object that hands over what it added since the last checkpoint and takes
+such a checkpoint back. :func:`save_keys` and :func:`restore_keys` are the engines' two calls.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 import mmh3
 import numpy as np
@@ -23,6 +27,35 @@ from t2iscope.curate.operators import METADATA, PIXELS, StageContext, StageResul
 from t2iscope.fileio import write_bytes
 
 DedupKey = Literal["hash", "url", "image"]
+STATE = "keys"  # ctx.state key of a stateful stage's Checkpointed memory
+_RESTORED = "restored"  # ctx.state key: checkpoints read back before the stage first ran
+Saved = np.ndarray | dict[str, np.ndarray]  # one array (np.save) or named arrays (np.savez)
+
+
+class Checkpointed(Protocol):
+    """A stateful stage's memory, checkpointed per unit (shard) by :func:`save_keys`."""
+
+    def take_pending(self) -> Saved:
+        """What was added since the last call, to save with the unit just finished."""
+        ...
+
+    def restore(self, saved: Saved) -> None:
+        """Add back what ``take_pending`` returned for a finished unit (in an earlier process)."""
+        ...
+
+
+S = TypeVar("S", bound=Checkpointed)
+
+
+def stage_state(ctx: StageContext, make: Callable[[], S]) -> S:
+    """The stage's memory in ``ctx``: made on first use, with every checkpoint that
+    :func:`restore_keys` read back before then (it cannot know which kind to make)."""
+    state = ctx.state.get(STATE)
+    if state is None:
+        state = ctx.state[STATE] = make()
+        for saved in ctx.state.pop(_RESTORED, []):
+            state.restore(saved)
+    return state
 
 
 class KeySet:
@@ -41,33 +74,53 @@ class KeySet:
 
     def add(self, keys: np.ndarray) -> None:
         if len(keys):
-            self.chunks.append(np.sort(keys))
             self.pending.append(keys)
-        if len(self.chunks) > 8:
-            self.chunks = [np.sort(np.concatenate(self.chunks))]
+        self.restore(keys)
 
     def take_pending(self) -> np.ndarray:
         out = np.concatenate(self.pending) if self.pending else np.zeros(0, np.int64)
         self.pending = []
         return out
 
+    def restore(self, saved: Saved) -> None:
+        """Add keys that are already checkpointed (not pending)."""
+        if len(saved):
+            self.chunks.append(np.sort(np.asarray(saved, dtype=np.int64)))
+        if len(self.chunks) > 8:
+            self.chunks = [np.sort(np.concatenate(self.chunks))]
+
 
 def save_keys(contexts: Sequence[StageContext], stateful: Sequence[int], folder: Path, unit: str) -> None:
-    """Checkpoint ``unit`` (a shard): each stateful stage's keys seen since the last checkpoint go
-    to ``folder/keys-<stage index>-<unit>.npy``, atomically, before the unit's marker is written."""
+    """Checkpoint ``unit`` (a shard): what each stateful stage added since the last checkpoint goes
+    to ``folder/keys-<stage index>-<unit>.npy``, atomically, before the unit's marker is written.
+
+    The file is ``np.save`` of a :class:`KeySet`'s keys or ``np.savez`` of a stage's named arrays;
+    ``np.load`` reads either. A stage that has not run yet saves an empty array.
+    """
     for i in stateful:
+        state = contexts[i].state.get(STATE)
+        saved = state.take_pending() if state is not None else np.zeros(0, np.int64)
         buf = io.BytesIO()
-        np.save(buf, contexts[i].state.setdefault("keys", KeySet()).take_pending())
+        if isinstance(saved, dict):
+            np.savez(buf, **saved)
+        else:
+            np.save(buf, saved)
         write_bytes(folder / f"keys-{i}-{unit}.npy", buf.getvalue())
 
 
 def restore_keys(contexts: Sequence[StageContext], stateful: Sequence[int], folder: Path, unit: str) -> None:
-    """A resumed run's finished ``unit``: its keys back into each stateful stage (the reverse of
-    :func:`save_keys`), so rows of later units are deduplicated against it."""
+    """A resumed run's finished ``unit``: its checkpoint back into each stateful stage (the reverse
+    of :func:`save_keys`), so rows of later units are deduplicated against it."""
     for i in stateful:
-        seen = contexts[i].state.setdefault("keys", KeySet())
-        seen.add(np.load(folder / f"keys-{i}-{unit}.npy"))
-        seen.take_pending()  # already checkpointed
+        saved = np.load(folder / f"keys-{i}-{unit}.npy")
+        if isinstance(saved, np.lib.npyio.NpzFile):
+            with saved:
+                saved = dict(saved)
+        state = contexts[i].state.get(STATE)
+        if state is not None:
+            state.restore(saved)
+        else:
+            contexts[i].state.setdefault(_RESTORED, []).append(saved)
 
 
 def laion_hash(urls: list[str | None], texts: list[str | None]) -> np.ndarray:
@@ -96,7 +149,7 @@ def _keys(table: pa.Table, ctx: StageContext, by: DedupKey) -> tuple[np.ndarray,
 def dedup(table: pa.Table, ctx: StageContext, by: DedupKey = "hash") -> StageResult:
     """Drop rows whose key (``hash``, ``url`` or ``image``) was seen earlier in the run."""
     keys, cols = _keys(table, ctx, by)
-    seen: KeySet = ctx.state.setdefault("keys", KeySet())
+    seen = stage_state(ctx, KeySet)
     first = np.zeros(len(keys), dtype=bool)
     first[np.unique(keys, return_index=True)[1]] = True
     fresh = first & ~seen.contains(keys)

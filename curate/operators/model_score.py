@@ -2,7 +2,9 @@
 
 ``source: column`` thresholds LAION's precomputed score; ``source: model`` scores downloaded
 images with the head in models/; ``auto`` means column before download, model after. Either way
-the threshold is the stage's one SQL rule, on whichever column holds the scores.
+the threshold is the stage's one SQL rule, on whichever column holds the scores: an absolute bound,
+or (a stage with a ``top_fraction`` parameter) the top fraction of the whole pool
+(:class:`~t2iscope.curate.operators.TopFraction`).
 """
 
 from __future__ import annotations
@@ -13,22 +15,28 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from t2iscope.curate.operators import (
     METADATA,
     PIXELS,
+    SCORES,
+    Check,
     Columns,
     RuleFn,
     Rules,
     StageContext,
+    TopFraction,
     require,
     rule_operator,
     threshold,
+    top,
 )
-from t2iscope.errors import ConfigError
+from t2iscope.errors import ConfigError, DataError
 
 ScoreSource = Literal["auto", "column", "model"]
-Scorer = Callable[[list[bytes]], np.ndarray]  # encoded images -> one score each
+# The columns ScoreStage.inputs names, as lists (encoded images first) -> one float score each.
+Scorer = Callable[..., np.ndarray]
 COLUMN_HINT = "use LAION's -joined/aesthetics sets, or score images after download (source: model)"
 
 
@@ -57,20 +65,46 @@ class ScoreStage:
     name: str
     column: str
     out_column: str
-    load: Callable[[], Scorer]  # imports and loads lazily: called once per run, on first use
+    # Imports and loads lazily, once per run, on first use: load(*the stage parameters load_params names).
+    load: Callable[..., Scorer]
+    inputs: tuple[str, ...] = ("image",)  # the batch columns the scorer takes, in order
+    load_params: tuple[str, ...] = ()  # stage parameters that choose the model (a folder)
+    hint: str = COLUMN_HINT  # where inputs without ``column`` can get it
+    check: Check | None = None  # parse-time checks besides check_source
 
     def operator(self, rule: RuleFn) -> RuleFn:
         """Register ``rule`` (its parameters include ``source``) as this stage, model scoring included."""
+
+        def checks(params: dict[str, Any], phase: str) -> None:
+            check_source(params, phase)
+            if self.check is not None:
+                self.check(params, phase)
+
         registered = rule_operator(
             self.name,
             phases=(METADATA, PIXELS),
             outputs={self.out_column: pa.float32()},
             numeric=True,
             prepare=self.scores,
-            check=check_source,
+            check=checks,
             preload=self.preload,
+            pool=self.pool,
         )(rule)
         return registered
+
+    def score_column(self, source: ScoreSource, phase: str) -> str:
+        """The column the stage thresholds in ``phase``: LAION's, or the one it scores."""
+        return self.column if resolve_source(source, phase, self.name) == "column" else self.out_column
+
+    def pool(self, params: dict[str, Any], phase: str) -> TopFraction | None:
+        """The stage's ``Operator.pool``: its ``top_fraction`` of the pool by the phase's column."""
+        fraction = params.get("top_fraction")
+        if fraction is None:
+            return None
+        return TopFraction(self.score_column(params.get("source", "auto"), phase), fraction)
+
+    def _load(self, params: dict[str, Any]) -> Scorer:
+        return self.load(*(params.get(name) for name in self.load_params))
 
     def preload(self, params: dict[str, Any], phase: str) -> None:
         """The stage's ``Operator.preload``: load the model it will score ``phase``'s rows with, if any.
@@ -81,19 +115,29 @@ class ScoreStage:
         """
         # recipe stages carry every parameter (bind_params fills defaults); "auto" is the signature's
         if resolve_source(params.get("source", "auto"), phase, self.name) == "model":
-            self.load()
+            self._load(params)
 
     def scores(
-        self, table: pa.Table, ctx: StageContext, source: ScoreSource, **_: Any
+        self, table: pa.Table, ctx: StageContext, source: ScoreSource, **params: Any
     ) -> dict[str, pa.Array]:
-        """``{out_column: scores}`` of the batch's images when the stage scores pixels, else nothing."""
+        """``{out_column: scores}`` of the batch's images when the stage scores pixels, else nothing.
+
+        Scores the pool pass computed (``ctx.state[SCORES]``) are looked up by ``row_id``.
+        """
         if resolve_source(source, ctx.phase, self.name) == "column":
             return {}
+        ahead = ctx.state.get(SCORES)
+        if ahead is not None:
+            row_ids = require(table, "row_id", ctx, self.name)
+            at = pc.index_in(row_ids, ahead.column("row_id").combine_chunks())
+            if at.null_count:
+                raise DataError(f"{ctx.source}: stage '{self.name}': rows the pool pass did not score")
+            return {self.out_column: ahead.column(self.out_column).take(at).combine_chunks()}
         scorer = ctx.state.get("scorer")
         if scorer is None:
-            scorer = ctx.state["scorer"] = self.load()
-        images = require(table, "image", ctx, self.name).to_pylist()
-        return {self.out_column: pa.array(scorer(images), pa.float32())}
+            scorer = ctx.state["scorer"] = self._load(params)
+        inputs = [require(table, name, ctx, self.name).to_pylist() for name in self.inputs]
+        return {self.out_column: pa.array(scorer(*inputs), pa.float32())}
 
     def threshold(
         self,
@@ -103,7 +147,11 @@ class ScoreStage:
         *,
         low: float | None = None,
         high: float | None = None,
+        top_fraction: float | None = None,
     ) -> Rules:
-        """The stage's rule: ``low <= score < high`` on the column ``source`` picks for this phase."""
-        column = self.column if resolve_source(source, ctx.phase, self.name) == "column" else self.out_column
-        return threshold(cols, column, low=low, high=high, hint=COLUMN_HINT)
+        """The stage's rule on the column ``source`` picks for this phase: ``low <= score < high``,
+        or, with ``top_fraction``, the score at least the pool's cutoff (``operators.top``)."""
+        column = self.score_column(source, ctx.phase)
+        if top_fraction is not None:
+            return top(cols, column, top_fraction, ctx, hint=self.hint)
+        return threshold(cols, column, low=low, high=high, hint=self.hint)

@@ -14,10 +14,16 @@ from t2iscope.sql import literal
 
 
 @rule_operator("validity", phases=(METADATA, PIXELS))
-def validity(cols: Columns, ctx: StageContext, max_caption_chars: PositiveInt = 4096) -> Rules:
-    """Drop rows without a fetchable http(s) URL or without a caption of sane length."""
+def validity(
+    cols: Columns, ctx: StageContext, max_caption_chars: PositiveInt = 4096, require_text: bool = True
+) -> Rules:
+    """Drop rows without a fetchable http(s) URL or without a caption of sane length.
+
+    ``require_text: false`` keeps rows with no caption (a URL list, img2dataset's ``.txt`` input,
+    has none); a caption that is there is still held to ``max_caption_chars``.
+    """
     url, text = cols.col("URL"), cols.col("TEXT")
-    return [
+    rules = [
         (f"{url} IS NULL", "url_missing"),
         # curate.urls' parser, registered on every curation connection (readers.configure). CASE
         # evaluates the parser only on rows the plain-URL shortcut does not accept (3.6x faster
@@ -28,6 +34,8 @@ def validity(cols: Columns, ctx: StageContext, max_caption_chars: PositiveInt = 
             f"ELSE {URL_PROBLEM_SQL}({url}) IS NOT NULL END",
             "url_invalid",
         ),
-        (f"{text} IS NULL", "text_missing"),
-        (f"length({text}) > {cols.bind(int(max_caption_chars))}", "text_too_long"),
     ]
+    if require_text:
+        rules.append((f"{text} IS NULL", "text_missing"))
+    rules.append((f"length({text}) > {cols.bind(int(max_caption_chars))}", "text_too_long"))
+    return rules

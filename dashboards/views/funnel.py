@@ -1,4 +1,8 @@
-"""Curation funnel: rows in and out of every stage, with drop reasons; two runs side by side."""
+"""Curation funnel: rows in and out of every stage, with drop reasons; two runs side by side.
+
+A download folder (``curate download``) shows its post-download stages, and a near_dedup stage
+its example pairs side by side.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from pathlib import Path
 import altair as alt
 import streamlit as st
 
-from t2iscope.dashboards import data, ui
+from t2iscope.dashboards import data, images, ui
 
 
 def show(run: Path) -> None:
@@ -38,6 +42,36 @@ def show(run: Path) -> None:
             st.subheader("Rows per language, in and kept")
             st.dataframe(langs, hide_index=True)
             st.bar_chart(langs, x="language", y=["rows_in", "rows_out"], stack=False)
+        near_duplicates(run)
+
+
+MEASURES = {"phash": "{:g} bits apart", "semantic": "cosine {:.4f}"}
+PAIRS_PER_ROW = 2
+THUMB = 192  # px: near duplicates are judged side by side, not in detail
+
+
+def near_duplicates(run: Path) -> None:
+    """A download's near_dedup example pairs: each removed image beside the kept one it repeats."""
+    pairs = data.near_duplicates(str(run), str(ui.runs_dir()))
+    if pairs.empty:
+        return
+    st.subheader("Near duplicates: each removed image, then the kept image it repeats")
+    rows = list(pairs.itertuples())
+    for start in range(0, len(rows), PAIRS_PER_ROW):
+        cols = iter(st.columns(2 * PAIRS_PER_ROW))
+        for pair in rows[start : start + PAIRS_PER_ROW]:
+            measure = MEASURES.get(pair.by, "distance {:g}").format(pair.distance)
+            removed = f"row {pair.row_id} removed ({pair.by}, {measure})"
+            for shard, key, what in (
+                (pair.removed_shard, pair.removed_key, removed),
+                (pair.kept_shard, pair.kept_key, f"row {pair.duplicate_of} kept"),
+            ):
+                with next(cols):
+                    image = images.stored_image(shard, key) if isinstance(shard, str) else None
+                    if image is None:
+                        st.caption(f"⚠ {ui.literal(f'no readable image: {what}')}")
+                    else:
+                        st.image(image, caption=ui.literal(what), width=THUMB)
 
 
 st.title("Curation funnel")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 
@@ -22,7 +21,7 @@ from t2iscope.evaluate.parquet_inputs import CurationRun, parquet_files, pick_co
 from t2iscope.evaluate.shift import UNRECORDED, shift_rows, stage_counts
 from t2iscope.evaluate.tables import measure, rate, skipped, tidy
 from t2iscope.evaluate.urls import NO_HOST, add_domains, head_sql, hosts
-from t2iscope.sql import file_names
+from t2iscope.sql import file_names, open_duckdb
 
 TOP_K = (10, 100, 1000)
 URL_COLUMNS = ("URL", "url")
@@ -31,7 +30,7 @@ URL_COLUMNS = ("URL", "url")
 def host_counts(files: list[str]) -> pd.DataFrame:
     """Rows per host over a parquet set (rows per URL head counted in DuckDB: one pass, flat memory)."""
     col = pick_column(files, *URL_COLUMNS)
-    with duckdb.connect() as con:
+    with open_duckdb() as con:
         counts = con.execute(
             f"SELECT {head_sql(col)} AS head, count(*) AS rows "
             "FROM read_parquet($files, union_by_name=true) GROUP BY 1",

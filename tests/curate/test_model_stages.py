@@ -175,7 +175,7 @@ def test_download_preloads_every_post_download_model_into_the_loader_cache() -> 
 
     load_all()
     hooked = {name for name in OPERATORS if OPERATORS.get(name).preload is not None}
-    assert hooked == {"aesthetic", "watermark"}  # every model-scored stage has the hook
+    assert hooked == {"aesthetic", "watermark", "clip_score", "near_dedup"}  # every model-using stage
     preload_models(RECIPE)
     cached = {folder for folder, _device in weights._CACHE}
     assert {(models_dir() / "aesthetic").resolve(), (models_dir() / "watermark").resolve()} <= cached

@@ -39,6 +39,7 @@ NASTY = laion_table(
     pwatermark=[0.1, 0.8, 0.79, None, float("nan"), 0.5, 0.2, 0.99],
     punsafe=[0.0, 0.5, 0.49, 1.0, None, 0.2, 0.3, 0.6],
     AESTHETIC_SCORE=[5.0, 4.99, 6.5, None, 7.0, 5.5, float("nan"), 2.0],
+    similarity=[0.31, 0.28, 0.2799, None, float("nan"), -0.1, 0.3, 1.0],
 )
 
 PARAMS = {
@@ -51,6 +52,7 @@ PARAMS = {
     "watermark": [{"max_score": 0.8}, {"max_score": 0.5}],
     "aesthetic": [{"min_score": 5.0}, {"min_score": 6.0}],
     "unsafe": [{"max_score": 0.5}],
+    "clip_score": [{"min_score": 0.28}, {"min_score": 0.3}],
     "caption": [{"min_words": 2}, {"min_chars": 6, "reject_junk": True}, {"min_words": 3, "min_chars": 6}],
 }
 
@@ -86,7 +88,7 @@ def test_pushdown_matches_arrow(tmp_path: Path, name: str, params: dict) -> None
 
 
 def test_every_operator_is_covered_or_arrow_only() -> None:
-    arrow_only = {"language", "domain", "dedup"}
+    arrow_only = {"language", "domain", "dedup", "near_dedup"}
     assert set(OPERATORS.names()) == set(PARAMS) | arrow_only
     for name in arrow_only:
         assert OPERATORS.get(name).rule is None

@@ -22,6 +22,7 @@ def _write(tmp_path: Path, data: object) -> str:
 def test_builtins_are_the_four_named_in_the_issue() -> None:
     assert builtin_names() == [
         "datacomp-basic",
+        "datacomp-clip-score",
         "laion-high-resolution",
         "laion2b-en",
         "sd-improved-aesthetics",
