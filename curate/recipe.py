@@ -5,7 +5,7 @@ name: laion2b-en
 description: English captions, LAION's clean thresholds
 dropped: keys             # full (default) | keys | none: what dropped/ holds, see below
 stages:
-  - language: {keep: [en], min_score: 0.5}
+  - language: {keep: [en]}
   - watermark: {max_score: 0.8}
 post_download:            # run by `t2iscope curate download` on the fetched images
   - resolution: {min_side: 256}

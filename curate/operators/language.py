@@ -42,6 +42,8 @@ def _check_keep(params: dict[str, Any], phase: str) -> None:
     ``nolang`` (``EN``, ``english`` or CLD3's own ``iw`` would silently drop every row)."""
     detector = params.get("detector", "fasttext")
     labels = DETECTOR_LABELS[detector]
+    if params.get("keep") == []:
+        raise ValueError("keep: an empty list keeps no row; leave keep out to keep every language")
     for i, code in enumerate(params.get("keep") or ()):
         if code in labels or code == NO_LANGUAGE:
             continue

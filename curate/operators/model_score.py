@@ -37,7 +37,10 @@ from t2iscope.errors import ConfigError, DataError
 ScoreSource = Literal["auto", "column", "model"]
 # The columns ScoreStage.inputs names, as lists (encoded images first) -> one float score each.
 Scorer = Callable[..., np.ndarray]
-COLUMN_HINT = "use LAION's -joined/aesthetics sets, or score images after download (source: model)"
+COLUMN_HINT = (
+    "use LAION's -joined/aesthetics sets, map your column with the recipe's columns: entry, "
+    "or score images after download (source: model)"
+)
 
 
 def check_source(params: dict[str, Any], phase: str) -> None:

