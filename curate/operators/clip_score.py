@@ -28,13 +28,18 @@ cutoff and the pool's size; the drop reason names both (``similarity<0.2871(top 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from t2iscope.config import Ge, Gt, Le
 from t2iscope.curate.operators import Columns, Rules, StageContext
-from t2iscope.curate.operators.model_score import Scorer, ScoreSource, ScoreStage, resolve_source
-from t2iscope.errors import ConfigError, DataError
+from t2iscope.curate.operators.model_score import (
+    Scorer,
+    ScoreSource,
+    ScoreStage,
+    check_open_clip_folder,
+    resolve_source,
+)
+from t2iscope.errors import ConfigError
 
 HINT = "LAION's metadata has it, DataComp and COYO under other names; or score images after download"
 
@@ -64,16 +69,7 @@ def _check(params: dict[str, Any], phase: str) -> None:
         return
     if resolve_source(params.get("source", "auto"), phase, "clip_score") == "column":
         raise ValueError("model scores images (source: model, under post_download); here similarity is read")
-    from t2iscope.weights import OPEN_CLIP, inspect_folder  # imports torch: only when a folder is named
-
-    if not Path(model).is_dir():
-        raise ValueError(f"model: {model}: no such folder")
-    try:
-        architecture = inspect_folder(model).architecture
-    except (ConfigError, DataError):
-        architecture = None
-    if architecture != OPEN_CLIP:
-        raise ValueError(f"model: {model}: not an open_clip folder (open_clip_config.json and its weights)")
+    check_open_clip_folder(model)
 
 
 CLIP_SCORE = ScoreStage(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -158,3 +159,18 @@ class ScoreStage:
         if top_fraction is not None:
             return top(cols, column, top_fraction, ctx, hint=self.hint)
         return threshold(cols, column, low=low, high=high, hint=self.hint)
+
+
+def check_open_clip_folder(model: str) -> None:
+    """A stage's ``model:`` parameter, checked when the recipe is read: an existing open_clip folder
+    (``open_clip_config.json`` and its weights). Raises ValueError with a plain message."""
+    from t2iscope.weights import OPEN_CLIP, inspect_folder  # imports torch: only when a folder is named
+
+    if not Path(model).is_dir():
+        raise ValueError(f"model: {model}: no such folder")
+    try:
+        architecture = inspect_folder(model).architecture
+    except (ConfigError, DataError):
+        architecture = None
+    if architecture != OPEN_CLIP:
+        raise ValueError(f"model: {model}: not an open_clip folder (open_clip_config.json and its weights)")

@@ -61,7 +61,8 @@ from PIL import Image
 from t2iscope.config import Ge, Gt, Le
 from t2iscope.curate.operators import PIXELS, StageContext, StageResult, decide, operator, require
 from t2iscope.curate.operators.dedup import Saved, stage_state
-from t2iscope.errors import ConfigError, DataError
+from t2iscope.curate.operators.model_score import check_open_clip_folder
+from t2iscope.errors import ConfigError
 
 NearBy = Literal["phash", "semantic"]
 MAX_DISTANCE = 8  # phash default: bits of 64 (module docstring)
@@ -355,16 +356,7 @@ def check_near(params: dict[str, Any], phase: str) -> None:
     model = params.get("model")
     if model is None:
         return
-    from t2iscope.weights import OPEN_CLIP, inspect_folder  # imports torch: only when a folder is named
-
-    if not Path(model).is_dir():
-        raise ValueError(f"model: {model}: no such folder")
-    try:
-        architecture = inspect_folder(model).architecture
-    except (ConfigError, DataError):
-        architecture = None
-    if architecture != OPEN_CLIP:
-        raise ValueError(f"model: {model}: not an open_clip folder (open_clip_config.json and its weights)")
+    check_open_clip_folder(model)
 
 
 def preload_near(params: dict[str, Any], phase: str) -> None:
