@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -51,6 +52,9 @@ class InputShard:
     size: int
     # The recipe's ``columns:`` as (LAION name, the input's column) pairs: read before ALIASES.
     columns: tuple[tuple[str, str], ...] = ()
+    # Last modification in ns since the epoch (None where the file system does not say): with the
+    # size, how a resumed run tells that a finished shard's file was rewritten.
+    modified: int | None = None
 
     def relation(self, bind: Params) -> str:
         """The DuckDB table function that reads this shard, its path bound through ``bind``."""
@@ -91,7 +95,11 @@ def resolve_inputs(spec: str, columns: Mapping[str, str] | None = None) -> list[
         folder = fs.isdir(root)
         found = sorted(fs.find(root) if folder else fs.glob(root))
         files = [
-            (f"{proto}://{p.lstrip('/')}" if proto == "memory" else f"{proto}://{p}", fs.size(p))
+            (
+                f"{proto}://{p.lstrip('/')}" if proto == "memory" else f"{proto}://{p}",
+                fs.size(p),
+                _modified(fs, p),
+            )
             for p in found
         ]
     else:
@@ -106,15 +114,15 @@ def resolve_inputs(spec: str, columns: Mapping[str, str] | None = None) -> list[
             names = [str(path)]
         else:
             names = sorted(glob.glob(spec, recursive=True))
-        files = [(n, os.path.getsize(n)) for n in names]
-    shards = [(p, _format(p), size) for p, size in files]
-    shards = [(p, f, size) for p, f, size in shards if f is not None]
+        files = [(n, (st := os.stat(n)).st_size, st.st_mtime_ns) for n in names]
+    shards = [(p, _format(p), size, modified) for p, size, modified in files]
+    shards = [(p, f, size, modified) for p, f, size, modified in shards if f is not None]
     if not shards:
         looked = ", ".join(sorted(FORMATS))
         raise DataError(f"{spec}: no input files (looked for {looked}, each but .parquet optionally .gz)")
     # A folder is read whole, so a README.txt or stats.json beside its shards would become rows
     # (img2dataset reads one format per run); a glob says which files it means.
-    formats = Counter(f for _, f, _ in shards)
+    formats = Counter(f for _, f, _, _ in shards)
     if folder and len(formats) > 1:
         found = ", ".join(f"{n} {f}" for f, n in sorted(formats.items()))
         raise DataError(
@@ -122,7 +130,15 @@ def resolve_inputs(spec: str, columns: Mapping[str, str] | None = None) -> list[
             f"'{spec.rstrip('/')}/*.{formats.most_common(1)[0][0]}'"
         )
     mapping = tuple((columns or {}).items())
-    return [InputShard(i, p, f, size, mapping) for i, (p, f, size) in enumerate(shards)]
+    return [InputShard(i, p, f, size, mapping, modified) for i, (p, f, size, modified) in enumerate(shards)]
+
+
+def _modified(fs: Any, path: str) -> int | None:
+    """``path``'s modification time in ns on an fsspec file system, None where it keeps none."""
+    try:
+        return int(fs.modified(path).timestamp() * 1e9)
+    except (NotImplementedError, AttributeError, KeyError, OSError, ValueError):
+        return None
 
 
 # Half of the RAM DuckDB sees (cgroup limits included), where DuckDB's own default is 80%: a run

@@ -74,7 +74,7 @@ def git_commit() -> str | None:
 def fingerprint(shards: list[InputShard]) -> str:
     h = hashlib.sha256()
     for s in shards:
-        h.update(f"{s.path}\0{s.size}\n".encode())
+        h.update(f"{s.path}\0{s.size}\0{s.modified}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -139,8 +139,10 @@ def plan_out(out: Path, identity: dict[str, Any], overwrite: bool) -> Resume:
         was, now = (inputs[i] if i < len(inputs) else None for inputs in (old_inputs, new_inputs))
         if was == now:
             continue
-        if was and now and was[0] == now[0]:
+        if was and now and was[0] == now[0] and was[1] != now[1]:
             what = f"{now[0]} changed ({was[1]} -> {now[1]} bytes) after shard {i} was curated from it"
+        elif was and now and was[0] == now[0]:
+            what = f"{now[0]} was rewritten after shard {i} was curated from it"
         else:
             what = f"shard {i} was curated from {was[0] if was else '?'}, which --input no longer gives there"
         raise ConfigError(
@@ -228,7 +230,10 @@ def run_recipe(
     if inside:  # a glob over a parent of --out: a rerun would curate the run's own output
         raise ConfigError(f"--input {input_spec}: includes {inside}, inside --out {out}")
     identity = json.loads(
-        json.dumps({"recipe": recipe.to_dict(), "inputs": [[s.path, s.size] for s in shards]}, default=str)
+        json.dumps(
+            {"recipe": recipe.to_dict(), "inputs": [[s.path, s.size, s.modified] for s in shards]},
+            default=str,
+        )
     )
     plan = plan_out(out, identity, overwrite)
     engine = LocalEngine(batch_rows, threads, input_spec, recipe.dropped, memory_limit, spill)

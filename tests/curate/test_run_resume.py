@@ -9,6 +9,7 @@ is fixed, and a folder whose run never finished a shard never traps its user.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -246,3 +247,18 @@ def test_cli_says_what_to_do_with_a_different_run(write_shards, tmp_path: Path, 
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"t2iscope: error: {out}: holds a different run") and "--overwrite" in err
     assert "\n" not in err
+
+
+def test_a_finished_shard_s_file_rewritten_at_the_same_size_is_noticed(write_shards, tmp_path: Path) -> None:
+    """Path and size alone would resume over a file rewritten in place: its mtime tells."""
+    src = write_shards(laion_table(20), laion_table(21))
+    recipe, out = recipe_from_dict(RECIPES["all_sql"], "r.yaml"), tmp_path / "out"
+    run_recipe(recipe, str(src), out, progress=False)
+    for path in (out / "stats.json", out / "_state" / "part-00001.json"):  # killed in shard 1
+        path.unlink()
+    first = src / "part-0.parquet"
+    data, stat = first.read_bytes(), first.stat()
+    first.write_bytes(data)  # rewritten in place: same size, a later mtime
+    os.utime(first, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    with pytest.raises(ConfigError, match=rf"{first} was rewritten after shard 0 was curated from it"):
+        run_recipe(recipe, str(src), out, progress=False)
