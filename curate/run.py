@@ -4,10 +4,9 @@ Layout (docs/architecture.md): ``kept/part-NNNNN.parquet``, ``dropped/part-NNNNN
 (+ ``stage``, ``reason``; key columns only or absent under the recipe's ``dropped: keys|none``),
 ``stats.json``, ``recipe.resolved.yaml``. ``_state/`` holds the run's identity (``run.json``: recipe
 and input files with their sizes and modification times), the cutoffs of top-fraction stages over
-the whole input
-(``cutoffs.json``, computed once before any shard), one finished-marker per shard (its tallies)
-and the dedup keys it added, and DuckDB's spill files while the run works (``_state/spill``, unless
-``--temp-directory``).
+the whole input (``cutoffs.json``, computed once before any shard), one finished-marker per shard
+(its tallies) and the dedup keys it added, and DuckDB's spill files while the run works
+(``_state/spill``, unless ``--temp-directory``).
 
 Every check comes before the folder is touched: options, the recipe, every input file's columns.
 Then the run holds the folder's lock (``t2iscope.locks``) to the end. Resume decides from what is
