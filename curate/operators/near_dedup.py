@@ -16,7 +16,7 @@ the first of a group stays: each row is compared with every image kept so far (p
 popcount over a uint64 array; semantic: a product with the kept embeddings of its cluster), kept
 rows earlier in its batch included. A duplicate names the closest kept image (``duplicate_of``, its
 ``row_id``; the earliest among equals) and how close it is (``duplicate_distance``: Hamming bits,
-or cosine similarity). Verdicts do not depend on the batch size (semantic: up to the float rounding
+or cosine distance 1 - cosine, SemDeDup's epsilon; 0 is identical either way). Verdicts do not depend on the batch size (semantic: up to the float rounding
 of CLIP and of products of other shapes, ~1e-7).
 
 Clusters (semantic): until ``clusters * FIT_PER_CLUSTER`` images are kept, a row is compared with
@@ -154,8 +154,9 @@ def phash_metric(max_distance: int) -> Metric:
 
 
 def cosine_metric(min_similarity: float) -> Metric:
-    """Closeness of unit vectors: their cosine; a duplicate is at least ``min_similarity``."""
-    return Metric(_cosine_closeness, np.float32(min_similarity), np.asarray)
+    """Closeness of unit vectors: their cosine; a duplicate is at least ``min_similarity``. Its
+    ``duplicate_distance`` is the cosine distance 1 - cosine, so 0 means identical as for phash."""
+    return Metric(_cosine_closeness, np.float32(min_similarity), lambda cosine: 1 - cosine)
 
 
 def _nearest(

@@ -45,7 +45,7 @@ def show(run: Path) -> None:
         near_duplicates(run)
 
 
-MEASURES = {"phash": "{:g} bits apart", "semantic": "cosine {:.4f}"}
+MEASURES = {"phash": "{:g} bits apart", "semantic": "cosine distance {:.4f}"}
 PAIRS_PER_ROW = 2
 THUMB = 192  # px: near duplicates are judged side by side, not in detail
 

@@ -255,6 +255,8 @@ def test_semantic_removes_edited_copies_of_renders_and_names_them(renders: list[
     # crop 0.99, blur 0.98
     assert figures["precision"] == 1.0 and figures["named the original"] >= 0.95
     assert all(figures[name] >= 0.95 for name in SEMANTIC_EDITS)
+    # duplicate_distance is the cosine distance: 0 identical, at most 1 - min_similarity
+    assert all(0 <= r[3] <= 0.05 + 1e-6 for r in rows if r[2] is not None)
 
 
 def test_semantic_with_the_tiny_clip_misses_brighter_copies(renders: list[bytes]) -> None:
