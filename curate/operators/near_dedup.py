@@ -16,8 +16,9 @@ the first of a group stays: each row is compared with every image kept so far (p
 popcount over a uint64 array; semantic: a product with the kept embeddings of its cluster), kept
 rows earlier in its batch included. A duplicate names the closest kept image (``duplicate_of``, its
 ``row_id``; the earliest among equals) and how close it is (``duplicate_distance``: Hamming bits,
-or cosine distance 1 - cosine, SemDeDup's epsilon; 0 is identical either way). Verdicts do not depend on the batch size (semantic: up to the float rounding
-of CLIP and of products of other shapes, ~1e-7).
+or cosine distance 1 - cosine, SemDeDup's epsilon; 0 is identical either way). Verdicts do not
+depend on the batch size (semantic: up to the float rounding of CLIP and of products of other
+shapes, ~1e-7).
 
 Clusters (semantic): until ``clusters * FIT_PER_CLUSTER`` images are kept, a row is compared with
 all of them. At that row, spherical k-means (FIT_ITERATIONS rounds from centroids drawn among the
