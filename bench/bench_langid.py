@@ -11,7 +11,10 @@ so an empty cache, for every batched run), which keeps the ratio steady on a sha
 intervals) for each rule on the 400 hand-labelled LAION-400M captions in
 tests/curate/fixtures/captions (see its README, which holds the table and the chosen rule).
 
-    .venv/bin/python bench/bench_langid.py [--n 100000] [--repeat 3] [--table]
+    .venv/bin/python bench/bench_langid.py [--n 100000] [--repeat 3] [--table] [--real FILE.parquet]
+
+``--real`` adds a line for real alt text, e.g. the 10,000 LAION-400M rows of img2dataset's
+tests/test_files/test_10000.parquet (the captions of tests/curate/fixtures/captions come from it).
 """
 
 from __future__ import annotations
@@ -75,12 +78,16 @@ def batched(
     return langs, best
 
 
-def speed(n: int, repeat: int) -> None:
+def speed(n: int, repeat: int, real: Path | None) -> None:
     base = world_captions(n)
-    for label, captions in (
-        ("world captions", base),
-        ("unique captions", [f"{c} #{i}" for i, c in enumerate(base)]),
-    ):
+    sets = [("world captions", base), ("unique captions", [f"{c} #{i}" for i, c in enumerate(base)])]
+    if real is not None:  # real alt text, e.g. img2dataset's tests/test_files/test_10000.parquet
+        import pyarrow.parquet as pq
+
+        sets.append(
+            (real.name[:16], [t or "" for t in pq.read_table(real, columns=["TEXT"])["TEXT"].to_pylist()])
+        )
+    for label, captions in sets:
         ref, t_ref = per_caption(captions, repeat)
         ours, t_ours = batched(captions, repeat, LanguageDetector)
         _, t_cld3 = batched(captions, repeat, Cld3Detector)
@@ -126,11 +133,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--table", action="store_true", help="precision/recall on the labelled captions")
+    parser.add_argument("--real", type=Path, help="also time the TEXT column of this parquet (real captions)")
     args = parser.parse_args()
     if args.table:
         table()
     else:
-        speed(args.n, args.repeat)
+        speed(args.n, args.repeat, args.real)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ differ by float rounding only (fastText sums in float32, this in float64).
 from __future__ import annotations
 
 import struct
-from itertools import repeat
+from itertools import compress, repeat
 from pathlib import Path
 
 import numpy as np
@@ -190,8 +190,14 @@ class FastTextLite:
         else:
             self._ngram_row = np.full(self.bucket, -1, dtype=np.int32)
             self._ngram_row[pairs[:, 0]] = self.nwords + pairs[:, 1]
+        # 16-bit rows where they fit (lid.176.ftz: 50,000): half the memory for random look-ups
+        self._pruned = -1
+        if len(self._ngram_row) and self._ngram_row.max() < np.iinfo(np.uint16).max:
+            self._pruned = np.iinfo(np.uint16).max
+            self._ngram_row = np.where(self._ngram_row < 0, self._pruned, self._ngram_row).astype(np.uint16)
         (quant_input,) = reader.unpack("?")
-        self._input = np.ascontiguousarray(_matrix(reader, quant_input).T, dtype=np.float64)  # dim x rows
+        # rows x dim float32 (one cache line a row for random look-ups), summed in float64
+        self._input = np.ascontiguousarray(_matrix(reader, quant_input), dtype=np.float32)
         (qout,) = reader.unpack("?")
         output = _matrix(reader, quant_input and qout).astype(np.float64)
         if (
@@ -205,7 +211,7 @@ class FastTextLite:
         self._root = len(self._left) - 1
         # std_log(p) = log(p + 1e-5) exceeds 0 by at most this much per tree level
         self._slack = (_depth(self._left, self._right, self._root) + 1) * np.log1p(1e-5)
-        self._eos_column = self._input[:, words.index(EOS.encode())]
+        self._eos_column = self._input[words.index(EOS.encode())].astype(np.float64)
         self._word_row: dict[str, int] = {}  # word -> column of the two arrays below
         self._word_sum = np.zeros((self.dim, 1024))  # sum of the word's input rows
         self._word_count = np.zeros(1024)  # how many rows
@@ -213,62 +219,78 @@ class FastTextLite:
     def _ngram_rows(self, wrapped: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         """Input rows of the character n-grams of each "<word>" (Dictionary::computeSubwords:
         minn..maxn UTF-8 characters, FNV-1a over sign-extended bytes, modulo bucket, through the
-        pruning index); returns (rows grouped by word, in order; row count per word)."""
+        pruning index); returns (rows grouped by word, in order; the word of each row)."""
         offsets, data = utf8_buffers(wrapped)
         starts = np.flatnonzero((data & 0xC0) != 0x80)  # where each UTF-8 character begins
-        char_bytes = np.diff(np.append(starts, len(data)))
+        nchars, nmax = len(starts), self.maxn
+        char_bytes = np.diff(starts, append=len(data))
         word_chars = np.searchsorted(starts, offsets)  # index of each word's first character
-        owner = np.repeat(np.arange(len(wrapped)), np.diff(word_chars))
-        word_end = word_chars[1:][owner]  # one past the last character of the start's word
-        signed = data.astype(np.int8).astype(np.uint32)  # fastText hashes bytes as signed char
-        # for every start character k, extend the hash one character at a time: slot n - minn
-        # holds the hash of the n characters k..k+n-1 where they lie inside the word
-        k = np.arange(len(starts))
-        found = np.empty((len(starts), self.maxn - self.minn + 1), dtype=np.uint32)
+        last = np.zeros(nchars + nmax, dtype=bool)  # the character ends its word
+        last[word_chars[1:] - 1] = True
+        # fastText hashes bytes as signed char; the first byte of each character, padded
+        first = np.zeros(nchars + nmax, dtype=np.uint32)
+        first[:nchars] = data[starts].view(np.int8)
+        wide = np.flatnonzero(char_bytes > 1)  # further bytes of the few multi-byte characters
+        more = []
+        for b in range(1, 4):
+            wide = wide[char_bytes[wide] > b]
+            more.append((wide, data[starts[wide] + b].view(np.int8).astype(np.uint32)))
+        # for every start character k, extend the hash one character at a time: row n - minn
+        # holds the hash of the n characters k..k+n-1 (meaningful where they lie inside the word)
+        found = np.empty((nmax - self.minn + 1, nchars), dtype=np.uint32)
         valid = np.empty(found.shape, dtype=bool)
-        h = np.full(len(starts), FNV_OFFSET, dtype=np.uint32)
-        for n in range(1, self.maxn + 1):
-            char = np.minimum(k + n - 1, len(starts) - 1)
-            at = starts[char]
-            h = (h ^ signed[at]) * FNV_PRIME
-            wide = np.flatnonzero(char_bytes[char] > 1)
-            for b in range(1, 4):  # further bytes of multi-byte characters
-                wide = wide[char_bytes[char[wide]] > b]
-                h[wide] = (h[wide] ^ signed[at[wide] + b]) * FNV_PRIME
+        inside = np.ones(nchars, dtype=bool)  # characters k..k+n-2 do not end the word
+        h = np.full(nchars, FNV_OFFSET, dtype=np.uint32)
+        for n in range(1, nmax + 1):
+            np.bitwise_xor(h, first[n - 1 : n - 1 + nchars], out=h)
+            np.multiply(h, FNV_PRIME, out=h)
+            for chars, values in more:
+                at = chars - (n - 1)
+                ok = at >= 0
+                at = at[ok]
+                h[at] = (h[at] ^ values[ok]) * FNV_PRIME
+            if n >= 2:
+                inside &= ~last[n - 2 : n - 2 + nchars]
             if n >= self.minn:
-                found[:, n - self.minn] = h
-                valid[:, n - self.minn] = k + n <= word_end
-        rows = self._ngram_row[found[valid] % np.uint32(self.bucket)]
-        kept = rows >= 0
-        ngram_owner = np.repeat(owner, valid.sum(axis=1))[kept]
-        return rows[kept], np.bincount(ngram_owner, minlength=len(wrapped))
+                np.remainder(h, np.uint32(self.bucket), out=found[n - self.minn])
+                valid[n - self.minn] = inside
+        rows = self._ngram_row.take(found)
+        kept = np.flatnonzero((valid & (rows != self._pruned)).T)  # k-major: fastText's order
+        per_start = found.shape[0]
+        start = kept // per_start
+        rows = rows[kept % per_start, start]
+        return rows, np.searchsorted(word_chars, start, side="right") - 1
 
-    def _add_words(self, words: pa.Array) -> np.ndarray:
+    def _add_words(self, words: pa.Array, keys: list[str]) -> np.ndarray:
         """Cache each word's summed input rows and row count (Dictionary::addSubwords); returns
         their cache columns."""
         at = pc.fill_null(pc.index_in(words, value_set=self._vocab), -1).to_numpy()
         is_label = pc.starts_with(words, LABEL_PREFIX).to_numpy(zero_copy_only=False)
         ngram = ~is_label & pc.not_equal(words, EOS).to_numpy(zero_copy_only=False)
-        sums = np.zeros((self.dim, len(words)))
-        counts = np.zeros(len(words))
-        if ngram.any():
+        vocab = np.flatnonzero(~is_label & (at >= 0))
+        owner, rows = np.flatnonzero(ngram), np.zeros(0, dtype=np.int64)
+        if owner.size:
             wrapped = pc.binary_join_element_wise("<", words.filter(pa.array(ngram)), ">", "")
-            rows, per_word = self._ngram_rows(wrapped)
-            sums[:, ngram] = _segment_sum(self._input.take(rows, axis=1), per_word)
-            counts[ngram] = per_word
-        vocab = ~is_label & (at >= 0)
-        sums[:, vocab] += self._input.take(self._vocab_ids[at[vocab]], axis=1)
-        counts[vocab] += 1
+            rows, ngram_owner = self._ngram_rows(wrapped)
+            owner = owner[ngram_owner]
+        # each word's rows in fastText's order (its n-grams, then the word's own row), summed
+        # in that order by bincount
+        order = np.argsort(np.concatenate([owner, vocab]), kind="stable")
+        rows = np.concatenate([rows, self._vocab_ids[at[vocab]]])[order]
+        owner = np.concatenate([owner, vocab])[order]
         base = len(self._word_row)
         if base + len(words) > len(self._word_count):
             capacity = max(base + len(words), min(2 * (base + len(words)), WORD_CACHE_SIZE))
             grown = np.zeros((self.dim, capacity))
             grown[:, :base] = self._word_sum[:, :base]
             self._word_sum, self._word_count = grown, np.resize(self._word_count, capacity)
-        new = np.arange(base, base + len(words))
-        self._word_sum[:, new], self._word_count[new] = sums, counts
-        self._word_row.update(zip(words.to_pylist(), new.tolist(), strict=True))
-        return new
+        new = slice(base, base + len(words))
+        columns = np.ascontiguousarray(self._input.take(rows, axis=0).T, dtype=np.float64)
+        for d in range(self.dim):
+            self._word_sum[d, new] = np.bincount(owner, columns[d], len(words))
+        self._word_count[new] = np.bincount(owner, minlength=len(words))
+        self._word_row.update(zip(keys, range(base, base + len(words)), strict=True))
+        return np.arange(base, base + len(words))
 
     def predict(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Top-1 label index, its probability and the number of input rows (known words and
@@ -284,10 +306,12 @@ class FastTextLite:
         unique = encoded.dictionary
         if len(self._word_row) + len(unique) > WORD_CACHE_SIZE:
             self._word_row.clear()
-        rows = np.fromiter(map(self._word_row.get, unique.to_pylist(), repeat(-1)), np.int64, len(unique))
+        words = unique.to_pylist()
+        rows = np.fromiter(map(self._word_row.get, words, repeat(-1)), np.int64, len(unique))
         missing = rows < 0
         if missing.any():
-            rows[missing] = self._add_words(unique.filter(pa.array(missing)))
+            keys = list(compress(words, missing.tolist()))
+            rows[missing] = self._add_words(unique.filter(pa.array(missing)), keys)
         codes = encoded.indices.to_numpy()
         # fastText's line ends at a newline or at a "</s>" token; the EOS row is added below
         stop = pc.equal(unique, EOS).to_numpy(zero_copy_only=False)[codes] | after_newline
