@@ -117,11 +117,18 @@ def run_cmd(
 
 
 def format_stats(stats: dict[str, typing.Any]) -> str:
+    """``curate run``'s summary: rows in and kept, then one line per stage (:func:`stage_lines`)."""
     lines = [f"{stats['recipe']}: {stats['rows_in']} rows in, {stats['rows_out']} kept"]
-    for s in stats["stages"]:
+    return "\n".join(lines + stage_lines(stats["stages"]))
+
+
+def stage_lines(stages: list[dict[str, typing.Any]]) -> list[str]:
+    """One line per stage of a stats.json ``stages`` list: rows in -> out, its top three reasons."""
+    lines = []
+    for s in stages:
         top = ", ".join(f"{r} {n}" for r, n in sorted(s["dropped"].items(), key=lambda kv: -kv[1])[:3])
         lines.append(f"  {s['stage']:<12} {s['rows_in']:>10} -> {s['rows_out']:<10} {top}")
-    return "\n".join(lines)
+    return lines
 
 
 def stages_table() -> Table:
@@ -237,3 +244,5 @@ def download_cmd(
         f"downloaded {summary['success']}/{summary['rows']} ({summary['failed']} failed); "
         f"{summary['kept']} kept after post-download stages -> {out}"
     )
+    for line in stage_lines(summary["post_download"]["stages"]):
+        click.echo(line)

@@ -396,7 +396,7 @@ def _args(run: Path, out: Path, url: str) -> list[str]:
 
 
 def test_download_killed_after_its_first_unit_resumes_to_the_same_duplicates(
-    world_dir: Path, server: object, tmp_path: Path
+    world_dir: Path, server: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Rows 0-23 show 24 scenes, rows 24-47 the same scenes again (other renders): 4 shards of 12."""
     recipe = {
@@ -418,6 +418,7 @@ def test_download_killed_after_its_first_unit_resumes_to_the_same_duplicates(
     (run / "recipe.resolved.yaml").write_text(recipe_from_dict(recipe, "nd").to_yaml())
     url = server.url  # type: ignore[attr-defined]
     assert main(_args(run, tmp_path / "whole", url)) == 0
+    printed = capsys.readouterr().out.splitlines()
     code = "\n".join(
         [
             "import os, signal",
@@ -449,6 +450,8 @@ def test_download_killed_after_its_first_unit_resumes_to_the_same_duplicates(
 
     whole = verdicts(tmp_path / "whole")
     assert len(whole) >= 5 and {r[1] for r in whole} == {"near_duplicate_semantic"}
+    # the command prints each post-download stage's line, as `curate run` does
+    assert f"  near_dedup   {48:>10} -> {48 - len(whole):<10} near_duplicate_semantic {len(whole)}" in printed
     assert all(row_id >= 24 and dup_of < 24 for row_id, _, dup_of in whole)  # earlier units' scenes
     assert verdicts(tmp_path / "killed") == whole
     stats = [
