@@ -9,7 +9,10 @@ PNGs carry it in the same place and shape::
 
 Values containing ``,``, ``:`` or a newline are written as JSON strings, as A1111's ``quote()`` does.
 :func:`parse_parameters` mirrors A1111's ``parse_generation_parameters`` (the last line is the
-parameter line when it holds at least 3 ``key: value`` pairs) without the UI defaults it adds.
+parameter line when it holds at least 3 ``key: value`` pairs) without the UI defaults it adds, and
+asks one thing more of that line: one of its keys is a parameter A1111 writes
+(:data:`A1111_KEYS`), so a last prompt line such as ``<lora:a:1>, <lora:b:1>, <lora:c:1>``, which
+A1111's own rule takes for parameters, stays prompt.
 """
 
 from __future__ import annotations
@@ -34,6 +37,18 @@ _USER_COMMENT = 0x9286
 _PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 _KEY = re.compile(r"\w[\w \-/]*[\w\-/]")
 _INT = re.compile(r"[+-]?\d+")
+# Keys A1111's create_infotext (modules/processing.py) and its hires fix, LoRA and TI code write,
+# and ours (generate/output.py): a parameter line names at least one of them.
+A1111_KEYS = frozenset(
+    {
+        "Steps", "Sampler", "Schedule type", "CFG scale", "Image CFG scale", "Seed", "Size",
+        "Model hash", "Model", "VAE hash", "VAE", "Variation seed", "Variation seed strength",
+        "Seed resize from", "Denoising strength", "Clip skip", "ENSD", "Eta", "Eta DDIM", "RNG",
+        "Hires upscale", "Hires steps", "Hires upscaler", "Hires resize", "Lora hashes", "TI hashes",
+        "Emphasis", "Mask blur", "Version", "Face restoration", "Tiling", "Token merging ratio",
+        "CFG rescale", "Output scale", "Watermark",
+    }
+)  # fmt: skip
 
 
 def _quote(value: str) -> str:
@@ -85,7 +100,8 @@ def parse_parameters(text: str) -> dict[str, object]:
     integers/floats (``Steps: 20`` -> 20, ``CFG scale: 7.5`` -> 7.5); ``Size`` stays ``"512x512"``.
     """
     *lines, last = text.strip().split("\n")
-    if len(_PARAM.findall(last)) < 3:
+    pairs = _PARAM.findall(last)
+    if len(pairs) < 3 or not any(key.strip() in A1111_KEYS for key, _ in pairs):
         lines.append(last)
         last = ""
     prompt: list[str] = []
@@ -99,7 +115,7 @@ def parse_parameters(text: str) -> dict[str, object]:
         else:
             prompt.append(line)
     result: dict[str, object] = {"prompt": "\n".join(prompt), "negative_prompt": "\n".join(negative)}
-    for key, value in _PARAM.findall(last):
+    for key, value in _PARAM.findall(last) if last else ():
         result[key] = _typed(_unquote(value))
     return result
 
@@ -129,7 +145,8 @@ def _decode_user_comment(raw: bytes | str) -> str:
 
 
 def read_parameters(path: str | os.PathLike[str]) -> str | None:
-    """The infotext stored in an image: PNG ``parameters`` chunk, or JPEG/WebP EXIF UserComment.
+    """The infotext stored in an image: PNG ``parameters`` chunk (tEXt or iTXt), or the EXIF
+    UserComment of a JPEG/WebP/TIFF, in the Exif IFD (where A1111 writes it) or in IFD0 (some tools).
 
     Returns None when the image carries none; raises DataError when the file is not a readable image.
     """
@@ -138,7 +155,8 @@ def read_parameters(path: str | os.PathLike[str]) -> str | None:
         with Image.open(file) as image:
             text = image.info.get(PNG_KEY)
             if text is None and image.format in ("JPEG", "WEBP", "TIFF"):
-                comment = image.getexif().get_ifd(_EXIF_IFD).get(_USER_COMMENT)
+                exif = image.getexif()
+                comment = exif.get_ifd(_EXIF_IFD).get(_USER_COMMENT) or exif.get(_USER_COMMENT)
                 text = _decode_user_comment(comment).rstrip("\0") if comment else None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"{file}: not a readable image ({exc})") from exc

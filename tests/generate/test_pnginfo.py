@@ -117,7 +117,8 @@ VALUE = st.one_of(
 @given(
     prompt=st.lists(LINE, min_size=1, max_size=3).map("\n".join),
     negative=st.one_of(st.just(""), st.lists(LINE, min_size=1, max_size=2).map("\n".join)),
-    params=st.dictionaries(KEY, VALUE, min_size=3, max_size=6),
+    # every infotext we (and A1111) write names Steps: a parameter line has a key A1111 writes
+    params=st.dictionaries(KEY, VALUE, min_size=2, max_size=5).map(lambda d: {"Steps": 20, **d}),
 )
 def test_round_trip(prompt: str, negative: str, params: dict[str, object]) -> None:
     fields = parse_parameters(format_parameters(prompt, negative, params))
@@ -191,3 +192,25 @@ def test_info_command_without_parameters_is_a_data_error(tmp_path: Path) -> None
 def test_info_help_has_an_example() -> None:
     out = CliRunner().invoke(info, ["--help"]).output
     assert "t2iscope generate info" in out
+
+
+def test_a_last_prompt_line_of_lora_tags_stays_prompt() -> None:
+    """Three ``<lora:...>`` tags look like 3 key: value pairs, but none is a key A1111 writes."""
+    text = "a castle\n<lora:detail:0.6>, <lora:style:0.8>, <lora:light:1>"
+    assert parse_parameters(text) == {"prompt": text, "negative_prompt": ""}
+    with_params = f"{text}\nSteps: 20, Sampler: Euler a, Seed: 1"
+    assert parse_parameters(with_params) == {
+        "prompt": text,
+        "negative_prompt": "",
+        "Steps": 20,
+        "Sampler": "Euler a",
+        "Seed": 1,
+    }
+
+
+def test_user_comment_in_ifd0_is_read(tmp_path: Path) -> None:
+    """Some tools write the UserComment into IFD0 instead of the Exif IFD, where A1111 puts it."""
+    exif = Image.Exif()
+    exif[0x9286] = b"UNICODE\0" + "a dog\nSteps: 20, Sampler: Euler a, Seed: 3".encode("utf-16-le")
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.jpg", exif=exif)
+    assert parse_parameters(read_parameters(tmp_path / "x.jpg") or "")["Seed"] == 3
