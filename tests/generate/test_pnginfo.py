@@ -214,3 +214,19 @@ def test_user_comment_in_ifd0_is_read(tmp_path: Path) -> None:
     exif[0x9286] = b"UNICODE\0" + "a dog\nSteps: 20, Sampler: Euler a, Seed: 3".encode("utf-16-le")
     Image.new("RGB", (8, 8)).save(tmp_path / "x.jpg", exif=exif)
     assert parse_parameters(read_parameters(tmp_path / "x.jpg") or "")["Seed"] == 3
+
+
+@pytest.mark.parametrize("chunk", ["tEXt", "zTXt", "iTXt"])
+def test_parameters_are_read_from_every_png_text_chunk(tmp_path: Path, chunk: str) -> None:
+    """A1111 writes tEXt (iTXt for non-Latin-1 text, as PIL does); other tools zTXt or iTXt."""
+    from PIL import PngImagePlugin
+
+    prompt = "赤い犬" if chunk == "iTXt" else "a red dog"
+    info = PngImagePlugin.PngInfo()
+    if chunk == "iTXt":
+        info.add_itxt("parameters", f"{prompt}\nSteps: 20, Sampler: Euler a, Seed: 7")
+    else:
+        info.add_text("parameters", f"{prompt}\nSteps: 20, Sampler: Euler a, Seed: 7", zip=chunk == "zTXt")
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png", pnginfo=info)
+    fields = parse_parameters(read_parameters(tmp_path / "x.png") or "")
+    assert (fields["prompt"], fields["Seed"]) == (prompt, 7)
