@@ -4,18 +4,22 @@ The rules are A1111's ``parse_prompt_attention`` (modules/prompt_parser.py), so 
 an A1111 infotext weights the same words the same way here:
 
 - ``(x)`` multiplies the weight of x by 1.1, ``((x))`` by 1.21, ``[x]`` divides it by 1.1;
-- ``(x:1.3)`` multiplies it by 1.3 (the number is A1111's ``[+-]?[.\\d]+``);
+- ``(x:1.3)`` multiplies it by 1.3; the number is A1111's ``[+-]?[.\\d]+`` and, as in current A1111,
+  may have whitespace on either side: ``(x: 1.3)`` is "x" at 1.3 and ``( x : 0.8 )`` is " x " at 0.8
+  (the spaces before the colon are text). A sign is allowed (``(x:-0.5)`` is a negative weight), an
+  exponent is not: ``(x:1e-3)`` is the text "x:1e-3" at 1.1, as in A1111;
 - ``\\(``, ``\\)``, ``\\[``, ``\\]``, ``\\\\`` are the literal characters; any other backslash is dropped;
 - a bracket left open applies to everything after it, a stray closing bracket is literal text;
 - the word ``BREAK`` (with the whitespace around it) becomes the marker ``("BREAK", -1.0)``, which the
   text encoder turns into "start a new 75-token chunk";
 - runs with equal weights are merged; an empty prompt is ``[("", 1.0)]``.
 
-Two deliberate differences, both where A1111 breaks: brackets do not rescale a ``BREAK`` marker (A1111
-turns ``(a BREAK b)`` into the word "BREAK" with weight -1.1), and a malformed number such as
-``(x:1.2.3)`` is kept as literal text instead of raising ``ValueError``. Prompt editing
-(``[a:b:0.5]``, ``[a|b]``) is not emphasis syntax and is parsed as brackets, as A1111's emphasis
-parser does too.
+Two deliberate differences, both where A1111 breaks: brackets do not rescale a ``BREAK`` marker and
+never merge it into a neighbouring run (A1111 turns ``(a BREAK b)`` into the word "BREAK" with weight
+-1.1, and ``(a BREAK b:0)`` into the text "aBREAKb"), and a malformed number such as ``(x:1.2.3)`` or
+``(x: 1.2.3 )`` is kept as literal text (``"x: 1.2.3 "`` at 1.1) instead of raising ``ValueError``.
+Prompt editing (``[a:b:0.5]``, ``[a|b]``) is not emphasis syntax and is parsed as brackets, as
+A1111's emphasis parser does too.
 """
 
 from __future__ import annotations
@@ -27,13 +31,14 @@ BREAK_WEIGHT = -1.0
 ROUND_MULTIPLIER = 1.1
 SQUARE_MULTIPLIER = 1 / 1.1
 
-# A1111's tokens, in its order: escapes, lone backslash, open brackets, ":number)", close brackets,
-# plain text, lone colon.
+# A1111's tokens, in its order: escapes, lone backslash, open brackets, ": number )", close brackets,
+# plain text, lone colon. This is current A1111's ``re_attention`` (whitespace allowed around the
+# number); older A1111 had ``:([+-]?[.\d]+)\)``, which read ``(red: 1.2)`` as the text "red: 1.2".
 _TOKEN = re.compile(
     r"""
     \\\(|\\\)|\\\[|\\]|\\\\|\\|
     \(|\[|
-    :([+-]?[.\d]+)\)|
+    :\s*([+-]?[.\d]+)\s*\)|
     \)|]|
     [^\\()\[\]:]+|
     :
