@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from t2iscope.errors import ConfigError, DataError
+from t2iscope.pixels import to_rgb
 
 # Natural photographs shipped inside scikit-image (no download needed).
 SKIMAGE_PHOTOS: tuple[str, ...] = (
@@ -40,7 +41,7 @@ def load_image(path: str | Path) -> Image.Image:
         raise DataError(f"{p}: image file not found")
     try:
         with Image.open(p) as im:
-            return im.convert("RGB")
+            return to_rgb(im)  # 16-bit, alpha and EXIF orientation read as everywhere (t2iscope.pixels)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{p}: unreadable image ({type(exc).__name__})") from None
 

@@ -34,6 +34,7 @@ from t2iscope.generate.limits import (
 )
 from t2iscope.generate.samplers import SAMPLERS
 from t2iscope.generate.seeds import batch_seeds
+from t2iscope.pixels import to_mask, to_rgb
 
 
 def option_name(field: str, cli: bool = False) -> str:
@@ -181,7 +182,8 @@ def load_image(path: str | Path, what: str = "image", mode: str = "RGB") -> Imag
                         f"{MAX_INPUT_PIXELS:,} (PIL's decompression-bomb threshold)"
                     )
                 im.load()
-                return im.convert(mode)
+                # one reading of every file (t2iscope.pixels): 16-bit, alpha, EXIF orientation
+                return to_mask(im) if mode == "L" else to_rgb(im) if mode == "RGB" else im.convert(mode)
     except FileNotFoundError:
         raise DataError(f"{what} {path}: no such file") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

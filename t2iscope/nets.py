@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from t2iscope.pixels import to_rgb
+
 # OpenAI CLIP's pixel statistics (open_clip's defaults when a config has no preprocess_cfg).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -32,8 +34,9 @@ def rgb_pixels(image: Image.Image, size: int) -> np.ndarray:
     """``size x size x 3`` uint8 RGB: the image converted and resized (bicubic) to a square.
 
     Squashing rather than cropping undoes the world server's resize to each row's original aspect.
+    Any mode is read as :func:`t2iscope.pixels.to_rgb` reads it (16-bit, alpha, EXIF orientation).
     """
-    return np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC))
+    return np.asarray(to_rgb(image).resize((size, size), Image.Resampling.BICUBIC))
 
 
 def normalize_pixels(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
