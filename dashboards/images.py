@@ -25,6 +25,7 @@ from PIL import Image
 
 from t2iscope.curate.download import IMAGE_EXTENSIONS
 from t2iscope.curate.world.layout import hash_hex
+from t2iscope.pixels import to_rgb
 
 MAX_SIDE = 512  # images are sent to the browser at most this large: pages stay light
 MAX_PIXELS = 64 * 1024 * 1024  # a larger image is not decoded: a small PNG can claim gigapixels
@@ -107,7 +108,7 @@ def _thumbnail(source: str | io.BytesIO) -> bytes | None:
                 return None
             im.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG decodes at a fraction of its size
             im.load()
-            im = im.convert("RGB")
+            im = to_rgb(im)  # the one reading of an image file (t2iscope.pixels)
     except (OSError, ValueError, Image.DecompressionBombError):  # UnidentifiedImageError is an OSError
         return None
     im.thumbnail((MAX_SIDE, MAX_SIDE))

@@ -22,10 +22,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from PIL import Image
 
 from t2iscope.errors import DataError
 from t2iscope.evaluate import stats
+from t2iscope.evaluate.images import load_image
 from t2iscope.evaluate.judges import Judge
 from t2iscope.evaluate.vocabulary import from_labels
 from t2iscope.generate.attributes import ATTRIBUTES, NO, UNCLEAR, YES, spelled
@@ -113,10 +113,7 @@ def judge_validity(judge: Judge, labels: pd.DataFrame) -> pd.DataFrame:
     no interval) per attribute column the judge answers; ``n`` counts only images whose label is
     neither empty nor ``unclear``.
     """
-    images = []
-    for file in labels["image"]:
-        with Image.open(file) as im:
-            images.append(im.convert("RGB"))
+    images = [load_image(file) for file in labels["image"]]
     columns = tuple(c for c in ATTRIBUTES if c in labels.columns)
     vocabulary = from_labels(labels, columns)
     answered = judge.answers(vocabulary)
