@@ -20,6 +20,7 @@ from PIL import Image, ImageOps
 
 WHITE = (255, 255, 255)
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_ORIENTATION = 0x0112  # EXIF tag
 
 
 def to_rgb(image: Image.Image, background: tuple[int, int, int] = WHITE) -> Image.Image:
@@ -27,7 +28,8 @@ def to_rgb(image: Image.Image, background: tuple[int, int, int] = WHITE) -> Imag
 
     Raises nothing beyond PIL's own errors for a broken file (callers name the file).
     """
-    image = ImageOps.exif_transpose(image) or image
+    if image.getexif().get(_ORIENTATION, 1) != 1:  # exif_transpose copies even an upright image
+        image = ImageOps.exif_transpose(image)
     if image.mode in _SIXTEEN_BIT:
         grey = np.asarray(image, dtype=np.float64)
         # 16-bit samples fill 0..65535; an 8-bit image stored as "I" stays within 0..255

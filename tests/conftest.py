@@ -23,6 +23,8 @@ offline.apply()
 
 WORLD_ROWS = 400
 WORLD_SEED = 0
+HELDOUT_ROWS = 400
+HELDOUT_SEED = 1
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +34,17 @@ def world_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("world") / "w"
     make_world(out, WORLD_ROWS, seed=WORLD_SEED, images=True, shard_size=200, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def heldout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 400-row held-out world (seed 1; the shipped models trained on seed 0) with images, for
+    tests that measure the shipped models on pixels they never saw. Treat it as read-only."""
+    from t2iscope.curate.world.make import make_world
+
+    out = tmp_path_factory.mktemp("heldout") / "w"
+    make_world(out, HELDOUT_ROWS, seed=HELDOUT_SEED, images=True, progress=False)
     return out
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import mmh3
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from t2iscope.curate.recipe import recipe_from_dict
 
@@ -42,3 +44,32 @@ MIXED_RECIPE = recipe_from_dict(
     },
     "mix.yaml",
 )
+
+
+def pushdown_reasons(
+    tmp_path: Path, name: str, params: dict, table: pa.Table, state: dict | None = None
+) -> list[str | None]:
+    """The reason the engine gives each row of ``table`` with stage ``name`` inside its DuckDB query
+    over a parquet file (``state``: the stage's run state, e.g. a resolved cutoff); None = kept."""
+    from t2iscope.curate.engine_local import LocalEngine
+    from t2iscope.curate.operators import METADATA, StageContext
+    from t2iscope.curate.readers import resolve_inputs
+    from t2iscope.curate.recipe import Stage
+
+    src = tmp_path / "pushdown.parquet"
+    pq.write_table(table.append_column("row", pa.array(range(table.num_rows))), src)
+    engine = LocalEngine(threads=1)
+    try:
+        result = engine.run_shard(
+            resolve_inputs(str(src))[0],
+            [Stage(name, params)],
+            [StageContext("", METADATA, dict(state or {}))],
+            tmp_path / "kept.parquet",
+            tmp_path / "dropped.parquet",
+        )
+    finally:
+        engine.close()
+    assert result["stages"][0]["pushed_down"]
+    dropped = pq.read_table(tmp_path / "dropped.parquet")
+    by_row = dict(zip(dropped.column("row").to_pylist(), dropped.column("reason").to_pylist(), strict=True))
+    return [by_row.get(i) for i in range(table.num_rows)]

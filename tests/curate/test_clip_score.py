@@ -22,15 +22,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from curate_rows import laion_table
+from curate_rows import laion_table, pushdown_reasons
 
 from t2iscope.cli import main
 from t2iscope.curate import scorers
 from t2iscope.curate.download import _post_download_stored, post_download
 from t2iscope.curate.engine_local import LocalEngine
 from t2iscope.curate.operators import CUTOFF, METADATA, OPERATORS, StageContext, load_all
-from t2iscope.curate.readers import resolve_inputs
-from t2iscope.curate.recipe import Recipe, Stage, recipe_from_dict
+from t2iscope.curate.recipe import Recipe, recipe_from_dict
 from t2iscope.curate.run import run_recipe
 from t2iscope.curate.world import layout
 from t2iscope.errors import ConfigError, DataError
@@ -63,23 +62,7 @@ def test_top_fraction_rule_agrees_through_sql_and_arrow(tmp_path: Path) -> None:
     table = _set(laion_table(8, similarity=sims.to_pylist()), "similarity", sims)
     cutoff = float(np.float32(0.28))  # what pool_cutoff returns when the quantile lands on a score
     params = {"top_fraction": 0.5}
-    src = tmp_path / "t.parquet"
-    pq.write_table(table.append_column("row", pa.array(range(8))), src)
-    engine = LocalEngine(threads=1)
-    try:
-        result = engine.run_shard(
-            resolve_inputs(str(src))[0],
-            [Stage("clip_score", params)],
-            [StageContext("", METADATA, {CUTOFF: cutoff})],
-            tmp_path / "kept.parquet",
-            tmp_path / "dropped.parquet",
-        )
-    finally:
-        engine.close()
-    assert result["stages"][0]["pushed_down"]
-    dropped = pq.read_table(tmp_path / "dropped.parquet")
-    by_row = dict(zip(dropped["row"].to_pylist(), dropped["reason"].to_pylist(), strict=True))
-    sql = [by_row.get(i) for i in range(8)]
+    sql = pushdown_reasons(tmp_path, "clip_score", params, table, {CUTOFF: cutoff})
     arrow = OPERATORS.get("clip_score").fn(table, StageContext("t", METADATA, {CUTOFF: cutoff}), **params)
     below = "similarity<0.28(top 50%)"
     assert sql == arrow.reason.to_pylist() == [

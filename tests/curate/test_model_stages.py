@@ -24,7 +24,6 @@ from t2iscope.generate.train.measure import roc_auc
 from t2iscope.paths import models_dir
 from t2iscope.weights import AESTHETIC, ARCHITECTURES, WATERMARK, inspect_folder, load_model, model_folders
 
-ROWS = 400
 MIN_AESTHETIC = 4.0
 MAX_WATERMARK = 0.5  # SD v1.2's improved-aesthetics subset
 DOWNLOAD_SIDE = 256  # img2dataset's image_size in DownloadOptions
@@ -39,15 +38,6 @@ RECIPE = recipe_from_dict(
     },
     "model-scores.yaml",
 )
-
-
-@pytest.fixture(scope="module")
-def heldout(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from t2iscope.curate.world.make import make_world
-
-    out = tmp_path_factory.mktemp("heldout") / "w"
-    make_world(out, ROWS, seed=1, images=True, progress=False)
-    return out
 
 
 @pytest.fixture(scope="module")

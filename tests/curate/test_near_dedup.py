@@ -223,15 +223,6 @@ def test_unreadable_images_are_dropped_with_their_own_reason() -> None:
 
 
 @pytest.fixture(scope="module")
-def heldout(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from t2iscope.curate.world.make import make_world
-
-    out = tmp_path_factory.mktemp("heldout") / "w"
-    make_world(out, 400, seed=1, images=True, progress=False)
-    return out
-
-
-@pytest.fixture(scope="module")
 def renders(heldout: Path) -> list[bytes]:
     """One served JPEG (long side 256) per distinct scene (kind, colour, background) of the world."""
     from t2iscope.curate.world.serve import WorldServer

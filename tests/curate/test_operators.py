@@ -6,16 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-from curate_rows import laion_table
+from curate_rows import laion_table, pushdown_reasons
 
-from t2iscope.curate.engine_local import LocalEngine
 from t2iscope.curate.operators import METADATA, OPERATORS, PIXELS, Columns, StageContext, load_all
 from t2iscope.curate.operators.dedup import KeySet, laion_hash
 from t2iscope.curate.operators.domain import check_domain_list
-from t2iscope.curate.readers import resolve_inputs
-from t2iscope.curate.recipe import Stage, recipe_from_dict
+from t2iscope.curate.recipe import recipe_from_dict
 from t2iscope.errors import ConfigError, DataError
 from t2iscope.sql import Params
 
@@ -59,23 +56,7 @@ PARAMS = {
 
 def _pushdown_reasons(tmp_path: Path, name: str, params: dict, table: pa.Table = NASTY) -> list:
     """The reason the engine gives each row with the stage inside its DuckDB query over parquet."""
-    src = tmp_path / "nasty.parquet"
-    pq.write_table(table.append_column("row", pa.array(range(table.num_rows))), src)
-    engine = LocalEngine(threads=1)
-    try:
-        result = engine.run_shard(
-            resolve_inputs(str(src))[0],
-            [Stage(name, params)],
-            [StageContext("", METADATA)],
-            tmp_path / "kept.parquet",
-            tmp_path / "dropped.parquet",
-        )
-    finally:
-        engine.close()
-    assert result["stages"][0]["pushed_down"]
-    dropped = pq.read_table(tmp_path / "dropped.parquet")
-    by_row = dict(zip(dropped.column("row").to_pylist(), dropped.column("reason").to_pylist(), strict=True))
-    return [by_row.get(i) for i in range(table.num_rows)]
+    return pushdown_reasons(tmp_path, name, params, table)
 
 
 @pytest.mark.parametrize(("name", "params"), [(n, p) for n, ps in PARAMS.items() for p in ps])
