@@ -3,6 +3,9 @@
 Three sources: the embedded default (``models/sd``), any local diffusers folder, or a single-file
 ``.safetensors``/``.ckpt`` checkpoint (A1111's format), all read by the one weight loader's
 ``t2iscope.weights.read_stable_diffusion`` (a fresh copy: generation changes dtype and scheduler).
+A single file needs no config: its family is inferred from its tensors and the shipped configs
+are used (``t2iscope.generate.checkpoints``); ``--model-config`` (a family name or a diffusers
+folder) overrides. A single file's A1111 short hash (``Model hash:``) is computed at load time.
 
 On CUDA the model takes the GPU path: fp16 weights, channels_last U-Net, PyTorch SDPA attention
 and, on request, ``torch.compile`` of the U-Net.
@@ -18,7 +21,7 @@ import torch
 from diffusers import StableDiffusionPipeline
 from diffusers.models.attention_processor import AttnProcessor2_0
 
-from t2iscope.errors import ConfigError, DataError
+from t2iscope.errors import ConfigError, DataError, T2IError
 from t2iscope.paths import models_dir
 from t2iscope.weights import quiet_loading, read_stable_diffusion
 
@@ -36,6 +39,9 @@ class Model:
     dtype: torch.dtype
     scheduler_config: Any = None  # the model's own, kept apart from pipe.scheduler (samplers swap it)
     progress: str | None = None  # label of a per-step tqdm bar on stderr; None: no bar (suites count images)
+    # A1111's short hash of a single-file checkpoint (first 10 hex digits of the file's sha256,
+    # infotext "Model hash: ..."); None for diffusers folders and the embedded model.
+    model_hash: str | None = None
 
     def __post_init__(self) -> None:
         if self.scheduler_config is None:
@@ -114,21 +120,40 @@ def load_model(
     config: str | Path | None = None,
     compile_unet: bool = False,
 ) -> Model:
-    """Load ``path`` (default: the embedded model) onto ``device`` (auto = CUDA when present)."""
+    """Load ``path`` (default: the embedded model) onto ``device`` (auto = CUDA when present).
+
+    ``config`` only matters for a single-file checkpoint: a family (``sd1``, ``sd2``, ``sd2-v``)
+    or a diffusers folder overriding the inferred architecture (``--model-config``). A single
+    file's ``Model.model_hash`` is A1111's short hash (cached per file, see
+    ``checkpoints.model_hash``). Raises ConfigError for bad options or an unsupported checkpoint,
+    DataError (naming the file) for files that cannot be read or loaded.
+    """
     dev = check_model_options(path, device)
     src = Path(path) if path is not None else embedded_model_path()
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
     try:
         pipe = read_stable_diffusion(src, config=config, dtype=dtype)
-    except ConfigError:
+    except T2IError:
         raise
     except Exception as exc:
         raise DataError(f"--model {src}: could not load a Stable Diffusion pipeline ({exc})") from None
-    return wrap_pipeline(pipe, model_id_for(path), device=str(dev), compile_unet=compile_unet)
+    digest = None
+    if src.is_file():
+        from t2iscope.generate.checkpoints import model_hash
+
+        digest = model_hash(src)
+    return wrap_pipeline(
+        pipe, model_id_for(path), device=str(dev), compile_unet=compile_unet, model_hash=digest
+    )
 
 
 def wrap_pipeline(
-    pipe: StableDiffusionPipeline, model_id: str, *, device: str = "auto", compile_unet: bool = False
+    pipe: StableDiffusionPipeline,
+    model_id: str,
+    *,
+    device: str = "auto",
+    compile_unet: bool = False,
+    model_hash: str | None = None,
 ) -> Model:
     """Put an in-memory pipeline on ``device`` (the GPU path on CUDA) and wrap it as a Model."""
     dev = resolve_device(device)
@@ -138,4 +163,4 @@ def wrap_pipeline(
     if dev.type == "cuda":
         gpu_path(pipe, compile_unet)
     pipe.set_progress_bar_config(disable=True)
-    return Model(pipe=pipe, model_id=model_id, device=dev, dtype=dtype)
+    return Model(pipe=pipe, model_id=model_id, device=dev, dtype=dtype, model_hash=model_hash)

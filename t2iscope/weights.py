@@ -417,11 +417,15 @@ def read_stable_diffusion(
     """A fresh (uncached) ``StableDiffusionPipeline`` from local disk only, safety checker off.
 
     ``path`` is a diffusers folder (``model_index.json``) or a single-file checkpoint (A1111's
-    ``.safetensors``/``.ckpt``, read with diffusers' ``from_single_file``); a single file carries
-    no architecture, so its component configs come from the diffusers folder ``config`` (default:
-    the embedded ``models/sd``). For callers that change the pipeline (dtype, scheduler, GPU
-    path); :func:`load_model` gives the shared cached one. ConfigError when a single file has no
-    config folder; diffusers' own exceptions otherwise, for the caller to word.
+    ``.safetensors``/``.ckpt``). A single file carries no architecture: its family (SD 1.x, SD 2.x
+    512 or SD 2.x 768-v) and dimensions are inferred from its tensor names and shapes and its
+    configs come from those shipped in ``generate/configs`` (``t2iscope.generate.checkpoints``, the
+    one single-file reader; imported here only when a single file is read). ``config`` overrides
+    that: a family name (``sd1``, ``sd2``, ``sd2-v``) or a local diffusers folder describing the
+    architecture. For callers that change the pipeline (dtype, scheduler, GPU path);
+    :func:`load_model` gives the shared cached one. ConfigError for an unsupported checkpoint or a
+    config folder without model_index.json, DataError (naming the file) for an unreadable file or
+    weights that do not fit; diffusers' own exceptions for a broken diffusers folder.
     """
     from diffusers import StableDiffusionPipeline
 
@@ -432,16 +436,21 @@ def read_stable_diffusion(
         "local_files_only": True,
         "dtype": dtype,
     }
-    with quiet_loading():
-        if path.is_dir():
+    if path.is_dir():
+        with quiet_loading():
             return StableDiffusionPipeline.from_pretrained(path, **common)
-        config = Path(config) if config else model_folder("sd")
-        if not (config / "model_index.json").is_file():
-            raise ConfigError(
-                f"--model-config {config}: a single-file checkpoint needs a local diffusers folder "
-                "(model_index.json, component configs, tokenizer) describing its architecture"
-            )
-        return StableDiffusionPipeline.from_single_file(str(path), config=str(config), **common)
+    from t2iscope.generate.checkpoints import FAMILIES, load_pipeline
+
+    named = config is not None and str(config) in FAMILIES and not Path(config).is_dir()
+    family = str(config) if named else None
+    folder = Path(config) if config is not None and family is None else None
+    if folder is not None and not (folder / "model_index.json").is_file():
+        raise ConfigError(
+            f"--model-config {folder}: expected a family ({', '.join(FAMILIES)}) or a local diffusers "
+            "folder (model_index.json, component configs, tokenizer) describing the checkpoint's architecture"
+        )
+    with quiet_loading():
+        return load_pipeline(path, family=family, config=folder, dtype=dtype).pipe
 
 
 def _load_stable_diffusion(spec: WeightFolder, device: str) -> Any:

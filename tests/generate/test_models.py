@@ -40,15 +40,30 @@ def test_unknown_file_type(tmp_path):
 def test_broken_single_file_is_a_data_error(tmp_path, tiny_sd_path):
     path = tmp_path / "broken.safetensors"
     path.write_bytes(b"not a checkpoint")
-    with pytest.raises(DataError, match="could not load"):
+    with pytest.raises(DataError, match=r"broken\.safetensors: not a readable checkpoint"):
         load_model(path, device="cpu", config=tiny_sd_path)
 
 
-def test_single_file_needs_a_config_folder(tmp_path):
+def test_single_file_config_override_must_be_a_family_or_a_folder(tmp_path):
+    """A single file needs no config (tests/generate/test_single_file.py); an override that is
+    neither a family nor a diffusers folder is refused before the file is read."""
     path = tmp_path / "model.safetensors"
     path.write_bytes(b"x")
-    with pytest.raises(ConfigError, match="model-config"):
+    with pytest.raises(ConfigError, match=r"--model-config .*expected a family \(sd1, sd2, sd2-v\)"):
         load_model(path, device="cpu", config=tmp_path)
+
+
+def test_single_file_whose_kind_cannot_be_inferred_is_one_line(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "model.safetensors"
+    save_file({"some.other.weight": torch.zeros(2)}, str(path))
+    with pytest.raises(ConfigError, match=r"model\.safetensors: not a Stable Diffusion 1\.x/2\.x checkpoint"):
+        load_model(path, device="cpu")
+
+
+def test_folders_and_the_embedded_model_have_no_model_hash(tiny_model):
+    assert tiny_model.model_hash is None
 
 
 def test_missing_embedded_model_says_how_to_get_it(tmp_path, monkeypatch):
