@@ -10,16 +10,23 @@ an A1111 infotext weights the same words the same way here:
   exponent is not: ``(x:1e-3)`` is the text "x:1e-3" at 1.1, as in A1111;
 - ``\\(``, ``\\)``, ``\\[``, ``\\]``, ``\\\\`` are the literal characters; any other backslash is dropped;
 - a bracket left open applies to everything after it, a stray closing bracket is literal text;
-- the word ``BREAK`` (with the whitespace around it) becomes the marker ``("BREAK", -1.0)``, which the
+- the word ``BREAK`` (with the whitespace around it) becomes the run ``("BREAK", -1.0)``, which the
   text encoder turns into "start a new 75-token chunk";
 - runs with equal weights are merged; an empty prompt is ``[("", 1.0)]``.
 
-Two deliberate differences, both where A1111 breaks: brackets do not rescale a ``BREAK`` marker and
-never merge it into a neighbouring run (A1111 turns ``(a BREAK b)`` into the word "BREAK" with weight
--1.1, and ``(a BREAK b:0)`` into the text "aBREAKb"), and a malformed number such as ``(x:1.2.3)`` or
-``(x: 1.2.3 )`` is kept as literal text (``"x: 1.2.3 "`` at 1.1) instead of raising ``ValueError``.
-Prompt editing (``[a:b:0.5]``, ``[a|b]``) is not emphasis syntax and is parsed as brackets, as
-A1111's emphasis parser does too.
+``BREAK`` inside brackets is what A1111 makes of it, not what it looks like: brackets scale the
+marker's weight like any run's (``(a BREAK b)`` is ``("BREAK", -1.1)``, which neither A1111's encoder
+nor ours reads as a chunk break, so the word "BREAK" is encoded at weight -1.1), and a marker whose
+scaled weight equals its neighbours' merges into them (``(a BREAK b:0)`` is the text "aBREAKb" at 0).
+
+One deliberate difference, where A1111 breaks: a malformed number such as ``(x:1.2.3)`` or
+``(x: 1.2.3 )`` is kept as literal text (``"x: 1.2.3 "`` at 1.1) where A1111 raises ``ValueError``.
+Prompt editing (``[a:b:0.5]``, ``[a|b]``) is not emphasis syntax: it is resolved first by
+:mod:`t2iscope.generate.prompt_schedule`, and left in a prompt it is parsed as brackets, as A1111's
+emphasis parser does too.
+
+Checked against A1111's own outputs: tests/generate/test_prompt_syntax_a1111.py (hand-picked cases
+and seeded random prompts, tests/generate/fixtures/a1111_emphasis.json).
 """
 
 from __future__ import annotations
@@ -48,13 +55,6 @@ _TOKEN = re.compile(
 _BREAK = re.compile(r"\s*\bBREAK\b\s*", re.S)
 
 
-class _Break:
-    """Marker kept out of bracket scaling and run merging; rendered as ("BREAK", -1.0) at the end."""
-
-
-_MARK = _Break()
-
-
 def _float_or_none(text: str) -> float | None:
     try:
         return float(text)
@@ -68,19 +68,18 @@ def parse_prompt_attention(text: str) -> list[tuple[str, float]]:
     >>> parse_prompt_attention("an (important) word")
     [('an ', 1.0), ('important', 1.1), (' word', 1.0)]
     """
-    runs: list[list] = []  # [text or _MARK, weight]
+    runs: list[list] = []  # [text, weight]
     round_open: list[int] = []
     square_open: list[int] = []
 
     def scale_from(start: int, multiplier: float) -> None:
         for run in runs[start:]:
-            if run[0] is not _MARK:
-                run[1] *= multiplier
+            run[1] *= multiplier
 
     def add_plain(chunk: str) -> None:
         for i, part in enumerate(_BREAK.split(chunk)):
             if i > 0:
-                runs.append([_MARK, BREAK_WEIGHT])
+                runs.append([BREAK, BREAK_WEIGHT])
             runs.append([part, 1.0])
 
     for match in _TOKEN.finditer(text):
@@ -112,10 +111,10 @@ def parse_prompt_attention(text: str) -> list[tuple[str, float]]:
     merged: list[list] = []
     for run in runs:
         prev = merged[-1] if merged else None
-        if prev is not None and _MARK not in (prev[0], run[0]) and prev[1] == run[1]:
+        if prev is not None and prev[1] == run[1]:  # A1111 merges by weight alone, BREAK included
             prev[0] += run[0]
         else:
             merged.append(run)
     if not merged:
         return [("", 1.0)]
-    return [(BREAK, BREAK_WEIGHT) if t is _MARK else (t, float(w)) for t, w in merged]
+    return [(t, float(w)) for t, w in merged]

@@ -67,9 +67,10 @@ def test_break_splits_and_eats_surrounding_whitespace() -> None:
     assert parse_prompt_attention("break") == [("break", 1.0)]
 
 
-def test_break_inside_brackets_is_not_rescaled() -> None:
-    """Deviation: A1111 would give ("BREAK", -1.1), which its own encoder then tokenizes as a word."""
-    assert parse_prompt_attention("(a BREAK b)") == _approx([("a", 1.1), ("BREAK", -1.0), ("b", 1.1)])
+def test_break_inside_brackets_is_rescaled_like_a1111() -> None:
+    """As A1111: ("BREAK", -1.1) is no chunk break (the encoder then tokenizes the word "BREAK")."""
+    assert parse_prompt_attention("(a BREAK b)") == [("a", 1.1), ("BREAK", -1.1), ("b", 1.1)]
+    assert parse_prompt_attention("(a BREAK b:0)") == [("aBREAKb", 0.0)]  # -0.0 == 0.0: merged
 
 
 def test_malformed_number_is_text_not_a_crash() -> None:

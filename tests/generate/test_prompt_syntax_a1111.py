@@ -9,16 +9,26 @@ repository (its code is not ours to ship): the issue's cases, then 60 prompts dr
 malformed numbers, keeping those A1111 parses without raising and without a zero weight. Weights
 are A1111's float products, so equality is exact.
 
-Our two documented deviations (generate/prompt_syntax.py) are where A1111 breaks: a ``BREAK``
-marker is never rescaled or merged, and a malformed number such as ``(x:1.2.3)`` is literal text
-where A1111 raises ``ValueError``.
+The property-style set: tests/generate/fixtures/a1111_emphasis.json holds A1111's outputs for
+hand-picked prompts (BREAK inside brackets, negative and exponent weights, nested brackets,
+escapes) and several hundred seeded random ones, computed out of tree by
+tests/generate/fixtures/a1111_regenerate.py (its header names the A1111 commit and the command).
+
+Our one documented deviation (generate/prompt_syntax.py) is where A1111 breaks: a malformed number
+such as ``(x:1.2.3)`` is literal text where A1111 raises ``ValueError``.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from t2iscope.generate.prompt_syntax import parse_prompt_attention
+
+FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "a1111_emphasis.json").read_text("utf-8"))
+GENERATED = FIXTURE["hand_picked"] + FIXTURE["random"]
 
 # (prompt, A1111's parse_prompt_attention output)
 CASES = [
@@ -170,3 +180,18 @@ def test_exponent_is_text_and_sign_is_a_weight() -> None:
 def test_malformed_number_with_whitespace_is_text() -> None:
     """Deviation: A1111 raises ValueError from float("1.2.3"); we keep the text, spaces included."""
     assert parse_prompt_attention("(x: 1.2.3 ) y") == [("x: 1.2.3 ", 1.1), (" y", 1.0)]
+
+
+def test_generated_fixture_is_large_and_recorded() -> None:
+    assert FIXTURE["header"]["commit"] != "unknown" and "a1111_regenerate.py" in FIXTURE["header"]["command"]
+    assert len(FIXTURE["random"]) >= 500
+    assert sum("BREAK" in c["prompt"] for c in GENERATED) >= 100
+
+
+@pytest.mark.parametrize("case", GENERATED, ids=lambda c: repr(c["prompt"])[:60])
+def test_generated_prompts_match_a1111(case: dict) -> None:
+    ours = parse_prompt_attention(case["prompt"])
+    if "error" in case:  # A1111 raised (float("1.2.3")): ours is text, and never raises
+        assert case["error"] == "ValueError" and ours
+        return
+    assert ours == [(text, float(weight)) for text, weight in case["result"]]
