@@ -1,7 +1,9 @@
 """Generation speed on CPU: our txt2img against diffusers' own pipeline call, and batching's gain.
 
-Same model, prompt, negative prompt, steps, CFG, sampler and seeds on both sides; the difference is
-our conditioning (A1111 emphasis/chunking) and per-image CPU generators. Runs alternate (ours,
+Same model, prompt, negative prompt, steps, CFG, seeds and U-Net calls on both sides: ours is
+A1111's DPM++ 2M (Automatic = Karras) in t2iscope's own sampling loop (AND/prompt-editing
+conditioning, A1111 emphasis/chunking, per-image CPU generators); theirs is diffusers' pipeline
+with DPMSolverMultistepScheduler on Karras sigmas. Runs alternate (ours,
 theirs, ours, ...) so a busy machine slows both alike; medians are reported. Uses the embedded
 model when models/sd exists, else a tiny random one of the same shape.
 
@@ -43,7 +45,7 @@ def _ours(model: Model, seeds: list[int], steps: int) -> None:
 
 def _diffusers(model: Model, seeds: list[int], steps: int) -> None:
     pipe = model.pipe
-    pipe.scheduler = make_scheduler(SAMPLER, model.scheduler_config)
+    pipe.scheduler = make_scheduler(f"{SAMPLER} Karras", model.scheduler_config)
     pipe(
         prompt=[PROMPT] * len(seeds),
         negative_prompt=[NEGATIVE] * len(seeds),

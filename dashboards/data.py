@@ -497,7 +497,21 @@ def near_duplicates(run: str, root: str | None = None) -> pd.DataFrame:
 
 MANIFEST_COLUMNS = ("prompt_id", "prompt", "language", "seed", "steps", "cfg_scale", "sampler", "image_path")
 MANIFEST_NUMBERS = ("seed", "steps", "cfg_scale")
-MANIFEST_TEXT = ("suite", "prompt_id", "prompt", "negative_prompt", "language", "sampler")
+MANIFEST_TEXT = (
+    "suite", "prompt_id", "prompt", "negative_prompt", "language", "sampler", "scheduler", "emphasis",
+    "hr_upscaler", "model_hash",
+)  # fmt: skip
+# A1111 settings (issue 17): numbers when a manifest has them (older ones do not); a null in a row
+# resumed from a folder made before them is the default those images were made with.
+MANIFEST_SETTINGS = (
+    "subseed",
+    "subseed_strength",
+    "clip_skip",
+    "hr_scale",
+    "hr_second_pass_steps",
+    "denoising_strength",
+)
+MANIFEST_DEFAULTS = {"subseed_strength": 0.0, "clip_skip": 1}
 
 
 def _text(value: Any) -> str | None:
@@ -539,6 +553,13 @@ def manifest(gen: str, root: str | None = None) -> pd.DataFrame:
             raise DataError(
                 f"{where}: column {col} is empty in row {int(df[col].isna().to_numpy().argmax())}"
             )
+    for col in (c for c in MANIFEST_SETTINGS if c in df.columns):
+        if df[col].isna().all():  # a column of nulls has no type to check (pandas writes it as null)
+            df[col] = np.nan
+        if not pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
+            raise DataError(f"{where}: column {col} holds {df[col].dtype}, not numbers")
+        if col in MANIFEST_DEFAULTS:
+            df[col] = df[col].fillna(MANIFEST_DEFAULTS[col])
     for col in (c for c in MANIFEST_TEXT if c in df.columns):  # shown and sorted as text
         df[col] = [_text(v) or "" for v in df[col]]
     images = [_image(gen, root or gen, v, i, where) for i, v in enumerate(df["image_path"])]

@@ -38,6 +38,19 @@ MANIFEST_TYPES = {
     **dict.fromkeys(("expect", "vocabulary"), "text"),
     **dict.fromkeys(("seed", "steps", "cfg_scale"), "numbers"),
     "tags": "a list of words",
+    # A1111 settings (issue 17), in manifests made since: checked when present, never required
+    **dict.fromkeys(("scheduler", "emphasis", "hr_upscaler", "model_hash"), "text"),
+    **dict.fromkeys(
+        (
+            "subseed",
+            "subseed_strength",
+            "clip_skip",
+            "hr_scale",
+            "hr_second_pass_steps",
+            "denoising_strength",
+        ),
+        "numbers",
+    ),
 }
 JUDGE_BATCH = 64
 

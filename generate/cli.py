@@ -21,6 +21,21 @@ from t2iscope.listing import Table, add_list_command
 
 # inpaint.FILLS, repeated so that --help does not import torch (a test keeps them equal)
 FILLS = ("fill", "original", "latent noise", "latent nothing")
+# A1111's "Schedule type" labels (schedules.SCHEDULE_CHOICES, likewise repeated and kept equal by a
+# test), each with what `generate list schedulers` says of it
+SCHEDULERS = {
+    "Automatic": "the sampler's own: Karras for DPM++ 2M, DPM++ 2S a, DPM2, DPM2 a; else Uniform",
+    "Uniform": "timesteps evenly from the top of the schedule down (k-diffusion's get_sigmas)",
+    "Karras": "Karras et al. 2022 (rho 7): more steps at low noise",
+    "Exponential": "evenly spaced in log sigma",
+    "Polyexponential": "k-diffusion's polyexponential (rho 1)",
+    "SGM Uniform": "n+1 evenly spaced timesteps, the last (sigma_min) dropped (Stability's SGM)",
+    "KL Optimal": "Sabour et al. 2024: evenly spaced in arctan(sigma)",
+    "Simple": "every (1000/n)th of the model's own noise levels, from the top",
+    "Normal": "evenly spaced timesteps between sigma_max and sigma_min",
+    "DDIM": "the noise levels DDIM visits, as a sigma table",
+    "Beta": "Lee et al. 2024: timesteps at the quantiles of Beta(0.6, 0.6)",
+}
 
 
 @click.group(
@@ -53,7 +68,21 @@ def _model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 "--model-config",
                 type=click.Path(path_type=Path),
                 default=None,
-                help="Diffusers folder giving a single-file checkpoint's architecture.",
+                help="Override the inferred architecture of a single-file checkpoint: sd1, sd2, sd2-v or "
+                "a diffusers folder.",
+            ),
+            click.option(
+                "--lora-dir",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="Folder of LoRA .safetensors for <lora:name:weight> in prompts (A1111's models/Lora).",
+            ),
+            click.option(
+                "--embeddings-dir",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="Folder of textual-inversion embeddings (.pt/.safetensors), used by file name in "
+                "prompts (A1111's embeddings/).",
             ),
             click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda."),
             click.option("--compile", "compile_unet", is_flag=True, help="torch.compile the U-Net (CUDA)."),
@@ -123,6 +152,44 @@ def _gen_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 show_default=True,
                 help="A1111 name; `t2iscope generate list samplers` lists them.",
             ),
+            click.option(
+                "--scheduler",
+                type=click.Choice(tuple(SCHEDULERS)),
+                default="Automatic",
+                show_default=True,
+                help="A1111's Schedule type: the noise levels the sampler visits (Automatic: the "
+                "sampler's own; DDIM, PLMS and UniPC keep their own timesteps).",
+            ),
+            click.option(
+                "--subseed",
+                type=int,
+                default=limits.RANDOM_SEED,
+                show_default=True,
+                help=f"A1111's Variation seed, 0..{limits.MAX_SEED}; -1 picks one.",
+            ),
+            click.option(
+                "--subseed-strength",
+                type=float,
+                default=0.0,
+                show_default=True,
+                help="A1111's Variation strength 0..1: how far the starting noise moves toward the "
+                "variation seed's.",
+            ),
+            click.option(
+                "--clip-skip",
+                type=int,
+                default=limits.DEFAULT_CLIP_SKIP,
+                show_default=True,
+                help=f"A1111's Clip skip, 1..{limits.MAX_CLIP_SKIP}: 2 uses the text encoder's "
+                "penultimate layer.",
+            ),
+            click.option(
+                "--emphasis",
+                type=click.Choice(limits.EMPHASIS_MODES),
+                default=limits.DEFAULT_EMPHASIS,
+                show_default=True,
+                help="A1111's emphasis mode for (text:weight).",
+            ),
             click.option("--width", type=int, default=None, help=f"{_SIDE} (default: model/image size)."),
             click.option("--height", type=int, default=None, help=f"{_SIDE} (default: model/image size)."),
             click.option(
@@ -157,6 +224,7 @@ def _run(
     size when the inputs fix it (None: the model's native size).
     """
     from t2iscope.errors import ConfigError
+    from t2iscope.generate.conditioning import network_fields
     from t2iscope.generate.models import load_model
     from t2iscope.generate.output import OutputOptions, save
     from t2iscope.generate.params import Params
@@ -169,9 +237,15 @@ def _run(
         cfg_scale=kw["cfg_scale"],
         cfg_rescale=kw["cfg_rescale"],
         sampler=kw["sampler"],
+        scheduler=kw["scheduler"],
         width=kw["width"],
         height=kw["height"],
         batch_size=kw["batch_size"],
+        subseed=kw["subseed"],
+        subseed_strength=kw["subseed_strength"],
+        clip_skip=kw["clip_skip"],
+        emphasis=kw["emphasis"],
+        **{name: kw[name] for name in _HIRES if name in kw},  # txt2img's own options
     ).check(cli=True)
     output = OutputOptions(
         watermark=None if kw["no_watermark"] else kw["watermark_method"], upscale=kw["upscale"]
@@ -183,7 +257,12 @@ def _run(
     if known is not None:
         output.check_size(*known, cli=True)
     model = load_model(
-        kw["model_path"], device=kw["device"], config=kw["model_config"], compile_unet=kw["compile_unet"]
+        kw["model_path"],
+        device=kw["device"],
+        config=kw["model_config"],
+        compile_unet=kw["compile_unet"],
+        lora_dir=kw["lora_dir"],
+        embeddings_dir=kw["embeddings_dir"],
     )
     if known is None:
         output.check_size(params.width or model.native_size, params.height or model.native_size, cli=True)
@@ -192,7 +271,16 @@ def _run(
     out: Path = kw["out"]
     for p, image in zip(batch, images, strict=True):
         path = out if len(batch) == 1 else out.with_name(f"{out.stem}-{p.seed}{out.suffix or '.png'}")
-        scale = save(path, image, p, model.model_id, output, strength)
+        scale = save(
+            path,
+            image,
+            p,
+            model.model_id,
+            output,
+            strength,
+            model_hash=model.model_hash,
+            extra=network_fields(model, p),
+        )
         click.echo(f"{path}  ({mode}, seed {p.seed}, {image.width}x{image.height}, output scale {scale})")
 
 
@@ -209,13 +297,47 @@ def _command(name: str, example: str) -> Callable[[Callable[..., Any]], click.Co
     return wrap
 
 
+_HIRES = ("enable_hr", "hr_scale", "hr_upscaler", "hr_second_pass_steps", "denoising_strength")
+
+
 @_command(
     "txt2img",
     't2iscope generate txt2img "a red dog" --seed 1 --steps 20 --cfg-scale 7.5 '
-    '--sampler "Euler a" --out x.png',
+    '--sampler "DPM++ 2M" --scheduler Karras --out x.png\n'
+    '  t2iscope generate txt2img "a red dog" --seed 1 --enable-hr --hr-scale 2 --denoising-strength 0.6 '
+    "--out big.png",
+)
+@click.option("--enable-hr", is_flag=True, help="A1111's Hires fix: a second pass, hr-scale times larger.")
+@click.option(
+    "--hr-scale",
+    type=float,
+    default=limits.DEFAULT_HR_SCALE,
+    show_default=True,
+    help=f"Hires fix: Upscale by, 1..{limits.MAX_HR_SCALE:g}.",
+)
+@click.option(
+    "--hr-upscaler",
+    type=click.Choice(limits.HR_UPSCALERS),
+    default=limits.DEFAULT_HR_UPSCALER,
+    show_default=True,
+    help="Hires fix: how the first pass is enlarged (latents, or decoded pixels with Lanczos).",
+)
+@click.option(
+    "--hr-second-pass-steps",
+    type=int,
+    default=0,
+    show_default=True,
+    help=f"Hires fix: steps of the second pass, 0..{limits.MAX_STEPS} (0: as many as --steps).",
+)
+@click.option(
+    "--denoising-strength",
+    type=float,
+    default=limits.DEFAULT_DENOISING_STRENGTH,
+    show_default=True,
+    help="Hires fix: how much of the schedule the second pass re-noises, 0..1.",
 )
 def txt2img_cmd(**kw: Any) -> None:
-    """Generate images from a prompt (A1111 emphasis syntax: (x), (x:1.3), [x], BREAK)."""
+    """Generate images from a prompt (A1111 syntax: (x:1.3), [x], [a:b:0.5], [a|b], AND, BREAK)."""
     from t2iscope.generate.txt2img import txt2img
 
     _run("txt2img", kw, txt2img)
@@ -391,7 +513,12 @@ def suite_cmd(suite: str, out: Path, limit: int | None, batch_size: int, **kw: A
         spec,
         out,
         lambda: load_model(
-            kw["model_path"], device=kw["device"], config=kw["model_config"], compile_unet=kw["compile_unet"]
+            kw["model_path"],
+            device=kw["device"],
+            config=kw["model_config"],
+            compile_unet=kw["compile_unet"],
+            lora_dir=kw["lora_dir"],
+            embeddings_dir=kw["embeddings_dir"],
         ),
         limit=limit,
         batch_size=batch_size,
@@ -406,15 +533,23 @@ def suite_cmd(suite: str, out: Path, limit: int | None, batch_size: int, **kw: A
 
 
 def samplers_table() -> Table:
-    """Every sampler by its AUTOMATIC1111 name, the diffusers scheduler behind it and its overrides."""
-    from t2iscope.generate.samplers import SAMPLERS
+    """Every sampler by its AUTOMATIC1111 name, the schedule type Automatic gives it, and older names."""
+    from t2iscope.generate.samplers import ALIASES, K_DIFFUSION, SAMPLERS
 
     rows = []
     for name in SAMPLERS:
         s = SAMPLERS.get(name)
-        overrides = ", ".join(f"{k}={v}" for k, v in s.overrides.items())
-        rows.append((name, s.scheduler.__name__, overrides, s.summary))
-    return ("sampler", "scheduler", "overrides", "summary"), rows
+        own = s.schedule if s.family == K_DIFFUSION else "own timesteps"
+        rows.append((name, own, s.family, s.summary))
+    for alias, (name, schedule) in ALIASES.items():
+        shown = f'--sampler "{name}"' + (f" --scheduler {schedule}" if schedule != "Automatic" else "")
+        rows.append((alias, schedule if schedule != "Automatic" else "own timesteps", "older name", shown))
+    return ("sampler", "default schedule type", "kind", "summary"), rows
+
+
+def schedulers_table() -> Table:
+    """A1111's schedule types (``--scheduler``), in its dropdown's order."""
+    return ("schedule type", "summary"), list(SCHEDULERS.items())
 
 
 def suites_table() -> Table:
@@ -426,5 +561,8 @@ def suites_table() -> Table:
 
 
 add_list_command(
-    generate, "generate", {"samplers": samplers_table, "suites": suites_table}, aliases=("samplers",)
+    generate,
+    "generate",
+    {"samplers": samplers_table, "schedulers": schedulers_table, "suites": suites_table},
+    aliases=("samplers",),
 )

@@ -1,34 +1,31 @@
 """img2img: re-noise an image part of the way and denoise it under a prompt.
 
 ``strength`` is the fraction of the schedule that is re-noised, as in Stable Diffusion's img2img
-script (``t_enc = int(strength * steps)``): 0 returns the input, 1 ignores it.
+script and A1111 (``t_enc = int(min(strength, 0.999) * steps)`` of a ``steps`` table, see
+:mod:`~t2iscope.generate.diffusion`): 0 returns the input, 1 ignores it.
 """
 
 from __future__ import annotations
 
-from diffusers import StableDiffusionImg2ImgPipeline
 from PIL import Image
 
-from t2iscope.errors import ConfigError
-from t2iscope.generate.conditioning import encode_batch
+from t2iscope.generate.conditioning import apply_networks, conditioning
+from t2iscope.generate.diffusion import decode_latents, encode_images, sample
 from t2iscope.generate.models import Model
 from t2iscope.generate.params import Params, check_same_settings, check_strength, target_size
-from t2iscope.generate.samplers import make_scheduler
-from t2iscope.generate.seeds import generators
+from t2iscope.generate.samplers import SAMPLERS, resolve
 
 
 def check_request(batch: list[Params], image: Image.Image, strength: float) -> tuple[int, int]:
     """Every check of :func:`img2img` that needs no model; returns the (width, height) to generate.
 
     Raises ConfigError for parameters outside the limits, a batch that does not share its
-    settings, a cfg_rescale, or an image whose own size is not a valid one (without --width/--height).
+    settings, or an image whose own size is not a valid one (without --width/--height).
     """
     for p in batch:
         p.check()
     check_same_settings(batch)
     check_strength(strength)
-    if batch[0].cfg_rescale:
-        raise ConfigError("cfg_rescale is not available for img2img (diffusers' img2img pipeline has none)")
     return target_size(batch[0], image)
 
 
@@ -41,19 +38,11 @@ def img2img(model: Model, batch: list[Params], image: Image.Image, strength: flo
     # 2. Nothing to re-noise: SD's script would run zero steps
     if int(strength * first.steps) < 1:
         return [init.copy() for _ in batch]
-    # 3. Conditioning and sampler
-    cond, uncond = encode_batch(model, [p.prompt for p in batch], [p.negative_prompt for p in batch])
-    pipe = StableDiffusionImg2ImgPipeline(**model.pipe.components, requires_safety_checker=False)
-    pipe.set_progress_bar_config(**model.progress_bar())
-    pipe.scheduler = make_scheduler(first.sampler, model.scheduler_config)
-    # 4. Re-noise, denoise and decode
-    return pipe(
-        image=[init] * len(batch),
-        strength=strength,
-        prompt_embeds=cond,
-        negative_prompt_embeds=uncond,
-        num_inference_steps=first.steps,
-        guidance_scale=first.cfg_scale,
-        generator=generators([p.seed for p in batch]),
-        output_type="pil",
-    ).images
+    # 3. Conditioning, re-noise, denoise and decode
+    sampler = SAMPLERS.get(resolve(first.sampler, first.scheduler)[0])
+    batch = apply_networks(model, batch)
+    conds = conditioning(model, batch, steps=sampler.total_steps(first.steps))
+    latents = sample(
+        model, batch, conds, (width, height), init_latents=encode_images(model, [init]), strength=strength
+    )
+    return decode_latents(model, latents)

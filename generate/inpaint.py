@@ -1,26 +1,24 @@
 """Inpainting that works with ordinary (4-channel) Stable Diffusion checkpoints.
 
-A plain U-Net has no mask input, so the masked area is denoised while, after every step, the
-unmasked area is reset to the init latents noised to the current timestep (latent blending: what
-diffusers' inpaint pipeline does for 4-channel U-Nets and A1111 does for normal models). Around
+A plain U-Net has no mask input, so after every model call the denoised latents outside the mask
+are replaced by the init latents, and once more after the last step (A1111's inpainting for
+normal models, modules/sd_samplers_cfg_denoiser.py and processing.py). Around
 that: A1111's mask blur, its four fills for the masked area, and "only masked" (crop the mask's
 box plus padding, inpaint it at model size, paste it back).
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
 from PIL import Image, ImageFilter
 from scipy.ndimage import gaussian_filter
-from tqdm import tqdm
 
 from t2iscope.errors import ConfigError
-from t2iscope.generate.conditioning import encode_batch
+from t2iscope.generate.conditioning import apply_networks, conditioning
+from t2iscope.generate.diffusion import decode_latents, encode_images, sample
 from t2iscope.generate.limits import MAX_MASK_BLUR, MAX_PADDING
 from t2iscope.generate.models import Model
 from t2iscope.generate.params import (
@@ -31,8 +29,8 @@ from t2iscope.generate.params import (
     option_name,
     target_size,
 )
-from t2iscope.generate.samplers import make_scheduler
-from t2iscope.generate.seeds import generators
+from t2iscope.generate.samplers import SAMPLERS, resolve
+from t2iscope.generate.seeds import ImageNoise
 
 FILLS = ("fill", "original", "latent noise", "latent nothing")  # A1111's "masked content"
 
@@ -89,66 +87,36 @@ def fill_masked(image: Image.Image, mask: Image.Image) -> Image.Image:
     return Image.fromarray(out.clip(0, 255).astype(np.uint8))
 
 
-def _to_tensor(image: Image.Image, model: Model) -> torch.Tensor:
-    arr = torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)
-    return arr[None].to(model.device, model.dtype)
-
-
-@torch.no_grad()
 def _denoise(
     model: Model, batch: list[Params], init: Image.Image, mask: Image.Image, opts: InpaintOptions
 ) -> list[Image.Image]:
-    """Latent-blending inpaint of ``init`` (already at model size) where ``mask`` is white."""
-    pipe, first, n = model.pipe, batch[0], len(batch)
-    # 1. Init latents and latent-size mask
-    vae_scale = pipe.vae.config.scaling_factor
-    init_latents = pipe.vae.encode(_to_tensor(init, model)).latent_dist.mode() * vae_scale
+    """Inpaint ``init`` (already at model size) where ``mask`` is white, A1111's way for ordinary
+    models: the denoised latents outside the mask are the init latents at every step."""
+    first = batch[0]
+    init_latents = encode_images(model, [init])
     lat_h, lat_w = init_latents.shape[-2:]
     m = np.asarray(mask.resize((lat_w, lat_h), Image.Resampling.BILINEAR), dtype=np.float32) / 255
-    m = torch.from_numpy(m)[None, None].to(model.device, model.dtype)
-    # 2. Per-image noise from per-image CPU generators (batch-independent)
-    gens = generators([p.seed for p in batch])
-    noise = torch.cat([torch.randn(init_latents.shape, generator=g) for g in gens]).to(
-        model.device, model.dtype
-    )
-    init_latents = init_latents.expand(n, -1, -1, -1)
-    if opts.fill == "latent noise":
-        init_latents = init_latents * (1 - m) + noise * m
+    m = torch.from_numpy(m)[None, None].to(model.device, init_latents.dtype)
+    if opts.fill == "latent noise":  # A1111: noise from the images' seeds in the masked area
+        noise = ImageNoise(
+            [p.seed for p in batch], tuple(init_latents.shape[1:]), device=model.device
+        ).first()
+        init_latents = init_latents * (1 - m) + noise.to(init_latents.dtype) * m
     elif opts.fill == "latent nothing":
         init_latents = init_latents * (1 - m)
-    # 3. Schedule: the last `strength` fraction of the steps, as img2img
-    scheduler = pipe.scheduler = make_scheduler(first.sampler, model.scheduler_config)
-    scheduler.set_timesteps(first.steps, device=model.device)
-    begin = (first.steps - int(first.steps * opts.strength)) * scheduler.order
-    timesteps = scheduler.timesteps[begin:]
-    if hasattr(scheduler, "set_begin_index"):
-        scheduler.set_begin_index(begin)
-    if opts.strength >= 1.0:
-        latents = noise * scheduler.init_noise_sigma
-    else:
-        latents = scheduler.add_noise(init_latents, noise, timesteps[:1].repeat(n))
-    # 4. Denoise with classifier-free guidance, resetting the unmasked area after every step
-    cond, uncond = encode_batch(model, [p.prompt for p in batch], [p.negative_prompt for p in batch])
-    guided = first.cfg_scale > 1.0
-    embeds = torch.cat([uncond, cond]) if guided else cond
-    extra = {"generator": gens} if "generator" in inspect.signature(scheduler.step).parameters else {}
-    for i, t in enumerate(tqdm(timesteps, **model.progress_bar())):
-        x = torch.cat([latents] * 2) if guided else latents
-        eps = pipe.unet(scheduler.scale_model_input(x, t), t, encoder_hidden_states=embeds).sample
-        if guided:
-            eps_u, eps_c = eps.chunk(2)
-            eps = eps_u + first.cfg_scale * (eps_c - eps_u)
-            if first.cfg_rescale > 0:
-                eps = rescale_noise_cfg(eps, eps_c, guidance_rescale=first.cfg_rescale)
-        latents = scheduler.step(eps, t, latents, **extra).prev_sample
-        if i < len(timesteps) - 1:
-            known = scheduler.add_noise(init_latents, noise, timesteps[i + 1 : i + 2].repeat(n))
-        else:
-            known = init_latents
-        latents = known * (1 - m) + latents * m
-    # 5. Decode
-    decoded = pipe.vae.decode(latents / vae_scale).sample
-    return pipe.image_processor.postprocess(decoded, output_type="pil")
+    sampler = SAMPLERS.get(resolve(first.sampler, first.scheduler)[0])
+    batch = apply_networks(model, batch)
+    conds = conditioning(model, batch, steps=sampler.total_steps(first.steps))
+    latents = sample(
+        model,
+        batch,
+        conds,
+        (init.width, init.height),
+        init_latents=init_latents,
+        strength=opts.strength,
+        mask=m,
+    )
+    return decode_latents(model, latents)
 
 
 def check_request(batch: list[Params], image: Image.Image, mask: Image.Image, opts: InpaintOptions) -> None:

@@ -21,6 +21,15 @@ DEFAULT_CFG_RESCALE = 0.0  # guidance rescale off: plain CFG, as SD
 # the stock `from_pretrained` pipeline and the model card's figures all sample the same way.
 DEFAULT_SAMPLER = "Euler a"
 DEFAULT_BATCH_SIZE = 1
+DEFAULT_CLIP_SKIP = 1  # A1111's "Clip skip" setting: 1 = last layer
+DEFAULT_EMPHASIS = "Original"
+EMPHASIS_MODES = ("Original", "No norm", "Ignore", "None")  # A1111 modules/sd_emphasis.py
+# Hires fix (A1111 modules/processing.py StableDiffusionProcessingTxt2Img and ui.py): upscale by
+# 2, latent upscaler, 0.7 denoising strength, second pass as many steps as the first
+DEFAULT_HR_SCALE = 2.0
+DEFAULT_HR_UPSCALER = "Latent"
+HR_UPSCALERS = ("Latent", "Latent (nearest)", "Lanczos")
+DEFAULT_DENOISING_STRENGTH = 0.7
 RANDOM_SEED = -1  # A1111's "pick one for me"
 
 # Limits
@@ -30,6 +39,8 @@ MIN_SIDE = 8  # pixels; a side is a multiple of 8 (one latent pixel of SD's VAE)
 MAX_SIDE = 2048  # pixels, A1111's width/height sliders; also caps an outpaint canvas and the size an
 # input image sets when no --width/--height is given
 MAX_CFG_SCALE = 30.0  # A1111's slider is 1..30; 0..1 is allowed here too (guidance off, as at 1)
+MAX_CLIP_SKIP = 12  # A1111's "Clip skip" slider
+MAX_HR_SCALE = 4.0  # A1111's "Upscale by" slider
 MAX_SEED = 2**32 - 1  # A1111 draws seeds below 2**32; a batch from seed s uses s..s+n-1, all within
 MAX_BATCH_SIZE = 64  # images in one U-Net batch: A1111's slider stops at 8, large GPUs take more
 MAX_UPSCALE = 8  # integer output upscale, A1111's Extras "Resize" slider maximum

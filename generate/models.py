@@ -42,6 +42,10 @@ class Model:
     # A1111's short hash of a single-file checkpoint (first 10 hex digits of the file's sha256,
     # infotext "Model hash: ..."); None for diffusers folders and the embedded model.
     model_hash: str | None = None
+    # Extra networks, as A1111's models/Lora and embeddings/ folders: <lora:name:w> tags find their
+    # files under lora_dir; embeddings (textual inversion, generate.embeddings) are loaded once.
+    lora_dir: Path | None = None
+    embeddings: Any = None
 
     def __post_init__(self) -> None:
         if self.scheduler_config is None:
@@ -119,8 +123,14 @@ def load_model(
     device: str = "auto",
     config: str | Path | None = None,
     compile_unet: bool = False,
+    lora_dir: str | Path | None = None,
+    embeddings_dir: str | Path | None = None,
 ) -> Model:
     """Load ``path`` (default: the embedded model) onto ``device`` (auto = CUDA when present).
+
+    ``lora_dir`` is where ``<lora:name:weight>`` tags find ``name.safetensors``; every embedding
+    in ``embeddings_dir`` is loaded (``generate.embeddings.load_embeddings``) and used where its
+    file name appears in a prompt.
 
     ``config`` only matters for a single-file checkpoint: a family (``sd1``, ``sd2``, ``sd2-v``)
     or a diffusers folder overriding the inferred architecture (``--model-config``). A single
@@ -142,9 +152,28 @@ def load_model(
         from t2iscope.generate.checkpoints import model_hash
 
         digest = model_hash(src)
-    return wrap_pipeline(
+    model = wrap_pipeline(
         pipe, model_id_for(path), device=str(dev), compile_unet=compile_unet, model_hash=digest
     )
+    return use_networks(model, lora_dir=lora_dir, embeddings_dir=embeddings_dir)
+
+
+def use_networks(
+    model: Model, *, lora_dir: str | Path | None = None, embeddings_dir: str | Path | None = None
+) -> Model:
+    """Give ``model`` a LoRA folder and the embeddings of a folder; returns it.
+
+    Raises ConfigError for a missing folder, DataError naming an unreadable embedding file.
+    """
+    from t2iscope.generate.embeddings import load_embeddings
+
+    if lora_dir is not None:
+        if not Path(lora_dir).is_dir():
+            raise ConfigError(f"--lora-dir {lora_dir}: no such folder")
+        model.lora_dir = Path(lora_dir)
+    if embeddings_dir is not None:
+        model.embeddings = load_embeddings(embeddings_dir, model.pipe.tokenizer, model.pipe.text_encoder)
+    return model
 
 
 def wrap_pipeline(

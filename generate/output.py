@@ -14,6 +14,7 @@ back exactly; ``--watermark-method dwtDctSvd`` is the choice when the mark must 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +22,10 @@ from PIL import Image
 
 from t2iscope.errors import ConfigError
 from t2iscope.generate import pnginfo, watermark
-from t2iscope.generate.limits import MAX_UPSCALE
+from t2iscope.generate.limits import DEFAULT_EMPHASIS, MAX_UPSCALE
 from t2iscope.generate.params import Params, check_number, option_name
+from t2iscope.generate.samplers import SAMPLERS, resolve
+from t2iscope.generate.schedules import AUTOMATIC
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,28 @@ def finish(image: Image.Image, opts: OutputOptions) -> tuple[Image.Image, int]:
     return image, scale
 
 
+def first_pass_size(p: Params, size: tuple[int, int]) -> tuple[int, int]:
+    """The first pass's (width, height) of an image generated at ``size`` (A1111's ``Size``).
+
+    Without hires fix it is ``size``; with it the image is ``int(side * hr_scale)`` a side, and the
+    first pass's side (a multiple of 8) is the requested one, else the smallest it can be:
+    ``ceil(side / hr_scale)``.
+    """
+    if not p.enable_hr:
+        return size
+    width, height = (math.ceil(side / p.hr_scale - 1e-9) for side in size)
+    return p.width or width, p.height or height
+
+
+def sampler_and_schedule(p: Params) -> tuple[str, str | None]:
+    """(A1111 sampler name, schedule type) as used: ``DPM++ 2M Karras`` -> (``DPM++ 2M``, ``Karras``),
+    ``Automatic`` -> the sampler's own; None for samplers with their own timesteps (DDIM, PLMS, UniPC).
+    """
+    name, schedule = resolve(p.sampler, p.scheduler)
+    used = SAMPLERS.get(name).resolve_schedule(schedule)
+    return name, None if used == AUTOMATIC else used
+
+
 def infotext(
     p: Params,
     size: tuple[int, int],
@@ -91,20 +116,45 @@ def infotext(
     scale: int,
     opts: OutputOptions,
     strength: float | None = None,
+    *,
+    model_hash: str | None = None,
+    extra: Mapping[str, str | None] | None = None,
 ) -> str:
-    """A1111's ``parameters`` text for one image (``Size`` is the generated size, before upscaling)."""
+    """A1111's ``parameters`` text for one image, with A1111's keys, order and conditions.
+
+    ``size`` is the generated image's size before the output upscale; ``Size`` is its first pass
+    (A1111's, the hires fix's ``Hires upscale`` gives the rest). ``strength`` is img2img/inpaint's
+    denoising strength; with hires fix ``Denoising strength`` is the second pass's. ``model_hash``
+    (``Model.model_hash``, A1111's short sha256 of a single-file checkpoint) comes before ``Model``
+    as A1111 writes it. ``extra`` adds fields others compute (``Lora hashes``, ``TI hashes``)
+    after A1111's own, before ours; None values are left out.
+    """
+    sampler, schedule = sampler_and_schedule(p)
+    width, height = first_pass_size(p, size)
+    variation = p.subseed_strength > 0
+    hires = p.enable_hr
     return pnginfo.format_parameters(
         p.prompt,
         p.negative_prompt,
         {
             "Steps": p.steps,
-            "Sampler": p.sampler,
+            "Sampler": sampler,
+            "Schedule type": schedule,
             "CFG scale": p.cfg_scale,
             "CFG rescale": p.cfg_rescale or None,
             "Seed": p.seed,
-            "Size": f"{size[0]}x{size[1]}",
+            "Size": f"{width}x{height}",
+            "Model hash": model_hash,
             "Model": model_id,
-            "Denoising strength": strength,
+            "Variation seed": p.subseed if variation else None,
+            "Variation seed strength": p.subseed_strength if variation else None,
+            "Denoising strength": p.denoising_strength if hires else strength,
+            "Clip skip": p.clip_skip if p.clip_skip > 1 else None,
+            "Hires upscale": p.hr_scale if hires else None,
+            "Hires steps": p.hr_second_pass_steps if hires and p.hr_second_pass_steps > 0 else None,
+            "Hires upscaler": p.hr_upscaler if hires else None,
+            "Emphasis": p.emphasis if p.emphasis != DEFAULT_EMPHASIS else None,
+            **(extra or {}),
             "Output scale": scale if scale != 1 else None,
             "Watermark": opts.watermark,
         },
@@ -118,9 +168,13 @@ def save(
     model_id: str,
     opts: OutputOptions,
     strength: float | None = None,
+    *,
+    model_hash: str | None = None,
+    extra: Mapping[str, str | None] | None = None,
 ) -> int:
     """Finish ``image`` and write it atomically with its infotext; returns the output scale."""
     size = image.size
     final, scale = finish(image, opts)
-    pnginfo.save_png(path, final, infotext(p, size, model_id, scale, opts, strength))
+    text = infotext(p, size, model_id, scale, opts, strength, model_hash=model_hash, extra=extra)
+    pnginfo.save_png(path, final, text)
     return scale

@@ -17,14 +17,24 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from t2iscope.errors import ConfigError, DataError
+from t2iscope.generate.extra_networks import lora_requests, parse_extra_networks
 from t2iscope.generate.limits import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CFG_RESCALE,
     DEFAULT_CFG_SCALE,
+    DEFAULT_CLIP_SKIP,
+    DEFAULT_DENOISING_STRENGTH,
+    DEFAULT_EMPHASIS,
+    DEFAULT_HR_SCALE,
+    DEFAULT_HR_UPSCALER,
     DEFAULT_SAMPLER,
     DEFAULT_STEPS,
+    EMPHASIS_MODES,
+    HR_UPSCALERS,
     MAX_BATCH_SIZE,
     MAX_CFG_SCALE,
+    MAX_CLIP_SKIP,
+    MAX_HR_SCALE,
     MAX_INPUT_PIXELS,
     MAX_SEED,
     MAX_SIDE,
@@ -32,8 +42,9 @@ from t2iscope.generate.limits import (
     MIN_SIDE,
     RANDOM_SEED,
 )
-from t2iscope.generate.samplers import SAMPLERS
-from t2iscope.generate.seeds import batch_seeds
+from t2iscope.generate.samplers import resolve
+from t2iscope.generate.schedules import AUTOMATIC, check_schedule_type
+from t2iscope.generate.seeds import batch_seeds, resolve_seed
 from t2iscope.pixels import to_mask, to_rgb
 
 
@@ -90,9 +101,23 @@ class Params:
     # Guidance rescale (Lin et al. 2023, diffusers' guidance_rescale): 0 is plain CFG, as SD.
     cfg_rescale: float = DEFAULT_CFG_RESCALE
     sampler: str = DEFAULT_SAMPLER
+    # A1111's "Schedule type": Automatic = the sampler's own (schedules.SCHEDULE_CHOICES)
+    scheduler: str = AUTOMATIC
     width: int | None = None
     height: int | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
+    # A1111's variation seed: the starting noise slerped toward subseed's by subseed_strength (0..1)
+    subseed: int = RANDOM_SEED
+    subseed_strength: float = 0.0
+    clip_skip: int = DEFAULT_CLIP_SKIP  # A1111's: 1 = the text encoder's last layer, 2 = penultimate
+    emphasis: str = DEFAULT_EMPHASIS  # A1111's emphasis mode for (text:weight)
+    # Hires fix (A1111's names): a first pass at width x height, upscaled by hr_scale with
+    # hr_upscaler, then hr_second_pass_steps (0 = steps) at denoising_strength.
+    enable_hr: bool = False
+    hr_scale: float = DEFAULT_HR_SCALE
+    hr_upscaler: str = DEFAULT_HR_UPSCALER
+    hr_second_pass_steps: int = 0
+    denoising_strength: float = DEFAULT_DENOISING_STRENGTH
 
     def check(self, cli: bool = False) -> Params:
         """Every field within the limits of ``t2iscope.generate.limits``; returns self.
@@ -101,8 +126,8 @@ class Params:
         (random) or 0..2**32-1 with the whole batch s..s+n-1 in that range, width/height None or a
         multiple of 8 from 8 to 2048. Raises ConfigError naming the field (the option when ``cli``).
         """
-        if self.sampler not in SAMPLERS:
-            SAMPLERS.get(self.sampler)  # raises ConfigError listing the valid names
+        resolve(self.sampler, self.scheduler, field=option_name("sampler", cli))
+        check_schedule_type(self.scheduler, option_name("scheduler", cli))
         check_number("steps", self.steps, 1, MAX_STEPS, integer=True, cli=cli)
         check_number("cfg_scale", self.cfg_scale, 0.0, MAX_CFG_SCALE, cli=cli)
         check_number("cfg_rescale", self.cfg_rescale, 0.0, 1.0, cli=cli)
@@ -121,17 +146,71 @@ class Params:
         for name in ("width", "height"):
             if (value := getattr(self, name)) is not None:
                 check_side(name, value, cli=cli)
+        if self.subseed != RANDOM_SEED and not _within(self.subseed, 0, MAX_SEED, integer=True):
+            raise ConfigError(
+                f"{option_name('subseed', cli)} must be -1 (random) or an integer from 0 to {MAX_SEED}, "
+                f"got {self.subseed!r}"
+            )
+        check_number("subseed_strength", self.subseed_strength, 0.0, 1.0, cli=cli)
+        check_number("clip_skip", self.clip_skip, 1, MAX_CLIP_SKIP, integer=True, cli=cli)
+        if self.emphasis not in EMPHASIS_MODES:
+            raise ConfigError(
+                f"{option_name('emphasis', cli)} must be one of {', '.join(EMPHASIS_MODES)}; "
+                f"got {self.emphasis!r}"
+            )
+        if self.enable_hr:
+            check_number("hr_scale", self.hr_scale, 1.0, MAX_HR_SCALE, cli=cli)
+            if self.hr_upscaler not in HR_UPSCALERS:
+                raise ConfigError(
+                    f"{option_name('hr_upscaler', cli)} must be one of {', '.join(HR_UPSCALERS)}; "
+                    f"got {self.hr_upscaler!r}"
+                )
+            check_number(
+                "hr_second_pass_steps", self.hr_second_pass_steps, 0, MAX_STEPS, integer=True, cli=cli
+            )
+            check_number("denoising_strength", self.denoising_strength, 0.0, 1.0, cli=cli)
         return self
 
     def settings_key(self) -> tuple:
-        """Images whose keys are equal can share one batch (same schedule, guidance and size)."""
-        return (self.steps, self.cfg_scale, self.cfg_rescale, self.sampler, self.width, self.height)
+        """Images whose keys are equal can share one batch (same schedule, guidance, size, LoRAs)."""
+        loras = tuple(lora_requests(parse_extra_networks(self.prompt)[1]))
+        return (*(getattr(self, f.name) for f in dataclasses.fields(self) if f.name in _SHARED), loras)
 
     def expand(self) -> list[Params]:
-        """One single-image Params per batch member, seeds s, s+1, ... (A1111's convention)."""
+        """One single-image Params per batch member, seeds s, s+1, ... (A1111's convention).
+
+        A random subseed is drawn once; with a variation strength every image of the batch uses
+        it (variations of the batch's images), without one they count up with the seeds, as
+        A1111's ``all_subseeds``.
+        """
+        subseed = resolve_seed(self.subseed, self.batch_size)
+        step = 0 if self.subseed_strength else 1
         return [
-            dataclasses.replace(self, seed=s, batch_size=1) for s in batch_seeds(self.seed, self.batch_size)
+            dataclasses.replace(self, seed=s, batch_size=1, subseed=subseed + i * step)
+            for i, s in enumerate(batch_seeds(self.seed, self.batch_size))
         ]
+
+
+# Fields that change the sampling run for the whole batch (prompts, seeds and subseeds differ per image)
+_SHARED = frozenset(
+    {
+        "steps",
+        "cfg_scale",
+        "cfg_rescale",
+        "sampler",
+        "scheduler",
+        "width",
+        "height",
+        "subseed_strength",
+        "clip_skip",
+        "emphasis",
+        "enable_hr",
+        "hr_scale",
+        "hr_upscaler",
+        "hr_second_pass_steps",
+        "denoising_strength",
+    }
+)
 
 
 def check_strength(strength: float, cli: bool = False) -> float:
@@ -144,7 +223,7 @@ def check_same_settings(batch: list[Params]) -> None:
     if not batch:
         raise ConfigError("empty batch: nothing to generate")
     if len({p.settings_key() for p in batch}) > 1:
-        raise ConfigError("a batch must share steps, cfg_scale, cfg_rescale, sampler, width and height")
+        raise ConfigError(f"a batch must share its settings ({', '.join(sorted(_SHARED))})")
 
 
 def target_size(p: Params, image: Image.Image) -> tuple[int, int]:

@@ -161,3 +161,68 @@ def read_parameters(path: str | os.PathLike[str]) -> str | None:
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"{file}: not a readable image ({exc})") from exc
     return text or None
+
+
+# Infotext key -> (Params field, type): what `params_from_infotext` carries over
+_PARAMS_FIELDS: dict[str, tuple[str, type]] = {
+    "Steps": ("steps", int),
+    "Sampler": ("sampler", str),
+    "Schedule type": ("scheduler", str),
+    "CFG scale": ("cfg_scale", float),
+    "CFG rescale": ("cfg_rescale", float),
+    "Seed": ("seed", int),
+    "Variation seed": ("subseed", int),
+    "Variation seed strength": ("subseed_strength", float),
+    "Clip skip": ("clip_skip", int),
+    "Emphasis": ("emphasis", str),
+    "Hires upscale": ("hr_scale", float),
+    "Hires steps": ("hr_second_pass_steps", int),
+    "Hires upscaler": ("hr_upscaler", str),
+}
+HIRES_KEYS = ("Hires upscale", "Hires steps", "Hires upscaler")
+_SIZE = re.compile(r"(\d+)x(\d+)")
+
+
+def _as(kind: type, key: str, value: object) -> object:
+    if kind is str:
+        return str(value)
+    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise DataError(f"infotext {key}: expected {'an integer' if kind is int else 'a number'}, got {value!r}")
+
+
+def params_from_infotext(fields: Mapping[str, object]) -> dict[str, object]:
+    """``Params`` keyword arguments from parsed infotext (:func:`parse_parameters`), A1111's or ours.
+
+    So an A1111 PNG can be generated again: ``Params(**params_from_infotext(fields)).check()``.
+    Keys left out stay at Params' defaults, as A1111's "send to txt2img" leaves its defaults
+    (a missing ``Schedule type`` is Automatic; old names such as ``DPM++ 2M Karras`` are read by
+    ``Params.check``). Any hires key turns on ``enable_hr``, and ``Denoising strength`` is then
+    the second pass's; without one it is an img2img strength, returned as ``strength`` apart from
+    Params' fields (pop it before calling Params). ``Size`` gives width and height. Keys that are
+    not generation settings (``Model``, ``Model hash``, ``Version``, hashes) are not returned, nor
+    is A1111's ``Hires resize`` (a target size; t2iscope's hires fix takes ``Hires upscale`` only).
+    Raises DataError for a field of the wrong type (``Steps: many``).
+    """
+    out: dict[str, object] = {
+        "prompt": str(fields.get("prompt", "")),
+        "negative_prompt": str(fields.get("negative_prompt", "")),
+    }
+    for key, (name, kind) in _PARAMS_FIELDS.items():
+        if key in fields:
+            out[name] = _as(kind, key, fields[key])
+    if "Size" in fields:
+        size = _SIZE.fullmatch(str(fields["Size"]))
+        if size is None:
+            raise DataError(f"infotext Size: expected WIDTHxHEIGHT, got {fields['Size']!r}")
+        out["width"], out["height"] = int(size[1]), int(size[2])
+    hires = any(key in fields for key in HIRES_KEYS)
+    if hires:
+        out["enable_hr"] = True
+    if "Denoising strength" in fields:
+        out["denoising_strength" if hires else "strength"] = _as(
+            float, "Denoising strength", fields["Denoising strength"]
+        )
+    return out

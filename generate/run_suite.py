@@ -29,10 +29,12 @@ from tqdm import tqdm
 
 from t2iscope import __version__, fileio
 from t2iscope.errors import ConfigError, DataError
+from t2iscope.generate.conditioning import network_fields
 from t2iscope.generate.limits import MAX_BATCH_SIZE, MAX_SUITE_IMAGES
 from t2iscope.generate.models import Model
-from t2iscope.generate.output import OutputOptions, save
+from t2iscope.generate.output import OutputOptions, first_pass_size, sampler_and_schedule, save
 from t2iscope.generate.params import check_number, option_name
+from t2iscope.generate.schedules import AUTOMATIC
 from t2iscope.generate.suites import Job, Suite, expand, grid_size
 from t2iscope.generate.txt2img import txt2img
 from t2iscope.locks import is_empty, output_lock
@@ -52,7 +54,7 @@ SCHEMA = pa.schema(
         ("steps", pa.int32()),
         ("cfg_scale", pa.float64()),
         ("sampler", pa.string()),
-        ("width", pa.int32()),
+        ("width", pa.int32()),  # the first pass's size (A1111's Size): hires fix images are hr_scale x larger
         ("height", pa.int32()),
         ("mode", pa.string()),
         ("strength", pa.float64()),
@@ -66,6 +68,18 @@ SCHEMA = pa.schema(
         ("key", pa.string()),
         ("expect", pa.string()),  # JSON: what the prompt asks for (generate.attributes), "{}" if nothing
         ("vocabulary", pa.string()),  # JSON: the suite's labels and templates for judges
+        # A1111 settings (issue 17); null in rows of folders made before them, which used the defaults
+        ("scheduler", pa.string()),  # the schedule type used: the sampler's own for Automatic
+        ("subseed", pa.int64()),
+        ("subseed_strength", pa.float64()),
+        ("clip_skip", pa.int32()),
+        ("emphasis", pa.string()),
+        ("enable_hr", pa.bool_()),
+        ("hr_scale", pa.float64()),  # hires fix fields: null without enable_hr
+        ("hr_upscaler", pa.string()),
+        ("hr_second_pass_steps", pa.int32()),
+        ("denoising_strength", pa.float64()),
+        ("model_hash", pa.string()),  # A1111's short sha256 of a single-file checkpoint, else null
     ]
 )
 
@@ -137,6 +151,8 @@ def _row(
     job: Job, model: Model, size: tuple[int, int], opts: OutputOptions, scale: int, elapsed: float
 ) -> dict:
     p = job.params
+    hires = p.enable_hr
+    schedule = sampler_and_schedule(p)[1]
     return {
         "suite": job.suite,
         "prompt_id": job.prompt_id,
@@ -162,6 +178,17 @@ def _row(
         "key": job.key,
         "expect": job.expect,
         "vocabulary": job.vocabulary,
+        "scheduler": schedule or AUTOMATIC,
+        "subseed": p.subseed,
+        "subseed_strength": p.subseed_strength,
+        "clip_skip": p.clip_skip,
+        "emphasis": p.emphasis,
+        "enable_hr": hires,
+        "hr_scale": p.hr_scale if hires else None,
+        "hr_upscaler": p.hr_upscaler if hires else None,
+        "hr_second_pass_steps": p.hr_second_pass_steps if hires else None,
+        "denoising_strength": p.denoising_strength if hires else None,
+        "model_hash": model.model_hash,
     }
 
 
@@ -291,9 +318,18 @@ def run_suite(
                 share = (time.perf_counter() - start) / len(batch)
                 for job, image in zip(batch, images, strict=True):
                     start = time.perf_counter()
-                    scale = save(out / job.image_path, image, job.params, model.model_id, output)
+                    scale = save(
+                        out / job.image_path,
+                        image,
+                        job.params,
+                        model.model_id,
+                        output,
+                        model_hash=model.model_hash,
+                        extra=network_fields(model, job.params),
+                    )
                     elapsed = share + time.perf_counter() - start
-                    rows[job.key] = _row(job, model, image.size, output, scale, elapsed)
+                    size = first_pass_size(job.params, image.size)  # A1111's Size, as the infotext's
+                    rows[job.key] = _row(job, model, size, output, scale, elapsed)
                 _write_manifest(out, rows, order)
                 bar.update(len(batch))
     return RunSummary(len(jobs), len(jobs) - len(pending), len(pending), out / MANIFEST)

@@ -1,21 +1,25 @@
 """Prompt suites: a YAML file of prompts and a parameter grid, expanded into generation jobs.
 
 A suite names its prompts (stable ids, tags, per-language translations, negative prompts), its
-defaults and a grid whose axes (seeds, cfg_scale, cfg_rescale, steps, sampler) take lists or A1111
-X/Y/Z range syntax (``1-5 (+2)``, ``1-10 [5]``). Validation is strict (``t2iscope.config``):
-unknown keys, wrong types, duplicate ids and bad ranges are ConfigErrors naming the file and key,
-raised before any model is loaded. Values are bounded by ``t2iscope.generate.limits`` (steps
-1..150, cfg_scale 0..30, seeds 0..2**32-1, width/height 8..2048), the same limits as the command
-line. Expansion is lazy and deterministic (a grid of 10**8 seeds is counted, not built) and every
-job has a stable key, which is what lets a killed run resume.
+defaults and a grid whose axes (seeds, cfg_scale, cfg_rescale, steps, sampler, scheduler,
+subseed_strength, clip_skip, denoising_strength) take lists or A1111 X/Y/Z range syntax
+(``1-5 (+2)``, ``1-10 [5]``); defaults also set A1111's subseed, emphasis and hires fix (enable_hr,
+hr_scale, hr_upscaler, hr_second_pass_steps), which ``denoising_strength`` belongs to. Validation
+is strict (``t2iscope.config``): unknown keys, wrong types, duplicate ids and bad ranges are
+ConfigErrors naming the file and key, raised before any model is loaded. Values are bounded by
+``t2iscope.generate.limits`` (steps 1..150, cfg_scale 0..30, seeds 0..2**32-1, width/height
+8..2048), the same limits as the command line. Expansion is lazy and deterministic (a grid of 10**8
+seeds is counted, not built) and every job has a stable key, which is what lets a killed run
+resume.
 
-Fields that become file names (``images/<prompt id>/<language>-<sampler>-n<steps>-...png``) are
+Fields that become file names (``images/<prompt id>/<language>-<sampler>-n<steps>-...png``; a
+setting at A1111's default is left out of the name, so folders made before it existed resume) are
 checked to stay inside the run folder on every file system: prompt ids are 1..100 of
 ``A-Za-z0-9_.-`` starting with a letter or digit, not ending in ``.``, no Windows device name
 (``CON``, ``NUL.x``...) and unique regardless of case (macOS and Windows ignore it); languages are
 language codes of at most 35 characters (RFC 5646's buffer size), unique per prompt regardless of
-case. Samplers must be registered names and numbers are written by the key itself. Tags, texts
-and the suite's name reach only the manifest and the PNG text, never a path.
+case. Samplers must be registered names and numbers are written by the key itself. Tags, texts and
+the suite's name reach only the manifest and the PNG text, never a path.
 """
 
 from __future__ import annotations
@@ -36,6 +40,11 @@ from t2iscope.generate.attributes import EXPECTABLE, OTHER, spelled, word_proble
 from t2iscope.generate.limits import (
     DEFAULT_CFG_RESCALE,
     DEFAULT_CFG_SCALE,
+    DEFAULT_CLIP_SKIP,
+    DEFAULT_DENOISING_STRENGTH,
+    DEFAULT_EMPHASIS,
+    DEFAULT_HR_SCALE,
+    DEFAULT_HR_UPSCALER,
     DEFAULT_SAMPLER,
     DEFAULT_STEPS,
     MAX_LANGUAGE,
@@ -44,6 +53,7 @@ from t2iscope.generate.limits import (
 )
 from t2iscope.generate.params import Params, check_side
 from t2iscope.generate.ranges import Values, parse_values
+from t2iscope.generate.schedules import AUTOMATIC
 
 DEFAULT_LANGUAGE = "en"
 # Letters, digits, '_-.'; not starting with '.' or '-' (no '..', no option look-alike), not ending
@@ -58,7 +68,19 @@ _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"{d}{i}" for d in ("COM", "LPT") for
 _Ints = int | str | list[int | str]
 _Floats = float | str | list[float | str]
 _Names = str | list[str]
-_AXES = {"seeds": int, "cfg_scale": float, "cfg_rescale": float, "steps": int, "sampler": str}
+_AXES = {
+    "seeds": int,
+    "cfg_scale": float,
+    "cfg_rescale": float,
+    "steps": int,
+    "sampler": str,
+    "scheduler": str,
+    "subseed_strength": float,
+    "clip_skip": int,
+    "denoising_strength": float,
+}
+# Settings a suite fixes for all its images (defaults only): A1111's names, Params' limits
+_FIXED = ("subseed", "emphasis", "enable_hr", "hr_scale", "hr_upscaler", "hr_second_pass_steps")
 
 
 @dataclass(frozen=True)
@@ -70,9 +92,19 @@ class _Defaults:
     cfg_rescale: _Floats = DEFAULT_CFG_RESCALE
     steps: _Ints = DEFAULT_STEPS
     sampler: _Names = DEFAULT_SAMPLER
+    scheduler: _Names = AUTOMATIC  # A1111's Schedule type
+    subseed_strength: _Floats = 0.0  # A1111's Variation strength, toward the noise of `subseed`
+    clip_skip: _Ints = DEFAULT_CLIP_SKIP
+    denoising_strength: _Floats = DEFAULT_DENOISING_STRENGTH  # the hires fix's second pass
     width: int | None = None
     height: int | None = None
     negative_prompt: str = ""
+    subseed: int = 0  # A1111's Variation seed; a suite is reproducible, so no -1
+    emphasis: str = DEFAULT_EMPHASIS
+    enable_hr: bool = False
+    hr_scale: float = DEFAULT_HR_SCALE
+    hr_upscaler: str = DEFAULT_HR_UPSCALER
+    hr_second_pass_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,6 +116,10 @@ class _Grid:
     cfg_rescale: _Floats | None = None
     steps: _Ints | None = None
     sampler: _Names | None = None
+    scheduler: _Names | None = None
+    subseed_strength: _Floats | None = None
+    clip_skip: _Ints | None = None
+    denoising_strength: _Floats | None = None  # with defaults.enable_hr only
 
 
 MAX_COUNT = 1000  # legs, fingers, count: a bound that no picture reaches and no typo passes
@@ -167,6 +203,17 @@ class Suite:
     # vocabulary) and attribute (or ``other``) -> zero-shot template; see ``vocabulary_json``
     vocabulary: dict[str, tuple[str | int, ...]] = field(default_factory=dict)
     templates: dict[str, str] = field(default_factory=dict)
+    # A1111 settings (Params' defaults unless the suite sets them); the last four axes come first
+    scheduler: Values = field(default_factory=lambda: Values([(AUTOMATIC,)]))
+    subseed_strength: Values = field(default_factory=lambda: Values([(0.0,)]))
+    clip_skip: Values = field(default_factory=lambda: Values([(DEFAULT_CLIP_SKIP,)]))
+    denoising_strength: Values = field(default_factory=lambda: Values([(DEFAULT_DENOISING_STRENGTH,)]))
+    subseed: int = 0
+    emphasis: str = DEFAULT_EMPHASIS
+    enable_hr: bool = False
+    hr_scale: float = DEFAULT_HR_SCALE
+    hr_upscaler: str = DEFAULT_HR_UPSCALER
+    hr_second_pass_steps: int = 0
 
     def vocabulary_json(self) -> str:
         """The manifest's ``vocabulary`` cell: ``{"labels": {...}, "templates": {...}}`` as JSON."""
@@ -334,6 +381,8 @@ def parse_suite(data: Any, source: str) -> Suite:
     for name, value in size.items():
         if value is not None:
             _located(location(source, ("defaults", name)), check_side, name, value)
+    fixed = {name: getattr(raw.defaults, name) for name in _FIXED}
+    _check_settings(fixed, resolved, size, where, source)
     if not raw.prompts:
         raise ConfigError(f"{source}: prompts must be a non-empty list")
     negative = raw.defaults.negative_prompt
@@ -349,6 +398,7 @@ def parse_suite(data: Any, source: str) -> Suite:
         **size,
         vocabulary=_vocabulary(prompts, raw.vocabulary, source),
         templates=_templates(raw.templates, source),
+        **fixed,
     )
 
 
@@ -360,11 +410,47 @@ def _located(where: str, check: Any, *args: Any) -> None:
         raise ConfigError(f"{where}: {exc}") from None
 
 
+def _check_settings(
+    fixed: dict[str, Any],
+    axes: dict[str, Values],
+    size: dict[str, int | None],
+    where: dict[str, str],
+    source: str,
+) -> None:
+    """The suite's fixed A1111 settings, and what holds only between settings.
+
+    Each fixed setting within Params' limits (``subseed`` 0..2**32-1: a suite is reproducible);
+    every sampler with every schedule type (an old ``DPM++ 2M Karras`` takes Automatic or Karras
+    only); ``denoising_strength`` swept only with ``enable_hr`` (it is the hires fix's); and with
+    a fixed width/height, the hires size a valid image size.
+    """
+    for name, value in fixed.items():
+        at = location(source, ("defaults", name))
+        if name == "subseed" and not (isinstance(value, int) and 0 <= value <= MAX_SEED):
+            raise ConfigError(
+                f"{at}: subseed must be from 0 to {MAX_SEED}, got {value!r} (a suite is reproducible: no -1)"
+            )
+        _located(at, Params("", **{"enable_hr": True, name: value}).check)
+    schedulers = dict.fromkeys(axes["scheduler"])
+    for sampler in dict.fromkeys(axes["sampler"]):
+        for scheduler in schedulers:
+            _located(where["scheduler"], Params("", sampler=sampler, scheduler=scheduler).check)
+    if not fixed["enable_hr"] and len(axes["denoising_strength"]) > 1:
+        raise ConfigError(
+            f"{where['denoising_strength']}: sweeps the hires fix's second pass; set defaults.enable_hr: true"
+        )
+    if fixed["enable_hr"] and size["width"] is not None and size["height"] is not None:
+        from t2iscope.generate.txt2img import hires_size
+
+        p = Params("", width=size["width"], height=size["height"], enable_hr=True, hr_scale=fixed["hr_scale"])
+        _located(location(source, ("defaults", "hr_scale")), hires_size, p, size["width"], size["height"])
+
+
 def _check_axis(axis: str, values: Values, where: str) -> None:
     """Every value of an axis within generation's limits; numeric ranges are checked by their ends."""
-    if axis == "sampler":
+    if axis in ("sampler", "scheduler"):
         for name in dict.fromkeys(values):
-            _located(where, Params("", sampler=name).check)
+            _located(where, Params("", **{axis: name}).check)
         return
     low, high = values.bounds()
     if axis == "seeds":
@@ -374,8 +460,8 @@ def _check_axis(axis: str, values: Values, where: str) -> None:
                 "(a suite must be reproducible: no -1)"
             )
         return
-    for value in (low, high):
-        _located(where, Params("", **{axis: value}).check)
+    for value in (low, high):  # enable_hr: denoising_strength is checked only for the hires fix
+        _located(where, Params("", enable_hr=True, **{axis: value}).check)
 
 
 def shipped_suites() -> list[str]:
@@ -413,11 +499,54 @@ def _number(value: float) -> str:
 
 def grid_size(suite: Suite) -> int:
     """How many jobs ``expand`` yields, computed from the axes' lengths (nothing is expanded)."""
-    axes = (suite.sampler, suite.steps, suite.cfg_scale, suite.cfg_rescale, suite.seeds)
     size = sum(len(p.texts) for p in suite.prompts)
-    for values in axes:
+    for values in _axes(suite):
         size *= len(values)
     return size
+
+
+def _axes(suite: Suite) -> tuple[Values, ...]:
+    """The grid's axes in expansion order (the seed varies fastest)."""
+    return (
+        suite.sampler,
+        suite.scheduler,
+        suite.steps,
+        suite.cfg_scale,
+        suite.cfg_rescale,
+        suite.clip_skip,
+        suite.subseed_strength,
+        suite.denoising_strength,
+        suite.seeds,
+    )
+
+
+def job_key(prompt_id: str, language: str, p: Params) -> str:
+    """An image's key (and file name, ``images/<key>.png``): one per distinct setting of the grid.
+
+    ``<id>/<language>-<sampler>-n<steps>-c<cfg>-s<seed>``; a setting added later is written only
+    when it is not A1111's default (``-r0.7`` guidance rescale, ``-karras`` a schedule type other
+    than Automatic, ``-cs2`` clip skip, ``-v5x0.3`` variation seed x strength, ``-enonorm``
+    emphasis, ``-hr2-latent[-hn10]-d0.7`` hires fix), so folders made before keep their keys
+    and resume.
+    """
+    parts = [f"{language}-{_slug(p.sampler)}"]
+    if p.scheduler != AUTOMATIC:
+        parts.append(_slug(p.scheduler))
+    parts += [f"n{p.steps}", f"c{_number(p.cfg_scale)}"]
+    if p.cfg_rescale:
+        parts.append(f"r{_number(p.cfg_rescale)}")
+    if p.clip_skip != DEFAULT_CLIP_SKIP:
+        parts.append(f"cs{p.clip_skip}")
+    if p.subseed_strength:
+        parts.append(f"v{p.subseed}x{_number(p.subseed_strength)}")
+    if p.emphasis != DEFAULT_EMPHASIS:
+        parts.append(f"e{_slug(p.emphasis)}")
+    if p.enable_hr:
+        parts += [f"hr{_number(p.hr_scale)}", _slug(p.hr_upscaler)]
+        if p.hr_second_pass_steps:
+            parts.append(f"hn{p.hr_second_pass_steps}")
+        parts.append(f"d{_number(p.denoising_strength)}")
+    return f"{prompt_id}/{'-'.join(parts)}-s{p.seed}"
 
 
 def _product(*axes: Sequence) -> Iterator[tuple]:
@@ -431,7 +560,8 @@ def _product(*axes: Sequence) -> Iterator[tuple]:
 
 
 def expand(suite: Suite) -> Iterator[Job]:
-    """Every (prompt, language, sampler, steps, cfg, rescale, seed) combination, in a fixed order.
+    """Every (prompt, language, sampler, scheduler, steps, cfg, rescale, clip skip, variation
+    strength, denoising strength, seed) combination, in a fixed order.
 
     A generator over the lazy axes (the seed varies fastest): take what you need with
     ``itertools.islice``; ``grid_size`` counts them all.
@@ -439,12 +569,12 @@ def expand(suite: Suite) -> Iterator[Job]:
     vocabulary = suite.vocabulary_json()
     for prompt in suite.prompts:
         expect = json.dumps(prompt.expect, ensure_ascii=False, sort_keys=True)
-        for (lang, text), sampler, steps, cfg, rescale, seed in _product(
-            prompt.texts, suite.sampler, suite.steps, suite.cfg_scale, suite.cfg_rescale, suite.seeds
+        for (
+            lang,
+            text,
+        ), sampler, scheduler, steps, cfg, rescale, clip_skip, variation, denoise, seed in _product(
+            prompt.texts, *_axes(suite)
         ):
-            # plain CFG keeps the key it had before cfg_rescale existed, so old runs resume
-            rescaled = f"-r{_number(rescale)}" if rescale else ""
-            key = f"{prompt.id}/{lang}-{_slug(sampler)}-n{steps}-c{_number(cfg)}{rescaled}-s{seed}"
             params = Params(
                 prompt=text,
                 negative_prompt=prompt.negative_prompt,
@@ -453,7 +583,18 @@ def expand(suite: Suite) -> Iterator[Job]:
                 cfg_scale=cfg,
                 cfg_rescale=rescale,
                 sampler=sampler,
+                scheduler=scheduler,
                 width=suite.width,
                 height=suite.height,
+                subseed=suite.subseed,
+                subseed_strength=variation,
+                clip_skip=clip_skip,
+                emphasis=suite.emphasis,
+                enable_hr=suite.enable_hr,
+                hr_scale=suite.hr_scale,
+                hr_upscaler=suite.hr_upscaler,
+                hr_second_pass_steps=suite.hr_second_pass_steps,
+                denoising_strength=denoise,
             )
+            key = job_key(prompt.id, lang, params)
             yield Job(key, suite.name, prompt.id, lang, prompt.tags, params, expect, vocabulary)

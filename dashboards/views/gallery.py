@@ -7,12 +7,31 @@ import streamlit as st
 
 from t2iscope.dashboards import data, ui
 
-AXES = ("cfg_scale", "steps", "sampler")
+# Settings a grid can sweep; A1111's later ones only when the manifest has them (older ones do not)
+AXES = ("cfg_scale", "steps", "sampler", "scheduler", "clip_skip", "subseed_strength", "denoising_strength")
+
+
+def _setting(row: pd.Series, name: str) -> object:
+    """A row's value of ``name``, None when the manifest lacks the column or the row the value."""
+    value = row.get(name)
+    return None if value is None or value is pd.NA or (isinstance(value, float) and value != value) else value
 
 
 def params(row: pd.Series) -> str:
-    """The parameters that made an image, in A1111's order."""
-    return f"seed {row['seed']} · cfg {row['cfg_scale']:g} · {row['steps']} steps · {row['sampler']}"
+    """The parameters that made an image, in A1111's order; A1111's later settings only when not default."""
+    sampler = str(row["sampler"])
+    schedule = _setting(row, "scheduler")
+    if schedule and schedule != "Automatic" and not sampler.endswith(f" {schedule}"):
+        sampler = f"{sampler} {schedule}"  # A1111's own spelling: DPM++ 2M Karras
+    parts = [f"seed {row['seed']}", f"cfg {row['cfg_scale']:g}", f"{row['steps']} steps", sampler]
+    if (strength := _setting(row, "subseed_strength")) and (subseed := _setting(row, "subseed")) is not None:
+        parts.append(f"variation {int(subseed)} × {strength:g}")
+    if (clip_skip := _setting(row, "clip_skip")) and clip_skip > 1:
+        parts.append(f"clip skip {clip_skip:g}")
+    if _setting(row, "enable_hr") and (scale := _setting(row, "hr_scale")) is not None:
+        upscaler, denoise = _setting(row, "hr_upscaler") or "", _setting(row, "denoising_strength")
+        parts.append(f"hires ×{scale:g} {upscaler}" + (f" at {denoise:g}" if denoise is not None else ""))
+    return " · ".join(parts)
 
 
 st.title("Generation gallery")
@@ -33,10 +52,12 @@ with ui.friendly():
     language = side.selectbox(
         "Language", langs, index=langs.index("en") if "en" in langs else 0, key="language"
     )
-    varying = [a for a in AXES if concept_rows[a].nunique() > 1] or ["cfg_scale"]
+    varying = [a for a in AXES if a in concept_rows and concept_rows[a].nunique() > 1] or ["cfg_scale"]
     axis = side.selectbox("Grid columns", varying, key="axis")
-    fixed = {
-        a: side.selectbox(a, sorted(concept_rows[a].unique()), key=f"fix_{a}") for a in varying if a != axis
+    fixed = {  # a row without the setting (hires off: no denoising strength) is no part of its sweep
+        a: side.selectbox(a, sorted(concept_rows[a].dropna().unique()), key=f"fix_{a}")
+        for a in varying
+        if a != axis
     }
     for a, value in fixed.items():
         concept_rows = concept_rows[concept_rows[a] == value]
@@ -45,7 +66,7 @@ with ui.friendly():
     st.subheader(ui.literal(rows["prompt"].iloc[0] if len(rows) else concept))
     if len(rows) and "negative_prompt" in rows and rows["negative_prompt"].iloc[0]:
         st.caption(f"Negative prompt: {ui.literal(rows['negative_prompt'].iloc[0])}")
-    columns = sorted(rows[axis].unique())
+    columns = sorted(rows[axis].dropna().unique())
     widths = [1] + [3] * len(columns) + [max(0, 12 - 3 * len(columns))]  # cells stay thumbnail-sized
     header = st.columns(widths)
     header[0].markdown("**seed**")

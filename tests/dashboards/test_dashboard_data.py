@@ -167,3 +167,33 @@ def test_languages_in_and_out(runs_dir, kept):
     langs = data.languages(str(runs_dir / "curated")).set_index("language")
     assert langs["rows_out"].to_dict() == kept["lang"].value_counts().to_dict()
     assert langs["rows_in"].sum() == len(pd.read_parquet(runs_dir / "world" / "metadata"))
+
+
+def _with_a1111_settings(runs_dir, tmp_path, **columns) -> Path:
+    gen = tmp_path / "gen"
+    shutil.copytree(runs_dir / "gen", gen)
+    df = pd.read_parquet(gen / "manifest.parquet")
+    fileio.write_parquet(gen / "manifest.parquet", df.assign(**{k: v(df) for k, v in columns.items()}))
+    return gen
+
+
+def test_manifest_reads_a1111_settings_and_defaults_the_rows_made_before_them(runs_dir, tmp_path):
+    """Issue 17: a manifest with A1111's later settings reads them; a null (a row made before
+    them, resumed into a newer manifest) is the default that image was made with."""
+    gen = _with_a1111_settings(
+        runs_dir, tmp_path,
+        scheduler=lambda df: ["Karras"] * (len(df) - 1) + [None],
+        clip_skip=lambda df: [2.0] * (len(df) - 1) + [None],
+        subseed_strength=lambda df: [None] * len(df),
+    )  # fmt: skip
+    df = data.manifest(str(gen), str(tmp_path))
+    assert list(df["scheduler"])[-2:] == ["Karras", ""] and list(df["clip_skip"])[-2:] == [2, 1]
+    assert set(df["subseed_strength"]) == {0.0}
+    old = data.manifest(str(runs_dir / "gen"), str(runs_dir))  # made before: no such columns at all
+    assert "scheduler" not in old and len(old) == len(df)
+
+
+def test_a_setting_that_is_no_number_is_one_line(runs_dir, tmp_path):
+    gen = _with_a1111_settings(runs_dir, tmp_path, clip_skip=lambda df: ["two"] * len(df))
+    with pytest.raises(DataError, match="column clip_skip holds object, not numbers"):
+        data.manifest(str(gen), str(tmp_path))

@@ -307,3 +307,29 @@ def test_a_foreign_table_the_run_lists_is_one_line(tmp_path, use_runs):
     at = open_page("views/watermark.py")
     (error,) = at.error
     assert plain(error.value).startswith(f"{tmp_path / 'audit' / 'watermark.parquet'}: not an audit table")
+
+
+def test_gallery_splits_by_an_a1111_setting_when_the_manifest_has_it(runs_dir, use_runs, tmp_path):
+    """Issue 17: clip skip (and scheduler, variation and denoising strength) are grid axes and
+    captions when a manifest has them; the fixture's older manifest, without them, loads as before
+    (test_gallery_grid_and_languages)."""
+    root = tmp_path / "runs"
+    shutil.copytree(runs_dir / "gen", root / "gen")
+    df = pd.read_parquet(root / "gen" / "manifest.parquet")
+    df = df.assign(
+        scheduler="Karras", clip_skip=[1 + (i // 2) % 2 for i in range(len(df))], subseed=5,
+        subseed_strength=0.25, enable_hr=True, hr_scale=2.0, hr_upscaler="Latent", denoising_strength=0.6,
+    )  # fmt: skip
+    df.to_parquet(root / "gen" / "manifest.parquet")
+    use_runs(root)
+    at = open_page("views/gallery.py")
+    axes = at.selectbox(key="axis")
+    assert "clip_skip" in axes.options and "scheduler" not in axes.options  # one scheduler: nothing to split
+    axes.select("clip_skip").run()
+    headers = [plain(m.value) for m in at.markdown if m.value.startswith("**clip_skip")]
+    assert headers == ["**clip_skip = 1**", "**clip_skip = 2**"]
+    captions = [plain(c) for image in at.image for c in image.captions]
+    assert any(
+        c.endswith("Euler a Karras · variation 5 × 0.25 · clip skip 2 · hires ×2 Latent at 0.6")
+        for c in captions
+    ), captions

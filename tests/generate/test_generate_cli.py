@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
@@ -87,10 +89,81 @@ def test_suite_command(capsys, tmp_path, tiny_sd_path):
     assert pq.read_table(out / "manifest.parquet").column("prompt_id").to_pylist() == ["red-dog", "red-dog"]
 
 
-def test_samplers_lists_a1111_names(capsys):
+def test_samplers_lists_a1111_names_with_their_default_schedule_type(capsys):
     code, stdout, _ = _run(capsys, "generate", "samplers")
     assert code == 0
-    assert "DPM++ 2M Karras" in stdout and "use_karras_sigmas=True" in stdout and "Euler a" in stdout
+    rows = {line.split("  ")[0]: line for line in stdout.splitlines()}
+    assert "Karras" in rows["DPM++ 2M"] and "Uniform" in rows["Euler a"] and "own timesteps" in rows["DDIM"]
+    assert '--sampler "DPM++ 2M" --scheduler Karras' in rows["DPM++ 2M Karras"]
+
+
+def test_schedulers_are_listed(capsys):
+    code, stdout, _ = _run(capsys, "generate", "list", "schedulers")
+    assert code == 0
+    from t2iscope.generate.schedules import SCHEDULE_CHOICES
+
+    assert [line.split("  ")[0] for line in stdout.splitlines()[2:]] == list(SCHEDULE_CHOICES)
+
+
+def test_cli_scheduler_choices_match_the_schedules_module():
+    from t2iscope.generate import cli, schedules
+
+    assert tuple(cli.SCHEDULERS) == schedules.SCHEDULE_CHOICES
+
+
+def test_help_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, t2iscope.generate.cli; print('torch' in sys.modules)"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    )
+
+
+def test_every_a1111_setting_round_trips_through_info(capsys, tmp_path, tiny_sd_path):
+    """Issue 17: each new option reaches the PNG in A1111's words and `generate info` reads it back."""
+    out = tmp_path / "hires.png"
+    code, _, err = _run(
+        capsys, "generate", "txt2img", "a (red) dog", "--seed", "3", "--steps", "2", "--sampler", "DPM++ 2M",
+        "--scheduler", "Exponential", "--subseed", "5", "--subseed-strength", "0.3", "--clip-skip", "2",
+        "--emphasis", "No norm", "--enable-hr", "--hr-scale", "1.5", "--hr-upscaler", "Lanczos",
+        "--hr-second-pass-steps", "1", "--denoising-strength", "0.6", "--no-watermark",
+        "--model", str(tiny_sd_path), "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, err
+    with Image.open(out) as im:
+        assert im.size == (96, 96)  # hr_scale x the model's 64
+    code, stdout, _ = _run(capsys, "generate", "info", str(out), "--json")
+    got = json.loads(stdout)
+    assert {k: got[k] for k in got if k not in ("prompt", "negative_prompt", "Model")} == {
+        "Steps": 2, "Sampler": "DPM++ 2M", "Schedule type": "Exponential", "CFG scale": 7.0, "Seed": 3,
+        "Size": "64x64", "Variation seed": 5, "Variation seed strength": 0.3, "Denoising strength": 0.6,
+        "Clip skip": 2, "Hires upscale": 1.5, "Hires steps": 1, "Hires upscaler": "Lanczos",
+        "Emphasis": "No norm",
+    }  # fmt: skip
+    # --params gives back the request
+    code, stdout, _ = _run(capsys, "generate", "info", str(out), "--params")
+    from t2iscope.generate.params import Params
+
+    again = Params(**json.loads(stdout)).check()
+    assert again == Params(
+        "a (red) dog", seed=3, steps=2, sampler="DPM++ 2M", scheduler="Exponential", width=64, height=64,
+        subseed=5, subseed_strength=0.3, clip_skip=2, emphasis="No norm", enable_hr=True, hr_scale=1.5,
+        hr_upscaler="Lanczos", hr_second_pass_steps=1, denoising_strength=0.6,
+    )  # fmt: skip
+
+
+def test_a_random_variation_seed_is_recorded(capsys, tmp_path, tiny_sd_path):
+    out = tmp_path / "v.png"
+    code, _, err = _run(
+        capsys, "generate", "txt2img", "a cup", "--steps", "1", "--seed", "1", "--subseed-strength", "0.5",
+        "--batch-size", "2", "--no-watermark", "--model", str(tiny_sd_path), "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, err
+    first, second = (parse_parameters(read_parameters(tmp_path / f"v-{s}.png")) for s in (1, 2))
+    assert isinstance(first["Variation seed"], int) and first["Variation seed"] == second["Variation seed"]
+    assert first["Variation seed strength"] == 0.5
 
 
 HUB_ID = "org/model"  # not a local path: the errors below must come before the model is looked at
@@ -99,7 +172,12 @@ HUB_ID = "org/model"  # not a local path: the errors below must come before the 
 @pytest.mark.parametrize(
     ("argv", "message", "exit_code"),
     [
-        (["txt2img", "x", "--sampler", "Euler z"], "unknown sampler 'Euler z'", 2),
+        (["txt2img", "x", "--sampler", "Euler z"], "unknown --sampler 'Euler z'", 2),
+        (
+            ["txt2img", "x", "--sampler", "DPM++ 2M Karras", "--scheduler", "Beta"],
+            "implies schedule type Karras",
+            2,
+        ),
         (["txt2img", "x", "--steps", "0"], "--steps must be an integer from 1 to 150, got 0", 2),
         (
             ["txt2img", "x", "--cfg-scale", "-2"],
@@ -173,8 +251,32 @@ _COMMON = [
     ("--seed", "99999999999999999999999", "--seed must be -1 (random) or an integer from 0 to"),
     ("--upscale", "0", "--upscale must be an integer from 1 to 8, got 0"),
     ("--upscale", "100", "--upscale must be an integer from 1 to 8, got 100"),
+    ("--subseed", "-2", "--subseed must be -1 (random) or an integer from 0 to 4294967295, got -2"),
+    ("--subseed-strength", "1.5", "--subseed-strength must be a finite number from 0 to 1, got 1.5"),
+    ("--subseed-strength", "nan", "--subseed-strength must be a finite number from 0 to 1, got nan"),
+    ("--clip-skip", "0", "--clip-skip must be an integer from 1 to 12, got 0"),
+    ("--clip-skip", "13", "--clip-skip must be an integer from 1 to 12, got 13"),
 ]
 _OWN = {
+    "txt2img": [  # the hires fix's options, checked when it is on
+        ("--enable-hr --hr-scale", "5", "--hr-scale must be a finite number from 1 to 4, got 5.0"),
+        ("--enable-hr --hr-scale", "0.5", "--hr-scale must be a finite number from 1 to 4, got 0.5"),
+        (
+            "--enable-hr --hr-second-pass-steps",
+            "-1",
+            "--hr-second-pass-steps must be an integer from 0 to 150",
+        ),
+        (
+            "--enable-hr --denoising-strength",
+            "nan",
+            "--denoising-strength must be a finite number from 0 to 1",
+        ),
+        (
+            "--enable-hr --denoising-strength",
+            "1.5",
+            "--denoising-strength must be a finite number from 0 to 1",
+        ),
+    ],
     "img2img": [
         ("--strength", "nan", "--strength must be a finite number from 0 to 1, got nan"),
         ("--strength", "-0.1", "--strength must be a finite number from 0 to 1, got -0.1"),
@@ -205,7 +307,7 @@ def test_every_numeric_option_is_bounded(capsys, tmp_path, source, mode, option,
     args = [{"SRC": source, "MASK": str(mask)}.get(a, a) for a in _MODES[mode]]
     out = tmp_path / "o.png"
     code, _, err = _run(
-        capsys, "generate", mode, "x", *args, option, value, "--model", HUB_ID, "--out", str(out)
+        capsys, "generate", mode, "x", *args, *option.split(), value, "--model", HUB_ID, "--out", str(out)
     )
     assert (code, err.count("\n")) == (2, 1) and err.startswith("t2iscope: error: "), err
     assert message in err

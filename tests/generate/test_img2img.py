@@ -18,10 +18,15 @@ def init(tiny_model) -> Image.Image:
     return image
 
 
-@pytest.mark.parametrize(("strength", "calls"), [(0.6, 3), (0.4, 2), (1.0, 5)])
-def test_strength_is_the_fraction_of_steps_run(tiny_model, init, unet_calls, strength, calls):
+# A1111's arithmetic: t_enc = int(min(strength, 0.999) * steps); k-diffusion samplers then make
+# t_enc + 1 calls, its DDIM t_enc - 1 (sd_samplers_kdiffusion / sd_samplers_timesteps sample_img2img)
+@pytest.mark.parametrize(
+    ("sampler", "strength", "calls"),
+    [("Euler", 0.6, 4), ("Euler", 0.4, 3), ("Euler", 1.0, 5), ("DDIM", 0.6, 2), ("DDIM", 1.0, 3)],
+)
+def test_strength_is_the_fraction_of_steps_run(tiny_model, init, unet_calls, sampler, strength, calls):
     with unet_calls(tiny_model) as shapes:
-        (out,) = img2img(tiny_model, [Params("a red dog", seed=1, steps=5, sampler="DDIM")], init, strength)
+        (out,) = img2img(tiny_model, [Params("a red dog", seed=1, steps=5, sampler=sampler)], init, strength)
     assert len(shapes) == calls
     assert out.size == init.size
 
@@ -56,8 +61,6 @@ def test_bad_inputs(tiny_model, init, tmp_path):
         ConfigError, match="image size 2056x64: each side must be a multiple of 8 from 8 to 2048"
     ):
         img2img(tiny_model, [Params("x", seed=1)], init.resize((2056, 64)), 0.5)
-    with pytest.raises(ConfigError, match="cfg_rescale is not available for img2img"):
-        img2img(tiny_model, [Params("x", seed=1, cfg_rescale=0.7)], init, 0.5)
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
     with pytest.raises(DataError, match=r"bad\.png: not a readable image"):

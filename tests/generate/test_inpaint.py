@@ -84,8 +84,10 @@ def test_only_masked_runs_at_model_size_and_keeps_the_rest(tiny_model, scene, un
 def test_steps_follow_strength(tiny_model, scene, unet_calls):
     image, mask = scene
     with unet_calls(tiny_model) as shapes:
-        inpaint(tiny_model, [Params("x", seed=1, steps=10, sampler="DDIM")], image, mask, InpaintOptions(0.4))
-    assert len(shapes) == 4
+        inpaint(
+            tiny_model, [Params("x", seed=1, steps=10, sampler="Euler")], image, mask, InpaintOptions(0.4)
+        )
+    assert len(shapes) == 5  # A1111's t_enc + 1 = int(0.4 * 10) + 1
 
 
 def test_bad_inputs(tiny_model, scene):

@@ -230,3 +230,63 @@ def test_parameters_are_read_from_every_png_text_chunk(tmp_path: Path, chunk: st
     Image.new("RGB", (8, 8)).save(tmp_path / "x.png", pnginfo=info)
     fields = parse_parameters(read_parameters(tmp_path / "x.png") or "")
     assert (fields["prompt"], fields["Seed"]) == (prompt, 7)
+
+
+# Issue 17: A1111's infotext for the settings it added, as A1111 v1.10 writes them
+A1111_SETTINGS = (
+    "a red dog\n"
+    "Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 1, Size: 512x512, "
+    "Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, Variation seed: 5, Variation seed strength: 0.3, "
+    "Denoising strength: 0.7, Clip skip: 2, Hires upscale: 2, Hires steps: 10, Hires upscaler: Latent, "
+    "Emphasis: No norm, Version: v1.10.1"
+)
+
+
+def test_a1111_settings_parse_to_their_fields() -> None:
+    got = parse_parameters(A1111_SETTINGS)
+    assert got == {
+        "prompt": "a red dog", "negative_prompt": "", "Steps": 20, "Sampler": "DPM++ 2M",
+        "Schedule type": "Karras", "CFG scale": 7, "Seed": 1, "Size": "512x512", "Model hash": "6ce0161689",
+        "Model": "v1-5-pruned-emaonly",
+        "Variation seed": 5, "Variation seed strength": 0.3, "Denoising strength": 0.7, "Clip skip": 2,
+        "Hires upscale": 2, "Hires steps": 10, "Hires upscaler": "Latent", "Emphasis": "No norm",
+        "Version": "v1.10.1",
+    }  # fmt: skip
+
+
+def test_params_from_a1111_infotext_generate_it_again() -> None:
+    from t2iscope.generate.params import Params
+    from t2iscope.generate.pnginfo import params_from_infotext
+
+    kwargs = params_from_infotext(parse_parameters(A1111_SETTINGS))
+    p = Params(**kwargs).check()
+    assert p == Params(
+        "a red dog", seed=1, steps=20, cfg_scale=7.0, sampler="DPM++ 2M", scheduler="Karras", width=512,
+        height=512, subseed=5, subseed_strength=0.3, clip_skip=2, emphasis="No norm", enable_hr=True,
+        hr_scale=2.0, hr_upscaler="Latent", hr_second_pass_steps=10, denoising_strength=0.7,
+    )  # fmt: skip
+    # an img2img's Denoising strength is no Params field: it comes back apart, as strength
+    img2img = params_from_infotext(parse_parameters(A1111_RECENT))
+    assert img2img["strength"] == 0.35 and "enable_hr" not in img2img and "denoising_strength" not in img2img
+    # an old name keeps its schedule (A1111 < 1.9 wrote no Schedule type)
+    old = Params(**params_from_infotext(parse_parameters(A1111_SAMPLE))).check()
+    assert (old.sampler, old.scheduler, old.cfg_scale, old.seed) == ("Euler a", "Automatic", 7.0, 965400086)
+
+
+def test_params_from_infotext_refuses_a_wrong_type() -> None:
+    from t2iscope.generate.pnginfo import params_from_infotext
+
+    with pytest.raises(DataError, match="infotext Steps: expected an integer, got 'many'"):
+        params_from_infotext({"Steps": "many"})
+    with pytest.raises(DataError, match="infotext Size: expected WIDTHxHEIGHT"):
+        params_from_infotext({"Size": "big"})
+
+
+def test_info_command_prints_params(tmp_path: Path) -> None:
+    path = tmp_path / "a.png"
+    save_png(path, Image.new("RGB", (4, 4)), A1111_SETTINGS)
+    shown = CliRunner().invoke(info, [str(path), "--params"])
+    assert shown.exit_code == 0, shown.output
+    got = json.loads(shown.output)
+    assert got["scheduler"] == "Karras" and got["enable_hr"] is True and got["hr_scale"] == 2.0
+    assert got["width"] == 512 and got["clip_skip"] == 2 and "Model hash" not in got

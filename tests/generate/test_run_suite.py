@@ -313,3 +313,77 @@ def test_hostile_tags_stay_in_the_manifest(tmp_path, tiny_model):
     assert pq.read_table(out / MANIFEST).column("tags").to_pylist() == [tags]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mini.yaml", "run"]
     assert all(p.resolve().is_relative_to(out.resolve()) for p in out.rglob("*"))
+
+
+# Issue 17: A1111's settings in the manifest, and folders made before them resume
+NEW_COLUMNS = [
+    "scheduler", "subseed", "subseed_strength", "clip_skip", "emphasis", "enable_hr", "hr_scale",
+    "hr_upscaler", "hr_second_pass_steps", "denoising_strength", "model_hash",
+]  # fmt: skip
+
+
+def test_a1111_settings_reach_manifest_and_png(tmp_path, tiny_model):
+    import dataclasses
+
+    model = dataclasses.replace(tiny_model, model_hash="0123456789")  # as a single-file checkpoint's
+    suite = load_suite(
+        _suite_file(
+            tmp_path,
+            seeds=[0],
+            grid={"seeds": [0], "scheduler": ["Automatic", "Exponential"], "clip_skip": [1, 2]},
+            defaults={
+                "steps": 1,
+                "sampler": "DPM++ 2M",
+                "subseed": 9,
+                "subseed_strength": 0.5,
+                "enable_hr": True,
+                "hr_scale": 1.5,
+                "denoising_strength": 0.6,
+            },
+            prompts=[{"id": "red-dog", "text": "a red dog"}],
+        )
+    )
+    out = tmp_path / "run"
+    assert run_suite(suite, out, model, output=OutputOptions(watermark=None)).generated == 4
+    table = pq.read_table(out / MANIFEST)
+    assert table.column_names[-len(NEW_COLUMNS) :] == NEW_COLUMNS
+    rows = table.to_pylist()
+    assert [r["scheduler"] for r in rows] == ["Karras", "Karras", "Exponential", "Exponential"]  # resolved
+    assert [r["clip_skip"] for r in rows] == [1, 2, 1, 2]
+    row = rows[1]
+    assert (row["subseed"], row["subseed_strength"], row["emphasis"], row["enable_hr"]) == (
+        9,
+        0.5,
+        "Original",
+        True,
+    )
+    assert (row["hr_scale"], row["hr_upscaler"], row["hr_second_pass_steps"], row["denoising_strength"]) == (
+        1.5, "Latent", 0, 0.6,
+    )  # fmt: skip
+    assert row["model_hash"] == "0123456789" and (row["width"], row["height"]) == (64, 64)  # A1111's Size
+    with Image.open(out / row["image_path"]) as im:
+        assert im.size == (96, 96)
+    info = parse_parameters(read_parameters(out / row["image_path"]))
+    assert (info["Schedule type"], info["Clip skip"], info["Variation seed"], info["Hires upscale"]) == (
+        "Karras", 2, 9, 1.5,
+    )  # fmt: skip
+    assert (
+        info["Model hash"] == "0123456789" and info["Size"] == "64x64" and info["Denoising strength"] == 0.6
+    )
+    # the hires rows resume: nothing regenerated
+    again = run_suite(suite, out, lambda: pytest.fail("loaded"), output=OutputOptions(watermark=None))
+    assert again.generated == 0
+
+
+def test_a_folder_made_before_the_a1111_settings_resumes(tmp_path, tiny_model):
+    suite = load_suite(_suite_file(tmp_path))
+    out = tmp_path / "run"
+    run_suite(suite, out, tiny_model, limit=3)
+    table = pq.read_table(out / MANIFEST)
+    old = table.drop_columns(NEW_COLUMNS)  # a manifest as runs before issue 17 wrote it
+    pq.write_table(old, out / MANIFEST)
+    summary = run_suite(suite, out, tiny_model)
+    assert (summary.skipped, summary.generated) == (3, 3)
+    rows = pq.read_table(out / MANIFEST).to_pylist()
+    assert [r["scheduler"] for r in rows[:3]] == [None] * 3  # unknown for old rows: null, not invented
+    assert {r["scheduler"] for r in rows[3:]} == {"Karras"}

@@ -433,3 +433,114 @@ def test_a_vocabulary_has_one_label_per_spelling():
         {"name": "s", "vocabulary": {"gender": ["Feminine", "masculine"]}, "prompts": prompts}, "s.yaml"
     )
     assert suite.vocabulary["gender"] == ("feminine", "masculine")  # the prompt's word, once
+
+
+# Issue 17: A1111's settings as axes and defaults
+def test_a1111_axes_and_settings_reach_every_job(tmp_path):
+    data = _with(grid={"seeds": [1], "scheduler": "Automatic, Karras, SGM Uniform", "clip_skip": "1-2",
+                       "subseed_strength": [0, 0.25], "denoising_strength": [0.5, 0.7]})  # fmt: skip
+    data["defaults"].update(subseed=7, emphasis="No norm", enable_hr=True, hr_scale=1.5,
+                            hr_upscaler="Lanczos", hr_second_pass_steps=3, sampler="DPM++ 2M")  # fmt: skip
+    suite = load_suite(_write(tmp_path, data))
+    jobs = list(expand(suite))
+    assert grid_size(suite) == len(jobs) == 3 * 3 * 2 * 2 * 2 * 2 // 2  # (1 + 2 languages) x axes, steps 10
+    assert len({j.key for j in jobs}) == len(jobs)  # a new axis that varies keeps keys unique
+    p = jobs[-1].params
+    assert (p.scheduler, p.clip_skip, p.subseed_strength, p.denoising_strength) == (
+        "SGM Uniform",
+        2,
+        0.25,
+        0.7,
+    )
+    assert (p.subseed, p.emphasis, p.enable_hr, p.hr_scale, p.hr_upscaler, p.hr_second_pass_steps) == (
+        7, "No norm", True, 1.5, "Lanczos", 3,
+    )  # fmt: skip
+    assert jobs[-1].key == "house/en-dpmpp2m-sgmuniform-n10-c7-cs2-v7x0.25-enonorm-hr1.5-lanczos-hn3-d0.7-s1"
+
+
+def test_settings_at_their_defaults_keep_the_keys_folders_were_made_with(tmp_path):
+    plain = [j.key for j in expand(load_suite(_write(tmp_path, SUITE)))]
+    explicit = _with()
+    explicit["defaults"].update(scheduler="Automatic", clip_skip=1, subseed_strength=0, emphasis="Original",
+                                enable_hr=False, denoising_strength=0.7, subseed=3)  # fmt: skip
+    assert [j.key for j in expand(load_suite(_write(tmp_path, explicit)))] == plain
+    assert plain[0] == "red-dog/en-eulera-n5-c3-s1"  # as every run before issue 17 named it
+    assert [j.key for j in expand(load_suite("cfg-steps"))][:2] == [
+        "red-dog/en-dpmpp2m-n5-c1-s0",
+        "red-dog/en-dpmpp2m-n5-c1-s1",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            _with(grid__scheduler="Karras, Fancy"),
+            "suite.yaml: grid.scheduler: scheduler must be one of Automatic,",
+        ),
+        (
+            _with(grid__scheduler="Exponential", grid__sampler="LMS Karras"),
+            "suite.yaml: grid.scheduler: sampler 'LMS Karras' implies schedule type Karras; "
+            "got 'Exponential'",
+        ),
+        (
+            _with(grid__clip_skip=[1, 13]),
+            "suite.yaml: grid.clip_skip: clip_skip must be an integer from 1 to 12, got 13",
+        ),
+        (
+            _with(grid__subseed_strength="0-2 [3]"),
+            "suite.yaml: grid.subseed_strength: subseed_strength must be a finite number "
+            "from 0 to 1, got 2.0",
+        ),
+        (
+            _with(grid__denoising_strength=[0.5, 0.7]),
+            "suite.yaml: grid.denoising_strength: sweeps the hires fix's second pass; set "
+            "defaults.enable_hr: true",
+        ),
+        (
+            _with(defaults__enable_hr=True, grid__denoising_strength=[0.5, 1.5]),
+            "suite.yaml: grid.denoising_strength: denoising_strength must be a finite number "
+            "from 0 to 1, got 1.5",
+        ),
+        (
+            _with(defaults__subseed=-1),
+            "suite.yaml: defaults.subseed: subseed must be from 0 to 4294967295, got -1 (a "
+            "suite is reproducible: no -1)",
+        ),
+        (
+            _with(defaults__emphasis="Loud"),
+            "suite.yaml: defaults.emphasis: emphasis must be one of Original, No norm",
+        ),
+        (
+            _with(defaults__hr_scale=8),
+            "suite.yaml: defaults.hr_scale: hr_scale must be a finite number from 1 to 4",
+        ),
+        (
+            _with(defaults__hr_upscaler="ESRGAN"),
+            "suite.yaml: defaults.hr_upscaler: hr_upscaler must be one of Latent",
+        ),
+        (_with(defaults__enable_hr="yes"), "defaults.enable_hr: expected true or false, got 'yes'"),
+        (
+            _with(defaults__enable_hr=True, defaults__hr_scale=1.1, defaults__width=64, defaults__height=64),
+            "suite.yaml: defaults.hr_scale: hires fix size 70x70",
+        ),
+    ],
+)
+def test_bad_a1111_settings_name_their_field(tmp_path, data, message):
+    with pytest.raises(ConfigError) as info:
+        load_suite(_write(tmp_path, data))
+    assert message in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+def test_every_setting_at_its_longest_still_makes_a_file_name_within_255_bytes(tmp_path):
+    data = _with(prompts__0__id="a" * 100, prompts__0__language="en-" + "-".join(["abcdefgh"] * 3) + "-ab")
+    data["grid"] = {
+        "seeds": [4294967295], "cfg_scale": [7.000000000000001], "cfg_rescale": [0.10000000000000002],
+        "sampler": "DPM++ 2S a Karras", "scheduler": "Karras", "clip_skip": [12],
+        "subseed_strength": [0.10000000000000002], "denoising_strength": [0.10000000000000002],
+        "steps": [150],
+    }  # fmt: skip
+    data["defaults"].update(subseed=4294967295, emphasis="No norm", enable_hr=True, hr_second_pass_steps=150,
+                            hr_upscaler="Latent (nearest)", hr_scale=1.0000000000000002)  # fmt: skip
+    job = next(expand(load_suite(_write(tmp_path, data))))
+    assert len(job.key.split("/")[1] + ".png") < 255, job.key

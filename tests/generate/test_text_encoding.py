@@ -8,7 +8,8 @@ import pytest
 import torch
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from t2iscope.generate.text_encoding import encode_prompt, encode_prompt_pair, prompt_chunks
+from t2iscope.errors import ConfigError
+from t2iscope.generate.text_encoding import apply_emphasis, encode_prompt, encode_prompt_pair, prompt_chunks
 from t2iscope.generate.tokenizer_files import write_clip_tokenizer_files
 
 
@@ -106,7 +107,7 @@ def test_clip_skip_uses_penultimate_layer_with_final_norm(tokenizer, encoder) ->
     ids = tokenizer(prompt, padding="max_length", max_length=77, return_tensors="pt").input_ids
     hidden = encoder(ids, output_hidden_states=True).hidden_states[-2]
     expected = getattr(encoder, "text_model", encoder).final_layer_norm(hidden)
-    assert torch.allclose(encode_prompt(tokenizer, encoder, prompt, clip_skip=1), expected)
+    assert torch.allclose(encode_prompt(tokenizer, encoder, prompt, clip_skip=2), expected)
     assert not torch.allclose(expected, _plain(tokenizer, encoder, prompt))
 
 
@@ -177,3 +178,64 @@ def test_pair_pads_the_shorter_with_empty_chunks(tokenizer, encoder) -> None:
 def test_dtype_and_device_are_applied(tokenizer, encoder) -> None:
     z = encode_prompt(tokenizer, encoder, "a cat", device="cpu", dtype=torch.float64)
     assert z.dtype == torch.float64 and z.device.type == "cpu"
+
+
+# --- clip skip and emphasis modes (A1111's settings) -----------------------------------------------
+
+
+@torch.no_grad()
+def test_clip_skip_one_is_the_last_layer_and_range_is_checked(tokenizer, encoder) -> None:
+    prompt = "a dog"
+    assert torch.equal(
+        encode_prompt(tokenizer, encoder, prompt, clip_skip=1), _plain(tokenizer, encoder, prompt)
+    )
+    assert not torch.allclose(
+        encode_prompt(tokenizer, encoder, prompt, clip_skip=2), encode_prompt(tokenizer, encoder, prompt)
+    )
+    for bad in (0, 3, 1.0, True):  # the encoder has 2 layers
+        with pytest.raises(ConfigError, match=r"clip_skip must be an integer from 1 to 2"):
+            encode_prompt(tokenizer, encoder, prompt, clip_skip=bad)
+
+
+@torch.no_grad()
+def test_no_norm_multiplies_without_restoring_the_mean(tokenizer, encoder) -> None:
+    plain = encode_prompt(tokenizer, encoder, "a red cat")
+    weights = torch.ones(77)
+    weights[2] = 1.5
+    expected = plain[0] * weights[:, None]
+    got = encode_prompt(tokenizer, encoder, "a (red:1.5) cat", emphasis="No norm")[0]
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    original = encode_prompt(tokenizer, encoder, "a (red:1.5) cat", emphasis="Original")[0]
+    torch.testing.assert_close(original, expected * (plain.mean() / expected.mean()))
+    assert not torch.allclose(original, got)
+    z = torch.randn(77, 8)
+    w = torch.rand(77) + 0.5
+    assert torch.equal(apply_emphasis(z, w, "No norm"), z * w[:, None])
+    assert torch.allclose(apply_emphasis(z, w, "Original").mean(), z.mean(), atol=1e-6)
+    assert torch.equal(apply_emphasis(z, w, "Ignore"), z) and torch.equal(apply_emphasis(z, w, "None"), z)
+
+
+@torch.no_grad()
+def test_ignore_parses_brackets_and_none_reads_them_literally(tokenizer, encoder) -> None:
+    assert torch.equal(
+        encode_prompt(tokenizer, encoder, "a ((red:1.5)) [cat]", emphasis="Ignore"),
+        encode_prompt(tokenizer, encoder, "a red cat"),
+    )
+    (literal,) = prompt_chunks(tokenizer, "a (red:1.5) cat BREAK dog", emphasis="None")
+    body = [t for t in literal.tokens[1:] if t != tokenizer.eos_token_id]
+    assert body == tokenizer("a (red:1.5) cat BREAK dog", add_special_tokens=False).input_ids
+    assert set(literal.weights) == {1.0}
+    assert len(prompt_chunks(tokenizer, "a BREAK b", emphasis="Ignore")) == 2
+    with pytest.raises(ConfigError, match="emphasis must be one of Original, No norm, Ignore, None; got 'x'"):
+        encode_prompt(tokenizer, encoder, "a", emphasis="x")
+
+
+@torch.no_grad()
+def test_pair_takes_clip_skip_and_emphasis(tokenizer, encoder) -> None:
+    cond, uncond = encode_prompt_pair(
+        tokenizer, encoder, "a (red:1.4) cat", "dog", clip_skip=2, emphasis="No norm"
+    )
+    assert torch.equal(
+        cond, encode_prompt(tokenizer, encoder, "a (red:1.4) cat", clip_skip=2, emphasis="No norm")
+    )
+    assert torch.equal(uncond, encode_prompt(tokenizer, encoder, "dog", clip_skip=2))
