@@ -27,6 +27,7 @@ from t2iscope.dashboards.images import inside
 from t2iscope.errors import DataError
 from t2iscope.evaluate.folder import read_record, read_table, table_name
 from t2iscope.evaluate.tables import CORE
+from t2iscope.generate.limits import A1111_NUMBER_COLUMNS, A1111_TEXT_COLUMNS
 from t2iscope.sql import file_name, file_names, ident, open_duckdb
 
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "FLOAT", "DOUBLE", "DECIMAL", "UBIGINT")
@@ -498,19 +499,11 @@ def near_duplicates(run: str, root: str | None = None) -> pd.DataFrame:
 MANIFEST_COLUMNS = ("prompt_id", "prompt", "language", "seed", "steps", "cfg_scale", "sampler", "image_path")
 MANIFEST_NUMBERS = ("seed", "steps", "cfg_scale")
 MANIFEST_TEXT = (
-    "suite", "prompt_id", "prompt", "negative_prompt", "language", "sampler", "scheduler", "emphasis",
-    "hr_upscaler", "model_hash",
+    "suite", "prompt_id", "prompt", "negative_prompt", "language", "sampler", *A1111_TEXT_COLUMNS,
 )  # fmt: skip
 # A1111 settings (issue 17): numbers when a manifest has them (older ones do not); a null in a row
 # resumed from a folder made before them is the default those images were made with.
-MANIFEST_SETTINGS = (
-    "subseed",
-    "subseed_strength",
-    "clip_skip",
-    "hr_scale",
-    "hr_second_pass_steps",
-    "denoising_strength",
-)
+MANIFEST_SETTINGS = A1111_NUMBER_COLUMNS
 MANIFEST_DEFAULTS = {"subseed_strength": 0.0, "clip_skip": 1}
 
 

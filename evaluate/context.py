@@ -29,6 +29,7 @@ from t2iscope.evaluate.judges import Judge, make_judge
 from t2iscope.evaluate.parquet_inputs import curation_parts, parquet_files
 from t2iscope.evaluate.vocabulary import Vocabulary, expectations, read_vocabulary
 from t2iscope.generate.attributes import ATTRIBUTES
+from t2iscope.generate.limits import A1111_NUMBER_COLUMNS, A1111_TEXT_COLUMNS
 from t2iscope.sql import file_names, open_duckdb
 
 MANIFEST_COLUMNS = ("prompt_id", "prompt", "language", "seed", "steps", "cfg_scale", "sampler", "image_path")
@@ -39,18 +40,8 @@ MANIFEST_TYPES = {
     **dict.fromkeys(("seed", "steps", "cfg_scale"), "numbers"),
     "tags": "a list of words",
     # A1111 settings (issue 17), in manifests made since: checked when present, never required
-    **dict.fromkeys(("scheduler", "emphasis", "hr_upscaler", "model_hash"), "text"),
-    **dict.fromkeys(
-        (
-            "subseed",
-            "subseed_strength",
-            "clip_skip",
-            "hr_scale",
-            "hr_second_pass_steps",
-            "denoising_strength",
-        ),
-        "numbers",
-    ),
+    **dict.fromkeys(A1111_TEXT_COLUMNS, "text"),
+    **dict.fromkeys(A1111_NUMBER_COLUMNS, "numbers"),
 }
 JUDGE_BATCH = 64
 

@@ -137,7 +137,8 @@ def _gen_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 type=float,
                 default=limits.DEFAULT_CFG_SCALE,
                 show_default=True,
-                help=f"Guidance scale, 0..{limits.MAX_CFG_SCALE:g} (1 or less: no guidance).",
+                help=f"Guidance scale, 0..{limits.MAX_CFG_SCALE:g} (1: the prompt alone; 0: the negative "
+                "prompt alone).",
             ),
             click.option(
                 "--cfg-rescale",

@@ -30,6 +30,12 @@ DEFAULT_HR_SCALE = 2.0
 DEFAULT_HR_UPSCALER = "Latent"
 HR_UPSCALERS = ("Latent", "Latent (nearest)", "Lanczos")
 DEFAULT_DENOISING_STRENGTH = 0.7
+# The suite manifest's columns for these settings (generate/run_suite.py SCHEMA), by kind, for the
+# readers that check and show them (evaluate.context, dashboards.data)
+A1111_TEXT_COLUMNS = ("scheduler", "emphasis", "hr_upscaler", "model_hash")
+A1111_NUMBER_COLUMNS = (
+    "subseed", "subseed_strength", "clip_skip", "hr_scale", "hr_second_pass_steps", "denoising_strength",
+)  # fmt: skip
 RANDOM_SEED = -1  # A1111's "pick one for me"
 
 # Limits
@@ -38,7 +44,8 @@ MIN_SIDE = 8  # pixels; a side is a multiple of 8 (one latent pixel of SD's VAE)
 # at 64, but the embedded model works at 64x64 and tests go smaller.
 MAX_SIDE = 2048  # pixels, A1111's width/height sliders; also caps an outpaint canvas and the size an
 # input image sets when no --width/--height is given
-MAX_CFG_SCALE = 30.0  # A1111's slider is 1..30; 0..1 is allowed here too (guidance off, as at 1)
+# A1111's slider is 1..30; 0..1 is allowed too (A1111's formula then leans toward the negative prompt)
+MAX_CFG_SCALE = 30.0
 MAX_CLIP_SKIP = 12  # A1111's "Clip skip" slider
 MAX_HR_SCALE = 4.0  # A1111's "Upscale by" slider
 MAX_SEED = 2**32 - 1  # A1111 draws seeds below 2**32; a batch from seed s uses s..s+n-1, all within

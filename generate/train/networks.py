@@ -115,6 +115,17 @@ def _diffusion_loss(
     return (loss * snr.clamp(max=5.0) / snr).mean()
 
 
+def _setup(color: str, images: int, seed: int, model: str | Path | None) -> tuple:
+    """Seeded RNGs, the pipeline and its training scenes: (pipe, x, mean, std, kinds, bgs, rng, gen)."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    pipe = _load_pipe(model)
+    x, kinds, bgs = render_scenes(color, images, seed)
+    mean, std = _latents(pipe.vae, x)
+    return pipe, x, mean, std, kinds, bgs, rng, gen
+
+
 def kohya_key(prefix: str, peft_key: str) -> str:
     """``down_blocks.1...to_q.lora_A.weight`` -> ``lora_unet_down_blocks_1_..._to_q.lora_down.weight``."""
     module, _, rest = peft_key.partition(".lora_")
@@ -140,12 +151,7 @@ def train_lora(
 
     from t2iscope.fileio import atomic_path
 
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    gen = torch.Generator().manual_seed(seed)
-    pipe = _load_pipe(model)
-    x, kinds, bgs = render_scenes(color, images, seed)
-    mean, std = _latents(pipe.vae, x)
+    pipe, x, mean, std, kinds, bgs, rng, gen = _setup(color, images, seed, model)
     captions = _captions(kinds, bgs, LORA_TEMPLATES, "", rng)
     ids = pipe.tokenizer(
         captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
@@ -204,14 +210,9 @@ def train_embedding(
     model: str | Path | None = None,
 ) -> Path:
     """Train an A1111 embedding whose file stem (the trigger word) means ``color``; returns the file."""
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    gen = torch.Generator().manual_seed(seed)
     name = Path(out).stem
-    pipe = _load_pipe(model)
+    pipe, x, mean, std, kinds, bgs, rng, gen = _setup(color, images, seed, model)
     tok, enc = pipe.tokenizer, pipe.text_encoder
-    x, kinds, bgs = render_scenes(color, images, seed)
-    mean, std = _latents(pipe.vae, x)
     captions = _captions(kinds, bgs, EMBEDDING_TEMPLATES, name, rng)
     start = enc.get_input_embeddings().weight[tok.convert_tokens_to_ids("a</w>")]
     vec = start.detach().clone().repeat(vectors, 1).requires_grad_(True)

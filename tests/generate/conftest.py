@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import torch
+from transformers import CLIPTextConfig, CLIPTextModel
 
 from t2iscope.generate.models import Model, embedded_model_path, load_model
 from t2iscope.generate.random_models import random_sd_pipeline
@@ -58,3 +60,21 @@ def _available_models() -> list[str]:
 def each_model(request: pytest.FixtureRequest, tiny_model: Model) -> Model:
     """Every model the end-to-end checks run on (tests/generate/test_modes_end_to_end.py)."""
     return tiny_model if request.param == "tiny" else load_model(None, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def encoder() -> CLIPTextModel:
+    """A 2-layer CLIP text encoder on CLIP's vocabulary, for the text-encoding tests."""
+    torch.manual_seed(0)
+    config = CLIPTextConfig(
+        vocab_size=49408,
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        bos_token_id=49406,
+        eos_token_id=49407,
+        pad_token_id=49407,
+    )
+    return CLIPTextModel(config).eval()

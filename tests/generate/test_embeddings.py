@@ -5,12 +5,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from network_images import color_share, generate
+from transformers import CLIPTokenizer
 
-from t2iscope.curate.world import spec
 from t2iscope.errors import ConfigError, DataError
 from t2iscope.generate.embeddings import Embeddings, load_embeddings, save_embedding
 from t2iscope.generate.extra_networks import infotext_hashes
@@ -24,23 +23,6 @@ FIXTURES = Path(__file__).parent / "fixtures" / "networks" / "embeddings"  # A11
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory: pytest.TempPathFactory) -> CLIPTokenizer:
     return CLIPTokenizer.from_pretrained(write_clip_tokenizer_files(tmp_path_factory.mktemp("tokenizer")))
-
-
-@pytest.fixture(scope="module")
-def encoder() -> CLIPTextModel:
-    torch.manual_seed(0)
-    config = CLIPTextConfig(
-        vocab_size=49408,
-        hidden_size=32,
-        intermediate_size=37,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=77,
-        bos_token_id=49406,
-        eos_token_id=49407,
-        pad_token_id=49407,
-    )
-    return CLIPTextModel(config).eval()
 
 
 def _with_inputs_embeds(
@@ -169,42 +151,14 @@ def embedded():
     return load_model(None, device="cpu")
 
 
-def _generate(pipe, prompts, *, embeddings, seeds=(1, 2), steps: int = 12) -> np.ndarray:
-    """One image per prompt, seeds cycling: diffusers' own call with our conditioning (as test_lora)."""
-    pairs = [
-        encode_prompt_pair(pipe.tokenizer, pipe.text_encoder, p, "", embeddings=embeddings) for p in prompts
-    ]
-    with torch.no_grad():
-        out = pipe(
-            prompt_embeds=torch.cat([c for c, _ in pairs]),
-            negative_prompt_embeds=torch.cat([u for _, u in pairs]),
-            num_inference_steps=steps,
-            guidance_scale=7.5,
-            generator=[torch.Generator().manual_seed(seeds[i % len(seeds)]) for i in range(len(prompts))],
-            output_type="np",
-        ).images
-    return (out * 255).round().astype(np.uint8)
-
-
-def _share(images: np.ndarray, color: str) -> np.ndarray:
-    """Per image: share of saturated (object) pixels whose nearest world palette color is ``color``."""
-    palette = np.asarray(list(spec.COLORS.values()), dtype=np.float32)
-    x = images.astype(np.float32)
-    mx, mn = x.max(-1), x.min(-1)
-    saturated = (mx > 60) & ((mx - mn) / np.maximum(mx, 1) > 0.45)
-    nearest = ((x[..., None, :] - palette) ** 2).sum(-1).argmin(-1)
-    hits = ((nearest == list(spec.COLORS).index(color)) & saturated).sum((1, 2))
-    return hits / np.maximum(saturated.sum((1, 2)), 1)
-
-
 def test_cobalt_embedding_makes_objects_blue(embedded) -> None:
     pipe = embedded.pipe
     embs = load_embeddings(FIXTURES, pipe.tokenizer, pipe.text_encoder)
     assert [e.name for e in embs] == ["cobalt"] and embs["cobalt"].vectors.shape == (2, 64)
     assert (FIXTURES / "cobalt.pt").stat().st_size < 10_000
     prompts = [f"a cobalt {k}" for k in ("ball", "cup", "car", "house", "dog", "bird") for _ in (1, 2)]
-    plain = _share(_generate(pipe, prompts, embeddings=None), "blue")  # "cobalt" is an unknown word
-    tuned = _share(_generate(pipe, prompts, embeddings=embs), "blue")
+    plain = color_share(generate(pipe, prompts, embeddings=None), "blue")  # "cobalt" is an unknown word
+    tuned = color_share(generate(pipe, prompts, embeddings=embs), "blue")
     print(f"blue share: word {plain.mean():.3f} -> embedding {tuned.mean():.3f}")
     assert tuned.mean() > plain.mean() + 0.3, (plain.mean(), tuned.mean())
     assert (tuned > plain).mean() >= 0.75

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTextModel, CLIPTokenizer
 
 from t2iscope.errors import ConfigError
 from t2iscope.generate.text_encoding import apply_emphasis, encode_prompt, encode_prompt_pair, prompt_chunks
@@ -21,23 +21,6 @@ def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def tokenizer(tokenizer_dir: Path) -> CLIPTokenizer:
     return CLIPTokenizer.from_pretrained(tokenizer_dir)
-
-
-@pytest.fixture(scope="module")
-def encoder() -> CLIPTextModel:
-    torch.manual_seed(0)
-    config = CLIPTextConfig(
-        vocab_size=49408,
-        hidden_size=32,
-        intermediate_size=37,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=77,
-        bos_token_id=49406,
-        eos_token_id=49407,
-        pad_token_id=49407,
-    )
-    return CLIPTextModel(config).eval()
 
 
 @pytest.fixture(scope="module")
