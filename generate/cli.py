@@ -537,15 +537,15 @@ def samplers_table() -> Table:
     """Every sampler by its AUTOMATIC1111 name, the schedule type Automatic gives it, and older names."""
     from t2iscope.generate.samplers import ALIASES, K_DIFFUSION, SAMPLERS
 
+    older: dict[str, list[str]] = {}
+    for alias, (name, schedule) in ALIASES.items():  # read as sampler + schedule, as A1111 reads them
+        older.setdefault(name, []).append(alias if schedule == "Automatic" else f"{alias} (+{schedule})")
     rows = []
     for name in SAMPLERS:
         s = SAMPLERS.get(name)
         own = s.schedule if s.family == K_DIFFUSION else "own timesteps"
-        rows.append((name, own, s.family, s.summary))
-    for alias, (name, schedule) in ALIASES.items():
-        shown = f'--sampler "{name}"' + (f" --scheduler {schedule}" if schedule != "Automatic" else "")
-        rows.append((alias, schedule if schedule != "Automatic" else "own timesteps", "older name", shown))
-    return ("sampler", "default schedule type", "kind", "summary"), rows
+        rows.append((name, own, s.family, ", ".join(older.get(name, [])), s.summary))
+    return ("sampler", "default schedule type", "kind", "older names", "summary"), rows
 
 
 def schedulers_table() -> Table:

@@ -94,7 +94,7 @@ def test_samplers_lists_a1111_names_with_their_default_schedule_type(capsys):
     assert code == 0
     rows = {line.split("  ")[0]: line for line in stdout.splitlines()}
     assert "Karras" in rows["DPM++ 2M"] and "Uniform" in rows["Euler a"] and "own timesteps" in rows["DDIM"]
-    assert '--sampler "DPM++ 2M" --scheduler Karras' in rows["DPM++ 2M Karras"]
+    assert "DPM++ 2M Karras (+Karras)" in rows["DPM++ 2M"] and "PNDM" in rows["PLMS"]  # older names
 
 
 def test_schedulers_are_listed(capsys):
