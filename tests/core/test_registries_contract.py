@@ -96,7 +96,7 @@ def test_every_entry_is_registered_documented_and_listed(
     [
         ("curate", ["stages", "recipes"]),
         ("evaluate", ["audits", "judges", "attacks"]),
-        ("generate", ["samplers", "suites"]),
+        ("generate", ["samplers", "schedulers", "suites"]),
         ("models", ["architectures", "folders"]),
     ],
 )
