@@ -204,7 +204,8 @@ def _gen_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 "--out",
                 type=click.Path(path_type=Path),
                 required=True,
-                help="Output PNG; with --batch-size > 1, NAME-SEED.png per image.",
+                help="Output PNG; with --batch-size > 1, NAME-SEED.png per image (NAME-SEED-vSUBSEED.png "
+                "for variations).",
             ),
         ]
     ):
@@ -271,7 +272,9 @@ def _run(
     images = work(model, batch)
     out: Path = kw["out"]
     for p, image in zip(batch, images, strict=True):
-        path = out if len(batch) == 1 else out.with_name(f"{out.stem}-{p.seed}{out.suffix or '.png'}")
+        # variations keep the seed, so they are told apart by the variation seed
+        tag = f"{p.seed}-v{p.subseed}" if p.subseed_strength else f"{p.seed}"
+        path = out if len(batch) == 1 else out.with_name(f"{out.stem}-{tag}{out.suffix or '.png'}")
         scale = save(
             path,
             image,

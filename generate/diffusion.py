@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from t2iscope.errors import DataError
 from t2iscope.generate import sampling
 from t2iscope.generate.denoiser import CFGDenoiser, ImageConditioning
 from t2iscope.generate.models import Model
@@ -108,6 +109,11 @@ def sample(
             x = sampler.rule(denoiser, x, ts, levels, lambda i: bar.update())
     if mask is not None and init_latents is not None:
         x = init_latents * (1 - mask) + x * mask
+    if not bool(torch.isfinite(x).all()):  # A1111's NaN check: refuse rather than save a black image
+        raise DataError(
+            "the denoised latents are not finite (NaN/inf): a prompt weight too large for the model, "
+            "or a model or LoRA that overflows at this precision"
+        )
     return x
 
 

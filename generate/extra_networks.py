@@ -174,6 +174,9 @@ def find_lora(name: str, lora_dir: str | os.PathLike[str]) -> Path:
     root = Path(lora_dir)
     if not root.is_dir():
         raise ConfigError(f"LoRA folder {root} does not exist (needed for <lora:{name}>)")
+    # a tag names a file in the folder, never a path: prompt text must not reach other files
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise ConfigError(f"<lora:{name}>: a LoRA is named by its file name in {root}, not by a path")
     direct = root / f"{name}.safetensors"
     if direct.is_file():
         return direct

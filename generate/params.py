@@ -44,7 +44,7 @@ from t2iscope.generate.limits import (
 )
 from t2iscope.generate.samplers import resolve
 from t2iscope.generate.schedules import AUTOMATIC, check_schedule_type
-from t2iscope.generate.seeds import batch_seeds, resolve_seed
+from t2iscope.generate.seeds import batch_seeds
 from t2iscope.pixels import to_mask, to_rgb
 
 
@@ -152,6 +152,11 @@ class Params:
                 f"got {self.subseed!r}"
             )
         check_number("subseed_strength", self.subseed_strength, 0.0, 1.0, cli=cli)
+        if self.subseed != RANDOM_SEED and self.subseed + self.batch_size - 1 > MAX_SEED:
+            raise ConfigError(
+                f"{option_name('subseed', cli)} {self.subseed} with {option_name('batch_size', cli)} "
+                f"{self.batch_size} goes past the largest seed {MAX_SEED} (a batch uses subseeds s..s+n-1)"
+            )
         check_number("clip_skip", self.clip_skip, 1, MAX_CLIP_SKIP, integer=True, cli=cli)
         if self.emphasis not in EMPHASIS_MODES:
             raise ConfigError(
@@ -177,17 +182,19 @@ class Params:
         return (*(getattr(self, f.name) for f in dataclasses.fields(self) if f.name in _SHARED), loras)
 
     def expand(self) -> list[Params]:
-        """One single-image Params per batch member, seeds s, s+1, ... (A1111's convention).
+        """One single-image Params per batch member, as A1111's ``all_seeds``/``all_subseeds``.
 
-        A random subseed is drawn once; with a variation strength every image of the batch uses
-        it (variations of the batch's images), without one they count up with the seeds, as
-        A1111's ``all_subseeds``.
+        Without a variation strength the seeds count up, s, s+1, ...; with one every image keeps
+        the seed and the variation seeds count up instead (variations of one picture), as A1111's
+        processing.py does. A random subseed is drawn once.
         """
-        subseed = resolve_seed(self.subseed, self.batch_size)
-        step = 0 if self.subseed_strength else 1
+        seeds = batch_seeds(self.seed, self.batch_size)
+        subseeds = batch_seeds(self.subseed, self.batch_size)
+        if self.subseed_strength:
+            seeds = [seeds[0]] * self.batch_size
         return [
-            dataclasses.replace(self, seed=s, batch_size=1, subseed=subseed + i * step)
-            for i, s in enumerate(batch_seeds(self.seed, self.batch_size))
+            dataclasses.replace(self, seed=s, batch_size=1, subseed=sub)
+            for s, sub in zip(seeds, subseeds, strict=True)
         ]
 
 

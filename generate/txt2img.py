@@ -24,15 +24,15 @@ LATENT_MODES = {"Latent": "bilinear", "Latent (nearest)": "nearest"}
 
 
 def hires_size(p: Params, width: int, height: int) -> tuple[int, int]:
-    """The hires pass size: (width, height) x hr_scale, A1111's ``int(side * hr_scale)``.
+    """The hires pass size: A1111's ``int(side * hr_scale)`` floored to the latent grid (8 pixels).
 
-    Raises ConfigError unless both sides are multiples of 8 from 8 to 2048 pixels.
+    Raises ConfigError unless both sides end up from 8 to 2048 pixels.
     """
-    size = int(width * p.hr_scale), int(height * p.hr_scale)
-    if not all(MIN_SIDE <= side <= MAX_SIDE and side % 8 == 0 for side in size):
+    size = int(width * p.hr_scale) // 8 * 8, int(height * p.hr_scale) // 8 * 8
+    if not all(MIN_SIDE <= side <= MAX_SIDE for side in size):
         raise ConfigError(
             f"hires fix size {size[0]}x{size[1]} (hr_scale {p.hr_scale:g} x {width}x{height}): each side "
-            f"must be a multiple of 8 from {MIN_SIDE} to {MAX_SIDE} pixels"
+            f"must be from {MIN_SIDE} to {MAX_SIDE} pixels"
         )
     return size
 

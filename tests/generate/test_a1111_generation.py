@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from t2iscope.errors import ConfigError, DataError
 from t2iscope.generate.conditioning import network_fields
 from t2iscope.generate.models import Model, embedded_model_path, load_model
 from t2iscope.generate.params import Params
-from t2iscope.generate.txt2img import txt2img
+from t2iscope.generate.txt2img import hires_size, txt2img
 
 pytestmark = pytest.mark.skipif(
     not (embedded_model_path() / "model_index.json").is_file(), reason="needs the shipped models/sd"
@@ -115,9 +116,13 @@ def test_variations_are_batch_independent(embedded):
     )
     batch = txt2img(embedded, p.expand())
     alone = txt2img(embedded, p.expand()[1:2])
-    assert [q.subseed for q in p.expand()] == [11, 11, 11]  # A1111: one variation seed for the batch
+    # A1111's all_seeds/all_subseeds: with a variation strength the seed stays, the variation seeds count up
+    assert [(q.seed, q.subseed) for q in p.expand()] == [(7, 11), (7, 12), (7, 13)]
+    plain = Params("x", seed=7, subseed=11, batch_size=2).expand()
+    assert [(q.seed, q.subseed) for q in plain] == [(7, 11), (8, 12)]
     # equal up to CPU float reordering between batch shapes (as tests/generate/test_seeds.py)
     assert np.abs(np.asarray(batch[1], dtype=int) - np.asarray(alone[0], dtype=int)).max() <= 2
+    assert np.abs(np.asarray(batch[0], dtype=int) - np.asarray(batch[1], dtype=int)).mean() > 1
 
 
 @pytest.mark.parametrize("upscaler", ["Latent", "Lanczos"])
@@ -172,3 +177,20 @@ def test_embedding_word_through_txt2img(with_networks, embedded):
     assert _blueness(with_ti) > _blueness(without) + 30
     fields = network_fields(with_networks, Params("a (cobalt:1.1) car"))
     assert re.fullmatch(r"cobalt: [0-9a-f]{12}", fields["TI hashes"]) and "Lora hashes" not in fields
+
+
+@pytest.mark.parametrize("name", ["/tmp/evil", "../Lora/red", "sub/red", ".."])
+def test_lora_tags_name_files_in_the_folder_not_paths(with_networks, name):
+    """Prompt text (suites come from others) must not load a file outside --lora-dir."""
+    with pytest.raises(ConfigError, match="named by its file name"):
+        txt2img(with_networks, [Params(f"a dog <lora:{name}:1>", seed=1, steps=1)])
+
+
+def test_non_finite_latents_are_refused_not_saved_black(embedded):
+    with pytest.raises(DataError, match="not finite"):
+        txt2img(embedded, [Params(f"a (red:{'9' * 45}) dog", seed=1, steps=2)])  # past float32: inf
+
+
+def test_hires_size_is_floored_to_the_latent_grid_as_a1111():
+    assert hires_size(Params("x", enable_hr=True, hr_scale=1.3), 64, 64) == (80, 80)
+    assert hires_size(Params("x", enable_hr=True, hr_scale=2.0), 64, 48) == (128, 96)

@@ -161,9 +161,12 @@ def test_a_random_variation_seed_is_recorded(capsys, tmp_path, tiny_sd_path):
         "--batch-size", "2", "--no-watermark", "--model", str(tiny_sd_path), "--out", str(out),
     )  # fmt: skip
     assert code == 0, err
-    first, second = (parse_parameters(read_parameters(tmp_path / f"v-{s}.png")) for s in (1, 2))
-    assert isinstance(first["Variation seed"], int) and first["Variation seed"] == second["Variation seed"]
-    assert first["Variation seed strength"] == 0.5
+    # A1111: variations keep the seed and count the variation seed up; files are NAME-SEED-vSUBSEED.png
+    found = [parse_parameters(read_parameters(p)) for p in tmp_path.glob("v-1-v*.png")]
+    first, second = sorted(found, key=lambda fields: fields["Variation seed"])
+    assert isinstance(first["Variation seed"], int)
+    assert second["Variation seed"] == first["Variation seed"] + 1
+    assert first["Seed"] == second["Seed"] == 1 and first["Variation seed strength"] == 0.5
 
 
 HUB_ID = "org/model"  # not a local path: the errors below must come before the model is looked at

@@ -521,8 +521,8 @@ def test_settings_at_their_defaults_keep_the_keys_folders_were_made_with(tmp_pat
         ),
         (_with(defaults__enable_hr="yes"), "defaults.enable_hr: expected true or false, got 'yes'"),
         (
-            _with(defaults__enable_hr=True, defaults__hr_scale=1.1, defaults__width=64, defaults__height=64),
-            "suite.yaml: defaults.hr_scale: hires fix size 70x70",
+            _with(defaults__enable_hr=True, defaults__hr_scale=4, defaults__width=1024, defaults__height=64),
+            "suite.yaml: defaults.hr_scale: hires fix size 4096x256",
         ),
     ],
 )
