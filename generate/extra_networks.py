@@ -36,6 +36,7 @@ from typing import Any
 
 from t2iscope.errors import ConfigError, DataError
 from t2iscope.generate.embeddings import Embedding, file_sha256
+from t2iscope.weights import quiet_loading
 
 # A1111's re_extra_net: a word, a colon, then anything up to the first ">".
 _TAG = re.compile(r"<(\w+):([^>]+)>")
@@ -265,17 +266,33 @@ def _has_adapters(pipe: Any) -> bool:
 def _load(pipe: Any, file: LoraFile, adapter: str) -> None:
     before = {c: set(a) for c, a in pipe.get_list_adapters().items()}
     try:
-        pipe.load_lora_weights(str(file.path), adapter_name=adapter)
+        with quiet_loading(), _diffusers_errors_silenced():  # its failure is reported below, in one line
+            pipe.load_lora_weights(str(file.path), adapter_name=adapter)
     except ImportError as exc:
         raise ConfigError(f"LoRA needs the peft package: pip install peft ({exc})") from None
     except Exception as exc:
         with contextlib.suppress(Exception):
             pipe.delete_adapters([adapter])
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "size mismatch" in str(exc):
+            text = "its layer shapes do not fit this model (a LoRA made for another model)"
+        else:
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{file.path}: cannot apply this LoRA to the model: {text}") from None
     after = pipe.get_list_adapters()
     if not any(adapter in after.get(c, ()) and adapter not in before.get(c, set()) for c in after):
         raise DataError(f"{file.path}: no layer of this model matches the LoRA's keys")
+
+
+@contextlib.contextmanager
+def _diffusers_errors_silenced() -> Iterator[None]:
+    from diffusers.utils import logging as dlog
+
+    level = dlog.get_verbosity()
+    dlog.set_verbosity(dlog.CRITICAL)
+    try:
+        yield
+    finally:
+        dlog.set_verbosity(level)
 
 
 @contextlib.contextmanager

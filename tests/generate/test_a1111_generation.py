@@ -15,8 +15,9 @@ import pytest
 
 from t2iscope.errors import ConfigError, DataError
 from t2iscope.generate.conditioning import network_fields
-from t2iscope.generate.models import Model, embedded_model_path, load_model
+from t2iscope.generate.models import Model, embedded_model_path, load_model, use_networks, wrap_pipeline
 from t2iscope.generate.params import Params
+from t2iscope.generate.random_models import random_sd_pipeline
 from t2iscope.generate.txt2img import hires_size, txt2img
 
 pytestmark = pytest.mark.skipif(
@@ -194,3 +195,14 @@ def test_non_finite_latents_are_refused_not_saved_black(embedded):
 def test_hires_size_is_floored_to_the_latent_grid_as_a1111():
     assert hires_size(Params("x", enable_hr=True, hr_scale=1.3), 64, 64) == (80, 80)
     assert hires_size(Params("x", enable_hr=True, hr_scale=2.0), 64, 48) == (128, 96)
+
+
+def test_a_lora_for_another_model_is_one_line(capfd):
+    other = use_networks(
+        wrap_pipeline(random_sd_pipeline("tiny"), "tiny", device="cpu"), lora_dir=NETWORKS / "Lora"
+    )
+    with pytest.raises(
+        DataError, match=r"red\.safetensors: cannot apply this LoRA .* made for another model"
+    ):
+        txt2img(other, [Params("a dog <lora:red:1>", seed=1, steps=1)])
+    assert "size mismatch" not in capfd.readouterr().err  # diffusers' own dump stays quiet
