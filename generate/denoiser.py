@@ -91,13 +91,14 @@ class CFGDenoiser:
         self.unet, self.levels, self.conds = unet, levels, list(conds)
         self.cfg_scale, self.cfg_rescale, self.v_prediction = cfg_scale, cfg_rescale, v_prediction
         self.init_latents, self.mask = init_latents, mask
+        self.dtype = next(unet.parameters()).dtype  # fp16 on CUDA; the samplers' math stays in x's dtype
         self.step = 0  # A1111 counts model calls: second-order samplers advance it twice per step
 
     def _unet(self, x: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """x0 predictions for x [n,4,h,w] at one sigma under context [n, tokens, dim]."""
         c_in = 1 / (sigma**2 + 1) ** 0.5
         t = self.levels.sigma_to_t(sigma.reshape(1).cpu()).to(x.device).expand(x.shape[0])
-        dtype = next(self.unet.parameters()).dtype
+        dtype = self.dtype
         out = self.unet(
             (x * c_in).to(dtype), t.to(dtype), encoder_hidden_states=context.to(dtype), return_dict=False
         )[0].to(x.dtype)

@@ -56,6 +56,12 @@ def _available_models() -> list[str]:
     return ["tiny", *(["embedded"] if (embedded_model_path() / "model_index.json").is_file() else [])]
 
 
+@pytest.fixture(scope="session")
+def embedded_model() -> Model:
+    """The shipped embedded model (models/sd): tests of what users get run on it, never skipped."""
+    return load_model(None, device="cpu")
+
+
 @pytest.fixture(scope="session", params=_available_models())
 def each_model(request: pytest.FixtureRequest, tiny_model: Model) -> Model:
     """Every model the end-to-end checks run on (tests/generate/test_modes_end_to_end.py)."""

@@ -13,7 +13,6 @@ from transformers import CLIPTokenizer
 from t2iscope.errors import ConfigError, DataError
 from t2iscope.generate.embeddings import Embeddings, load_embeddings, save_embedding
 from t2iscope.generate.extra_networks import infotext_hashes
-from t2iscope.generate.models import embedded_model_path, load_model
 from t2iscope.generate.text_encoding import encode_prompt, encode_prompt_pair, prompt_chunks, used_embeddings
 from t2iscope.generate.tokenizer_files import write_clip_tokenizer_files
 
@@ -144,15 +143,8 @@ def test_missing_folder(tmp_path: Path, tokenizer, encoder) -> None:
 # --- the shipped fixture on the embedded model ----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def embedded():
-    if not (embedded_model_path() / "model_index.json").is_file():
-        pytest.skip("embedded model not present")
-    return load_model(None, device="cpu")
-
-
-def test_cobalt_embedding_makes_objects_blue(embedded) -> None:
-    pipe = embedded.pipe
+def test_cobalt_embedding_makes_objects_blue(embedded_model) -> None:
+    pipe = embedded_model.pipe
     embs = load_embeddings(FIXTURES, pipe.tokenizer, pipe.text_encoder)
     assert [e.name for e in embs] == ["cobalt"] and embs["cobalt"].vectors.shape == (2, 64)
     assert (FIXTURES / "cobalt.pt").stat().st_size < 10_000

@@ -29,7 +29,6 @@ from t2iscope.generate.extra_networks import (
     parse_extra_networks,
     set_loras,
 )
-from t2iscope.generate.models import embedded_model_path, load_model
 from t2iscope.generate.text_encoding import encode_prompt_pair
 
 FIXTURES = Path(__file__).parent / "fixtures" / "networks" / "Lora"  # A1111: models/Lora
@@ -129,12 +128,9 @@ def test_hash_is_a1111_addnet_short_hash(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def embedded():
-    if not (embedded_model_path() / "model_index.json").is_file():
-        pytest.skip("embedded model not present")
-    model = load_model(None, device="cpu")
-    yield model
-    set_loras(model.pipe, [], None)
+def embedded(embedded_model):
+    yield embedded_model
+    set_loras(embedded_model.pipe, [], None)  # the session's model leaves this module without LoRAs
 
 
 PROMPTS = [f"a {k}" for k in KINDS for _ in SEEDS]
