@@ -25,6 +25,7 @@ metadata does not change it); a ``sshs_model_hash`` in the metadata wins, as in 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -156,8 +157,18 @@ def batch_networks(prompts: Sequence[str]) -> tuple[list[str], list[LoraRequest]
 
 
 def lora_sha256(path: str | os.PathLike[str]) -> str:
-    """A1111's LoRA hash: metadata ``sshs_model_hash`` if present, else kohya's addnet SHA-256."""
-    path = Path(path)
+    """A1111's LoRA hash: metadata ``sshs_model_hash`` if present, else kohya's addnet SHA-256.
+
+    Computed once per file version (path, size, modification time): every saved image's infotext
+    asks for it, and a LoRA can be hundreds of MB.
+    """
+    stat = Path(path).stat()
+    return _lora_sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _lora_sha256(path_text: str, size: int, mtime_ns: int) -> str:
+    path = Path(path_text)
     try:
         with open(path, "rb") as f:
             size = int.from_bytes(f.read(8), "little")
