@@ -30,8 +30,12 @@ def curate() -> None:
         "  t2iscope world make --out runs/world --rows 2000 --seed 0\n"
         "  t2iscope curate run sd-improved-aesthetics --input runs/world --out runs/curated\n"
         "  t2iscope curate run my-recipe.yaml --input 'laion/*.parquet' --out runs/mine\n"
-        "  t2iscope curate run laion2b-en --input 'laion/*.parquet' --out runs/lean --dropped keys\n\n"
-        "Built-in recipes: laion2b-en, sd-improved-aesthetics, laion-high-resolution, datacomp-basic."
+        "  t2iscope curate run laion2b-en --input 'laion/*.parquet' --out runs/lean --dropped keys\n"
+        "  t2iscope curate run laion2b-en --input runs/world --out runs/on-ray --engine ray\n"
+        "  t2iscope curate run laion2b-en --input /nfs/laion --out /nfs/run --engine ray --address h:6379\n\n"
+        "Built-in recipes: laion2b-en, sd-improved-aesthetics, laion-high-resolution, datacomp-basic, "
+        "datacomp-clip-score. --engine ray writes the same files as local (docs/scale.md); it needs "
+        "pip install 't2iscope[ray]'."
     ),
 )
 @click.argument("recipe")
@@ -78,6 +82,25 @@ def curate() -> None:
     help="What dropped/ holds, overriding the recipe's 'dropped' (default full): every column, "
     "keys (hash, LANGUAGE, lang, domain + stage, reason) or none. stats.json is exact either way.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),  # recipe.Engine, kept import-free
+    default=None,
+    help="Where to run, overriding the recipe's 'engine' (default local): this machine, or Ray "
+    "(the same outputs; a local Ray is started unless --address names a cluster).",
+)
+@click.option(
+    "--address",
+    default=None,
+    help="With --engine ray: the cluster to join (host:port of the head, ray://host:port, or auto). "
+    "Input and --out must be on storage every node mounts at the same path.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 100_000),
+    default=None,
+    help="With --engine ray: shards curated at once (default: the cluster's CPUs).",
+)
 def run_cmd(
     recipe: str,
     input_spec: str,
@@ -88,6 +111,9 @@ def run_cmd(
     memory_limit: str,
     temp_directory: str | None,
     dropped: str | None,
+    engine: str | None,
+    address: str | None,
+    workers: int | None,
 ) -> None:
     """Run RECIPE (a built-in name or a YAML file) over --input into --out.
 
@@ -110,6 +136,9 @@ def run_cmd(
         threads=threads,
         memory_limit=memory_limit,
         temp_directory=temp_directory,
+        engine=engine,  # type: ignore[arg-type]  # click.Choice checked it
+        address=address,
+        workers=workers,
     )
     click.echo(format_stats(stats))
     written = "" if resolved.dropped == "none" else f" {out}/dropped ({resolved.dropped}),"
@@ -163,7 +192,9 @@ add_list_command(curate, "curate", {"stages": stages_table, "recipes": recipes_t
         "Example (the world served locally with its failure modes):\n\n\b\n"
         "  t2iscope world serve runs/world --port 8765 &\n"
         "  t2iscope curate download runs/curated --out runs/shards --via http://127.0.0.1:8765\n"
-        "  t2iscope curate download runs/curated --out runs/shards --via http://127.0.0.1:8765 --retry-failed"
+        "  t2iscope curate download runs/curated --out runs/shards --via http://127.0.0.1:8765 "
+        "--retry-failed\n"
+        "  t2iscope curate download runs/curated --out runs/on-ray --via http://127.0.0.1:8765 --engine ray"
     ),
 )
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
@@ -204,6 +235,20 @@ add_list_command(curate, "curate", {"stages": stages_table, "recipes": recipes_t
 @click.option(
     "--recipe", "recipe_name", default=None, help="Recipe for post_download stages (default: the run's own)."
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),  # download.Engine, kept import-free
+    default="local",
+    show_default=True,
+    help="ray: img2dataset's Ray distributor (one task per shard) and the model stages as Ray actor "
+    "pools; the same files as local. Needs pip install 't2iscope[ray]'.",
+)
+@click.option(
+    "--address",
+    default=None,
+    help="With --engine ray: the cluster to join (host:port, ray://host:port or auto; default: "
+    "start a local Ray). --out must be on storage every node mounts at the same path.",
+)
 def download_cmd(
     run_dir: str,
     out: str,
@@ -218,6 +263,8 @@ def download_cmd(
     rows_per_shard: int,
     batch_rows: int,
     recipe_name: str | None,
+    engine: str,
+    address: str | None,
 ) -> None:
     """Download the kept rows of RUN_DIR with img2dataset, then run the recipe's post_download stages.
 
@@ -239,7 +286,15 @@ def download_cmd(
         batch_rows=batch_rows,
     )
     check_options(options, flags=True)  # one line naming the flag, before --out is created
-    summary = download_run(run_dir, out, options, retry_failed=retry_failed, recipe_name=recipe_name)
+    summary = download_run(
+        run_dir,
+        out,
+        options,
+        retry_failed=retry_failed,
+        recipe_name=recipe_name,
+        engine=engine,  # type: ignore[arg-type]  # click.Choice checked it
+        address=address,
+    )
     click.echo(
         f"downloaded {summary['success']}/{summary['rows']} ({summary['failed']} failed); "
         f"{summary['kept']} kept after post-download stages -> {out}"

@@ -66,9 +66,10 @@ from tqdm import tqdm
 
 from t2iscope.children import run_python
 from t2iscope.config import Ge, Gt, Le, parse
-from t2iscope.curate.engine_local import LocalEngine, StageCounts, conform, merge_extra
+from t2iscope.curate.engine_local import LocalEngine, conform
 from t2iscope.curate.operators import CUTOFF, PIXELS, SCORES, StageContext, pool_cutoff
 from t2iscope.curate.operators.dedup import laion_hash, restore_keys, save_keys
+from t2iscope.curate.plan import StageCounts
 from t2iscope.curate.recipe import Recipe, Stage, load_recipe
 from t2iscope.curate.schema import REASON_COL, STAGE_COL
 from t2iscope.curate.urls import normalized_urls
@@ -84,6 +85,7 @@ IMAGE_EXTENSIONS = ("jpg", "png", "webp")
 OutputFormat = Literal["webdataset", "parquet"]
 # img2dataset's resizer.ResizeMode, by name (tests/curate/test_download_reliability.py compares).
 ResizeMode = Literal["no", "keep_ratio", "center_crop", "border", "keep_ratio_largest"]
+Engine = Literal["local", "ray"]  # recipe.Engine: where img2dataset and the model stages run
 MAX_IMAGE_SIZE = 4096
 MAX_THREADS = 1024
 MAX_PROCESSES = 256
@@ -163,9 +165,15 @@ def fetch_urls(urls: pa.ChunkedArray, via: str | None) -> pa.Array:
     )
 
 
-def run_img2dataset(rows: pa.Table, folder: Path, options: DownloadOptions) -> None:
+def run_img2dataset(
+    rows: pa.Table, folder: Path, options: DownloadOptions, ray_address: str | None = None
+) -> None:
     """One img2dataset pass over ``rows`` into ``folder``; resumes the finished shards of an
-    interrupted pass over the same rows. Raises DataError unless every shard finished."""
+    interrupted pass over the same rows. Raises DataError unless every shard finished.
+
+    With ``ray_address`` (a running Ray cluster's GCS address) img2dataset distributes its
+    shards as Ray tasks (its own ``distributor="ray"``, one task per shard, ``--threads`` each)
+    instead of ``--processes`` local processes."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     url_list = folder.parent / f".{folder.name}-urls.parquet"
     table = pa.table(
@@ -193,12 +201,14 @@ def run_img2dataset(rows: pa.Table, folder: Path, options: DownloadOptions) -> N
         number_sample_per_shard=options.rows_per_shard,
         disallowed_header_directives=ROBOTS_DIRECTIVES,
         enable_wandb=False,
-        distributor="multiprocessing",
+        distributor="multiprocessing" if ray_address is None else "ray",
         # "incremental": a killed attempt resumes its finished shards (those with a _stats.json).
         # ("overwrite" deletes the _tmp folder img2dataset 1.47 has just created, and then fails.)
         incremental_mode="incremental",
         compute_hash="sha256",
     )
+    if ray_address is not None:
+        kwargs["ray_address"] = ray_address  # taken out again by the child before img2dataset
     _spawn_img2dataset(kwargs, folder)
     expected = math.ceil(rows.num_rows / options.rows_per_shard)
     finished = len(list(folder.glob("[0-9]*_stats.json")))
@@ -210,6 +220,13 @@ def run_img2dataset(rows: pa.Table, folder: Path, options: DownloadOptions) -> N
 
 
 _IMG2DATASET = "import json, sys\nfrom img2dataset import download\ndownload(**json.load(sys.stdin))\n"
+# The same, as a driver of the Ray cluster at kwargs' ray_address (img2dataset's ray distributor
+# submits to whatever Ray its process has joined).
+_IMG2DATASET_RAY = (
+    "import json, sys\nimport ray\nkwargs = json.load(sys.stdin)\n"
+    "ray.init(address=kwargs.pop('ray_address'), include_dashboard=False, log_to_driver=False)\n"
+    "from img2dataset import download\ndownload(**kwargs)\n"
+)
 
 
 def _spawn_img2dataset(kwargs: dict[str, Any], folder: Path) -> None:
@@ -217,7 +234,9 @@ def _spawn_img2dataset(kwargs: dict[str, Any], folder: Path) -> None:
     DuckDB or torch threads running can deadlock; it also installs its own signal handlers. The
     child is guarded (t2iscope.children): it and its workers never outlive this process, and they
     run with t2iscope.offline's environment (albumentations' PyPI update check off)."""
-    code = run_python(["-c", _IMG2DATASET], input=json.dumps(kwargs))
+    code = run_python(
+        ["-c", _IMG2DATASET_RAY if "ray_address" in kwargs else _IMG2DATASET], input=json.dumps(kwargs)
+    )
     if code < 0:
         raise DataError(f"{folder}: img2dataset was killed by signal {-code}; rerun to resume")
     if code != 0:
@@ -429,6 +448,9 @@ class _Post:
         )
         self.pools: dict[int, dict[str, Any]] = {}  # stage index -> column, fraction, cutoff, pool
         self.scored: dict[tuple[int, str], pa.Table] = {}  # the pool pass's scores, without state
+        # Model stages whose scores of every image were computed before the filtering pass (by
+        # Ray's actor pool, engine_ray.score_units): stage index -> score column.
+        self.ahead: dict[int, str] = {}
 
     def run(self, units: Sequence[_Unit], batch_rows: int, progress: bool) -> dict[str, Any]:
         totals = [StageCounts() for _ in self.stages]
@@ -439,11 +461,7 @@ class _Post:
             rows_in += result["rows_in"]
             rows_out += result["rows_out"]
             for total, s in zip(totals, result["stages"], strict=True):
-                total.rows_in += s["rows_in"]
-                total.rows_out += s["rows_out"]
-                total.dropped.update(s["dropped"])
-                total.seconds += s["seconds"]
-                merge_extra(total.extra, {k: v for k, v in s.items() if k not in _COUNT_KEYS})
+                total.add(s)
         stages = [
             {"stage": stage.name, "params": stage.params, **total.to_dict()}
             for stage, total in zip(self.stages, totals, strict=True)
@@ -517,8 +535,8 @@ class _Post:
         counts = [StageCounts() for _ in self.stages]
         for ctx in self.contexts:
             ctx.source = unit.source
-        for i, pool in self.pools.items():
-            self.contexts[i].state[SCORES] = self._scores(i, pool["column"], unit, batch_rows)
+        for i, column in {**self.ahead, **{i: pool["column"] for i, pool in self.pools.items()}}.items():
+            self.contexts[i].state[SCORES] = self._scores(i, column, unit, batch_rows)
         rows_in = rows_out = 0
         with ExitStack() as files:  # each writer closes before its file is renamed into place
             kept_tmp = files.enter_context(atomic_path(self.out / "kept" / f"part-{unit.name}.parquet"))
@@ -552,9 +570,6 @@ class _Post:
         )
         if not pc.all(pc.fill_null(here, False)).as_py():
             raise DataError(f"{unit.source}: disagrees with status.parquet (delete --out and download again)")
-
-
-_COUNT_KEYS = frozenset({"rows_in", "rows_out", "dropped", "seconds", "pushed_down"})
 
 
 def post_download(
@@ -592,8 +607,14 @@ def download_run(
     retry_failed: bool = False,
     recipe_name: str | None = None,
     progress: bool = True,
+    engine: Engine = "local",
+    address: str | None = None,
 ) -> dict[str, Any]:
     """Download (or retry the failures of, or finish) a curation run; returns OUT/stats.json's content.
+
+    ``engine="ray"`` runs img2dataset with its Ray distributor and the post-download model
+    stages as Ray actor pools (engine_ray.score_units), on the cluster at ``address`` (None: a
+    local Ray); status, retries, resume and outputs are those of the local engine.
 
     Raises ConfigError before any work for bad ``options``, a complete download rerun without
     ``retry_failed``, nothing to retry, an ``out`` in use or holding something else, or an
@@ -609,6 +630,39 @@ def download_run(
     identity = _identity(run_dir)
     _refuse(out, identity, retry_failed)
     preload_models(recipe)  # a broken model folder stops here, before anything is written
+    if engine != "ray" and address is not None:
+        raise ConfigError("--address chooses the Ray cluster; add --engine ray")
+    with contextlib.ExitStack() as cluster:
+        ray = cluster.enter_context(_ray_session(address)) if engine == "ray" else None
+        return _download(run_dir, out, options, recipe, rows, identity, retry_failed, progress, ray)
+
+
+@contextlib.contextmanager
+def _ray_session(address: str | None) -> Iterator[Any]:
+    """``ray`` joined to ``address`` (t2iscope.ray_runtime.connect); a Ray this started is shut down."""
+    from t2iscope.ray_runtime import connect, require_ray
+
+    started = not require_ray().is_initialized()
+    ray = connect(address)
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _download(
+    run_dir: Path,
+    out: Path,
+    options: DownloadOptions,
+    recipe: Recipe,
+    rows: pa.Table,
+    identity: dict[str, Any],
+    retry_failed: bool,
+    progress: bool,
+    ray: Any,
+) -> dict[str, Any]:
+    """:func:`download_run` after its checks, locally or on the Ray cluster ``ray`` is joined to."""
     with output_lock(out):
         _refuse(out, identity, retry_failed)  # again: another command may have finished meanwhile
         state = out / "_state"
@@ -633,13 +687,13 @@ def download_run(
             (out / "stats.json").unlink(missing_ok=True)  # incomplete from here on
             write_json(record, {"attempt": done + 1, "options": asdict(options)})
             folder = out / "images" / f"attempt-{done + 1}"
-            run_img2dataset(todo, folder, options)
+            run_img2dataset(todo, folder, options, None if ray is None else _gcs_address(ray))
             previous = merge_status(rows, previous, read_attempt(folder, done + 1))
             write_parquet(status_path, previous)
             record.unlink()  # the attempt is in status.parquet now
             done += 1
         assert previous is not None
-        post = _post_download_stored(recipe, rows, previous, out, done, options.batch_rows, progress)
+        post = _post_download_stored(recipe, rows, previous, out, done, options.batch_rows, progress, ray)
         counts = Counter(previous.column("status").to_pylist())
         errors = Counter(e for e in previous.column("error_message").to_pylist() if e)
         summary = {
@@ -668,8 +722,10 @@ def _post_download_stored(
     attempts: int,
     batch_rows: int,
     progress: bool,
+    ray: Any = None,
 ) -> dict[str, Any]:
-    """Post-download over every attempt's shards on disk, resuming finished shards."""
+    """Post-download over every attempt's shards on disk, resuming finished shards; with ``ray``
+    the model stages first score every image in Ray actor pools (engine_ray.score_units)."""
     if (
         status.num_rows != rows.num_rows
         or not pc.all(pc.equal(status.column("row_id"), rows.column("row_id"))).as_py()
@@ -697,7 +753,12 @@ def _post_download_stored(
         *(out / "images").glob(".*urls.parquet*"),
     ]:
         path.unlink()
-    post = _Post(recipe, rows, status, out, state).run(units, batch_rows, progress)
+    runner = _Post(recipe, rows, status, out, state)
+    if ray is not None:
+        from t2iscope.curate import engine_ray
+
+        runner.ahead = engine_ray.score_units(ray, runner, units, batch_rows, progress)
+    post = runner.run(units, batch_rows, progress)
     ok = pc.sum(pc.equal(status.column("status"), "success")).as_py() or 0
     if post["rows_in"] != ok:  # each unit checked its rows against status.parquet: none is missing
         raise DataError(
@@ -705,6 +766,11 @@ def _post_download_stored(
             "downloaded; delete --out and download again"
         )
     return post
+
+
+def _gcs_address(ray: Any) -> str:
+    """The address another process joins the running cluster by."""
+    return str(ray.get_runtime_context().gcs_address)
 
 
 def _identity(run_dir: Path) -> dict[str, Any]:

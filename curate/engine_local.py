@@ -21,9 +21,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,17 +36,17 @@ from t2iscope.curate.operators import (
     CUTOFF,
     METADATA,
     Columns,
-    MissingColumn,
     Rules,
     StageContext,
-    case,
     pool_cutoff,
     with_columns,
 )
 from t2iscope.curate.operators.language import NO_LANGUAGE
+from t2iscope.curate.plan import REASON_ALIAS as _REASON
+from t2iscope.curate.plan import STAGE_ALIAS as _STAGE
+from t2iscope.curate.plan import ShardPlan, StageCounts, Tally, merge_extra, plan_shard
 from t2iscope.curate.readers import (
     DEFAULT_MEMORY_LIMIT,
-    INTERNAL_PREFIX,
     InputShard,
     configure,
     connect,
@@ -60,44 +59,11 @@ from t2iscope.errors import DataError
 from t2iscope.fileio import atomic_path
 from t2iscope.sql import Params, file_name, ident, out_name
 
-_STAGE, _REASON = f"{INTERNAL_PREFIX}stage", f"{INTERNAL_PREFIX}reason"
 # What ``dropped: keys`` writes of a dropped row (those it has), besides stage and reason: enough
 # to join it back to its input by hash and to audit language and domain shifts.
 KEY_COLUMNS = ("hash", "LANGUAGE", "lang", "domain")
 # Pushed-down stages and their rules, in recipe order.
 Pushed = Sequence[tuple[str, Rules]]
-
-
-@dataclass
-class StageCounts:
-    """Per-stage tallies for stats.json; summed over batches and shards."""
-
-    rows_in: int = 0
-    rows_out: int = 0
-    dropped: Counter = field(default_factory=Counter)
-    seconds: float = 0.0
-    pushed_down: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "rows_in": self.rows_in,
-            "rows_out": self.rows_out,
-            "dropped": dict(sorted(self.dropped.items())),
-            "seconds": round(self.seconds, 4),
-            "pushed_down": self.pushed_down,
-        }
-        out.update(self.extra)
-        return out
-
-
-def merge_extra(into: dict[str, Any], new: dict[str, Any]) -> None:
-    """Sum nested count dicts (language stats) in place."""
-    for key, value in new.items():
-        if isinstance(value, dict):
-            merge_extra(into.setdefault(key, {}), value)
-        else:
-            into[key] = into.get(key, 0) + value
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -122,41 +88,6 @@ def _counts(values: pa.ChunkedArray | pa.Array) -> Counter:
     """Rows per language code; a row without one (null) counts as ``nolang``, LAION's name for it."""
     counts = pc.value_counts(pc.fill_null(values.cast(pa.string()), NO_LANGUAGE)).to_pylist()
     return Counter({str(r["values"]): int(r["counts"]) for r in counts})
-
-
-def _sql_result(
-    groups: Sequence[tuple[str | None, str | None, Any, int]],
-    pushed: Pushed,
-    counts: list[StageCounts],
-    stages: Sequence[Stage],
-    has_language: bool,
-    start: float,
-) -> dict[str, Any]:
-    """A shard's result from DuckDB's (stage, reason, LANGUAGE, count) groups; stage None = kept."""
-    by_stage: dict[str, Counter] = {}
-    lang_in: Counter = Counter()
-    lang_out: Counter = Counter()
-    for stage, reason, language, k in groups:
-        code = NO_LANGUAGE if language is None else str(language)
-        lang_in[code] += k
-        if stage is None:
-            lang_out[code] += k
-        else:
-            by_stage.setdefault(stage, Counter())[reason] += k
-    remaining = sum(lang_in.values())
-    for i, (stage, _) in enumerate(pushed):
-        gone = by_stage.get(stage, Counter())
-        counts[i].rows_in, counts[i].dropped = remaining, gone
-        remaining -= sum(gone.values())
-        counts[i].rows_out = remaining
-    elapsed = time.perf_counter() - start
-    languages = {"in": dict(lang_in), "out": dict(lang_out)} if has_language else {"in": {}, "out": {}}
-    return {
-        "stages": [{"stage": s.name, **c.to_dict()} for s, c in zip(stages, counts, strict=True)],
-        "languages": languages,
-        "seconds": elapsed,
-        "duckdb_seconds": elapsed,
-    }
 
 
 class LocalEngine:
@@ -250,6 +181,11 @@ class LocalEngine:
             self._layouts[shard.path] = select_list(self.con, shard)
         return self._layouts[shard.path]
 
+    def plan(self, shard: InputShard, stages: Sequence[Stage], contexts: Sequence[StageContext]) -> ShardPlan:
+        """``shard``'s plan under ``stages`` (:func:`plan.plan_shard`), its layout read once."""
+        select, names = self._layout(shard)
+        return plan_shard(shard, select, names, stages, contexts)
+
     def run_shard(
         self,
         shard: InputShard,
@@ -258,33 +194,26 @@ class LocalEngine:
         kept_path: Path,
         dropped_path: Path,
     ) -> dict[str, Any]:
-        """Process one shard; returns its tallies (stage counts, language counts, seconds).
-
-        ``dropped_path`` is not written when the engine's dropped mode is ``none``.
-        """
+        """Plan and process one shard; returns its tallies (``Tally.to_dict``: stage counts,
+        language counts, seconds). ``dropped_path`` is not written when the engine's dropped mode
+        is ``none``."""
         start = time.perf_counter()
-        select, names = self._layout(shard)
-        for ctx in contexts:
-            ctx.source = shard.path
-        bind = Params()
-        pushed = self._plan(stages, contexts, frozenset(names), bind, shard.path)
-        rest = list(zip(stages, contexts, strict=True))[len(pushed) :]
-        whens = [(stage, cond, reason) for stage, rules in pushed for cond, reason in rules]
-        query = (  # rules read LAION's names: the renamed columns, never the file's own of that name
-            f"SELECT *, {case(((c, st) for st, c, _ in whens), bind)} AS {_STAGE}, "
-            f"{case(((c, r) for _, c, r in whens), bind)} AS {_REASON} "
-            f"FROM (SELECT {select} FROM {shard.relation(bind)})"
-        )
-        counts = [StageCounts(pushed_down=i < len(pushed)) for i in range(len(stages))]
-        if not rest and shard.format == "parquet":  # csv/json: one streaming read beats re-parsing text
-            return self._all_in_duckdb(
-                shard, select, bind, pushed, counts, stages, kept_path, dropped_path, start, names
-            )
-        lang_in: Counter = Counter()
-        lang_out: Counter = Counter()
+        tally = self.execute(self.plan(shard, stages, contexts), kept_path, dropped_path)
+        tally.seconds = time.perf_counter() - start
+        return tally.to_dict(stages)
+
+    def execute(self, plan: ShardPlan, kept_path: Path, dropped_path: Path) -> Tally:
+        """Run ``plan``: kept rows to ``kept_path``, dropped ones (per the dropped mode) to
+        ``dropped_path``, both written atomically; returns what it counted."""
+        start = time.perf_counter()
+        if plan.all_sql:
+            tally = self._all_in_duckdb(plan, kept_path, dropped_path)
+            tally.duckdb_seconds = time.perf_counter() - start
+            return tally
+        tally = Tally.empty(len(plan.pushed) + len(plan.rest), len(plan.pushed))
         try:
-            reader = self.con.sql(query, params=bind.used(query)).to_arrow_reader(self.batch_rows)
-            kept_schema = self._schema(reader.schema, rest)
+            reader = self._reader(plan)
+            kept_schema = self._schema(reader.schema, plan.rest)
             drop_schema = dropped_schema(kept_schema, self.dropped)
             with ExitStack() as files:  # each writer closes before its file is renamed into place
                 kw = files.enter_context(
@@ -294,62 +223,54 @@ class LocalEngine:
                 if drop_schema is not None:
                     dt = files.enter_context(atomic_path(dropped_path))
                     dw = files.enter_context(pq.ParquetWriter(dt, drop_schema))
-                for batch in reader:
-                    table = pa.Table.from_batches([batch])
-                    if "LANGUAGE" in table.column_names:
-                        lang_in += _counts(table.column("LANGUAGE"))
-                    alive = self._pushed(table, pushed, counts, drop_schema, dw)
-                    for j, (stage, ctx) in enumerate(rest, start=len(pushed)):
-                        alive = self.apply_stage(alive, stage, ctx, counts[j], drop_schema, dw)
+                for alive in self._stream(plan, reader, tally, drop_schema, dw):
                     lang_col = "lang" if "lang" in alive.column_names else "LANGUAGE"
                     if lang_col in alive.column_names:
-                        lang_out += _counts(alive.column(lang_col))
+                        tally.lang_out += _counts(alive.column(lang_col))
                     kw.write_table(conform(alive, kept_schema))
         except duckdb.Error as exc:
-            raise duck_error(shard, exc) from None
-        elapsed = time.perf_counter() - start
-        pushed_seconds = elapsed - sum(c.seconds for c in counts)
-        return {
-            "stages": [{"stage": s.name, **c.to_dict()} for s, c in zip(stages, counts, strict=True)],
-            "languages": {"in": dict(lang_in), "out": dict(lang_out)},
-            "seconds": elapsed,
-            "duckdb_seconds": pushed_seconds,
-        }
+            raise duck_error(plan.shard, exc) from None
+        tally.duckdb_seconds = time.perf_counter() - start - sum(c.seconds for c in tally.stages)
+        return tally
 
-    @staticmethod
-    def _plan(
-        stages: Sequence[Stage],
-        contexts: Sequence[StageContext],
-        names: frozenset[str],
-        bind: Params,
-        source: str,
-    ) -> list[tuple[str, Rules]]:
-        """The leading rule stages whose columns the input has: they run inside the DuckDB query."""
-        pushed: list[tuple[str, Rules]] = []
-        for stage, ctx in zip(stages, contexts, strict=True):
-            if stage.op.rule is None:
-                break
-            try:
-                pushed.append(
-                    (stage.name, stage.op.rule(Columns(names, bind, source, stage.name), ctx, **stage.params))
-                )
-            except MissingColumn:  # fn raises it with the same message if the stage runs at all
-                break
-        return pushed
+    def probe(self, plan: ShardPlan, until: int) -> Iterator[pa.Table]:
+        """The rows of ``plan``'s shard that reach stage ``until`` (a recipe index past the
+        pushed stages), batch by batch as :meth:`execute` hands them to it; nothing is written.
+        ``engine_ray``'s key pass reads the keys of a stateful stage this way."""
+        rest = len(plan.pushed) + len(plan.rest)
+        if not len(plan.pushed) <= until < rest:
+            raise ValueError(f"stage {until} is pushed down or past the last stage")
+        tally = Tally.empty(rest, len(plan.pushed))
+        try:
+            yield from self._stream(plan, self._reader(plan), tally, None, None, until)
+        except duckdb.Error as exc:
+            raise duck_error(plan.shard, exc) from None
 
-    def _all_in_duckdb(
+    def _reader(self, plan: ShardPlan) -> pa.RecordBatchReader:
+        return self.con.sql(plan.query, params=plan.bind.used(plan.query)).to_arrow_reader(self.batch_rows)
+
+    def _stream(
         self,
-        shard: InputShard,
-        select: str,
-        bind: Params,
-        pushed: Pushed,
-        counts: list[StageCounts],
-        stages: Sequence[Stage],
-        kept_path: Path,
-        dropped_path: Path,
-        start: float,
-        names: list[str],
-    ) -> dict[str, Any]:
+        plan: ShardPlan,
+        reader: pa.RecordBatchReader,
+        tally: Tally,
+        drop_schema: pa.Schema | None,
+        dw: pq.ParquetWriter | None,
+        until: int | None = None,
+    ) -> Iterator[pa.Table]:
+        """Each batch of ``reader`` through the pushed stages' verdicts, then the stages of
+        ``plan.rest`` before recipe index ``until`` (all by default): the rows still alive."""
+        stop = len(plan.rest) if until is None else until - len(plan.pushed)
+        for batch in reader:
+            table = pa.Table.from_batches([batch])
+            if "LANGUAGE" in table.column_names:
+                tally.lang_in += _counts(table.column("LANGUAGE"))
+            alive = self._pushed(table, plan.pushed, tally.stages, drop_schema, dw)
+            for j, (stage, ctx) in enumerate(plan.rest[:stop], start=len(plan.pushed)):
+                alive = self.apply_stage(alive, stage, ctx, tally.stages[j], drop_schema, dw)
+            yield alive
+
+    def _all_in_duckdb(self, plan: ShardPlan, kept_path: Path, dropped_path: Path) -> Tally:
         """Every stage is SQL over parquet: DuckDB judges, counts and writes with all its threads,
         streaming, in memory that does not grow with the shard.
 
@@ -361,12 +282,13 @@ class LocalEngine:
         made memory follow the shard's size. Parquet reads only the columns a pass needs, and the costly
         rules (the URL check) run once, in pass 1.
         """
-        rules = [(stage, cond, reason) for stage, conds in pushed for cond, reason in conds]
+        shard, select, bind, names = plan.shard, plan.select, plan.bind, plan.names
+        rules = [(stage, cond, reason) for stage, conds in plan.pushed for cond, reason in conds]
         code_type = "UTINYINT" if len(rules) < 256 else "USMALLINT"
         whens = " ".join(f"WHEN {cond} THEN {k}" for k, (_, cond, _) in enumerate(rules, start=1))
         verdict = f"CAST({f'CASE {whens} ELSE 0 END' if rules else 0} AS {code_type})"
         has_language = "LANGUAGE" in names
-        lang = ident("LANGUAGE") if has_language else "CAST(NULL AS VARCHAR)"
+        language_sql = ident("LANGUAGE") if has_language else "CAST(NULL AS VARCHAR)"
         verdicts = kept_path.with_name(f".{kept_path.stem}.verdicts.tmp")  # resume removes a killed one
         vout, vfile = bind(out_name(verdicts)), bind(file_name(verdicts))
         joined = (
@@ -378,7 +300,7 @@ class LocalEngine:
         kept_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._execute(
-                f"COPY (SELECT {verdict} AS __t2i_code, {lang} AS __t2i_lang "
+                f"COPY (SELECT {verdict} AS __t2i_code, {language_sql} AS __t2i_lang "
                 f"FROM (SELECT {select} FROM {shard.relation(bind)})) TO {vout} {to}",
                 bind,
             )
@@ -407,10 +329,23 @@ class LocalEngine:
             raise duck_error(shard, exc) from None
         finally:
             verdicts.unlink(missing_ok=True)
-        tallies = [
-            (*(rules[code - 1][::2] if code else (None, None)), language, k) for code, language, k in groups
-        ]
-        return _sql_result(tallies, pushed, counts, stages, has_language, start)
+        tally = Tally.empty(len(plan.pushed), len(plan.pushed))
+        by_stage: dict[str, Counter] = {}
+        for code, language, k in groups:  # code 0: kept; k: the k-th rule matched first
+            lang = NO_LANGUAGE if language is None else str(language)
+            if has_language:
+                tally.lang_in[lang] += k
+            if code:
+                stage, _, reason = rules[code - 1]
+                by_stage.setdefault(stage, Counter())[reason] += k
+            elif has_language:
+                tally.lang_out[lang] += k
+        remaining = sum(k for _, _, k in groups)
+        for (stage, _), counts in zip(plan.pushed, tally.stages, strict=True):
+            counts.rows_in, counts.dropped = remaining, by_stage.get(stage, Counter())
+            remaining -= sum(counts.dropped.values())
+            counts.rows_out = remaining
+        return tally
 
     def _execute(self, sql: str, bind: Params) -> duckdb.DuckDBPyConnection:
         """Run ``sql`` on this thread's connection with the values of ``bind`` it refers to."""
@@ -487,6 +422,7 @@ class LocalEngine:
         """Run one Python stage on ``alive``: add its columns, count (into ``c``) and write
         (to ``writer``, conformed to ``dropped_schema``) what it drops; returns the rows it keeps."""
         t0 = time.perf_counter()
+        ctx.position = c.rows_in
         c.rows_in += alive.num_rows
         if alive.num_rows:
             res = stage.op.fn(alive, ctx, **stage.params)

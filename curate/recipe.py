@@ -4,6 +4,7 @@
 name: laion2b-en
 description: English captions, LAION's clean thresholds
 dropped: keys             # full (default) | keys | none: what dropped/ holds, see below
+engine: ray               # local (default) | ray: the same outputs on a Ray cluster (docs/scale.md)
 stages:
   - language: {keep: [en]}
   - watermark: {max_score: 0.8}
@@ -134,11 +135,6 @@ def recipe_from_dict(data: Any, where: str) -> Recipe:
     ``columns:`` entry that is not a LAION column or reuses an input column.
     """
     raw = parse(_RecipeFile, data, where)
-    if raw.engine == "ray":  # named so recipes written for it read clearly, refused until it exists
-        raise ConfigError(
-            f"{where}: engine 'ray' is not available in this release (Ray Data support is issue 18); "
-            "use engine: local (the default)"
-        )
     load_all()
     stages = _stages(raw.stages, where, "stages", METADATA)
     if not any(s.name == "validity" for s in stages):

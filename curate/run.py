@@ -20,6 +20,7 @@ they rank every input file, a run with cutoffs and finished shards refuses any c
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -27,19 +28,21 @@ import re
 import shutil
 import subprocess
 import time
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 
 from tqdm import tqdm
 
 from t2iscope import __version__
-from t2iscope.curate.engine_local import LocalEngine, merge_extra, metadata_contexts
+from t2iscope.curate import engine_ray
+from t2iscope.curate.engine_local import LocalEngine, metadata_contexts
 from t2iscope.curate.limits import MAX_BATCH_ROWS, MAX_THREADS
 from t2iscope.curate.operators import CUTOFF, METADATA
 from t2iscope.curate.operators.dedup import restore_keys, save_keys
+from t2iscope.curate.plan import Tally
 from t2iscope.curate.readers import (
     DEFAULT_MEMORY_LIMIT,
     InputShard,
@@ -48,11 +51,12 @@ from t2iscope.curate.readers import (
     is_url,
     resolve_inputs,
 )
-from t2iscope.curate.recipe import Recipe
+from t2iscope.curate.recipe import Engine, Recipe
 from t2iscope.errors import ConfigError
 from t2iscope.fileio import write_json, write_text
 from t2iscope.locks import LOCK_NAME, clear_folder, is_empty, output_lock
 from t2iscope.paths import REPO_ROOT
+from t2iscope.ray_runtime import connect, require_ray
 
 SPILL = "spill"  # DuckDB's default temp folder, inside _state: removed with the run's other state
 _PART = re.compile(r"part-(\d+)\.json")
@@ -203,8 +207,17 @@ def run_recipe(
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     temp_directory: str | Path | None = None,
     progress: bool = True,
+    engine: Engine | None = None,
+    address: str | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Run ``recipe``'s metadata stages over ``input_spec`` into ``out``; returns stats.json's content.
+
+    ``engine`` overrides the recipe's (``local``, or ``ray``: the same plan and outputs on a Ray
+    cluster, engine_ray.py); under ``ray``, ``address`` is the cluster to join (None: start a
+    local Ray with this machine's CPUs; ``auto``; ``host:port``; ``ray://host:port``) and
+    ``workers`` the shards curated at once (None: the cluster's CPUs). ``--engine ray`` without
+    Ray installed, or an address that does not answer, is a ConfigError before ``out`` is touched.
 
     ``batch_rows`` (1..MAX_BATCH_ROWS) rows per Arrow batch; ``threads`` (1..MAX_THREADS, None: all
     cores) DuckDB threads
@@ -221,6 +234,15 @@ def run_recipe(
     if threads is not None and (type(threads) is not int or not 1 <= threads <= MAX_THREADS):
         raise ConfigError(f"--threads must be an integer from 1 to {MAX_THREADS}, got {threads!r}")
     memory_limit = check_memory_limit(memory_limit)
+    if engine is not None:
+        recipe = dataclasses.replace(recipe, engine=engine)
+    if recipe.engine != "ray" and (address is not None or workers is not None):
+        raise ConfigError("--address and --workers choose the Ray cluster; add --engine ray")
+    if workers is not None and (type(workers) is not int or workers < 1):
+        raise ConfigError(f"--workers must be a positive integer, got {workers!r}")
+    if recipe.engine == "ray":
+        require_ray()  # the install command, before any work
+        engine_ray.check_recipe(recipe)
     out = Path(out)
     spill = out / "_state" / SPILL if temp_directory is None else check_temp_directory(temp_directory)
     if temp_directory is not None and _inside(spill, out):  # resume would delete it mid-run
@@ -236,11 +258,15 @@ def run_recipe(
         )
     )
     plan = plan_out(out, identity, overwrite)
-    engine = LocalEngine(batch_rows, threads, input_spec, recipe.dropped, memory_limit, spill)
+    local = LocalEngine(batch_rows, threads, input_spec, recipe.dropped, memory_limit, spill)
+    ray, started = None, False
     try:
         for shard in shards:  # every schema problem before the folder is created or changed
             if shard.index not in plan.finished:
-                engine.check(shard, recipe.stages)
+                local.check(shard, recipe.stages)
+        if recipe.engine == "ray":  # a silent address is one line here, before the folder is touched
+            started = not require_ray().is_initialized()
+            ray = connect(address)
         with output_lock(out):
             plan = plan_out(out, identity, overwrite)  # again: the folder may have changed meanwhile
             if plan.action == "restart":
@@ -252,14 +278,48 @@ def run_recipe(
                 clean_leftovers(out, plan.finished, complete=len(plan.finished) == len(shards))
             spill.mkdir(parents=True, exist_ok=True)  # DuckDB creates only the last folder of it
             try:
-                cutoffs = pool_cutoffs(out, recipe, shards, engine, identity)
-                return _run(recipe, shards, out, engine, threads, is_url(input_spec), progress, cutoffs)
+                cutoffs = pool_cutoffs(out, recipe, shards, local, identity)
+                if ray is None:
+                    return _run(recipe, shards, out, local, threads, is_url(input_spec), progress, cutoffs)
+                job = engine_ray.ShardJob(
+                    recipe,
+                    tuple(shards),
+                    str(out.absolute()),
+                    input_spec,
+                    batch_rows,
+                    memory_limit,
+                    str(spill.absolute()),
+                    tuple((i, pool["cutoff"]) for i, pool in cutoffs.items()),
+                    engine_ray.operator_modules(recipe),
+                )
+                return _run_ray(ray, job, workers, progress, cutoffs)
             finally:
-                engine.close()  # DuckDB deletes its spill files; the folder is ours to remove
+                local.close()  # DuckDB deletes its spill files; the folder is ours to remove
                 if temp_directory is None:
                     shutil.rmtree(spill, ignore_errors=True)
     finally:
-        engine.close()
+        local.close()
+        if started and ray is not None:
+            ray.shutdown()
+
+
+def _run_ray(
+    ray: ModuleType,
+    job: engine_ray.ShardJob,
+    workers: int | None,
+    progress: bool,
+    cutoffs: dict[int, dict[str, Any]],
+) -> dict[str, Any]:
+    """:func:`_run` on Ray (engine_ray.run_shards): the same markers, parts and summary."""
+    out, start = Path(job.out), time.perf_counter()
+    finished = frozenset(
+        s.index for s in job.shards if (out / "_state" / f"part-{s.index:05d}.json").exists()
+    )
+    results = engine_ray.run_shards(ray, job, finished, workers, progress)
+    # Temp files of attempts a killed worker left (retried, finished by another): gone, as is
+    # the key pass's state, which every run rebuilds.
+    clean_leftovers(out, frozenset(s.index for s in job.shards), complete=False)
+    return _finish(job.recipe, list(job.shards), out, results, time.perf_counter() - start, cutoffs)
 
 
 def _run(
@@ -307,7 +367,19 @@ def _run(
             results = [_ticked(bar, one(shard)) for shard in shards]
     finally:
         bar.close()
-    stats = summarize(recipe, shards, results, time.perf_counter() - start)
+    return _finish(recipe, shards, out, results, time.perf_counter() - start, cutoffs)
+
+
+def _finish(
+    recipe: Recipe,
+    shards: list[InputShard],
+    out: Path,
+    results: list[dict[str, Any]],
+    seconds: float,
+    cutoffs: dict[int, dict[str, Any]],
+) -> dict[str, Any]:
+    """Write the run's summary (stats.json, last) and resolved recipe; returns the summary."""
+    stats = summarize(recipe, shards, results, seconds)
     for i, pool in cutoffs.items():
         stats["stages"][i]["top_fraction"] = pool
     write_json(out / "stats.json", stats)
@@ -346,26 +418,25 @@ def _ticked(bar: tqdm, result: dict[str, Any]) -> dict[str, Any]:
 def summarize(
     recipe: Recipe, shards: list[InputShard], results: list[dict[str, Any]], seconds: float
 ) -> dict[str, Any]:
+    """stats.json's content: the shards' tallies (``Tally.to_dict``, any engine) added up."""
+    total = Tally.empty(len(recipe.stages))
+    for result in results:
+        total.add(result)
     stages: list[dict[str, Any]] = []
-    for i, stage in enumerate(recipe.stages):
-        total: dict[str, Any] = {"stage": stage.name, "params": stage.params, "rows_in": 0, "rows_out": 0}
-        dropped: Counter = Counter()
-        secs, extra = 0.0, {}
-        for r in results:
-            s = r["stages"][i]
-            total["rows_in"] += s["rows_in"]
-            total["rows_out"] += s["rows_out"]
-            dropped.update(s["dropped"])
-            secs += s["seconds"]
-            merge_extra(extra, {k: v for k, v in s.items() if isinstance(v, dict) and k != "dropped"})
-        total.update(dropped=dict(sorted(dropped.items())), seconds=round(secs, 4), **extra)
-        total["pushed_down"] = any(r["stages"][i]["pushed_down"] for r in results)
-        stages.append(total)
-    lang_in: dict[str, Any] = {}
-    lang_out: dict[str, Any] = {}
-    for r in results:
-        merge_extra(lang_in, r["languages"]["in"])
-        merge_extra(lang_out, r["languages"]["out"])
+    for stage, counts in zip(recipe.stages, total.stages, strict=True):
+        stages.append(
+            {
+                "stage": stage.name,
+                "params": stage.params,
+                "rows_in": counts.rows_in,
+                "rows_out": counts.rows_out,
+                "dropped": dict(sorted(counts.dropped.items())),
+                "seconds": round(counts.seconds, 4),
+                **counts.extra,
+                "pushed_down": counts.pushed_down,
+            }
+        )
+    lang_in, lang_out = total.lang_in, total.lang_out
     rows_in = stages[0]["rows_in"] if stages else 0
     rows_out = stages[-1]["rows_out"] if stages else 0
     return {
@@ -379,8 +450,8 @@ def summarize(
         "languages": {"in": dict(sorted(lang_in.items())), "out": dict(sorted(lang_out.items()))},
         "timings": {
             "seconds": round(seconds, 3),
-            "shard_seconds": round(sum(r["seconds"] for r in results), 3),
-            "duckdb_seconds": round(sum(r["duckdb_seconds"] for r in results), 3),
+            "shard_seconds": round(total.seconds, 3),
+            "duckdb_seconds": round(total.duckdb_seconds, 3),
         },
         "input": {
             "files": len(shards),

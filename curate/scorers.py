@@ -12,6 +12,7 @@ scorer loads the weights once.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from t2iscope.curate.operators.model_score import DEVICE_ENV
 from t2iscope.nets import rgb_pixels
 from t2iscope.weights import (
     AESTHETIC,
@@ -104,18 +106,23 @@ class ClipScorer:
         return out
 
 
-def clip_scorer(folder: str | Path | None = None, device: str = "cpu") -> ClipScorer:
+def _device(device: str | None) -> str:
+    """``device``, else ``$T2ISCOPE_SCORE_DEVICE`` (model_score.DEVICE_ENV), else cpu."""
+    return device or os.environ.get(DEVICE_ENV, "cpu")
+
+
+def clip_scorer(folder: str | Path | None = None, device: str | None = None) -> ClipScorer:
     """Image-caption CLIP score with the open_clip model in ``folder`` (default: the embedded
     ``models/clip``)."""
     folder = folder if folder is not None else model_folder("clip")
-    return ClipScorer(load_model(folder, device, expect=OPEN_CLIP))
+    return ClipScorer(load_model(folder, _device(device), expect=OPEN_CLIP))
 
 
-def aesthetic_scorer(root: str | Path | None = None, device: str = "cpu") -> ImageScorer:
+def aesthetic_scorer(root: str | Path | None = None, device: str | None = None) -> ImageScorer:
     """LAION aesthetic score (CLIP embedding -> MLP) of each image, from ``root/aesthetic``."""
-    return ImageScorer(load_model(model_folder("aesthetic", root), device, expect=AESTHETIC))
+    return ImageScorer(load_model(model_folder("aesthetic", root), _device(device), expect=AESTHETIC))
 
 
-def watermark_scorer(root: str | Path | None = None, device: str = "cpu") -> ImageScorer:
+def watermark_scorer(root: str | Path | None = None, device: str | None = None) -> ImageScorer:
     """P(watermark) in [0, 1] of each image, from ``root/watermark``."""
-    return ImageScorer(load_model(model_folder("watermark", root), device, expect=WATERMARK))
+    return ImageScorer(load_model(model_folder("watermark", root), _device(device), expect=WATERMARK))

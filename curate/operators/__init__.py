@@ -52,6 +52,9 @@ class StageContext:
     source: str
     phase: str
     state: dict[str, Any] = field(default_factory=dict)
+    # Rows the stage was handed before this batch in the current shard (the engines set it): a
+    # stateful stage whose verdicts a global key pass found (engine_ray) looks them up by position.
+    position: int = 0
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,9 @@ class Operator:
     preload: Check | None = None
     pool: Pool | None = None  # a top-fraction stage: see Pool
     prepare: Prepare | None = None  # what fn computes before its rules (the pool pass calls it alone)
+    # A stateful stage's comparison keys, keys(table, ctx, **params) -> int64 [n]: what engine_ray's
+    # global key pass groups rows by, so workers agree on the first occurrence of each key.
+    keys: Callable[..., np.ndarray] | None = None
 
     def check_params(self, params: dict[str, Any], phase: str) -> None:
         """Run the stage's ``check`` hook (if any) on its bound ``params`` for ``phase``."""
@@ -154,13 +160,26 @@ def operator(
     numeric: bool = False,
     check: Check | None = None,
     preload: Check | None = None,
+    keys: Callable[..., np.ndarray] | None = None,
 ) -> Callable[[Callable[..., StageResult]], Callable[..., StageResult]]:
-    """Decorator registering a Python stage ``fn(table, ctx, **params) -> StageResult`` under ``name``."""
+    """Decorator registering a Python stage ``fn(table, ctx, **params) -> StageResult`` under ``name``.
+
+    ``keys`` (stateful stages): see ``Operator.keys``.
+    """
 
     def add(fn: Callable[..., StageResult]) -> Callable[..., StageResult]:
         OPERATORS.register(name)(
             Operator(
-                name, fn, frozenset(phases), dict(outputs or {}), None, stateful, numeric, check, preload
+                name,
+                fn,
+                frozenset(phases),
+                dict(outputs or {}),
+                None,
+                stateful,
+                numeric,
+                check,
+                preload,
+                keys=keys,
             )
         )
         return fn

@@ -130,6 +130,39 @@ def laion_hash(urls: list[str | None], texts: list[str | None]) -> np.ndarray:
     )
 
 
+class KnownDuplicates:
+    """A dedup stage's memory when a global key pass has already found every later occurrence.
+
+    ``engine_ray`` groups the keys of every row that reaches the stage, over all shards, and
+    hands each shard the positions (among the rows reaching the stage in that shard, as
+    ``StageContext.position`` counts them) of its rows whose key occurred earlier in the run.
+    :func:`dedup` asks ``contains`` only about a batch's first occurrences: such a row is a
+    duplicate exactly when its position is listed. Nothing is added or checkpointed.
+    """
+
+    def __init__(self, ctx: StageContext, positions: np.ndarray) -> None:
+        self.ctx = ctx
+        self.positions = np.sort(np.asarray(positions, dtype=np.int64))
+
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        at = self.ctx.position + np.arange(len(keys), dtype=np.int64)
+        return np.isin(at, self.positions, assume_unique=True)
+
+    def add(self, keys: np.ndarray) -> None:
+        """Nothing to remember: the key pass saw every row."""
+
+    def take_pending(self) -> np.ndarray:
+        return np.zeros(0, np.int64)
+
+    def restore(self, saved: Saved) -> None:
+        """Nothing to restore: the key pass saw every row, finished shards included."""
+
+
+def dedup_keys(table: pa.Table, ctx: StageContext, by: DedupKey = "hash") -> np.ndarray:
+    """The int64 key :func:`dedup` compares each row of ``table`` by (its ``Operator.keys``)."""
+    return _keys(table, ctx, by)[0]
+
+
 def _keys(table: pa.Table, ctx: StageContext, by: DedupKey) -> tuple[np.ndarray, dict[str, pa.Array]]:
     if by == "hash":
         if "hash" in table.column_names and not table.column("hash").null_count:
@@ -145,7 +178,7 @@ def _keys(table: pa.Table, ctx: StageContext, by: DedupKey) -> tuple[np.ndarray,
     return np.frombuffer(b"".join(digests), dtype=np.int64).copy(), {}
 
 
-@operator("dedup", phases=(METADATA, PIXELS), outputs={"hash": pa.int64()}, stateful=True)
+@operator("dedup", phases=(METADATA, PIXELS), outputs={"hash": pa.int64()}, stateful=True, keys=dedup_keys)
 def dedup(table: pa.Table, ctx: StageContext, by: DedupKey = "hash") -> StageResult:
     """Drop rows whose key (``hash``, ``url`` or ``image``) was seen earlier in the run."""
     keys, cols = _keys(table, ctx, by)

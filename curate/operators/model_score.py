@@ -36,6 +36,9 @@ from t2iscope.curate.operators import (
 from t2iscope.errors import ConfigError, DataError
 
 ScoreSource = Literal["auto", "column", "model"]
+# The device the scorers load their models on when their caller names none (default cpu):
+# Ray's post-download actors that hold a GPU set it to cuda in their own process (engine_ray).
+DEVICE_ENV = "T2ISCOPE_SCORE_DEVICE"
 # The columns ScoreStage.inputs names, as lists (encoded images first) -> one float score each.
 Scorer = Callable[..., np.ndarray]
 COLUMN_HINT = (

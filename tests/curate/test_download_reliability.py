@@ -390,6 +390,7 @@ def test_choices_are_img2dataset_s(monkeypatch: pytest.MonkeyPatch) -> None:
     assert choices == {
         "output_format": literal_choices(download.OutputFormat),
         "resize_mode": literal_choices(download.ResizeMode),
+        "engine": literal_choices(download.Engine),
     }
 
 

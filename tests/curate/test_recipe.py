@@ -77,7 +77,6 @@ def test_resolved_recipe_round_trips_with_defaults(tmp_path: Path) -> None:
         ),
         ({"stages": [{"resolution": {}, "unsafe": {}}]}, "entry 1 must be"),
         ({"stages": [], "engine": "spark"}, "engine 'spark'; valid: local, ray"),
-        ({"stages": [], "engine": "ray"}, "engine 'ray' is not available in this release"),
         (
             {"stages": [], "post_download": [{"unsafe": {}}]},
             r"post_download 1 \(unsafe\): runs only on metadata",
