@@ -1,0 +1,198 @@
+"""The report section of the ``quality`` audit: findings, the quality-vs-adherence trade-off plot
+across the CFG grid (like the Stable Diffusion v1 model card's FID-vs-CLIP-score curves), the
+aesthetic distributions, pivot tables and the full tidy table, collapsed.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from t2iscope.evaluate.report_html import (
+    details,
+    esc,
+    figure,
+    findings,
+    fmt,
+    pivot,
+    plain,
+    pyplot,
+    said,
+    with_columns,
+)
+from t2iscope.evaluate.tables import SKIPPED
+
+ALL = "(all)"
+REFERENCE = "(reference)"
+SET_METRICS = ("clip_score", "fd", "kid", "cmmd", "precision", "recall", "density", "coverage", "vendi")
+SETTINGS = ("cfg_scale", "steps", "sampler", "language")
+
+
+def _errors(g: pd.DataFrame) -> list:
+    lo = (g["value"] - g["ci_low"]).clip(lower=0).fillna(0).to_numpy(float)
+    hi = (g["ci_high"] - g["value"]).clip(lower=0).fillna(0).to_numpy(float)
+    return [lo, hi]
+
+
+def tradeoff_figure(df: pd.DataFrame, distance: str) -> str:
+    """``distance`` (fd or cmmd) against CLIPScore, one line per run and curve across cfg levels,
+    both with their 95% intervals; '' when no run varies cfg_scale."""
+    cfg = df[(df["by"] == "cfg_scale") & df["metric"].isin([distance, "clip_score"])].dropna(subset=["value"])
+    if cfg.empty:
+        return ""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (run, curve), g in cfg.groupby(["run", "curve"], sort=False):
+        wide = g.pivot_table(
+            index="level", columns="metric", values=["value", "ci_low", "ci_high"], aggfunc="first"
+        )
+        if distance not in wide["value"] or "clip_score" not in wide["value"]:
+            continue
+        order = sorted(wide.index, key=lambda v: float(v))
+        wide = wide.loc[order]
+        x = pd.DataFrame({k: wide[k]["clip_score"] for k in ("value", "ci_low", "ci_high")})
+        y = pd.DataFrame({k: wide[k][distance] for k in ("value", "ci_low", "ci_high")})
+        ax.errorbar(
+            x["value"],
+            y["value"],
+            xerr=_errors(x),
+            yerr=_errors(y),
+            marker="o",
+            capsize=2,
+            label=plain(f"{run} · {curve}" if curve != ALL else run),
+        )
+        for level, xv, yv in zip(order, x["value"], y["value"], strict=True):
+            ax.annotate(
+                plain(f"cfg {fmt(level)}"), (xv, yv), fontsize=6, xytext=(3, 3), textcoords="offset points"
+            )
+    encoder = df.loc[df["metric"] == distance, "encoder"].dropna()
+    ax.set_xlabel(plain(f"CLIPScore ({df.loc[df['metric'] == 'clip_score', 'encoder'].dropna().iloc[0]})"))
+    ax.set_ylabel(plain(f"{distance.upper()} ({encoder.iloc[0] if len(encoder) else ''}) - lower is closer"))
+    ax.set_title(
+        plain(f"{distance.upper()} vs CLIPScore across guidance scales (95% intervals)"), fontsize=10
+    )
+    ax.legend(fontsize=7)
+    return figure(fig)
+
+
+def _aesthetic_figure(df: pd.DataFrame) -> str:
+    q = df[df["metric"] == "aesthetic_q"].dropna(subset=["value"])
+    if q.empty:
+        return ""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3))
+    for run, g in q.groupby("run", sort=False):
+        g = g.sort_values("q")
+        ax.errorbar(
+            g["q"],
+            g["value"],
+            yerr=_errors(g),
+            marker=".",
+            capsize=2,
+            label=plain(run),
+            linestyle="--" if run == REFERENCE else "-",
+        )
+    ax.set_xlabel("quantile")
+    ax.set_ylabel(plain(f"aesthetic score ({q['encoder'].iloc[0]})"))
+    ax.set_title("Aesthetic-score deciles: generations vs the reference set", fontsize=10)
+    ax.legend(fontsize=7)
+    return figure(fig)
+
+
+def _sentences(df: pd.DataFrame) -> list[str]:
+    out = []
+    whole = df[(df["by"] == "all") & (df["run"] != REFERENCE)]
+    cmmd = whole[whole["metric"] == "cmmd"].dropna(subset=["value"])
+    if len(cmmd):
+        best = cmmd.loc[cmmd["value"].idxmin()]
+        n_ref = int(best["n_reference"])
+        s = f"Closest to the reference set (n={n_ref:,}) by CMMD: {esc(best['run'])}, {said(best)}"
+        if len(cmmd) > 1:
+            worst = cmmd.loc[cmmd["value"].idxmax()]
+            s += f"; farthest {esc(worst['run'])}, {said(worst)}"
+        out.append(s + ".")
+    ref = df[(df["run"] == REFERENCE) & (df["metric"] == "clip_score")]
+    scores = whole[whole["metric"] == "clip_score"].dropna(subset=["value"])
+    if len(scores):
+        top = scores.loc[scores["value"].idxmax()]
+        s = f"CLIPScore of generations with their prompts: up to {said(top)} ({esc(top['run'])})"
+        if len(ref):
+            s += f"; the reference's own captions score {said(ref.iloc[0])}"
+        out.append(s + ".")
+    cfg = df[(df["by"] == "cfg_scale") & (df["curve"] == ALL)]
+    for run, g in cfg.groupby("run", sort=False):
+        c = g[g["metric"] == "clip_score"].dropna(subset=["value"])
+        d = g[g["metric"] == "cmmd"].dropna(subset=["value"])
+        if len(c) > 1 and len(d) > 1:
+            hi_c, lo_d = c.loc[c["value"].idxmax()], d.loc[d["value"].idxmin()]
+            out.append(
+                f"{esc(run)}: CLIPScore peaks at cfg {fmt(hi_c['level'])} ({said(hi_c)}), CMMD is lowest at "
+                f"cfg {fmt(lo_d['level'])} ({said(lo_d)})"
+                + (
+                    ": adherence and closeness to the data pull the guidance scale apart."
+                    if hi_c["level"] != lo_d["level"]
+                    else "."
+                )
+            )
+    gap = whole[whole["metric"] == "aesthetic_gap"].dropna(subset=["value"])
+    if len(gap):
+        g = gap.loc[gap["value"].abs().idxmax()]
+        where = "below" if g["value"] < 0 else "above"
+        out.append(
+            f"Aesthetic score of {esc(g['run'])} vs the reference: {said(g)} ({where} the data's mean)."
+        )
+    return out[:5]
+
+
+def section_quality(df: pd.DataFrame) -> str:
+    """The quality audit's section (see the module docstring)."""
+    df = with_columns(
+        df, "run", "by", "level", "curve", "encoder", "n_reference", optional=("q", "rank", "reference")
+    )
+    out = [findings(_sentences(df))]
+    out.append(tradeoff_figure(df, "fd"))
+    out.append(tradeoff_figure(df, "cmmd"))
+    out.append(_aesthetic_figure(df))
+    whole = df[(df["by"] == "all") & df["metric"].isin([*SET_METRICS, "aesthetic", "aesthetic_gap"])]
+    if not whole.empty:
+        out.append("<h3>Each run against the reference set (metrics as columns)</h3>")
+        out.append(pivot(whole, ["run"], "metric"))
+    for setting in SETTINGS:
+        g = df[(df["by"] == setting) & (df["curve"] == ALL) & df["metric"].isin(SET_METRICS)]
+        if not g.empty:
+            out.append(f"<h3>By {esc(setting)} (metrics as columns)</h3>")
+            out.append(pivot(g, ["run", "level"], "metric", corner=setting))
+    cells = df[
+        (df["by"] == "cfg_scale") & (df["curve"] != ALL) & df["metric"].isin(["clip_score", "fd", "cmmd"])
+    ]
+    if not cells.empty:
+        out.append("<h3>CFG x steps grid (metrics as columns)</h3>")
+        out.append(
+            pivot(
+                cells.assign(cell=cells["curve"].astype(str)),
+                ["run", "cell", "level"],
+                "metric",
+                corner="cfg_scale",
+            )
+        )
+    prompts = df[(df["by"] == "prompt") & df["metric"].isin(["clip_score", "vendi"])]
+    if not prompts.empty:
+        out.append("<h3>Per prompt: CLIPScore and Vendi score of its images across seeds</h3>")
+        out.append(pivot(prompts, ["run", "level"], "metric", corner="prompt · language", limit=30))
+    skips = df[df["metric"] == SKIPPED]
+    if len(skips):
+        out.append(
+            findings(
+                [
+                    f"{int(skips['value'].sum()):,} images were left out: "
+                    + "; ".join(esc(n) for n in skips["note"])
+                    + "."
+                ]
+            )
+        )
+    out.append(
+        details(
+            df[df["metric"] != "nearest_reference"],
+            "(nearest reference images: the dashboard's Quality page)",
+        )
+    )
+    return "".join(out)
