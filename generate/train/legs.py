@@ -19,12 +19,12 @@ world's renders do, and the embedded Stable Diffusion can carry a render into it
 
 The classifier then trains with cross-entropy on the drawn counts (stage 1, ``steps``), and is
 fine-tuned (stage 2, ``tune_*``) on batches of which ``tune_labelled_share`` are hand-labelled
-generations of the embedded model (``tests/generate/fixtures/legs_train``: 516 images, seeds
-100-108, 200-212 and 500-509, labelled by looking; rows with ``split`` "train", oversampled with
-replacement) and the
-rest synthetic scenes: the generator's own failures (merged, faded, extra legs) that the renders
-do not show. The fixture's ``split`` "val" rows (25%, stratified by subject and count) chose every
-setting; ``unclear`` rows are never used. The human-label test set
+generations of the embedded model (``tests/generate/fixtures/legs_train``: 396 images of seeds
+100-108 and 200-212, labelled by looking; rows with ``split`` "train", oversampled with
+replacement) and the rest synthetic scenes: the generator's own failures (merged, faded, extra
+legs) that the renders do not show. The fixture's ``split`` "val" rows (25% of those, stratified
+by subject and count, plus 80 generations of seeds 500-509 from the current sampling core) chose
+every setting; ``unclear`` rows are never used. The human-label test set
 (``tests/evaluate/fixtures/human_labels``) is read by neither stage: it is measured in
 ``tests/generate/test_legs_model.py`` and models/README.md.
 
