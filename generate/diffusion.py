@@ -10,7 +10,7 @@ sd_samplers_kdiffusion.py ``sample_img2img``, sd_samplers_timesteps.py ``sample_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -51,6 +51,7 @@ def sample(
     mask: torch.Tensor | None = None,
     steps: int | None = None,
     fixed_steps: bool = False,
+    mark: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Latents [B, 4, height/8, width/8] for ``batch`` (shared settings) at ``size`` = (width, height).
 
@@ -58,7 +59,8 @@ def sample(
     run starts at ``strength`` of the schedule; ``mask`` ([1 or B, 1, h, w], 1 = regenerate) keeps
     the init latents elsewhere, at every step and at the end (A1111's inpainting for ordinary
     models). ``steps`` overrides ``batch[0].steps`` (hires pass), ``fixed_steps`` runs exactly that
-    many (A1111's img2img_fix_steps, used by the hires pass).
+    many (A1111's img2img_fix_steps, used by the hires pass). ``mark`` rewrites the starting
+    noise (:class:`~t2iscope.generate.seeds.ImageNoise`), e.g. a Tree-Ring key.
     """
     first = batch[0]
     name, schedule = resolve(first.sampler, first.scheduler)
@@ -73,6 +75,7 @@ def sample(
         subseeds=[p.subseed for p in batch],
         subseed_strength=first.subseed_strength,
         device=model.device,
+        mark=mark,
     )
     denoiser = CFGDenoiser(
         model.pipe.unet,

@@ -8,6 +8,7 @@ CPU") makes the noise identical on CPU and GPU; the rest differs only by floatin
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 import torch
 
@@ -58,7 +59,9 @@ class ImageNoise:
     ``seeds[i]``; the first draw is the starting noise [C, H, W], slerped toward the noise of
     ``subseeds[i]`` by ``subseed_strength`` (A1111's "Variation seed"/"Variation seed strength");
     later draws (ancestral samplers) continue image i's generator. So an image never depends on its
-    batch, and the same seed gives the same noise on CPU and GPU.
+    batch, and the same seed gives the same noise on CPU and GPU. ``mark`` ([B, C, H, W] -> same)
+    rewrites the starting noise last, e.g. a Tree-Ring key (``generate.treering``); later draws
+    are left alone.
     """
 
     def __init__(
@@ -69,8 +72,9 @@ class ImageNoise:
         subseeds: list[int] | None = None,
         subseed_strength: float = 0.0,
         device: str | torch.device = "cpu",
+        mark: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
-        self.seeds, self.shape, self.device = seeds, shape, device
+        self.seeds, self.shape, self.device, self.mark = seeds, shape, device, mark
         self.subseeds, self.subseed_strength = subseeds, subseed_strength
         self.generators = generators(seeds)
 
@@ -83,7 +87,8 @@ class ImageNoise:
                 sub = torch.randn(self.shape, generator=torch.Generator().manual_seed(self.subseeds[i]))
                 noise = slerp(self.subseed_strength, noise, sub)
             noises.append(noise)
-        return torch.stack(noises).to(self.device)
+        first = torch.stack(noises)
+        return (first if self.mark is None else self.mark(first)).to(self.device)
 
     def next(self) -> torch.Tensor:
         """[B, C, H, W] fresh noise, each image from its own generator."""

@@ -9,6 +9,8 @@ encoded again), then re-noised to ``denoising_strength`` and denoised for ``hr_s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from PIL import Image
 
@@ -59,8 +61,14 @@ def _upscale(model: Model, latents: torch.Tensor, p: Params, size: tuple[int, in
     return encode_images(model, images)
 
 
-def txt2img(model: Model, batch: list[Params]) -> list[Image.Image]:
-    """One image per entry of ``batch`` (single-image Params with concrete seeds, shared settings)."""
+def txt2img(
+    model: Model, batch: list[Params], mark: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> list[Image.Image]:
+    """One image per entry of ``batch`` (single-image Params with concrete seeds, shared settings).
+
+    ``mark`` rewrites the first pass's starting noise (a Tree-Ring key's ``inject``); the hires
+    pass draws fresh noise and is left alone.
+    """
     # 1. Check inputs
     size = check_request(batch, model.native_size)
     first = batch[0]
@@ -69,7 +77,7 @@ def txt2img(model: Model, batch: list[Params]) -> list[Image.Image]:
     batch = apply_networks(model, batch)
     cache = TextCache(model)
     passes = sampler.total_steps(first.steps)
-    latents = sample(model, batch, conditioning(model, batch, steps=passes, cache=cache), size)
+    latents = sample(model, batch, conditioning(model, batch, steps=passes, cache=cache), size, mark=mark)
     if not first.enable_hr:
         return decode_latents(model, latents)
     # 3. Hires fix: upscale, then a fixed number of img2img steps at denoising_strength

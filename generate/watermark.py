@@ -19,6 +19,9 @@ dwtDctSvd is far more reliable at similar cost.
 - ``dwtDctSvd``: stock (same band swap; left as shipped).
 - ``rivaGan``: stock; a small ONNX network shipped inside imwatermark, run with onnxruntime. It
   carries exactly 32 bits, so its payload is 4 bytes (:func:`default_payload`).
+- ``treering``: Tree-Ring (``generate.treering``): the key is written into txt2img's initial noise,
+  so :func:`embed` adds nothing to the pixels and there are no bits to decode; the payload is the
+  key's spec (``treering:seed=999999,radius=0,channel=3``, radius 0 = 10/64 of the latent side).
 
 Size rule: imwatermark refuses images with ``width * height < 256 * 256``. :func:`min_size` is the
 side of that smallest square: any image whose both sides are ``>= min_size(method)`` is accepted,
@@ -32,7 +35,8 @@ from PIL import Image
 
 from t2iscope.errors import ConfigError, DataError, T2IError
 
-METHODS: tuple[str, ...] = ("dwtDct", "dwtDctFixed", "dwtDctSvd", "rivaGan")
+METHODS: tuple[str, ...] = ("dwtDct", "dwtDctFixed", "dwtDctSvd", "rivaGan", "treering")
+LATENT_METHODS = ("treering",)  # marked in the initial noise, not in the pixels
 DEFAULT_PAYLOAD = b"StableDiffusionV1"  # 136 bits, as SD's scripts/txt2img.py
 RIVAGAN_PAYLOAD = b"SDV1"  # rivaGan's network has exactly 32 input bits
 RIVAGAN_BITS = 32
@@ -49,12 +53,17 @@ def _check_method(method: str) -> None:
 def min_size(method: str) -> int:
     """Side of the smallest square image ``method`` accepts; the exact rule is ``w * h >= min_size**2``."""
     _check_method(method)
-    return _MIN_SIDE
+    return 1 if method in LATENT_METHODS else _MIN_SIDE
 
 
 def default_payload(method: str) -> bytes:
-    """SD's payload for the DWT methods; rivaGan can only carry 32 bits, so ``b"SDV1"`` there."""
+    """SD's payload for the DWT methods; rivaGan can only carry 32 bits, so ``b"SDV1"`` there;
+    Tree-Ring's default key spec."""
     _check_method(method)
+    if method in LATENT_METHODS:
+        from t2iscope.generate.treering import TreeRingKey
+
+        return TreeRingKey().spec(0).encode()
     return RIVAGAN_PAYLOAD if method == "rivaGan" else DEFAULT_PAYLOAD
 
 
@@ -137,6 +146,8 @@ def _check_payload(method: str, payload: bytes) -> None:
 def embed(image: Image.Image, method: str = "dwtDct", payload: bytes = DEFAULT_PAYLOAD) -> Image.Image:
     """Return an RGB copy of ``image`` carrying ``payload`` invisibly (see module docstring)."""
     _check_method(method)
+    if method in LATENT_METHODS:  # the key went into the initial noise (generate.treering)
+        return image.convert("RGB").copy()
     _check_payload(method, payload)
     _check_size(image, method, ConfigError)
     bgr = _to_bgr(image)
@@ -157,6 +168,8 @@ def decode_bits(image: Image.Image, method: str, nbits: int) -> np.ndarray:
     ``dwtDctFixed`` output is read with the stock ``dwtDct`` decoder: that is the point of it.
     """
     _check_method(method)
+    if method in LATENT_METHODS:
+        raise ConfigError(f"{method} carries no bits: detect it with t2iscope.generate.treering.detect")
     if nbits <= 0:
         raise ConfigError(f"nbits must be positive, got {nbits}")
     if method == "rivaGan" and nbits != RIVAGAN_BITS:

@@ -1,4 +1,4 @@
-"""Watermark robustness: bit accuracy against attack strength, one line per method."""
+"""Watermark robustness: TPR at 0.1% FPR, AUC or bit accuracy against attack strength, per method."""
 
 from __future__ import annotations
 
@@ -17,7 +17,11 @@ with ui.friendly():
         st.info("No audit run here ran the watermark audit. Create one with:")
         st.code(HINT.format(root=found.root), language="bash")
         st.stop()
-    metric = audit_view.pick_metric(rows, ["bit_accuracy", "accuracy"], key="metric")
+    metric = audit_view.pick_metric(
+        rows,
+        ["tpr_at_0.1pct_fpr", "tpr_at_1pct_fpr", "auc", "bit_accuracy", "attack_psnr", "accuracy"],
+        key="metric",
+    )
     if metric:
         audit_view.show(
             rows, metric, ["strength"], ["method", "watermark_method"], mark="line", key="watermark"

@@ -1,18 +1,27 @@
-"""Watermark robustness: attacks x methods -> bit accuracy, detection at a measured FPR, PSNR/SSIM.
+"""Watermark robustness at the level of WAVES: attacks x methods -> detection at a measured FPR.
 
-Following WAVES and the invisible-watermark README: each image is marked with each method,
-attacked over a grid, and decoded. Detection means "bit accuracy >= threshold"; the threshold is
-set per method on *unmarked* images under the same attacks (the smallest one whose false-positive
-rate there is <= ``fpr_target``, and never below the binomial chance bound), and the report shows
-the measured FPR with its interval. Image quality of the marked image is PSNR and SSIM against
-the original. An image the decoder refuses (too small after a resize or crop) counts as not
-detected and is reported as a decode error, never dropped.
+Following WAVES (An et al. 2024, github.com/umd-huang-lab/WAVES, dev/eval.py and dev/aggregate.py,
+its "removal" setup) and the invisible-watermark README: each image is marked with each method,
+attacked over a grid, and read back. Each method gives every image a score, higher = more surely
+marked: bit accuracy for the post-hoc methods (dwtDct, dwtDctFixed, dwtDctSvd, rivaGan), minus the
+key distance for Tree-Ring (``generate.treering``, on the model's own generations: source
+``generated``). The null is unmarked, *unattacked* images (the source's own images plus
+``null_images`` more from ``null_source``, e.g. the world's thousands of renders), scored once.
+Per attack the audit reports WAVES' detection AUC (marked-attacked vs null), TPR at 1% and at
+0.1% FPR (WAVES' ``low100``/``low1000``: the largest TPR over thresholds whose null FPR is
+strictly below the target), the FPR measured at those thresholds with its interval (0.1% needs
+>= 1000 null images to be resolvable: with fewer the note says so), bit accuracy, the older
+``detection_rate`` (threshold on the null at ``fpr_target``, floored at the binomial chance bound),
+and the quality loss of each attacked image against the marked one: PSNR, SSIM and the embedded
+CLIP's embedding distance (1 - cosine). An image the decoder refuses (too small after a resize
+or crop) counts as not detected (score 0) and is reported as a decode error, never dropped.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -26,7 +35,7 @@ from tqdm import tqdm
 from t2iscope.config import Ge, Le, OpenProbability, PositiveInt
 from t2iscope.errors import DataError
 from t2iscope.evaluate import stats
-from t2iscope.evaluate.attacks import ATTACKS, DEFAULT_GRID, grid_pairs
+from t2iscope.evaluate.attacks import ATTACKS, DEFAULT_GRID, grid_pairs, use_model
 from t2iscope.evaluate.audits.base import AUDITS
 from t2iscope.evaluate.context import AuditContext
 from t2iscope.evaluate.images import folder_images, skimage_photos
@@ -51,7 +60,11 @@ for _attack, _strength, _, _ in README_TABLE.values():
 GRIDS = {"full": DEFAULT_GRID, "readme": README_GRID}
 MIN_SIZE = 256  # invisible-watermark decodes nothing below 256x256: every cell would be NaN
 MAX_SIZE = 2048  # every image is marked and attacked at this side, per method and attack: keep it sane
-SOURCE_NAMES = ("skimage", "world")  # image sets by name; any other source is an image folder
+SOURCE_NAMES = ("skimage", "world", "generated")  # image sets by name; any other is an image folder
+POST_HOC = ("dwtDct", "dwtDctFixed", "dwtDctSvd", "rivaGan")  # generate.watermark.METHODS
+TREERING = "treering"
+WAVES_FPRS = {"tpr_at_1pct_fpr": 0.01, "tpr_at_0.1pct_fpr": 0.001}  # WAVES' low100_1 / low1000_1
+Score = Callable[[list[Image.Image]], tuple[np.ndarray, np.ndarray]]
 PASS_AT = 0.9  # detection rate at or above: "Pass"
 FAIL_AT = 0.1  # at or below: "Fail"; in between: "Partial"
 
@@ -116,8 +129,156 @@ def check_params(params: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]
             return (
                 "sources",
                 i,
-            ), f"{source}: image folder not found (a source is skimage, world or a folder)"
+            ), f"{source}: image folder not found (a source is skimage, world, generated or a folder)"
+    null_source = params.get("null_source")
+    if null_source is not None and null_source not in ("skimage", "world") and not _is_dir(null_source):
+        return ("null_source",), f"{null_source}: image folder not found (skimage, world, a folder or null)"
+    model = params.get("model")
+    if model is not None and not Path(model).exists():
+        return ("model",), f"{model}: no such model folder or checkpoint"
     return None
+
+
+def tpr_at_fpr(marked: np.ndarray, null: np.ndarray, fpr: float) -> tuple[int, int, float]:
+    """WAVES' TPR at FPR: (marked detected, null detected, threshold) at the lowest threshold whose
+    null FPR is strictly below ``fpr`` (``tpr[np.where(fpr_curve < fpr)[0][-1]]`` of sklearn's ROC,
+    detection = score >= threshold). With n null images and n * fpr < 1 that is "no null image
+    reaches it": the FPR is then only known to be < 1/n."""
+    cands = np.unique(np.concatenate([marked, null, [np.inf]]))
+    null_sorted = np.sort(null)
+    above = len(null) - np.searchsorted(null_sorted, cands, side="left")  # null >= each candidate
+    ok = above / max(len(null), 1) < fpr
+    threshold = float(cands[np.argmax(ok)])
+    return int((marked >= threshold).sum()), int((null >= threshold).sum()), threshold
+
+
+def empirical_threshold(null: np.ndarray, fpr: float) -> float:
+    """Lowest score threshold (detection = score >= it) that at most ``fpr`` of the null reaches:
+    a null score, or just above the highest one when none may."""
+    if not len(null):
+        return math.inf
+    cands = np.append(np.unique(null), np.nextafter(null.max(), math.inf))
+    reach = (null[None, :] >= cands[:, None]).mean(axis=1)
+    return float(cands[np.argmax(reach <= fpr)])
+
+
+def auc(marked: np.ndarray, null: np.ndarray) -> float:
+    """ROC AUC of marked vs null scores (ties count one half): the Mann-Whitney U / (n1 n0)."""
+    if not len(marked) or not len(null):
+        return math.nan
+    scores = np.concatenate([marked, null])
+    order = scores.argsort(kind="mergesort")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    ranks = (sums / counts)[inverse]  # midranks for ties
+    return float(
+        (ranks[: len(marked)].sum() - len(marked) * (len(marked) + 1) / 2) / (len(marked) * len(null))
+    )
+
+
+def auc_ci(marked: np.ndarray, null: np.ndarray, n_boot: int = 200, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of :func:`auc`, resampling marked and null images apart."""
+    if not len(marked) or not len(null):
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    vals = [
+        auc(marked[rng.integers(0, len(marked), len(marked))], null[rng.integers(0, len(null), len(null))])
+        for _ in range(n_boot)
+    ]
+    lo, hi = np.quantile(vals, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def _mean_row(metric: str, values: Sequence[float], note: str = "", **at: Any) -> dict[str, Any]:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    ci = stats.bootstrap_ci(v, np.mean, seed=0) if len(v) else (math.nan, math.nan)
+    return measure(metric, float(v.mean()) if len(v) else math.nan, len(v), ci, note, **at)
+
+
+def quality(marked: Image.Image, attacked: Image.Image) -> tuple[float, float]:
+    """(PSNR dB, SSIM) of an attacked image against the marked one; a resized or cropped image is
+    first resized back (bicubic) to the marked image's size."""
+    if attacked.size != marked.size:
+        attacked = attacked.resize(marked.size, Image.Resampling.BICUBIC)
+    a, b = np.asarray(marked.convert("RGB")), np.asarray(attacked.convert("RGB"))
+    return stats.psnr(a, b), float(structural_similarity(a, b, channel_axis=2, data_range=255))
+
+
+class ClipDistance:
+    """1 - cosine similarity of the embedded CLIP's image embeddings (WAVES' CLIP-based quality)."""
+
+    def __init__(self) -> None:
+        from t2iscope.paths import models_dir
+        from t2iscope.weights import load_model
+
+        self.clip = load_model(models_dir() / "clip", expect="open_clip")
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        import torch
+
+        from t2iscope.nets import rgb_pixels
+
+        side = self.clip.input_size
+        pixels = torch.from_numpy(np.stack([rgb_pixels(im, side) for im in images])).permute(0, 3, 1, 2)
+        return self.clip.embed(pixels).numpy()
+
+    def __call__(self, a: np.ndarray, images: Sequence[Image.Image]) -> np.ndarray:
+        return 1.0 - (a * self.embed(images)).sum(axis=1)
+
+
+def post_hoc_score(method: str) -> Score:
+    """Scores of a post-hoc method: (bit accuracy with decode errors as 0, bit accuracy with NaN)."""
+    from t2iscope.generate import watermark
+
+    truth = _bits(watermark.default_payload(method))
+
+    def score(images: list[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
+        acc = np.array([_decode_acc(im, method, truth) for im in images])
+        return np.nan_to_num(acc, nan=0.0), acc
+
+    return score
+
+
+def treering_score(model: Any, key: Any, steps: int, batch: int = 64) -> Score:
+    """Scores of Tree-Ring: (minus the key distance after DDIM inversion, NaN bit accuracy: no bits)."""
+    from t2iscope.generate import treering
+
+    def score(images: list[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
+        dist = np.concatenate(
+            [treering.detect(model, images[i : i + batch], key, steps) for i in range(0, len(images), batch)]
+            or [np.zeros(0)]
+        )
+        return -dist, np.full(len(images), np.nan)
+
+    return score
+
+
+def generated_set(
+    model: Any, n: int, size: int, key: Any = None, steps: int = 20
+) -> list[tuple[str, Image.Image]]:
+    """``n`` generations of ``model`` (DDIM, ``steps`` steps, seeds 0..n-1, prompts "a <color> <kind>"
+    over the world's vocabulary), Tree-Ring-marked with ``key`` when given, upscaled (Lanczos) to
+    ``size`` as ``generate`` upscales an output for a watermark."""
+    from t2iscope.curate.world.spec import COLORS, KINDS
+    from t2iscope.generate.params import Params
+    from t2iscope.generate.txt2img import txt2img
+
+    words = [f"a {c} {k}" for k in KINDS for c in COLORS]
+    out: list[tuple[str, Image.Image]] = []
+    for start in range(0, n, 16):
+        batch = [
+            Params(prompt=words[i % len(words)], seed=i, steps=steps, sampler="DDIM")
+            for i in range(start, min(n, start + 16))
+        ]
+        images = txt2img(model, batch, mark=None if key is None else key.inject)
+        out += [
+            (f"seed {p.seed}: {p.prompt}", im.resize((size, size), Image.Resampling.LANCZOS))
+            for p, im in zip(batch, images, strict=True)
+        ]
+    return out
 
 
 def robustness_rows(
@@ -126,59 +287,90 @@ def robustness_rows(
     grid: dict[str, tuple[float, ...]],
     source: str,
     fpr_target: float = 0.01,
+    *,
+    null: Sequence[Image.Image] = (),
+    null_name: str = "",
+    treering: tuple[list[tuple[str, Image.Image]], Score, str] | None = None,
+    clip: ClipDistance | None = None,
 ) -> list[dict[str, Any]]:
-    """The measurements for one image set: per method, quality and threshold; per attack, detection."""
+    """The measurements for one image set, per method and attack (module docstring).
+
+    ``images`` are the unmarked bases (post-hoc methods mark them); ``null`` more unmarked images
+    for the thresholds; ``treering`` the Tree-Ring-marked twins of ``images``, their scorer and key
+    spec (only for generated sources). ``clip`` adds the CLIP embedding distance to the quality rows.
+    """
     from t2iscope.generate import watermark
 
     pairs = grid_pairs(grid)
     rows: list[dict[str, Any]] = []
     for method in methods:
-        payload = watermark.default_payload(method)
-        truth = _bits(payload)
-        side = watermark.min_size(method)
-        usable = [(n, im) for n, im in images if im.width * im.height >= side * side]
-        if len(usable) < len(images):
-            rows.append(
-                skipped(
-                    len(images) - len(usable), f"smaller than {side}x{side}", source=source, method=method
-                )
-            )
-        marked_acc = np.full((len(usable), len(pairs)), np.nan)
-        null_acc = np.full((len(usable), len(pairs)), np.nan)
-        psnrs, ssims = [], []
-        for i, (_, img) in enumerate(tqdm(usable, desc=f"watermark {source}/{method}", unit="img")):
-            marked = watermark.embed(img, method, payload)
-            a, b = np.asarray(img), np.asarray(marked)
-            psnrs.append(stats.psnr(a, b))
-            ssims.append(structural_similarity(a, b, channel_axis=2, data_range=255))
-            for j, (name, strength) in enumerate(pairs):
-                attack = ATTACKS.get(name)
-                marked_acc[i, j] = _decode_acc(attack(marked, strength), method, truth)
-                null_acc[i, j] = _decode_acc(attack(img, strength), method, truth)
-        n = len(usable)
         sl = {"source": source, "method": method}
-        for metric, values in (("psnr", psnrs), ("ssim", ssims)):
-            v = np.asarray(values, dtype=float)
-            ci = stats.bootstrap_ci(v, np.mean, seed=0) if n else (math.nan, math.nan)
-            rows.append(measure(metric, float(v.mean()) if n else math.nan, n, ci, **sl))
-        threshold = pick_threshold(null_acc.ravel(), len(truth), fpr_target)
-        rows.append(measure("threshold", threshold, null_acc.size, note=f"fpr_target={fpr_target}", **sl))
-        null_hits = np.nan_to_num(null_acc, nan=0.0) >= threshold
-        rows.append(
-            rate("fpr", int(null_hits.sum()), null_acc.size, note="unmarked images, all attacks", **sl)
+        if method == TREERING:
+            if treering is None:
+                rows.append(skipped(len(images), "tree-ring marks only the model's own generations", **sl))
+                continue
+            marked_set, score, note = treering
+            bases = [im for _, im in images]
+            marked = [im for _, im in marked_set]
+        else:
+            score, note = post_hoc_score(method), ""
+            side = watermark.min_size(method)
+            usable = [im for _, im in images if im.width * im.height >= side * side]
+            if len(usable) < len(images):
+                rows.append(skipped(len(images) - len(usable), f"smaller than {side}x{side}", **sl))
+            payload = watermark.default_payload(method)
+            bases = usable
+            marked = [watermark.embed(im, method, payload) for im in tqdm(usable, desc=f"mark {method}")]
+        null_usable = [
+            im for im in [*bases, *null] if method == TREERING or im.width * im.height >= 256 * 256
+        ]
+        null_scores, _ = score(null_usable)
+        n_null = len(null_scores)
+        null_note = f"null: {len(bases)} unmarked {source} + {n_null - len(bases)} {null_name or 'none'}"
+        marked_quality = [quality(b, m) for b, m in zip(bases, marked, strict=True)]
+        rows.append(_mean_row("psnr", [q[0] for q in marked_quality], "marked vs unmarked", **sl))
+        rows.append(_mean_row("ssim", [q[1] for q in marked_quality], "marked vs unmarked", **sl))
+        threshold = (
+            pick_threshold(null_scores, len(_bits(watermark.default_payload(method))), fpr_target)
+            if method != TREERING
+            else empirical_threshold(null_scores, fpr_target)
         )
-        for j, (name, strength) in enumerate(pairs):
-            col = marked_acc[:, j]
-            ok = col[np.isfinite(col)]
+        rows.append(
+            measure("threshold", threshold, n_null, note=f"fpr_target={fpr_target}; {note}".strip("; "), **sl)
+        )
+        rows.append(rate("fpr", int((null_scores >= threshold).sum()), n_null, note=null_note, **sl))
+        base_emb = clip.embed(marked) if clip is not None and marked else None
+        for name, strength in tqdm(pairs, desc=f"watermark {source}/{method}", unit="attack"):
             at = {**sl, "attack": name, "strength": strength}
-            ci = stats.bootstrap_ci(ok, np.mean, seed=0) if len(ok) else (math.nan, math.nan)
-            rows.append(measure("bit_accuracy", float(ok.mean()) if len(ok) else math.nan, len(ok), ci, **at))
+            began = time.perf_counter()
+            attacked = [ATTACKS.get(name)(m, strength) for m in marked]
+            scores, acc = score(attacked)
+            seconds = time.perf_counter() - began
+            n = len(scores)
+            rows.append(_mean_row("bit_accuracy", acc, **at))
+            rows.append(rate("detection_rate", int((scores >= threshold).sum()), n, **at))
+            if method != TREERING:
+                rows.append(rate("decode_error", int(np.isnan(acc).sum()), n, **at))
             rows.append(
-                rate("detection_rate", int((np.nan_to_num(col, nan=0.0) >= threshold).sum()), n, **at)
+                measure("auc", auc(scores, null_scores), n, auc_ci(scores, null_scores), null_note, **at)
             )
-            rows.append(rate("decode_error", int(np.isnan(col).sum()), n, **at))
-            null_col = np.nan_to_num(null_acc[:, j], nan=0.0)
-            rows.append(rate("fpr_attack", int((null_col >= threshold).sum()), n, **at))
+            for metric, fpr in WAVES_FPRS.items():
+                k, fp, _ = tpr_at_fpr(scores, null_scores, fpr)
+                resolvable = (
+                    "" if n_null * fpr >= 1 else f"; FPR {fpr:.1%} not resolvable with {n_null} null images"
+                )
+                rows.append(rate(metric, k, n, note=f"{null_note}{resolvable}", **at))
+                rows.append(rate(metric.replace("tpr_", "fpr_"), fp, n_null, note=null_note, **at))
+            pq = [quality(m, a) for m, a in zip(marked, attacked, strict=True)]
+            rows.append(_mean_row("attack_psnr", [q[0] for q in pq], "attacked vs marked", **at))
+            rows.append(_mean_row("attack_ssim", [q[1] for q in pq], "attacked vs marked", **at))
+            if base_emb is not None:
+                rows.append(
+                    _mean_row(
+                        "attack_clip_distance", clip(base_emb, attacked), "1 - cos, embedded CLIP", **at
+                    )
+                )
+            rows.append(measure("seconds", seconds, n, note="attack + read-back of n images", **at))
     return rows
 
 
@@ -213,46 +405,101 @@ def readme_comparison(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def null_set(ctx: AuditContext, null_source: str | None, size: int, null_images: int) -> list[Image.Image]:
+    """``null_images`` unmarked images from ``null_source`` (skimage, world or a folder) at ``size``."""
+    if null_source is None or null_images == 0:
+        return []
+    if null_source == "world" and ctx.inputs.world is None:
+        return []
+    return [im for _, im in image_set(ctx, null_source, size, null_images)]
+
+
 @AUDITS.audit(
     "watermark",
     title="Watermark robustness",
-    section="t2iscope.evaluate.report_sections:section_watermark",
+    section="t2iscope.evaluate.report_watermark:section_watermark",
     order=60,
-    headline=("detection_rate", {}, "mean", "mean detection rate over all attacks"),
+    headline=("tpr_at_0.1pct_fpr", {}, "mean", "mean TPR at 0.1% FPR over all attacks"),
     check=check_params,
 )
 def watermark_audit(
     ctx: AuditContext,
-    sources: tuple[str, ...] = ("skimage", "world"),
+    sources: tuple[str, ...] = ("skimage", "world", "generated"),
     # generate.watermark.METHODS, spelled out so AUDIT.yaml is checked without importing it
-    methods: tuple[Literal["dwtDct", "dwtDctFixed", "dwtDctSvd", "rivaGan"], ...] = (
+    methods: tuple[Literal["dwtDct", "dwtDctFixed", "dwtDctSvd", "rivaGan", "treering"], ...] = (
         "dwtDct",
         "dwtDctFixed",
         "dwtDctSvd",
         "rivaGan",
+        "treering",
     ),
     grid: Literal["full", "readme"] = "full",  # keys of GRIDS, checked when AUDIT.yaml is read
     attacks: dict[str, list[float]] | None = None,  # keys: ATTACKS, see check_params
     size: Annotated[int, Ge(MIN_SIZE), Le(MAX_SIZE)] = 256,
     max_images: PositiveInt = 8,
     fpr_target: OpenProbability = 0.01,
+    null_source: str | None = "world",
+    null_images: Annotated[int, Ge(0)] = 1000,
+    model: str | None = None,
+    clip: str | None = None,
+    inversion_steps: Annotated[int, Ge(1), Le(1000)] = 10,
+    quality_clip: bool = True,
 ) -> pd.DataFrame:
-    """Robustness of every method to every attack on each image source (skimage, world, a folder).
+    """Robustness of every method to every attack on each image source (skimage, world, generated, a folder).
 
-    ``grid`` picks a preset ("full", or "readme": only the README's attacks, for slow rivaGan);
-    ``attacks`` (attack -> strengths) replaces it.
+    ``grid`` picks a preset ("full": every registered family; "readme": only the invisible-watermark
+    README's attacks, for slow rivaGan); ``attacks`` (attack -> strengths) replaces it. ``generated``
+    is ``max_images`` generations of ``model`` (default: the embedded models/sd), the only source
+    Tree-Ring can mark; ``model`` is also the regeneration attacks' and Tree-Ring's inverting model,
+    ``clip`` the adversarial attack's encoder (default models/clip). Thresholds and FPRs use the
+    source's own unmarked images plus ``null_images`` from ``null_source`` (skimage, world, a folder
+    or null). ``inversion_steps`` are Tree-Ring's DDIM inversion steps (the reference uses 50).
     """
+    from t2iscope.generate import treering as tr
     from t2iscope.generate import watermark
 
     for m in methods:
-        watermark.min_size(m)
+        if m != TREERING:
+            watermark.min_size(m)
     chosen = {k: tuple(v) for k, v in attacks.items()} if attacks else GRIDS[grid]
     grid_pairs(chosen)
     rows: list[dict[str, Any]] = []
-    for source in sources:
-        if source == "world" and ctx.inputs.world is None:
-            rows.append(skipped(1, "source 'world' listed but inputs.world not set", source=source))
-            continue
-        images = image_set(ctx, source, size, max_images)
-        rows += robustness_rows(images, list(methods), chosen, source, fpr_target)
+    null = null_set(ctx, null_source, size, null_images)
+    if null_source is not None and null_images and not null:
+        rows.append(
+            skipped(null_images, f"null source {null_source!r} has no images (inputs.world not set?)")
+        )
+    measure_clip = ClipDistance() if quality_clip else None
+    with use_model(model, clip):
+        from t2iscope.evaluate.attacks import sd_model
+
+        for source in sources:
+            if source == "world" and ctx.inputs.world is None:
+                rows.append(skipped(1, "source 'world' listed but inputs.world not set", source=source))
+                continue
+            marked_twins = None
+            if source == "generated":
+                sd = sd_model()
+                images = generated_set(sd, max_images, size)
+                if TREERING in methods:
+                    key = tr.TreeRingKey()
+                    latent_side = sd.native_size // sd.pipe.vae_scale_factor
+                    marked_twins = (
+                        generated_set(sd, max_images, size, key),
+                        treering_score(sd, key, inversion_steps),
+                        f"{key.spec(latent_side)}; {inversion_steps} inversion steps; model {sd.model_id}",
+                    )
+            else:
+                images = image_set(ctx, source, size, max_images)
+            rows += robustness_rows(
+                images,
+                list(methods),
+                chosen,
+                source,
+                fpr_target,
+                null=null,
+                null_name=f"{null_source} images",
+                treering=marked_twins,
+                clip=measure_clip,
+            )
     return tidy(rows, "watermark", judge="decoder")

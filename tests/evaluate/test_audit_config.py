@@ -121,7 +121,8 @@ def test_unreadable_audit_config_is_one_line(tmp_path: Path) -> None:
         ),
         (
             {"audits": {"watermark": {"methods": ["dwtdct"]}}},
-            "A.yaml: audits.watermark.methods[0] 'dwtdct'; valid: dwtDct, dwtDctFixed, dwtDctSvd, rivaGan",
+            "A.yaml: audits.watermark.methods[0] 'dwtdct'; valid: dwtDct, dwtDctFixed, dwtDctSvd, rivaGan, "
+            "treering",
         ),
         (
             {"judge": "clip", "judge_options": {"clip_checkpont": "x"}, "audits": {"domains": {}}},
@@ -167,13 +168,14 @@ def test_duplicate_audit_key_is_refused(tmp_path: Path) -> None:
     [
         (
             {"attacks": {"jpeg": [90], "bogus": [1.0]}},
-            "a.yaml: audits.watermark.attacks.bogus: unknown attack 'bogus'; valid: blur, brightness, "
-            "contrast, crop, jpeg, mask, noise, none, overlay, resize, resize_restore, rotate",
+            "a.yaml: audits.watermark.attacks.bogus: unknown attack 'bogus'; valid: adv_embed, blur, "
+            "brightness, combo_all, combo_degradation, combo_geometric, combo_photometric, contrast, crop, "
+            "jpeg, mask, noise, none, overlay, regen_diffusion, regen_vae, resize, resize_restore, rotate",
         ),
         (
             {"sources": ["nonexistent/folder"]},
             "a.yaml: audits.watermark.sources[0]: nonexistent/folder: image folder not found "
-            "(a source is skimage, world or a folder)",
+            "(a source is skimage, world, generated or a folder)",
         ),
         ({"size": 1}, "a.yaml: audits.watermark.size: expected an integer >= 256 and <= 2048, got 1"),
     ],

@@ -1,0 +1,136 @@
+"""The watermark audit's report section: TPR at 0.1% FPR per attack x method, detection against
+quality loss (WAVES' plot), quality and thresholds, throughput, and the invisible-watermark README."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from t2iscope.evaluate.report_html import (
+    details,
+    esc,
+    figure,
+    findings,
+    fmt,
+    pivot,
+    plain,
+    pyplot,
+    said,
+    with_columns,
+)
+
+HEADLINE = "tpr_at_0.1pct_fpr"
+SURVIVES_AT = 0.9  # "survives" an attack setting: TPR@0.1%FPR at or above this (the README table's Pass)
+
+
+def _label(df: pd.DataFrame) -> pd.Series:
+    return df["attack"].astype(str) + " " + df["strength"].map(lambda s: fmt(s))
+
+
+def survival(df: pd.DataFrame) -> pd.DataFrame:
+    """Per source and method: attacks (strength > 0) whose TPR@0.1%FPR is >= 0.9 and the worst one."""
+    det = df[(df["metric"] == HEADLINE) & (df["attack"] != "none")].dropna(subset=["value"])
+    out = []
+    for (source, method), g in det.groupby(["source", "method"], sort=False):
+        worst = g.loc[g["value"].idxmin()]
+        out.append(
+            {
+                "source": source,
+                "method": method,
+                "survived": int((g["value"] >= SURVIVES_AT).sum()),
+                "attacks": len(g),
+                "mean": float(g["value"].mean()),
+                "worst": worst,
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def throughput(df: pd.DataFrame) -> tuple[int, float]:
+    """(image x attack pairs, seconds) summed over the ``seconds`` rows: attack plus read-back time."""
+    sec = df[df["metric"] == "seconds"]
+    return int(sec["n"].sum()), float(sec["value"].sum())
+
+
+def _detection_vs_quality(df: pd.DataFrame) -> str:
+    """WAVES' plot: one point per attack x strength, detection (TPR@0.1%FPR) against the attacked
+    image's PSNR to the marked one, one colour per method, one panel per source."""
+    det = df[df["metric"] == HEADLINE][["source", "method", "attack", "strength", "value"]]
+    q = df[df["metric"] == "attack_psnr"][["source", "method", "attack", "strength", "value"]]
+    both = det.merge(q, on=["source", "method", "attack", "strength"], suffixes=("", "_psnr"))
+    both = both[both["attack"] != "none"].dropna(subset=["value", "value_psnr"])
+    if both.empty:
+        return ""
+    plt = pyplot()
+    sources = list(dict.fromkeys(both["source"]))
+    fig, axes = plt.subplots(1, len(sources), figsize=(5 * len(sources), 3.6), squeeze=False)
+    for ax, source in zip(axes[0], sources, strict=True):
+        for method, g in both[both["source"] == source].groupby("method", sort=False):
+            ax.scatter(g["value_psnr"].clip(upper=60), g["value"], s=14, alpha=0.75, label=plain(str(method)))
+        ax.set_xlabel("attacked vs marked PSNR, dB (right = less quality loss)", fontsize=8)
+        ax.set_ylabel("TPR at 0.1% FPR", fontsize=8)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_title(plain(f"Detection vs quality loss: {source}"), fontsize=10)
+        ax.legend(fontsize=7)
+    return figure(fig)
+
+
+def section_watermark(df: pd.DataFrame) -> str:
+    from t2iscope.evaluate.audits.watermark import readme_comparison
+
+    df = with_columns(df, "source", "method", optional=("attack", "strength"))
+    out = []
+    sentences = []
+    surv = survival(df)
+    for r in surv.itertuples():
+        w = r.worst
+        sentences.append(
+            f"{esc(r.method)} on {esc(r.source)}: detected at 0.1% FPR in {r.survived} of {r.attacks} "
+            f"attack settings (TPR &ge; {SURVIVES_AT}), mean TPR {r.mean:.2f}; weakest against "
+            f"{esc(w['attack'])} {fmt(w['strength'])} ({said(w)})."
+        )
+    pairs, seconds = throughput(df)
+    if pairs:
+        sentences.append(
+            f"Throughput: {pairs:,} image x attack pairs in {seconds:,.0f} s ({pairs / seconds:.1f}/s)."
+        )
+    out.append(findings(sentences[:8]))
+    head = df[df["metric"] == HEADLINE].copy()
+    if not head.empty:
+        head["attack_s"] = _label(head)
+        plt = pyplot()
+        for source, g in head.groupby("source", sort=False):
+            grid = g.pivot_table(index="method", columns="attack_s", values="value", sort=False)
+            fig, ax = plt.subplots(figsize=(min(16, 1 + 0.3 * grid.shape[1]), 0.6 + 0.45 * grid.shape[0]))
+            ax.imshow(grid.to_numpy(), vmin=0, vmax=1, cmap="RdYlGn", aspect="auto")
+            ax.set_xticks(range(grid.shape[1]), grid.columns.map(plain), rotation=90, fontsize=7)
+            ax.set_yticks(range(grid.shape[0]), grid.index.map(plain), fontsize=8)
+            ax.set_title(plain(f"TPR at 0.1% FPR per attack: {source}"), fontsize=10)
+            out.append(figure(fig))
+        out.append(_detection_vs_quality(df))
+        out.append("<h3>TPR at 0.1% FPR per attack (methods as columns)</h3>")
+        head["at"] = head["source"].astype(str)
+        out.append(pivot(head, ["at", "attack_s"], "method", corner="attack", limit=80))
+    per_method = df[df["metric"].isin(["psnr", "ssim", "threshold", "fpr"])]
+    if not per_method.empty:
+        out.append(
+            "<h3>Image quality of the marked image, threshold and false-positive rate on the null</h3>"
+        )
+        out.append(pivot(per_method, ["source", "method"], "metric"))
+    cmp = readme_comparison(df)
+    if not cmp.empty:
+        agree = int(cmp["agrees"].sum())
+        out.append(f"<h3>Beside the invisible-watermark README ({agree} of {len(cmp)} agree)</h3>")
+        rows = "".join(
+            f"<tr><td>{esc(r.readme_attack)}</td><td>{esc(r.attack)} {fmt(r.strength)}</td>"
+            f"<td>{esc(r.source)}</td><td>{esc(r.method)}</td><td>{esc(r.readme)}</td>"
+            f"<td class='num'>{r.detection_rate:.2f} "
+            f"<span class='ci'>[{r.ci_low:.2f}, {r.ci_high:.2f}]</span> "
+            f"n={int(r.n)}</td><td class='{'ok' if r.agrees else 'bad'}'>{esc(r.ours)}</td></tr>"
+            for r in cmp.itertuples()
+        )
+        out.append(
+            "<table><tr><th>README attack</th><th>ours</th><th>source</th><th>method</th><th>README</th>"
+            f"<th>detection [95% CI]</th><th>our verdict</th></tr>{rows}</table>"
+        )
+    out.append(details(df))
+    return "".join(out)

@@ -1,0 +1,128 @@
+"""Tree-Ring: every step against a copy of the reference code, the noise hook, and DDIM inversion."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+
+from t2iscope.errors import ConfigError
+from t2iscope.generate import diffusion, treering, watermark
+from t2iscope.generate.conditioning import conditioning
+from t2iscope.generate.models import Model
+from t2iscope.generate.params import Params
+from t2iscope.generate.seeds import ImageNoise
+from t2iscope.generate.treering import TreeRingKey
+
+
+# --- the reference, github.com/YuxinWenRick/tree-ring-watermark optim_utils.py, kept as written ---
+def ref_circle_mask(size: int = 64, r: int = 10) -> np.ndarray:
+    x0 = y0 = size // 2
+    y, x = np.ogrid[:size, :size]
+    y = y[::-1]
+    return ((x - x0) ** 2 + (y - y0) ** 2) <= r**2
+
+
+def ref_mask(init: torch.Tensor, radius: int, channel: int) -> torch.Tensor:
+    mask = torch.zeros(init.shape, dtype=torch.bool)
+    mask[:, channel] = torch.tensor(ref_circle_mask(init.shape[-1], r=radius))
+    return mask
+
+
+def ref_ring_pattern(seed: int, shape: tuple[int, ...], radius: int) -> torch.Tensor:
+    torch.manual_seed(seed)
+    gt_init = torch.randn(*shape)
+    gt_patch = torch.fft.fftshift(torch.fft.fft2(gt_init), dim=(-1, -2))
+    gt_patch_tmp = copy.deepcopy(gt_patch)
+    for i in range(radius, 0, -1):
+        tmp_mask = torch.tensor(ref_circle_mask(gt_init.shape[-1], r=i))
+        for j in range(gt_patch.shape[1]):
+            gt_patch[:, j, tmp_mask] = gt_patch_tmp[0, j, 0, i].item()
+    return gt_patch
+
+
+def ref_inject(init: torch.Tensor, mask: torch.Tensor, gt_patch: torch.Tensor) -> torch.Tensor:
+    fft = torch.fft.fftshift(torch.fft.fft2(init), dim=(-1, -2))
+    fft[mask] = gt_patch[mask].clone()
+    return torch.fft.ifft2(torch.fft.ifftshift(fft, dim=(-1, -2))).real
+
+
+def ref_p_value(latents: torch.Tensor, mask: torch.Tensor, gt_patch: torch.Tensor) -> float:
+    fft = torch.fft.fftshift(torch.fft.fft2(latents), dim=(-1, -2))[mask].flatten()
+    target = gt_patch[mask].flatten()
+    target = torch.concatenate([target.real, target.imag])
+    fft = torch.concatenate([fft.real, fft.imag])
+    sigma = fft.std()
+    lam = (target**2 / sigma**2).sum().item()
+    x = (((fft - target) / sigma) ** 2).sum().item()
+    return scipy.stats.ncx2.cdf(x=x, df=len(target), nc=lam)
+
+
+# --- end of the reference ---
+
+
+def test_key_matches_the_reference_on_sd_latents() -> None:
+    shape = (1, 4, 64, 64)
+    key = TreeRingKey(radius=10, channel=3)
+    assert key.radius_for(64) == 10 and TreeRingKey().radius_for(64) == 10  # the reference's w_radius
+    noise = torch.randn(shape, generator=torch.Generator().manual_seed(5))
+    gt = ref_ring_pattern(999999, shape, 10)
+    mask = ref_mask(noise, 10, 3)
+    assert torch.equal(key.mask(shape[1:]), mask[0])
+    assert torch.allclose(key.pattern(shape[1:])[mask[0]], gt[mask])
+    ours, theirs = key.inject(noise), ref_inject(noise.clone(), mask, gt)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    ref_l1 = (
+        torch.abs(torch.fft.fftshift(torch.fft.fft2(theirs), dim=(-1, -2))[mask] - gt[mask]).mean().item()
+    )
+    assert key.distance(ours)[0] == pytest.approx(ref_l1, rel=1e-5)
+    assert key.distance(noise)[0] > 2 * key.distance(ours)[0]  # unmarked noise is far from the key
+    assert key.p_value(ours)[0] == pytest.approx(ref_p_value(theirs, mask, gt), rel=1e-4, abs=1e-12)
+
+
+def test_key_spec_round_trips_and_is_the_recorded_payload() -> None:
+    key = TreeRingKey(seed=7, radius=4, channel=-1)
+    assert TreeRingKey.parse(key.spec(16)) == key
+    assert TreeRingKey().radius_for(16) == 3  # 10/64 of the embedded model's 16x16 latents, rounded up
+    assert TreeRingKey.parse(watermark.default_payload("treering").decode()) == TreeRingKey()
+    with pytest.raises(ConfigError, match="tree-ring key"):
+        TreeRingKey.parse("treering:seed=x")
+    with pytest.raises(ConfigError, match="channel"):
+        TreeRingKey(channel=4).mask((4, 16, 16))
+    with pytest.raises(ConfigError, match="carries no bits"):
+        watermark.decode_bits(torch.zeros(1), "treering", 8)  # type: ignore[arg-type]
+
+
+def test_noise_hook_marks_only_the_first_draw() -> None:
+    key = TreeRingKey()
+    plain = ImageNoise([1, 2], (4, 16, 16))
+    marked = ImageNoise([1, 2], (4, 16, 16), mark=key.inject)
+    a, b = plain.first(), marked.first()
+    assert torch.equal(b, key.inject(a))
+    assert (key.distance(b) < key.distance(a) / 2).all()
+    assert torch.equal(plain.next(), marked.next())  # ancestral draws untouched
+    assert treering.latent_mark("dwtDct") is None and treering.latent_mark("treering") is not None
+
+
+def test_ddim_inversion_recovers_the_key_from_the_embedded_models_latents(
+    embedded_model: Model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Empty prompt, guidance 1, DDIM both ways: inverting the exact final latents finds the start
+    again (the reference's setting). Through the embedded model's VAE it does not (docs/watermark.md)."""
+    key = TreeRingKey()
+    batch = [Params(prompt="", seed=i, steps=20, sampler="DDIM", cfg_scale=1.0) for i in range(2)]
+    start = key.inject(ImageNoise([0, 1], (4, 16, 16)).first())
+    latents = diffusion.sample(
+        embedded_model, batch, conditioning(embedded_model, batch), (64, 64), mark=key.inject
+    )
+    plain = diffusion.sample(embedded_model, batch, conditioning(embedded_model, batch), (64, 64))
+    images = diffusion.decode_latents(embedded_model, latents)
+    monkeypatch.setattr(diffusion, "encode_images", lambda model, ims: latents)  # skip the VAE
+    found = treering.invert(embedded_model, images, 20)
+    assert float((found - start).norm() / start.norm()) < 0.3
+    monkeypatch.setattr(diffusion, "encode_images", lambda model, ims: plain)
+    unmarked = treering.invert(embedded_model, images, 20)
+    assert key.distance(found).max() < 0.6 * key.distance(unmarked).min()
