@@ -93,7 +93,7 @@ def _model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 "--watermark-method",
                 default="dwtDct",
                 show_default=True,
-                help="dwtDct (as SD), dwtDctFixed, dwtDctSvd or rivaGan.",
+                help="dwtDct (as SD), dwtDctFixed, dwtDctSvd, rivaGan or treering (txt2img only).",
             ),
             click.option(
                 "--upscale",
@@ -342,9 +342,11 @@ _HIRES = ("enable_hr", "hr_scale", "hr_upscaler", "hr_second_pass_steps", "denoi
 )
 def txt2img_cmd(**kw: Any) -> None:
     """Generate images from a prompt (A1111 syntax: (x:1.3), [x], [a:b:0.5], [a|b], AND, BREAK)."""
+    from t2iscope.generate.treering import latent_mark
     from t2iscope.generate.txt2img import txt2img
 
-    _run("txt2img", kw, txt2img)
+    mark = latent_mark(None if kw["no_watermark"] else kw["watermark_method"])
+    _run("txt2img", kw, lambda model, batch: txt2img(model, batch, mark=mark))
 
 
 @_command(
@@ -478,8 +480,12 @@ def outpaint_cmd(
     "suite",
     epilog=(
         "Example:\n\n\b\n  t2iscope generate suite limbs --out runs/gen/limbs --limit 8\n"
-        "  t2iscope generate suite my_suite.yaml --out runs/gen/mine --model ~/sd15 --device cuda\n\n"
-        "Shipped suites: `t2iscope generate list suites`. Rerun the same command to resume."
+        "  t2iscope generate suite my_suite.yaml --out runs/gen/mine --model ~/sd15 --device cuda\n"
+        "  t2iscope generate suite limbs --out /shared/gen/limbs --engine ray --address head:6379\n"
+        "  t2iscope generate suite neutral --out runs/gen/neutral --engine ray --workers 2\n\n"
+        "Shipped suites: `t2iscope generate list suites`. Rerun the same command to resume "
+        "(either engine). With --engine ray, --out and --model must be on a file system every "
+        "node sees; docs/suites_on_ray.md."
     ),
 )
 @click.argument("suite")
@@ -497,12 +503,42 @@ def outpaint_cmd(
     show_default=True,
     help=f"Images per U-Net batch, 1..{limits.MAX_BATCH_SIZE}.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(("local", "ray")),
+    default="local",
+    show_default=True,
+    help="local: this process; ray: shards of batches over Ray workers, same images and manifest.",
+)
+@click.option(
+    "--address",
+    default=None,
+    help="With --engine ray: the cluster to join (host:port, ray://host:port or auto); "
+    "default: start Ray on this machine.",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="With --engine ray: workers, each loading the model once (default: one per GPU, "
+    "else one per node with all its CPUs).",
+)
 @_model_options
-def suite_cmd(suite: str, out: Path, limit: int | None, batch_size: int, **kw: Any) -> None:
+def suite_cmd(
+    suite: str,
+    out: Path,
+    limit: int | None,
+    batch_size: int,
+    engine: str,
+    address: str | None,
+    workers: int | None,
+    **kw: Any,
+) -> None:
     """Run a prompt suite (name of a shipped suite or a YAML path) into images + manifest.parquet.
 
     The run holds OUT's lock: a second run into the same folder is refused until it ends.
     """
+    from t2iscope.errors import ConfigError
     from t2iscope.generate.models import check_model_options, load_model, model_id_for
     from t2iscope.generate.output import OutputOptions
     from t2iscope.generate.run_suite import run_suite
@@ -512,24 +548,52 @@ def suite_cmd(suite: str, out: Path, limit: int | None, batch_size: int, **kw: A
     output = OutputOptions(
         watermark=None if kw["no_watermark"] else kw["watermark_method"], upscale=kw["upscale"]
     ).check(cli=True)
-    check_model_options(kw["model_path"], kw["device"])  # a bad --model must not create --out
-    summary = run_suite(
-        spec,
-        out,
-        lambda: load_model(
+    if engine == "ray":
+        from t2iscope.generate.suite_ray import ModelSource, run_suite_ray
+
+        check_model_options(kw["model_path"], "cpu")  # the device is the workers', checked on the cluster
+        source = ModelSource.of(
             kw["model_path"],
             device=kw["device"],
             config=kw["model_config"],
             compile_unet=kw["compile_unet"],
             lora_dir=kw["lora_dir"],
             embeddings_dir=kw["embeddings_dir"],
-        ),
-        limit=limit,
-        batch_size=batch_size,
-        output=output,
-        model_id=model_id_for(kw["model_path"]),
-        cli=True,
-    )
+        )
+        summary = run_suite_ray(
+            spec,
+            out,
+            source,
+            address=address,
+            workers=workers,
+            limit=limit,
+            batch_size=batch_size,
+            output=output,
+            cli=True,
+        )
+    else:
+        options = (("--address", address), ("--workers", workers))
+        given = [name for name, value in options if value is not None]
+        if given:
+            raise ConfigError(f"{given[0]} goes with --engine ray")
+        check_model_options(kw["model_path"], kw["device"])  # a bad --model must not create --out
+        summary = run_suite(
+            spec,
+            out,
+            lambda: load_model(
+                kw["model_path"],
+                device=kw["device"],
+                config=kw["model_config"],
+                compile_unet=kw["compile_unet"],
+                lora_dir=kw["lora_dir"],
+                embeddings_dir=kw["embeddings_dir"],
+            ),
+            limit=limit,
+            batch_size=batch_size,
+            output=output,
+            model_id=model_id_for(kw["model_path"]),
+            cli=True,
+        )
     click.echo(
         f"{summary.manifest}: {summary.total} rows ({summary.generated} generated, "
         f"{summary.skipped} already done)"

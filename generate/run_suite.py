@@ -11,10 +11,16 @@ negative prompt, size and watermark as the suite now asks for, and regenerates t
 (deterministically, so an orphan image is simply rewritten with the same pixels; an edited prompt
 is generated anew). A folder holding another suite, images of another model, or files that are
 no suite run at all is refused with one line.
+
+The Ray engine (``generate.suite_ray``) plans the same jobs with :func:`plan_run` and generates
+them with :func:`generate_batch` on its workers, each of which writes its rows to a manifest part
+under ``.parts/`` after each batch's images. Every run, of either engine, first folds parts left
+by an interrupted Ray run into the manifest, so their images are not made again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import subprocess
@@ -42,6 +48,7 @@ from t2iscope.paths import REPO_ROOT
 
 MANIFEST = "manifest.parquet"
 RUN_JSON = "run.json"
+PARTS = ".parts"  # manifest parts of Ray workers: PARTS/<run>-<shard>.parquet, folded in by the next run
 SCHEMA = pa.schema(
     [
         ("suite", pa.string()),
@@ -92,16 +99,27 @@ class RunSummary:
     manifest: Path
 
 
-def read_manifest(out: Path) -> dict[str, dict]:
-    """Rows of an existing manifest by key ({} when there is none yet).
+@dataclass(frozen=True)
+class Plan:
+    """What a run will do: ``jobs`` in grid order, the ``rows`` kept, the ``batches`` still to make.
 
-    Raises DataError naming the file when it is unreadable or not a suite manifest (no ``key``,
-    ``suite`` or ``image_path`` column, or a column of another type); columns the contract added
-    later (``cfg_rescale``...) may be missing and read as null.
+    ``batches`` group the pending jobs exactly as the local run generates them, so an engine that
+    hands whole batches to its workers makes the same images (a batch's images depend, by float
+    rounding only, on the batch they are made in).
     """
-    path = out / MANIFEST
-    if not path.exists():
-        return {}
+
+    jobs: list[Job]
+    order: dict[str, int]
+    rows: dict[str, dict]
+    batches: list[list[Job]]
+
+    @property
+    def pending(self) -> int:
+        return sum(map(len, self.batches))
+
+
+def read_rows(path: Path) -> dict[str, dict]:
+    """Rows of a manifest (or a manifest part) by key, in ``SCHEMA``; DataError naming the file."""
     try:
         table = pq.read_table(path)
         missing = [c for c in ("key", "suite", "image_path") if c not in table.column_names]
@@ -115,6 +133,47 @@ def read_manifest(out: Path) -> dict[str, dict]:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
         raise DataError(f"{path}: unreadable manifest ({exc})") from None
     return {row["key"]: row for row in rows}
+
+
+def read_manifest(out: Path) -> dict[str, dict]:
+    """Rows of an existing manifest by key ({} when there is none yet).
+
+    Raises DataError naming the file when it is unreadable or not a suite manifest (no ``key``,
+    ``suite`` or ``image_path`` column, or a column of another type); columns the contract added
+    later (``cfg_rescale``...) may be missing and read as null.
+    """
+    path = out / MANIFEST
+    return read_rows(path) if path.exists() else {}
+
+
+def part_files(out: Path) -> list[Path]:
+    """Manifest parts written by Ray workers and not yet folded into the manifest, by name."""
+    return sorted((out / PARTS).glob("*.parquet"))
+
+
+def read_parts(out: Path) -> dict[str, dict]:
+    """Rows of every manifest part by key; a part is newer than the manifest, so its rows win.
+
+    Each part is written atomically after its batch's images, so every row names an image that
+    was complete when the row was written. DataError names an unreadable part.
+    """
+    rows: dict[str, dict] = {}
+    for path in part_files(out):
+        rows.update(read_rows(path))
+    return rows
+
+
+def write_part(path: Path, rows: list[dict]) -> None:
+    """Write a manifest part (rows in ``SCHEMA``) atomically."""
+    fileio.write_parquet(path, pa.Table.from_pylist(rows, schema=SCHEMA))
+
+
+def remove_parts(out: Path) -> None:
+    """Delete the parts once their rows are in the manifest (written before, atomically)."""
+    for path in part_files(out):
+        path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty: a part of a worker still running, kept
+        (out / PARTS).rmdir()
 
 
 def _payload(opts: OutputOptions) -> str | None:
@@ -192,7 +251,8 @@ def _row(
     }
 
 
-def _write_manifest(out: Path, rows: dict[str, dict], order: dict[str, int]) -> None:
+def write_manifest(out: Path, rows: dict[str, dict], order: dict[str, int]) -> None:
+    """Write ``rows`` atomically in grid order (``order``: key -> index), rows not in the grid last."""
     ranked = sorted(rows.values(), key=lambda r: (order.get(r["key"], len(order)), r["key"]))
     fileio.write_parquet(out / MANIFEST, pa.Table.from_pylist(ranked, schema=SCHEMA))
 
@@ -248,6 +308,110 @@ def _check_folder(out: Path, suite: Suite, rows: dict[str, dict], model_id: str 
         raise ConfigError(f"{out}: holds images of model {other[0]!r}, not {model_id!r}; use another --out")
 
 
+def check_run(
+    suite: Suite, out: str | Path, limit: int | None, batch_size: int, output: OutputOptions | None, cli: bool
+) -> tuple[Path, int, OutputOptions]:
+    """Step 1 of every engine, before the folder is touched: (out, images asked for, output options).
+
+    Raises ConfigError naming the field (the option when ``cli``) for a bad ``limit`` or
+    ``batch_size``, a grid over ``MAX_SUITE_IMAGES`` or an ``out`` under a file.
+    """
+    output = (output or OutputOptions()).check(cli=cli)
+    check_number("batch_size", batch_size, 1, MAX_BATCH_SIZE, integer=True, cli=cli)
+    if limit is not None and not (isinstance(limit, int) and limit >= 1):
+        raise ConfigError(f"{option_name('limit', cli)} must be an integer >= 1, got {limit!r}")
+    total = grid_size(suite)
+    count = total if limit is None else min(limit, total)
+    if count > MAX_SUITE_IMAGES:
+        raise ConfigError(
+            f"{suite.source}: the grid has {total:,} images, more than one run may make "
+            f"({MAX_SUITE_IMAGES:,}); pass {option_name('limit', cli)} or split the suite"
+        )
+    out = Path(out)
+    existing = next(p for p in (out, *out.parents) if p.exists())  # the root always does
+    if not existing.is_dir():
+        raise ConfigError(f"{out}: {existing} is a file; {option_name('out', cli)} names a folder")
+    return out, count, output
+
+
+def plan_run(
+    suite: Suite, out: Path, count: int, batch_size: int, output: OutputOptions, model_id: str | None
+) -> Plan:
+    """Step 2, holding the folder's lock: fold in parts, check the folder, drop stale rows, plan.
+
+    Expands the first ``count`` jobs lazily (a repeated value is one job); a job is done if its
+    row (from the manifest or a part) matches it and its image is on disk. Rows that changed (parts
+    folded in, stale rows out, current metadata in) are written to the manifest before anything
+    else, then the parts are deleted. Raises ConfigError for a folder of another suite or model,
+    DataError for an unreadable manifest or part.
+    """
+    jobs = list({job.key: job for job in itertools.islice(expand(suite), count)}.values())
+    order = {job.key: i for i, job in enumerate(jobs)}
+    rows = read_manifest(out)
+    parts = read_parts(out)
+    merged = {**rows, **parts}
+    _check_folder(out, suite, merged, model_id)
+    _remove_stale_temps(out)
+    pending = [job for job in jobs if not _done(out, merged.get(job.key), job, output)]
+    todo = {job.key for job in pending}
+    kept = {k: r for k, r in merged.items() if k not in todo and (k in order or _kept(out, r))}
+    for job in jobs:  # tags and expectations are metadata: a done row takes the suite's current ones
+        if job.key in kept:
+            meta = {"tags": list(job.tags), "expect": job.expect, "vocabulary": job.vocabulary}
+            kept[job.key] = {**kept[job.key], **meta}
+    if kept != rows:  # stale rows out (before their images are rewritten), current metadata in
+        write_manifest(out, kept, order)
+    if parts:
+        remove_parts(out)
+    return Plan(jobs, order, kept, _batches(pending, batch_size))
+
+
+def start_generation(
+    suite: Suite,
+    out: Path,
+    rows: dict[str, dict],
+    model_id: str,
+    native_size: int,
+    output: OutputOptions,
+    cli: bool = False,
+) -> None:
+    """Step 3, once the model is known: check the output size and the model, record provenance.
+
+    Raises ConfigError for an upscale too small to watermark or a folder of another model.
+    """
+    output.check_size(suite.width or native_size, suite.height or native_size, cli=cli)
+    _check_folder(out, suite, rows, model_id)
+    _provenance(suite, out, model_id)
+
+
+def generate_batch(model: Model, batch: list[Job], out: Path, output: OutputOptions) -> list[dict]:
+    """Generate one batch (jobs sharing settings) and save its images; returns their manifest rows.
+
+    Images are written atomically, one by one; the caller records the rows only after this returns,
+    so a row never names an image that is not complete. ``elapsed_s`` is the batch's sampling time
+    shared equally, plus the image's own save time (seconds).
+    """
+    start = time.perf_counter()
+    images = txt2img(model, [job.params for job in batch])
+    share = (time.perf_counter() - start) / len(batch)
+    rows = []
+    for job, image in zip(batch, images, strict=True):
+        start = time.perf_counter()
+        scale = save(
+            out / job.image_path,
+            image,
+            job.params,
+            model.model_id,
+            output,
+            model_hash=model.model_hash,
+            extra=network_fields(model, job.params),
+        )
+        elapsed = share + time.perf_counter() - start
+        size = first_pass_size(job.params, image.size)  # A1111's Size, as the infotext's
+        rows.append(_row(job, model, size, output, scale, elapsed))
+    return rows
+
+
 def run_suite(
     suite: Suite,
     out: str | Path,
@@ -269,67 +433,21 @@ def run_suite(
     anything is written), DataError for an unreadable manifest.
     """
     # 1. Check options and the grid's size, before the folder is touched
-    output = (output or OutputOptions()).check(cli=cli)
-    check_number("batch_size", batch_size, 1, MAX_BATCH_SIZE, integer=True, cli=cli)
-    if limit is not None and not (isinstance(limit, int) and limit >= 1):
-        raise ConfigError(f"{option_name('limit', cli)} must be an integer >= 1, got {limit!r}")
-    total = grid_size(suite)
-    count = total if limit is None else min(limit, total)
-    if count > MAX_SUITE_IMAGES:
-        raise ConfigError(
-            f"{suite.source}: the grid has {total:,} images, more than one run may make "
-            f"({MAX_SUITE_IMAGES:,}); pass {option_name('limit', cli)} or split the suite"
-        )
-    out = Path(out)
-    existing = next(p for p in (out, *out.parents) if p.exists())  # the root always does
-    if not existing.is_dir():
-        raise ConfigError(f"{out}: {existing} is a file; {option_name('out', cli)} names a folder")
+    out, count, output = check_run(suite, out, limit, batch_size, output, cli)
     if isinstance(model, Model):
         model_id = model.model_id
     with output_lock(out):
-        # 2. Expand the first `count` jobs lazily (a repeated value is one job), then resume: a job
-        # is done if its row matches it and its image is on disk
-        jobs = list({job.key: job for job in itertools.islice(expand(suite), count)}.values())
-        order = {job.key: i for i, job in enumerate(jobs)}
-        rows = read_manifest(out)
-        _check_folder(out, suite, rows, model_id)
-        _remove_stale_temps(out)
-        pending = [job for job in jobs if not _done(out, rows.get(job.key), job, output)]
-        todo = {job.key for job in pending}
-        kept = {k: r for k, r in rows.items() if k not in todo and (k in order or _kept(out, r))}
-        for job in jobs:  # tags and expectations are metadata: a done row takes the suite's current ones
-            if job.key in kept:
-                meta = {"tags": list(job.tags), "expect": job.expect, "vocabulary": job.vocabulary}
-                kept[job.key] = {**kept[job.key], **meta}
-        if kept != rows:  # stale rows out (before their images are rewritten), current metadata in
-            _write_manifest(out, kept, order)
-        rows = kept
-        if not pending:
-            return RunSummary(len(jobs), len(jobs), 0, out / MANIFEST)
+        # 2. Plan: what is done (its row matches and its image is on disk) is kept, the rest batched
+        plan = plan_run(suite, out, count, batch_size, output, model_id)
+        rows, total = dict(plan.rows), len(plan.jobs)
+        if not plan.batches:
+            return RunSummary(total, total, 0, out / MANIFEST)
         # 3. Generate batch by batch: images first, then the manifest
         model = model if isinstance(model, Model) else model()
-        output.check_size(suite.width or model.native_size, suite.height or model.native_size, cli=cli)
-        _check_folder(out, suite, rows, model.model_id)
-        _provenance(suite, out, model.model_id)
-        with tqdm(total=len(pending), desc=f"suite {suite.name}", unit="img") as bar:
-            for batch in _batches(pending, batch_size):
-                start = time.perf_counter()
-                images = txt2img(model, [job.params for job in batch])
-                share = (time.perf_counter() - start) / len(batch)
-                for job, image in zip(batch, images, strict=True):
-                    start = time.perf_counter()
-                    scale = save(
-                        out / job.image_path,
-                        image,
-                        job.params,
-                        model.model_id,
-                        output,
-                        model_hash=model.model_hash,
-                        extra=network_fields(model, job.params),
-                    )
-                    elapsed = share + time.perf_counter() - start
-                    size = first_pass_size(job.params, image.size)  # A1111's Size, as the infotext's
-                    rows[job.key] = _row(job, model, size, output, scale, elapsed)
-                _write_manifest(out, rows, order)
+        start_generation(suite, out, rows, model.model_id, model.native_size, output, cli)
+        with tqdm(total=plan.pending, desc=f"suite {suite.name}", unit="img") as bar:
+            for batch in plan.batches:
+                rows.update((row["key"], row) for row in generate_batch(model, batch, out, output))
+                write_manifest(out, rows, plan.order)
                 bar.update(len(batch))
-    return RunSummary(len(jobs), len(jobs) - len(pending), len(pending), out / MANIFEST)
+    return RunSummary(total, total - plan.pending, plan.pending, out / MANIFEST)

@@ -1,10 +1,12 @@
-"""Project-wide fixtures: a small synthetic world, made once per session, and a server over it."""
+"""Project-wide fixtures: a small synthetic world, made once per session, a server over it, and
+one local Ray for every `--engine ray` test."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -60,3 +62,24 @@ def world_server(world_dir: Path) -> Iterator[object]:
     server = serve_world(world_dir, host="127.0.0.1", port=0, timeout_seconds=2.0)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    """One local Ray for the session (2 CPUs, ray_runtime's small object store), shared by the curation
+    and suite tests. Its workers find tests/curate (the fault-injecting stages of ray_faults) on
+    PYTHONPATH, set only while Ray starts."""
+    from t2iscope.ray_runtime import connect
+
+    before = os.environ.get("PYTHONPATH")
+    here = str(Path(__file__).parent / "curate")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, before) if p)
+    try:
+        ray = connect(None, num_cpus=2)
+    finally:
+        if before is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = before
+    yield ray
+    ray.shutdown()

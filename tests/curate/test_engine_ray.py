@@ -25,26 +25,8 @@ from t2iscope.curate.download import DownloadOptions, download_run
 from t2iscope.curate.operators import OPERATORS
 from t2iscope.curate.recipe import builtin_names, load_recipe, recipe_from_dict
 from t2iscope.curate.run import run_recipe
-from t2iscope.ray_runtime import connect
 
 HERE = Path(__file__).parent
-
-
-@pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[Any]:
-    """One local Ray for the session: 2 CPUs, the small object store ray_runtime starts. Its
-    workers find tests/curate (ray_faults) on PYTHONPATH, set only while Ray starts."""
-    before = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), before) if p)
-    try:
-        ray = connect(None, num_cpus=2)
-    finally:
-        if before is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = before
-    yield ray
-    ray.shutdown()
 
 
 @pytest.fixture
