@@ -33,6 +33,7 @@ navigation = st.navigation(
             page("limbs.py", "Limbs", "accessibility_new", url_path="limbs"),
             page("annotate.py", "Annotate images", "label", url_path="annotate"),
             page("watermark.py", "Watermark robustness", "water_drop", url_path="watermark"),
+            page("quality.py", "Image quality", "insights", url_path="quality"),
         ],
     }
 )

@@ -567,10 +567,14 @@ def audit_rows(audit_dirs: tuple[str, ...], audits: tuple[str, ...]) -> pd.DataF
 
     Read and checked by ``t2iscope.evaluate.folder``, as ``evaluate report`` reads them: a table
     an older run left beside them is never read, and a folder without a finished run is one
-    DataError line. Adds ``run`` (the audit folder's name) so rows of two audit runs stay apart.
+    DataError line. Adds ``run`` (the audit folder's name) so rows of two audit runs stay apart;
+    a table with its own ``run`` (quality: the generation; language_mix: the curation run) keeps
+    it, and gets the folder's name as ``audit_run``.
     """
     frames = [
-        read_table(Path(folder) / table_name(audit), audit).assign(run=Path(folder).name)
+        (table := read_table(Path(folder) / table_name(audit), audit)).assign(
+            **{"audit_run" if "run" in table else "run": Path(folder).name}
+        )
         for folder in audit_dirs
         for audit in read_record(folder)["audits"]
         if audit in audits

@@ -27,43 +27,59 @@ SET_METRICS = ("clip_score", "fd", "kid", "cmmd", "precision", "recall", "densit
 SETTINGS = ("cfg_scale", "steps", "sampler", "language")
 
 
-def _errors(g: pd.DataFrame) -> list:
-    lo = (g["value"] - g["ci_low"]).clip(lower=0).fillna(0).to_numpy(float)
-    hi = (g["ci_high"] - g["value"]).clip(lower=0).fillna(0).to_numpy(float)
+def _errors(g: pd.DataFrame, value: str = "value", low: str = "ci_low", high: str = "ci_high") -> list:
+    lo = (g[value] - g[low]).clip(lower=0).fillna(0).to_numpy(float)
+    hi = (g[high] - g[value]).clip(lower=0).fillna(0).to_numpy(float)
     return [lo, hi]
+
+
+def tradeoff_points(df: pd.DataFrame, distance: str) -> pd.DataFrame:
+    """The trade-off curves' points (the report's figure and the dashboard's Quality page): one row
+    per ``run``, ``curve`` and ``cfg_scale`` (float, ascending within a curve) where both
+    ``distance`` (``fd`` or ``cmmd``) and ``clip_score`` were measured, with ``clip_score``,
+    ``clip_score_low``, ``clip_score_high``, ``distance``, ``distance_low``, ``distance_high`` and
+    ``n`` (the images at that level). Empty when no run varies cfg_scale.
+    """
+    columns = ["run", "curve", "cfg_scale", "clip_score", "clip_score_low", "clip_score_high"]
+    columns += ["distance", "distance_low", "distance_high", "n"]
+    cfg = df[(df["by"] == "cfg_scale") & df["metric"].isin([distance, "clip_score"])].dropna(subset=["value"])
+    curves = []
+    for (run, curve), g in cfg.groupby(["run", "curve"], sort=False):
+        wide = g.pivot_table(
+            index="level", columns="metric", values=["value", "ci_low", "ci_high", "n"], aggfunc="first"
+        )
+        if distance not in wide["value"] or "clip_score" not in wide["value"]:
+            continue
+        wide = wide.loc[sorted(wide.index, key=lambda v: float(v))]
+        part = {"run": run, "curve": curve, "cfg_scale": [float(v) for v in wide.index]}
+        for name, metric in (("clip_score", "clip_score"), ("distance", distance)):
+            part |= {name: wide["value"][metric].to_numpy(float)}
+            part |= {f"{name}_low": wide["ci_low"][metric].to_numpy(float)}
+            part |= {f"{name}_high": wide["ci_high"][metric].to_numpy(float)}
+        curves.append(pd.DataFrame(part | {"n": wide["n"][distance].to_numpy()}))
+    return pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=columns)
 
 
 def tradeoff_figure(df: pd.DataFrame, distance: str) -> str:
     """``distance`` (fd or cmmd) against CLIPScore, one line per run and curve across cfg levels,
     both with their 95% intervals; '' when no run varies cfg_scale."""
-    cfg = df[(df["by"] == "cfg_scale") & df["metric"].isin([distance, "clip_score"])].dropna(subset=["value"])
-    if cfg.empty:
+    points = tradeoff_points(df, distance)
+    if points.empty:
         return ""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    for (run, curve), g in cfg.groupby(["run", "curve"], sort=False):
-        wide = g.pivot_table(
-            index="level", columns="metric", values=["value", "ci_low", "ci_high"], aggfunc="first"
-        )
-        if distance not in wide["value"] or "clip_score" not in wide["value"]:
-            continue
-        order = sorted(wide.index, key=lambda v: float(v))
-        wide = wide.loc[order]
-        x = pd.DataFrame({k: wide[k]["clip_score"] for k in ("value", "ci_low", "ci_high")})
-        y = pd.DataFrame({k: wide[k][distance] for k in ("value", "ci_low", "ci_high")})
+    for (run, curve), g in points.groupby(["run", "curve"], sort=False):
         ax.errorbar(
-            x["value"],
-            y["value"],
-            xerr=_errors(x),
-            yerr=_errors(y),
+            g["clip_score"],
+            g["distance"],
+            xerr=_errors(g, "clip_score", "clip_score_low", "clip_score_high"),
+            yerr=_errors(g, "distance", "distance_low", "distance_high"),
             marker="o",
             capsize=2,
             label=plain(f"{run} · {curve}" if curve != ALL else run),
         )
-        for level, xv, yv in zip(order, x["value"], y["value"], strict=True):
-            ax.annotate(
-                plain(f"cfg {fmt(level)}"), (xv, yv), fontsize=6, xytext=(3, 3), textcoords="offset points"
-            )
+        for level, xv, yv in zip(g["cfg_scale"], g["clip_score"], g["distance"], strict=True):
+            ax.annotate(f"cfg {level:g}", (xv, yv), fontsize=6, xytext=(3, 3), textcoords="offset points")
     encoder = df.loc[df["metric"] == distance, "encoder"].dropna()
     ax.set_xlabel(plain(f"CLIPScore ({df.loc[df['metric'] == 'clip_score', 'encoder'].dropna().iloc[0]})"))
     ax.set_ylabel(plain(f"{distance.upper()} ({encoder.iloc[0] if len(encoder) else ''}) - lower is closer"))

@@ -47,14 +47,15 @@ def run() -> None:
         download = f"curate download {curated} --out {shards} --via {server.url} --timeout 2 --image-size 64"
         step("Download the kept rows with img2dataset, then run the post-download stages", download)
         step("Retry only the rows that failed", f"{download} --retry-failed")
-    # multilingual: the first 24 concepts (6 colors x ball/cup/car/house) in all 7 languages.
-    for suite, limit in (("multilingual", 168), ("neutral", 64), ("limbs", 48)):
+    # multilingual: the first 24 concepts (6 colors x ball/cup/car/house) in all 7 languages;
+    # cfg-steps: its whole cfg x steps x sampler grid, the quality audit's trade-off plot.
+    for suite, limit in (("multilingual", 168), ("neutral", 64), ("limbs", 48), ("cfg-steps", 120)):
         step(
             f"Generate the shipped '{suite}' suite with the embedded Stable Diffusion",
             f"generate suite {suite} --out {RUNS / 'gen' / suite} --limit {limit}",
         )
     step(
-        "Audit data and generations (domains, language mix and bias, culture, limbs, watermark)",
+        "Audit data and generations (domains, language mix and bias, culture, limbs, quality, watermark)",
         f"evaluate run evaluate/audits/demo.yaml --out {RUNS / 'audit'} --overwrite",
     )
     step("Write the self-contained HTML report", f"evaluate report {RUNS / 'audit'}")

@@ -46,6 +46,7 @@ PAGES = {
     "bias": ("bias", "Bias"),
     "limbs": ("limbs", "Limb failures"),
     "watermark": ("watermark", "Watermark robustness"),
+    "quality": ("quality", "Image quality"),
     "annotate": ("annotate", "Annotate images"),
 }
 
@@ -137,7 +138,7 @@ def open_page(page: Page, url: str, name: str) -> None:
     expect(page.get_by_test_id("stException")).to_have_count(0)
 
 
-@pytest.mark.parametrize("name", ["overview", "funnel", "gallery", "bias", "limbs", "watermark"])
+@pytest.mark.parametrize("name", ["overview", "funnel", "gallery", "bias", "limbs", "watermark", "quality"])
 def test_page_renders(page: Page, served: tuple[str, Path], name: str):
     url, _ = served
     open_page(page, url, name)

@@ -42,6 +42,7 @@ def test_empty_folder_says_what_to_run(tmp_path, use_runs):
         "views/funnel.py",
         "views/gallery.py",
         "views/bias.py",
+        "views/quality.py",
     ):
         at = open_page(page)
         assert at.info and "t2iscope" in at.code[0].value, page
@@ -205,7 +206,7 @@ def test_audit_pages_show_only_the_runs_audits(runs_dir, use_runs, tmp_path):
     assert plain(warning.value) == "older: unfinished audit run (no run.json); rerun `t2iscope evaluate run`"
 
 
-PAGES = ("overview", "explorer", "funnel", "gallery", "bias", "limbs", "watermark", "annotate")
+PAGES = ("overview", "explorer", "funnel", "gallery", "bias", "limbs", "watermark", "quality", "annotate")
 # Proto fields Streamlit renders as Markdown: bodies of markdown/caption/alerts/headings, widget
 # and metric labels, tooltips, image captions, progress text, tab and expander labels.
 MARKDOWN_FIELDS = {"body", "label", "help", "caption", "text"}
