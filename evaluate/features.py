@@ -184,6 +184,24 @@ def clip_encoder(folder: str | Path | None = None, device: str = "cpu") -> Encod
     return make_encoder(EncoderSpec(path=None if folder is None else str(folder), device=device))
 
 
+def open_clip_folder(path: str | Path, what: str = "an open_clip model folder") -> Path:
+    """``path`` if it is a folder holding a recognised model; else ConfigError, one line naming
+    ``path`` and why: not found, a file instead of a folder (``what`` the field expects), or no
+    model's config in it (``t2iscope.weights.inspect_folder``'s markers)."""
+    from t2iscope.weights import inspect_folder
+
+    folder = Path(path)
+    if not folder.exists():
+        raise ConfigError(f"{folder}: not found ({what})")
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: a file, not {what} (config.json and weights)")
+    try:
+        inspect_folder(folder)
+    except ConfigError:
+        raise ConfigError(f"{folder}: not a model folder (no config.json naming its architecture)") from None
+    return folder
+
+
 def _open_clip(spec: EncoderSpec) -> Encoder:
     import torch
 
@@ -195,11 +213,7 @@ def _open_clip(spec: EncoderSpec) -> Encoder:
 
             clip = embedded_clip(spec.device)
         else:
-            if not Path(spec.path).is_dir():
-                raise ConfigError(
-                    f"encoder: {spec.path}: not an open_clip folder (give model: with a checkpoint file)"
-                )
-            clip = load_model(spec.path, spec.device, expect=OPEN_CLIP)
+            clip = load_model(open_clip_folder(spec.path), spec.device, expect=OPEN_CLIP)
         model, tokenizer, weights, label = clip.model, clip.tokenizer, clip.weights, Path(clip.folder).name
     else:
         import open_clip
@@ -207,7 +221,8 @@ def _open_clip(spec: EncoderSpec) -> Encoder:
         from t2iscope.evaluate.judge_clip import _model_name
 
         if spec.path is None or not Path(spec.path).is_file():
-            raise ConfigError(f"encoder: open_clip model {spec.model!r} needs path: a checkpoint file")
+            what = "not found" if spec.path is None or not Path(spec.path).exists() else "not a file"
+            raise ConfigError(f"{spec.path}: {what} (open_clip model {spec.model!r} needs a checkpoint file)")
         name = _model_name(spec.model)
         try:
             model, _, _ = open_clip.create_model_and_transforms(
@@ -243,12 +258,10 @@ def _weights(spec: EncoderSpec) -> tuple[Path, dict[str, Any]]:
     from t2iscope.weights import _state_dict
 
     if spec.path is None or spec.model is None:
-        raise ConfigError(
-            f"encoder: kind {spec.kind} needs model: (the architecture) and path: (a weights file)"
-        )
+        raise ConfigError(f"kind {spec.kind} needs model: (the architecture) and path: (a weights file)")
     path = Path(spec.path)
     if not path.is_file():
-        raise ConfigError(f"encoder: {path}: weights file not found")
+        raise ConfigError(f"{path}: weights file not found")
     state = _state_dict(path)
     for prefix in ("state_dict", "model"):  # training checkpoints wrap the weights
         if isinstance(state.get(prefix), dict):
@@ -264,7 +277,7 @@ def _torchvision(spec: EncoderSpec) -> Encoder:
     try:
         model = torchvision.models.get_model(spec.model, weights=None)
     except ValueError:
-        raise ConfigError(f"encoder: unknown torchvision model {spec.model!r}") from None
+        raise ConfigError(f"unknown torchvision model {spec.model!r}") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -273,9 +286,7 @@ def _torchvision(spec: EncoderSpec) -> Encoder:
         ) from None
     attr = next((a for a in CLASSIFIER_ATTRS if isinstance(getattr(model, a, None), torch.nn.Module)), None)
     if attr is None:
-        raise ConfigError(
-            f"encoder: torchvision {spec.model!r} has no classifier ({', '.join(CLASSIFIER_ATTRS)})"
-        )
+        raise ConfigError(f"torchvision {spec.model!r} has no classifier ({', '.join(CLASSIFIER_ATTRS)})")
     setattr(model, attr, torch.nn.Identity())  # features are what the classifier would read
     model = model.eval().to(spec.device)
     size = spec.input_size or 224  # torchvision's ImageNet classifiers' evaluation size
@@ -292,7 +303,7 @@ def _timm(spec: EncoderSpec) -> Encoder:
     try:
         model = timm.create_model(spec.model, pretrained=False, num_classes=0)
     except RuntimeError:
-        raise ConfigError(f"encoder: unknown timm model {spec.model!r}") from None
+        raise ConfigError(f"unknown timm model {spec.model!r}") from None
     result = model.load_state_dict(state, strict=False)
     head = [k for k in result.unexpected_keys if k.startswith(("head", "fc", "classifier"))]
     if result.missing_keys or len(head) != len(result.unexpected_keys):

@@ -33,6 +33,9 @@ KID_SUBSET_SIZE = 1000  # ... of at most 1,000 images from each set
 KID_DEGREE = 3  # the cubic polynomial kernel (x.y / d + 1)^3
 CMMD_SIGMA = 10.0  # google-research/cmmd distance.py: _SIGMA = 10 (for L2-normalised CLIP embeddings)
 CMMD_SCALE = 1000.0  # ... _SCALE = 1000, so values read like FID's magnitudes
+# kernel means are of order 1 summed in float64 (relative error ~1e-16 per term), times 1,000: a
+# set against itself leaves ~1e-13, which is 0 (the biased MMD^2 is a squared RKHS norm, >= 0)
+CMMD_ROUNDING = 1e-9
 PRDC_K = 5  # Naeem et al. 2020 recommend k = 5
 BOOT_CAP = 2000  # generated images an interval resamples at most: bounds its N x N kernel matrix
 LEVEL = 0.95
@@ -70,13 +73,21 @@ def _percentiles(draws: np.ndarray) -> tuple[float, float]:
 
 
 def _resample(
-    n: int, estimate: float, statistic: Callable[[np.ndarray], float], n_boot: int, seed: int
+    n: int,
+    estimate: float,
+    statistic: Callable[[np.ndarray], float],
+    n_boot: int,
+    seed: int,
+    floor: float | None = None,
 ) -> tuple[float, float]:
     """95% interval of ``statistic(indices)`` over ``n`` generated images drawn with replacement.
 
     Percentile bootstrap re-centred on ``estimate``: drawing with replacement repeats images, which
     shifts FD and CMMD upwards at small n, so the draws are moved by their median's distance from
-    the estimate (Efron & Tibshirani 1993, ch. 10, bias correction).
+    the estimate (Efron & Tibshirani 1993, ch. 10, bias correction). The shift can carry the lower
+    bound below what the metric can take (FD and CMMD of a set near the reference: draws all
+    above a near-zero estimate move down past 0); ``floor`` (0 for metrics that cannot be
+    negative) clips both bounds to it.
     """
     if n_boot <= 0 or n < 2 or not math.isfinite(estimate):
         return NO_CI
@@ -87,7 +98,9 @@ def _resample(
         return NO_CI
     shift = float(np.median(draws)) - estimate
     lo, hi = _percentiles(draws)
-    return lo - shift, hi - shift
+    if floor is None:
+        return lo - shift, hi - shift
+    return max(lo - shift, floor), max(hi - shift, floor)
 
 
 def _capped(x: np.ndarray, cap: int, seed: int) -> np.ndarray:
@@ -176,7 +189,7 @@ def frechet_distance(
     mu_y, s_y = y_stats if y_stats is not None else gaussian_stats(y)
     value = frechet_from_stats(*gaussian_stats(x), mu_y, s_y)
     ci = _resample(
-        len(x), value, lambda ix: frechet_from_stats(*gaussian_stats(x[ix]), mu_y, s_y), n_boot, seed
+        len(x), value, lambda ix: frechet_from_stats(*gaussian_stats(x[ix]), mu_y, s_y), n_boot, seed, 0.0
     )
     return Estimate(value, len(x), ci)
 
@@ -269,20 +282,22 @@ def cmmd(
     """CMMD (:func:`cmmd_mmd`) of CLIP embeddings ``x`` (generated, ``n``) and ``y`` (reference),
     both L2-normalised here as cmmd's ``embedding.py`` does. ``y_self``: the reference's mean
     kernel to itself, computed once by a caller comparing many sets with ``y``. Interval: at most
-    ``BOOT_CAP`` generated images resampled, reference fixed."""
+    ``BOOT_CAP`` generated images resampled, reference fixed, clipped at 0 (the means include the
+    diagonal, so the value is a squared norm: >= 0; rounding below ``CMMD_ROUNDING`` is 0)."""
     x, y = _normalized(_as_matrix(x, "x")), _normalized(_as_matrix(y, "y"))
     if len(x) < 1 or len(y) < 1:
         return Estimate(math.nan, len(x), NO_CI)
     yy = float(_rbf_means(y, y, CMMD_SIGMA).mean()) if y_self is None else y_self
     cross = _rbf_means(x, y, CMMD_SIGMA)
     value = CMMD_SCALE * (float(_rbf_means(x, x, CMMD_SIGMA).mean()) + yy - 2.0 * float(cross.mean()))
+    value = value if abs(value) > CMMD_ROUNDING else 0.0
     pick = _capped(np.arange(len(x)), BOOT_CAP, seed)
     k_xx, cross = _rbf(x[pick], x[pick], CMMD_SIGMA), cross[pick]
 
     def stat(ix: np.ndarray) -> float:
         return CMMD_SCALE * (float(k_xx[np.ix_(ix, ix)].mean()) + yy - 2.0 * float(cross[ix].mean()))
 
-    return Estimate(value, len(x), _resample(len(pick), value, stat, n_boot, seed))
+    return Estimate(value, len(x), _resample(len(pick), value, stat, n_boot, seed, 0.0))
 
 
 def reference_self_kernel(y: np.ndarray) -> float:

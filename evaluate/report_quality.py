@@ -25,6 +25,17 @@ ALL = "(all)"
 REFERENCE = "(reference)"
 SET_METRICS = ("clip_score", "fd", "kid", "cmmd", "precision", "recall", "density", "coverage", "vendi")
 SETTINGS = ("cfg_scale", "steps", "sampler", "language")
+# KID is the raw unbiased MMD^2 (not the x10^3 some papers print); the column says so
+SHOWN = {"kid": "kid (raw MMD², unscaled)"}
+
+
+def _shown(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(metric=df["metric"].replace(SHOWN))
+
+
+def _with_interval(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows a finding may be built from: a value and a finite 95% interval."""
+    return df.dropna(subset=["value", "ci_low", "ci_high"])
 
 
 def _errors(g: pd.DataFrame, value: str = "value", low: str = "ci_low", high: str = "ci_high") -> list:
@@ -116,8 +127,8 @@ def _aesthetic_figure(df: pd.DataFrame) -> str:
 
 def _sentences(df: pd.DataFrame) -> list[str]:
     out = []
-    whole = df[(df["by"] == "all") & (df["run"] != REFERENCE)]
-    cmmd = whole[whole["metric"] == "cmmd"].dropna(subset=["value"])
+    whole = _with_interval(df[(df["by"] == "all") & (df["run"] != REFERENCE)])
+    cmmd = whole[whole["metric"] == "cmmd"]
     if len(cmmd):
         best = cmmd.loc[cmmd["value"].idxmin()]
         n_ref = int(best["n_reference"])
@@ -126,18 +137,18 @@ def _sentences(df: pd.DataFrame) -> list[str]:
             worst = cmmd.loc[cmmd["value"].idxmax()]
             s += f"; farthest {esc(worst['run'])}, {said(worst)}"
         out.append(s + ".")
-    ref = df[(df["run"] == REFERENCE) & (df["metric"] == "clip_score")]
-    scores = whole[whole["metric"] == "clip_score"].dropna(subset=["value"])
+    ref = _with_interval(df[(df["run"] == REFERENCE) & (df["metric"] == "clip_score")])
+    scores = whole[whole["metric"] == "clip_score"]
     if len(scores):
         top = scores.loc[scores["value"].idxmax()]
         s = f"CLIPScore of generations with their prompts: up to {said(top)} ({esc(top['run'])})"
         if len(ref):
             s += f"; the reference's own captions score {said(ref.iloc[0])}"
         out.append(s + ".")
-    cfg = df[(df["by"] == "cfg_scale") & (df["curve"] == ALL)]
+    cfg = _with_interval(df[(df["by"] == "cfg_scale") & (df["curve"] == ALL)])
     for run, g in cfg.groupby("run", sort=False):
-        c = g[g["metric"] == "clip_score"].dropna(subset=["value"])
-        d = g[g["metric"] == "cmmd"].dropna(subset=["value"])
+        c = g[g["metric"] == "clip_score"]
+        d = g[g["metric"] == "cmmd"]
         if len(c) > 1 and len(d) > 1:
             hi_c, lo_d = c.loc[c["value"].idxmax()], d.loc[d["value"].idxmin()]
             out.append(
@@ -149,13 +160,14 @@ def _sentences(df: pd.DataFrame) -> list[str]:
                     else "."
                 )
             )
-    gap = whole[whole["metric"] == "aesthetic_gap"].dropna(subset=["value"])
+    gap = whole[whole["metric"] == "aesthetic_gap"]
     if len(gap):
         g = gap.loc[gap["value"].abs().idxmax()]
-        where = "below" if g["value"] < 0 else "above"
-        out.append(
-            f"Aesthetic score of {esc(g['run'])} vs the reference: {said(g)} ({where} the data's mean)."
-        )
+        if g["ci_low"] <= 0 <= g["ci_high"]:  # the interval covers 0: no measurable difference
+            where = "no difference from the data's mean at 95%"
+        else:
+            where = "below the data's mean" if g["value"] < 0 else "above the data's mean"
+        out.append(f"Aesthetic score of {esc(g['run'])} vs the reference: {said(g)} ({where}).")
     return out[:5]
 
 
@@ -165,18 +177,24 @@ def section_quality(df: pd.DataFrame) -> str:
         df, "run", "by", "level", "curve", "encoder", "n_reference", optional=("q", "rank", "reference")
     )
     out = [findings(_sentences(df))]
+    out.append(
+        "<p class='lede'>n is the generated images a row measures; each row compares them with the "
+        "reference set (n_reference images; recall and coverage are shares of those). FD, KID and "
+        "PRDC move with n: compare only rows of equal n. KID is the raw unbiased MMD² (unscaled; "
+        "negative near 0 is sampling noise). Intervals of FD and CMMD are clipped at 0.</p>"
+    )
     out.append(tradeoff_figure(df, "fd"))
     out.append(tradeoff_figure(df, "cmmd"))
     out.append(_aesthetic_figure(df))
     whole = df[(df["by"] == "all") & df["metric"].isin([*SET_METRICS, "aesthetic", "aesthetic_gap"])]
     if not whole.empty:
         out.append("<h3>Each run against the reference set (metrics as columns)</h3>")
-        out.append(pivot(whole, ["run"], "metric"))
+        out.append(pivot(_shown(whole), ["run"], "metric"))
     for setting in SETTINGS:
         g = df[(df["by"] == setting) & (df["curve"] == ALL) & df["metric"].isin(SET_METRICS)]
         if not g.empty:
             out.append(f"<h3>By {esc(setting)} (metrics as columns)</h3>")
-            out.append(pivot(g, ["run", "level"], "metric", corner=setting))
+            out.append(pivot(_shown(g), ["run", "level"], "metric", corner=setting))
     cells = df[
         (df["by"] == "cfg_scale") & (df["curve"] != ALL) & df["metric"].isin(["clip_score", "fd", "cmmd"])
     ]
@@ -184,7 +202,7 @@ def section_quality(df: pd.DataFrame) -> str:
         out.append("<h3>CFG x steps grid (metrics as columns)</h3>")
         out.append(
             pivot(
-                cells.assign(cell=cells["curve"].astype(str)),
+                _shown(cells).assign(cell=cells["curve"].astype(str)),
                 ["run", "cell", "level"],
                 "metric",
                 corner="cfg_scale",
@@ -192,8 +210,27 @@ def section_quality(df: pd.DataFrame) -> str:
         )
     prompts = df[(df["by"] == "prompt") & df["metric"].isin(["clip_score", "vendi"])]
     if not prompts.empty:
-        out.append("<h3>Per prompt: CLIPScore and Vendi score of its images across seeds</h3>")
+        if (prompts["metric"] == "vendi").any():
+            out.append("<h3>Per prompt: CLIPScore and Vendi score of its images across seeds</h3>")
+        else:
+            out.append(
+                "<h3>Per prompt: CLIPScore</h3><p class='lede'>No Vendi score: it needs &gt;= 2 images "
+                "per prompt (seeds) and every prompt here has one.</p>"
+            )
+        if (prompts["n"] < 2).any():
+            out.append("<p class='lede'>Cells with n=1 have no interval (a bootstrap needs &gt;= 2).</p>")
         out.append(pivot(prompts, ["run", "level"], "metric", corner="prompt · language", limit=30))
+    missed = df[df["value"].isna() & (df["note"].fillna("") != "")]
+    if len(missed):
+        notes = missed.groupby("note", sort=False)["metric"].unique()
+        out.append(
+            findings(
+                [
+                    f"Not computed ({esc(', '.join(sorted(metrics)))}): {esc(note)}."
+                    for note, metrics in list(notes.items())[:10]  # the full table has every row
+                ]
+            )
+        )
     skips = df[df["metric"] == SKIPPED]
     if len(skips):
         out.append(

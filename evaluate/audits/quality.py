@@ -25,15 +25,16 @@ levels at one step count), ``encoder`` and ``n_reference``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from t2iscope.config import NonNegInt, PositiveInt, parse
-from t2iscope.errors import ConfigError
+from t2iscope.config import NonNegInt, PositiveInt, location, parse
+from t2iscope.errors import ConfigError, DataError
 from t2iscope.evaluate import quality_metrics as Q
 from t2iscope.evaluate.audits.base import AUDITS
 from t2iscope.evaluate.context import AuditContext
@@ -44,6 +45,7 @@ from t2iscope.evaluate.features import (
     extract,
     file_images,
     make_encoder,
+    open_clip_folder,
     reference_images,
 )
 from t2iscope.evaluate.stats import NBoot
@@ -55,6 +57,36 @@ REFERENCE = "(reference)"
 FACTORS = ("cfg_scale", "steps", "sampler", "language")
 DECILES = tuple(round(0.1 * i, 1) for i in range(1, 10))
 SOURCE = "AUDIT.yaml"
+PRDC = ("precision", "recall", "density", "coverage")
+LABELS = {"fd": "FD", "kid": "KID", "cmmd": "CMMD", "vendi": "Vendi", **dict.fromkeys(PRDC, "PRDC")}
+
+
+def minimum_images(metric: str, k: int = Q.PRDC_K) -> int:
+    """The fewest images each set (generated, reference) needs for ``metric``: 2 for FD and KID (a
+    covariance, an off-diagonal kernel mean) and CMMD (an interval needs two images to resample),
+    ``k + 1`` for PRDC (each image's k-th nearest other image; Naeem et al. 2020), 2 for a
+    prompt's Vendi score (one image has no diversity to measure)."""
+    return k + 1 if metric in PRDC else 2
+
+
+def shortfall(metric: str, n_generated: int, n_reference: int, k: int = Q.PRDC_K) -> str:
+    """Why ``metric`` cannot be computed for these set sizes ('' when it can), as the row's note:
+    ``too few generated images: 1; FD needs >= 2``."""
+    need, label = minimum_images(metric, k), LABELS.get(metric, metric)
+    why = [f"too few generated images: {n_generated}"] if n_generated < need else []
+    why += [f"reference set too small: {n_reference} images"] if n_reference < need else []
+    if not why:
+        return ""
+    return f"{' and '.join(why)}; {label} needs >= {need}" + (f" (k+1, k = {k})" if metric in PRDC else "")
+
+
+@contextmanager
+def _field(name: str) -> Iterator[None]:
+    """Loading errors re-raised naming the YAML file and field: ``AUDIT.yaml: audits.quality.clip: ...``."""
+    try:
+        yield
+    except (ConfigError, DataError) as exc:
+        raise type(exc)(f"{location(SOURCE, ('audits', 'quality', name))}: {exc}") from None
 
 
 def check_reference(params: Mapping[str, Any]) -> tuple[tuple[str, ...], str] | None:
@@ -117,12 +149,19 @@ def quality_audit(
     gen = ctx.manifest().copy()  # first: an audit without generations stops before loading models
     gen["run"] = [Path(g).name for g, df, _ in ctx.manifests() for _ in range(len(df))]
     # 1. encoders: features shared through the cache when two of them are the same model
-    feat_enc = make_encoder(spec)
-    clip_enc = clip_encoder(clip, spec.device)
-    head = load_model(
-        Path(aesthetic) if aesthetic else models_dir() / "aesthetic", spec.device, expect=AESTHETIC
-    )
-    aes_enc = clip_encoder(head.clip.folder, spec.device)
+    with _field("encoder"):
+        feat_enc = make_encoder(spec)
+    with _field("clip"):
+        clip_enc = clip_encoder(clip and open_clip_folder(clip), spec.device)
+    with _field("aesthetic"):
+        aes_folder = (
+            open_clip_folder(aesthetic, "an aesthetic head folder")
+            if aesthetic
+            else models_dir() / "aesthetic"
+        )
+        head = load_model(aes_folder, spec.device, expect=AESTHETIC)
+        aes_enc = clip_encoder(head.clip.folder, spec.device)
+    aes_judge = f"aesthetic:{aes_folder.name}"  # the head scores; aes_enc only feeds it
     # 2. the reference set (a seeded sample when large) and every generated image
     ref_set = reference_images(_reference_path(ctx, reference))
     if len(ref_set) > max_reference:
@@ -157,19 +196,29 @@ def quality_audit(
     ref_radii = Q.knn_radii(r_feat, k) if n_ref > k else None
     extra = {"n_reference": n_ref}
 
-    def put(metric: str, est: Q.Estimate, enc: str, **slices: Any) -> None:
-        rows.append(measure(metric, est.value, est.n, est.ci, encoder=enc, **slices, **extra))
+    def put(metric: str, est: Q.Estimate, enc: str, note: str = "", **slices: Any) -> None:
+        note = note or (_no_interval(est.n) if est.n and not np.isfinite(est.ci[0]) else "")
+        rows.append(measure(metric, est.value, est.n, est.ci, note, encoder=enc, **slices, **extra))
+
+    def two_sample(metric: str, n: int, enc: str, compute: Callable[[], Q.Estimate], **slices: Any) -> None:
+        """A metric against the reference, or a nan row whose note says which set is too small."""
+        why = shortfall(metric, n, n_ref, k)
+        put(metric, Q.Estimate(math.nan, n, Q.NO_CI) if why else compute(), enc, why, **slices)
 
     def group(idx: np.ndarray, **slices: Any) -> None:
-        x, c = g_feat[idx], g_clip[idx]
+        x, c, n = g_feat[idx], g_clip[idx], len(idx)
         put("clip_score", Q.mean_estimate(g_score[idx], n_boot * 10, ctx.seed), clip_enc.name, **slices)
-        if ref_stats is not None:
-            put("fd", Q.frechet_distance(x, r_feat, n_boot, ctx.seed, ref_stats), feat_enc.name, **slices)
-            put("kid", Q.kid(x, r_feat, n_boot=n_boot, seed=ctx.seed), feat_enc.name, **slices)
-            put("cmmd", Q.cmmd(c, r_clip, n_boot, ctx.seed, ref_self), clip_enc.name, **slices)
-        if ref_radii is not None:
-            for name, est in Q.prdc(r_feat, x, k, n_boot * 10, ctx.seed, ref_radii).items():
-                put(name, est, feat_enc.name, **slices)
+        fd = lambda: Q.frechet_distance(x, r_feat, n_boot, ctx.seed, ref_stats)  # noqa: E731
+        two_sample("fd", n, feat_enc.name, fd, **slices)
+        two_sample("kid", n, feat_enc.name, lambda: Q.kid(x, r_feat, n_boot=n_boot, seed=ctx.seed), **slices)
+        two_sample("cmmd", n, clip_enc.name, lambda: Q.cmmd(c, r_clip, n_boot, ctx.seed, ref_self), **slices)
+        why = shortfall("precision", n, n_ref, k)
+        found = {} if why else Q.prdc(r_feat, x, k, n_boot * 10, ctx.seed, ref_radii)
+        for name in PRDC:
+            est = found.get(name, Q.Estimate(math.nan, n, Q.NO_CI))
+            # recall and coverage are shares of the reference images: n stays the generated count
+            share = f"a share of the {n_ref:,} reference images" if name in ("recall", "coverage") else ""
+            put(name, est._replace(n=n), feat_enc.name, why or share, **slices)
         put("aesthetic", Q.mean_estimate(g_aes[idx], n_boot * 10, ctx.seed), aes_enc.name, **slices)
         if len(r_aes) and len(idx):
             put("aesthetic_gap", _gap(g_aes[idx], r_aes, n_boot * 10, ctx.seed), aes_enc.name, **slices)
@@ -213,7 +262,15 @@ def quality_audit(
     if neighbours and n_ref:
         labels = [lab for lab, good in zip(ref_set.labels, ref_f.ok, strict=True) if good]
         rows += _nearest(gen, g_feat, r_feat, labels, neighbours, feat_enc.name)
-    return tidy(rows, "quality", feat_enc.name)
+    df = tidy(rows, "quality", feat_enc.name)
+    # each row's own scorer: its encoder, the aesthetic head for aesthetic rows (their encoder feeds it)
+    df["judge"] = df["encoder"].where(df["encoder"].notna(), feat_enc.name)
+    df.loc[df["metric"].str.startswith("aesthetic"), "judge"] = aes_judge
+    return df
+
+
+def _no_interval(n: int) -> str:
+    return f"n={n}: no interval (a bootstrap needs >= 2)" if n < 2 else ""
 
 
 def _aesthetic(model: Any, clip_features: np.ndarray) -> np.ndarray:
@@ -270,7 +327,8 @@ def _per_prompt(
         idx = p.index.to_numpy()
         slices = {"run": run, "by": "prompt", "level": f"{prompt_id} · {language}", "curve": ALL}
         est = Q.mean_estimate(scores[idx], n_boot, seed)
-        rows.append(measure("clip_score", est.value, est.n, est.ci, encoder=clip_name, **slices))
+        note = _no_interval(est.n)
+        rows.append(measure("clip_score", est.value, est.n, est.ci, note, encoder=clip_name, **slices))
         if len(idx) > 1:
             note = "one prompt's images: no interval"
             rows.append(

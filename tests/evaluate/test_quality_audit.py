@@ -91,7 +91,12 @@ def test_every_metric_per_run_and_setting_with_n_and_interval(table: pd.DataFram
         row = whole.loc[metric]
         assert np.isfinite(row["value"]) and row["ci_low"] <= row["value"] <= row["ci_high"], metric
     assert whole.loc["fd", "n"] == 60 and whole.loc["fd", "n_reference"] == 30  # only the kept rows
-    assert whole.loc["recall", "n"] == 30  # recall and coverage average over the reference
+    # n is the generated count on every row; recall and coverage say they are shares of the reference
+    assert (whole.loc[["recall", "coverage", "precision", "density"], "n"] == 60).all()
+    assert whole.loc["recall", "note"] == "a share of the 30 reference images"
+    # each row names its scorer: the aesthetic head for aesthetic rows, else the row's encoder
+    assert (whole.loc[["aesthetic", "aesthetic_gap"], "judge"] == "aesthetic:aesthetic").all()
+    assert whole.loc["cmmd", "judge"] == whole.loc["cmmd", "encoder"] == "open_clip:clip"
     for by, levels in {
         "cfg_scale": {"3", "9"},
         "steps": {"10", "20"},
@@ -211,3 +216,69 @@ def test_clean_resize_is_antialiased(tmp_path: Path) -> None:
     small = clean_resize(Image.fromarray(stripes), 32)
     assert small.dtype == np.float32 and small.shape == (32, 32, 3)
     assert np.allclose(small[2:-2, 2:-2], 127.5, atol=1.0)  # away from the borders' bicubic overshoot
+
+
+def _one_image_gen(grid_gen: Path, out: Path) -> Path:
+    shutil.copytree(grid_gen, out)
+    df = pd.read_parquet(out / "manifest.parquet")
+    fileio.write_parquet(out / "manifest.parquet", df.head(1))
+    return out
+
+
+def test_too_small_sets_give_noted_rows_and_no_finding(
+    grid_gen: Path, world_dir: Path, download_dir: Path, tmp_path: Path
+) -> None:
+    one = _one_image_gen(grid_gen, tmp_path / "one")
+    t = quality_audit(AuditContext(Inputs(generation=(one,))), reference=str(download_dir), n_boot=5)
+    whole = t[(t["by"] == "all") & (t["run"] == "one")].set_index("metric")
+    for metric in ("fd", "kid", "cmmd", "precision", "recall", "density", "coverage"):
+        assert np.isnan(whole.loc[metric, "value"]) and whole.loc[metric, "n"] == 1, metric
+        assert whole.loc[metric, "note"].startswith("too few generated images: 1;"), metric
+    assert whole.loc["precision", "note"].endswith("PRDC needs >= 6 (k+1, k = 5)")
+    assert whole.loc["clip_score", "note"].startswith("n=1: no interval")
+    values = t[t["metric"] != "nearest_reference"]
+    no_ci = values[values["ci_low"].isna() & (values["metric"] != "skipped")]
+    assert (no_ci["note"] != "").all()  # every number without an interval says why
+    html = section_quality(t)
+    assert "Closest to the reference set" not in html and "CLIPScore of generations" not in html
+    assert "Not computed" in html and "No Vendi score: it needs &gt;= 2 images per prompt" in html
+    # a one-image reference: every two-sample metric is a row that says the reference is too small
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    shutil.copy(next((world_dir / "images").rglob("*.png")), ref / "a.png")
+    t = quality_audit(AuditContext(Inputs(generation=(grid_gen,))), reference=str(ref), n_boot=5)
+    whole = t[(t["by"] == "all") & (t["run"] == "cfg-grid")].set_index("metric")
+    assert whole.loc["fd", "note"] == "reference set too small: 1 images; FD needs >= 2"
+    assert whole.loc["coverage", "note"].startswith("reference set too small: 1 images; PRDC needs >= 6")
+    assert "reference set too small" in section_quality(t)
+
+
+def test_aesthetic_gap_covering_zero_is_no_difference(table: pd.DataFrame) -> None:
+    t = table.copy()
+    gap = (t["metric"] == "aesthetic_gap") & (t["by"] == "all")
+    t.loc[gap, ["value", "ci_low", "ci_high"]] = [0.001, -0.12, 0.12]
+    assert "no difference from the data" in section_quality(t)
+    t.loc[gap, ["value", "ci_low", "ci_high"]] = [0.5, 0.3, 0.7]
+    assert "above the data" in section_quality(t) and "no difference" not in section_quality(t)
+
+
+def test_bad_model_paths_name_the_yaml_field(gen_dir: Path, download_dir: Path, tmp_path: Path) -> None:
+    ctx = AuditContext(Inputs(generation=(gen_dir,)))
+    run = {"reference": str(download_dir), "n_boot": 1}
+    with pytest.raises(
+        ConfigError, match=r"^AUDIT\.yaml: audits\.quality\.clip: notmodel\.safetensors: not found"
+    ):
+        quality_audit(ctx, clip="notmodel.safetensors", **run)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=r"audits\.quality\.encoder: .*empty: not a model folder") as err:
+        quality_audit(ctx, encoder={"path": str(tmp_path / "empty")}, **run)
+    assert "generate train" not in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match=r"audits\.quality\.aesthetic: .*nope: not found"):
+        quality_audit(ctx, aesthetic=str(tmp_path / "nope"), **run)
+    (tmp_path / "bad.safetensors").write_text("not weights")
+    with pytest.raises(DataError, match=r"audits\.quality\.encoder: .*bad\.safetensors: cannot read weights"):
+        quality_audit(
+            ctx,
+            encoder={"kind": "timm", "model": "resnet18", "path": str(tmp_path / "bad.safetensors")},
+            **run,
+        )

@@ -204,3 +204,15 @@ def test_clip_score_falls_when_captions_do_not_match(world_sets: dict) -> None:
     assert shuffled.ci[1] < matched.ci[0]
     blurred = Q.clip_score(world_sets["blur"][0], encoder.encode_text(texts), n_boot=300)
     assert blurred.value < matched.value
+
+
+def test_intervals_of_non_negative_metrics_stay_at_or_above_zero() -> None:
+    x = np.random.default_rng(3).normal(size=(40, 8))
+    fd = Q.frechet_distance(x, x, n_boot=50, seed=0)
+    cm = Q.cmmd(x, x, n_boot=50, seed=0)
+    assert fd.value == 0.0 and cm.value == 0.0  # a set against itself; CMMD's 1e-13 rounding is 0
+    for est in (fd, cm):
+        assert 0.0 <= est.ci[0] <= est.ci[1] and est.ci[1] > 0
+    # KID is unbiased: a set against itself is negative (the cross term keeps each image's pair
+    # with itself, the within-set terms leave it out), so its interval is not clipped
+    assert Q.kid(x, x, n_boot=20).value < 0
