@@ -106,7 +106,8 @@ class AuditContext:
     """Inputs, judge and shared work of one run.
 
     ``out`` is the audit folder (audits read its human labels); ``staging`` where this run writes
-    (the runner's staging folder; ``out`` when unset).
+    (the runner's staging folder; ``out`` when unset); ``source`` the audit config's file, named
+    by errors an audit raises about its parameters.
     """
 
     inputs: Inputs
@@ -115,12 +116,13 @@ class AuditContext:
     out: Path | None = None
     seed: int = 0
     staging: Path | None = None
+    source: str = "AUDIT.yaml"
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def require(self, name: str, audit: str) -> Any:
         value = getattr(self.inputs, name)
         if not value:
-            raise ConfigError(f"audit '{audit}' needs {describe_input(name)} in AUDIT.yaml")
+            raise ConfigError(f"audit '{audit}' needs {describe_input(name)} in {self.source}")
         return value
 
     def judge(self) -> Judge:

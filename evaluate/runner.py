@@ -69,7 +69,13 @@ def checked_context(config: AuditConfig, out: Path) -> AuditContext:
         if unmet:
             raise ConfigError(f"{location(config.source, ('audits', name))}: {unmet}")
     ctx = AuditContext(
-        config.inputs, config.judge, dict(config.judge_options), out, config.seed, out / folder.STAGING
+        config.inputs,
+        config.judge,
+        dict(config.judge_options),
+        out,
+        config.seed,
+        out / folder.STAGING,
+        str(config.source),
     )
     judged = any(AUDITS.get(name).judged for name, _ in config.audits)
     if judged:

@@ -56,7 +56,6 @@ ALL = "(all)"
 REFERENCE = "(reference)"
 FACTORS = ("cfg_scale", "steps", "sampler", "language")
 DECILES = tuple(round(0.1 * i, 1) for i in range(1, 10))
-SOURCE = "AUDIT.yaml"
 PRDC = ("precision", "recall", "density", "coverage")
 LABELS = {"fd": "FD", "kid": "KID", "cmmd": "CMMD", "vendi": "Vendi", **dict.fromkeys(PRDC, "PRDC")}
 
@@ -81,12 +80,12 @@ def shortfall(metric: str, n_generated: int, n_reference: int, k: int = Q.PRDC_K
 
 
 @contextmanager
-def _field(name: str) -> Iterator[None]:
-    """Loading errors re-raised naming the YAML file and field: ``AUDIT.yaml: audits.quality.clip: ...``."""
+def _field(source: str, name: str) -> Iterator[None]:
+    """Loading errors re-raised naming the YAML file and field: ``a.yaml: audits.quality.clip: ...``."""
     try:
         yield
     except (ConfigError, DataError) as exc:
-        raise type(exc)(f"{location(SOURCE, ('audits', 'quality', name))}: {exc}") from None
+        raise type(exc)(f"{location(source, ('audits', 'quality', name))}: {exc}") from None
 
 
 def check_reference(params: Mapping[str, Any]) -> tuple[tuple[str, ...], str] | None:
@@ -145,15 +144,15 @@ def quality_audit(
     """
     from t2iscope.weights import AESTHETIC, load_model
 
-    spec = parse(EncoderSpec, encoder or {}, SOURCE, ("audits", "quality", "encoder"))
+    spec = parse(EncoderSpec, encoder or {}, ctx.source, ("audits", "quality", "encoder"))
     gen = ctx.manifest().copy()  # first: an audit without generations stops before loading models
     gen["run"] = [Path(g).name for g, df, _ in ctx.manifests() for _ in range(len(df))]
     # 1. encoders: features shared through the cache when two of them are the same model
-    with _field("encoder"):
+    with _field(ctx.source, "encoder"):
         feat_enc = make_encoder(spec)
-    with _field("clip"):
+    with _field(ctx.source, "clip"):
         clip_enc = clip_encoder(clip and open_clip_folder(clip), spec.device)
-    with _field("aesthetic"):
+    with _field(ctx.source, "aesthetic"):
         aes_folder = (
             open_clip_folder(aesthetic, "an aesthetic head folder")
             if aesthetic

@@ -263,10 +263,10 @@ def test_aesthetic_gap_covering_zero_is_no_difference(table: pd.DataFrame) -> No
 
 
 def test_bad_model_paths_name_the_yaml_field(gen_dir: Path, download_dir: Path, tmp_path: Path) -> None:
-    ctx = AuditContext(Inputs(generation=(gen_dir,)))
+    ctx = AuditContext(Inputs(generation=(gen_dir,)), source="mine.yaml")
     run = {"reference": str(download_dir), "n_boot": 1}
     with pytest.raises(
-        ConfigError, match=r"^AUDIT\.yaml: audits\.quality\.clip: notmodel\.safetensors: not found"
+        ConfigError, match=r"^mine\.yaml: audits\.quality\.clip: notmodel\.safetensors: not found"
     ):
         quality_audit(ctx, clip="notmodel.safetensors", **run)
     (tmp_path / "empty").mkdir()
