@@ -51,6 +51,14 @@ def throughput(df: pd.DataFrame) -> tuple[int, float]:
     return int(sec["n"].sum()), float(sec["value"].sum())
 
 
+def unresolvable_nulls(df: pd.DataFrame) -> list[int]:
+    """The null sizes (images) of ``fpr_at_0.1pct_fpr`` rows too small to resolve a 0.1% FPR (< 1000)."""
+    from t2iscope.evaluate.audits.watermark import WAVES_FPRS
+
+    fpr = df[df["metric"] == HEADLINE.replace("tpr_", "fpr_")]
+    return sorted({int(n) for n in fpr["n"] if n * WAVES_FPRS[HEADLINE] < 1})
+
+
 def _detection_vs_quality(df: pd.DataFrame) -> str:
     """WAVES' plot: one point per attack x strength, detection (TPR@0.1%FPR) against the attacked
     image's PSNR to the marked one, one colour per method, one panel per source."""
@@ -87,6 +95,14 @@ def section_watermark(df: pd.DataFrame) -> str:
             f"{esc(r.method)} on {esc(r.source)}: detected at 0.1% FPR in {r.survived} of {r.attacks} "
             f"attack settings (TPR &ge; {SURVIVES_AT}), mean TPR {r.mean:.2f}; weakest against "
             f"{esc(w['attack'])} {fmt(w['strength'])} ({said(w)})."
+        )
+    unresolved = unresolvable_nulls(df)
+    if unresolved:
+        sentences.insert(
+            0,
+            f"TPR at 0.1% FPR is not resolvable here: the null has {', '.join(map(str, unresolved))} "
+            "unmarked images, fewer than 1,000, so those cells are TPR at an FPR only known to be "
+            "below 1/n (the fpr_at_0.1pct_fpr rows); set null_images to 1000 for the true figure.",
         )
     pairs, seconds = throughput(df)
     if pairs:

@@ -93,7 +93,7 @@ def _model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 "--watermark-method",
                 default="dwtDct",
                 show_default=True,
-                help="dwtDct (as SD), dwtDctFixed, dwtDctSvd, rivaGan or treering (txt2img only).",
+                help="dwtDct (as SD), dwtDctFixed, dwtDctSvd, rivaGan or treering (txt2img and suite only).",
             ),
             click.option(
                 "--upscale",
@@ -230,6 +230,7 @@ def _run(
     from t2iscope.generate.models import load_model
     from t2iscope.generate.output import OutputOptions, save
     from t2iscope.generate.params import Params
+    from t2iscope.generate.watermark import LATENT_METHODS
 
     params = Params(
         prompt=kw["prompt"],
@@ -252,6 +253,11 @@ def _run(
     output = OutputOptions(
         watermark=None if kw["no_watermark"] else kw["watermark_method"], upscale=kw["upscale"]
     ).check(cli=True)
+    if mode != "txt2img" and output.watermark in LATENT_METHODS:  # the key lives in txt2img's first noise
+        raise ConfigError(
+            f"--watermark-method {output.watermark} marks txt2img's initial noise only; {mode} starts "
+            "from an image: choose dwtDct, dwtDctFixed, dwtDctSvd or rivaGan"
+        )
     if kw["out"].is_dir():
         raise ConfigError(f"--out {kw['out']}: is a folder; give the PNG's file name")
     batch = params.expand()

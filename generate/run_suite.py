@@ -42,6 +42,7 @@ from t2iscope.generate.output import OutputOptions, first_pass_size, sampler_and
 from t2iscope.generate.params import check_number, option_name
 from t2iscope.generate.schedules import AUTOMATIC
 from t2iscope.generate.suites import Job, Suite, expand, grid_size
+from t2iscope.generate.treering import latent_mark
 from t2iscope.generate.txt2img import txt2img
 from t2iscope.locks import is_empty, output_lock
 from t2iscope.paths import REPO_ROOT
@@ -389,10 +390,11 @@ def generate_batch(model: Model, batch: list[Job], out: Path, output: OutputOpti
 
     Images are written atomically, one by one; the caller records the rows only after this returns,
     so a row never names an image that is not complete. ``elapsed_s`` is the batch's sampling time
-    shared equally, plus the image's own save time (seconds).
+    shared equally, plus the image's own save time (seconds). A latent watermark (``treering``) is
+    written into the initial noise here, as ``generate txt2img`` does; the others when saving.
     """
     start = time.perf_counter()
-    images = txt2img(model, [job.params for job in batch])
+    images = txt2img(model, [job.params for job in batch], mark=latent_mark(output.watermark))
     share = (time.perf_counter() - start) / len(batch)
     rows = []
     for job, image in zip(batch, images, strict=True):

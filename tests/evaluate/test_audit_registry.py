@@ -30,6 +30,8 @@ FAST = {
         "methods": ["dwtDctFixed"],
         "max_images": 2,
         "attacks": {"none": [0], "jpeg": [50]},
+        "null_images": 8,  # the default 1000 world renders cost minutes; 2 + 8 still give every row
+        "quality_clip": False,  # the end-to-end run (test_run_and_report.py) keeps the CLIP rows
     },
 }
 

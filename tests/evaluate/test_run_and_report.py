@@ -87,6 +87,7 @@ def test_run_and_report_end_to_end(
                     "methods": ["dwtDctFixed"],
                     "max_images": 2,
                     "attacks": {"none": [0], "jpeg": [50]},
+                    "null_images": 8,  # not the default 1000: 2 + 8 unmarked images give every row
                 },
             },
         },

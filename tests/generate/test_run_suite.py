@@ -14,6 +14,7 @@ import tracemalloc
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -21,7 +22,9 @@ from t2iscope.errors import ConfigError, DataError
 from t2iscope.generate.output import OutputOptions
 from t2iscope.generate.pnginfo import parse_parameters, read_parameters
 from t2iscope.generate.run_suite import MANIFEST, run_suite
+from t2iscope.generate.seeds import ImageNoise
 from t2iscope.generate.suites import expand, load_suite
+from t2iscope.generate.treering import TreeRingKey
 from t2iscope.locks import LOCK_NAME
 
 CONTRACT = [  # docs/architecture.md, "Generation manifest"
@@ -82,6 +85,28 @@ def test_limit_and_no_watermark(tmp_path, tiny_model):
     assert rows[0]["watermark_method"] is None and rows[0]["output_scale"] == 1
     with Image.open(tmp_path / "run" / rows[0]["image_path"]) as im:
         assert im.size == (64, 64)
+
+
+def test_treering_marks_the_initial_noise_of_every_suite_image(tmp_path, tiny_model, monkeypatch):
+    """``--watermark-method treering`` on a suite writes the key into each image's starting noise
+    (as ``generate txt2img`` does), records it, and adds nothing to the pixels."""
+    first = ImageNoise.first
+    drawn: list[torch.Tensor] = []
+    monkeypatch.setattr(ImageNoise, "first", lambda self: drawn.append(first(self)) or drawn[-1])
+    suite = load_suite(_suite_file(tmp_path))
+    summary = run_suite(
+        suite, tmp_path / "run", tiny_model, limit=4, output=OutputOptions(watermark="treering")
+    )
+    rows = pq.read_table(summary.manifest).to_pylist()
+    marked = torch.cat(drawn)
+    plain = torch.cat([ImageNoise([r["seed"]], tuple(marked.shape[1:])).first() for r in rows])
+    key = TreeRingKey()
+    assert len(rows) == len(marked) == 4
+    assert torch.allclose(marked, key.inject(plain))  # every image's own seed, with the key written in
+    assert (key.distance(marked) < key.distance(plain) / 2).all()
+    for row in rows:
+        assert (row["watermark_method"], TreeRingKey.parse(row["watermark_payload"])) == ("treering", key)
+        assert row["output_scale"] == 1  # a latent mark needs no upscale
 
 
 def test_out_folder_of_another_suite_is_refused(tmp_path, tiny_model):

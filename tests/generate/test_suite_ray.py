@@ -97,15 +97,23 @@ def test_ray_run_equals_the_local_run_with_a_worker_killed_mid_run(
 ):
     # 2 workers on 2 CPUs: one torch thread each, so the local run runs on one thread too
     assert place(ray_cluster, 2, "cpu") == Placement(2, "cpu", 1)
-    _local(suite_path, tmp_path / "local", embedded_model, 1, limit=12, batch_size=4)
+    # Tree-Ring: the workers write the key into each image's starting noise as the local run does
+    # (the driver-kill test below keeps the default pixel watermark)
+    output = OutputOptions(watermark="treering")
+    _local(suite_path, tmp_path / "local", embedded_model, 1, limit=12, batch_size=4, output=output)
     # 3 batches over 2 workers: one runs two, and is killed after its second batch's images,
     # before their rows; Ray restarts it and the shard's retry redoes that batch
     marker = tmp_path / "killed"
     monkeypatch.setenv(KILL_ONCE_ENV, str(marker))
-    summary = run_suite_ray(load_suite(suite_path), tmp_path / "ray", CPU, workers=2, limit=12, batch_size=4)
+    summary = run_suite_ray(
+        load_suite(suite_path), tmp_path / "ray", CPU, workers=2, limit=12, batch_size=4, output=output
+    )
     assert marker.exists(), "no worker was killed"
     assert (summary.total, summary.generated, summary.skipped) == (12, 12, 0)
     _assert_same_run(tmp_path / "local", tmp_path / "ray")
+    assert set(pq.read_table(tmp_path / "ray" / MANIFEST).column("watermark_method").to_pylist()) == {
+        "treering"
+    }
 
 
 def test_rerun_after_the_driver_is_killed_resumes_from_its_parts(
