@@ -6,6 +6,11 @@ PIP := $(BIN)/pip
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# OpenMP threads that spin while they wait starve each other on a busy 2-core machine: torch ran
+# DDIM steps 30-60x slower with the default policy than with PASSIVE (docs/watermark.md, "Cost").
+# Scheduling only: results are the same. Set OMP_WAIT_POLICY=ACTIVE to override on a quiet machine.
+OMP_WAIT_POLICY ?= PASSIVE
+export OMP_WAIT_POLICY
 
 .PHONY: demo test lint bench install install-dev clean browser-deps screenshots train
 
