@@ -119,7 +119,7 @@ def run_cmd(
 
     Writes kept/ and dropped/ parquet shards (dropped rows carry stage and reason), stats.json
     and recipe.resolved.yaml. Re-running an interrupted or failed run resumes from its finished
-    shards; one run at a time may write an --out.
+    shards, under either engine; one run at a time may write an --out.
     """
     from t2iscope.curate.recipe import load_recipe
     from t2iscope.curate.run import run_recipe

@@ -841,6 +841,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def _recipe(run_dir: Path, name: str | None) -> Recipe:
+    # A curation run writes stats.json last (run._finish): a folder with the run's _state/ and
+    # without it was killed or failed, and its kept/ holds only some shards.
+    if (run_dir / "_state" / "run.json").exists() and not (run_dir / "stats.json").exists():
+        raise DataError(f"{run_dir}: the curation run is not finished (no stats.json); rerun curate run")
     if name is not None:
         return load_recipe(name)
     resolved = run_dir / "recipe.resolved.yaml"

@@ -48,7 +48,7 @@ from t2iscope.curate.operators.dedup import STATE, KnownDuplicates
 from t2iscope.curate.operators.model_score import DEVICE_ENV, resolve_source
 from t2iscope.curate.readers import InputShard
 from t2iscope.curate.recipe import Recipe, Stage
-from t2iscope.errors import ConfigError, DataError
+from t2iscope.errors import ConfigError, T2IError
 from t2iscope.fileio import write_bytes, write_json
 
 RAY_STATE = "ray"  # _state/ray: the key pass's duplicate positions, rebuilt by every run
@@ -273,10 +273,15 @@ def operator_modules(recipe: Recipe) -> tuple[str, ...]:
 def _configure(ray: ModuleType, shards: int) -> None:
     """Ray Data's own progress bars and per-dataset log lines off (ours is the one bar); the
     shuffle strategy for ``shards`` input shards (``SORT_SHUFFLE_SHARDS``)."""
-    logging.getLogger("ray.data").setLevel(logging.ERROR)  # before: turning the bars off warns
-    context = ray.data.DataContext.get_current()
+    context = ray.data.DataContext.get_current()  # imports ray.data, which sets its loggers' levels
+    # Then CRITICAL, before turning the bars off (that warns): a failed task is raised to us, and
+    # Ray Data's own ERROR lines and traceback about it would precede the CLI's one line.
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)
     context.enable_progress_bars = False
     context.print_on_execution_start = False
+    # A UDF's exception travels as itself (inside RayTaskError), not as a UserCodeException whose
+    # cause is lost in pickling; task_errors() then finds our DataError/ConfigError.
+    context.raise_original_map_exception = True
     if shards < SORT_SHUFFLE_SHARDS:
         context.shuffle_strategy = ray.data.context.ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
 
@@ -288,13 +293,16 @@ def task_errors() -> Iterator[None]:
     try:
         yield
     except Exception as exc:
+        from ray.exceptions import RayError  # only ever on Ray: run.py imports this module without it
+
         cause: BaseException | None = exc
-        seen = 0
-        while cause is not None and not isinstance(cause, (ConfigError, DataError)) and seen < 16:
+        for _ in range(16):  # RayTaskError(DataError) is a DataError too: its .cause is the original
+            if cause is None or (isinstance(cause, T2IError) and not isinstance(cause, RayError)):
+                break
             cause = getattr(cause, "cause", None) or cause.__cause__
-            seen += 1
-        if isinstance(cause, (ConfigError, DataError)):
-            raise type(cause)(str(cause)) from None
+        if isinstance(cause, T2IError) and not isinstance(cause, RayError):
+            # Ray Data appends its retry advice on further lines of the message: ours is the first.
+            raise type(cause)(str(cause).splitlines()[0]) from None
         raise
 
 

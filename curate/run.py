@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -120,7 +121,8 @@ def plan_out(out: Path, identity: dict[str, Any], overwrite: bool) -> Resume:
     try:
         old = json.loads(marker.read_text(encoding="utf-8"))
         old_inputs = [tuple(i) for i in old["inputs"]]
-    except (OSError, ValueError, KeyError, TypeError):
+        old["recipe"] = {k: v for k, v in old["recipe"].items() if k != "engine"}  # a run.json before it left
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise ConfigError(f"{marker}: unreadable; pass --overwrite to start over") from None
     finished = frozenset(int(m[1]) for p in (out / "_state").iterdir() if (m := _PART.fullmatch(p.name)))
     if old == identity:
@@ -153,6 +155,12 @@ def plan_out(out: Path, identity: dict[str, Any], overwrite: bool) -> Resume:
             f"{out}: holds a different run: {what}; pass --overwrite to start over, or choose another --out"
         )
     return Resume("resume", finished)
+
+
+def _identity(recipe: Recipe) -> dict[str, Any]:
+    """The recipe as run.json records it: without its engine, whose outputs are the same (issue
+    18), so a run killed under one engine resumes under the other."""
+    return {k: v for k, v in recipe.to_dict().items() if k != "engine"}
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -253,7 +261,7 @@ def run_recipe(
         raise ConfigError(f"--input {input_spec}: includes {inside}, inside --out {out}")
     identity = json.loads(
         json.dumps(
-            {"recipe": recipe.to_dict(), "inputs": [[s.path, s.size, s.modified] for s in shards]},
+            {"recipe": _identity(recipe), "inputs": [[s.path, s.size, s.modified] for s in shards]},
             default=str,
         )
     )
@@ -347,7 +355,12 @@ def _run(
         part = f"part-{shard.index:05d}"
         done = state / f"{part}.json"
         if done.exists():
-            restore_keys(contexts, stateful, state, part)
+            if all((state / f"keys-{i}-{part}.npy").exists() for i in stateful):
+                restore_keys(contexts, stateful, state, part)
+            else:  # finished on Ray, whose key pass keeps no per-shard keys: replay the shard for them
+                with tempfile.TemporaryDirectory(dir=state) as scratch:
+                    engine.run_shard(shard, recipe.stages, contexts, *(Path(scratch) / n for n in ("k", "d")))
+                save_keys(contexts, stateful, state, part)
             return json.loads(done.read_text())
         kept, dropped = out / "kept" / f"{part}.parquet", out / "dropped" / f"{part}.parquet"
         result = engine.run_shard(shard, recipe.stages, contexts, kept, dropped)
@@ -382,8 +395,8 @@ def _finish(
     stats = summarize(recipe, shards, results, seconds)
     for i, pool in cutoffs.items():
         stats["stages"][i]["top_fraction"] = pool
-    write_json(out / "stats.json", stats)
     write_text(out / "recipe.resolved.yaml", recipe.to_yaml())
+    write_json(out / "stats.json", stats)  # last: its presence marks the run finished (download.py)
     return stats
 
 

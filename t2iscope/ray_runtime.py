@@ -7,8 +7,11 @@ a cluster that does not answer is one line, not a traceback or a hang.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import socket
 import threading
+from collections.abc import Iterator
 from types import ModuleType
 
 from yarl import URL
@@ -16,8 +19,12 @@ from yarl import URL
 from t2iscope.errors import ConfigError
 
 INSTALL = "pip install 't2iscope[ray]'"
-PROBE_SECONDS = 5.0  # the head's port must accept a TCP connection within this
-JOIN_SECONDS = 12.0  # and Ray must join within this: issue 18 wants a silent address refused in 15 s
+# Issue 18 wants a silent address refused within 15 s of the command starting: the probe and the
+# join never both run to their limits (a port that accepts at once leaves the whole join; one that
+# does not is refused by the probe), and ~2 s go to Python and imports (measured: 10.4 s in all on
+# a listening non-Ray port, 12.1 s on a loaded machine; tests/curate/test_engine_ray.py).
+PROBE_SECONDS = 3.0  # the head's port must accept a TCP connection within this
+JOIN_SECONDS = 8.0  # and Ray must join within this (a real head joins in 1-3 s here)
 GCS_PORT = 6379  # Ray's default head (GCS) port, for an address given as a bare host
 CLIENT_PORT = 10001  # Ray Client's default port, for ray://host
 LOCAL_OBJECT_STORE = 256 * 1024**2  # a started local Ray stays small: CI machines have 24 GiB, 2 cores
@@ -56,7 +63,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> ModuleTy
         return ray
     options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address is None:
-        ray.init(num_cpus=num_cpus, object_store_memory=LOCAL_OBJECT_STORE, **options)
+        with _quiet():
+            ray.init(num_cpus=num_cpus, object_store_memory=LOCAL_OBJECT_STORE, **options)
         return ray
     if address != "auto":
         host, port = _host_port(address)
@@ -72,7 +80,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> ModuleTy
 
     def join() -> None:
         try:
-            ray.init(address=address, **options)
+            with _quiet():
+                ray.init(address=address, **options)
             outcome.append(None)
         except (ConnectionError, RuntimeError) as exc:
             outcome.append(exc)
@@ -86,3 +95,18 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> ModuleTy
         reason = str(outcome[0]).splitlines()[0]
         raise ConfigError(f"--address {address}: cannot join the Ray cluster ({reason})")
     return ray
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Ray's Python warnings off while it starts or joins (loggers under ``ray`` at ERROR: the
+    token-auth and SIGTERM-handler notes), so an error is our one line and a run starts with our
+    bar. Its C++ core's first GCS retry line (``rpc_client.h``) stays: it is printed before Ray
+    reads ``RAY_BACKEND_LOG_LEVEL``, and setting that variable adds a line of its own (measured)."""
+    ray_logger = logging.getLogger("ray")
+    level = ray_logger.level
+    ray_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        ray_logger.setLevel(level)
