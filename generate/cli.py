@@ -213,6 +213,20 @@ def _gen_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _load_model(kw: dict[str, Any]) -> Any:
+    """The model the shared model options (``_model_options``) name (imported here: torch is slow to load)."""
+    from t2iscope.generate.models import load_model
+
+    return load_model(
+        kw["model_path"],
+        device=kw["device"],
+        config=kw["model_config"],
+        compile_unet=kw["compile_unet"],
+        lora_dir=kw["lora_dir"],
+        embeddings_dir=kw["embeddings_dir"],
+    )
+
+
 def _run(
     mode: str,
     kw: dict[str, Any],
@@ -227,7 +241,6 @@ def _run(
     """
     from t2iscope.errors import ConfigError
     from t2iscope.generate.conditioning import network_fields
-    from t2iscope.generate.models import load_model
     from t2iscope.generate.output import OutputOptions, save
     from t2iscope.generate.params import Params
     from t2iscope.generate.watermark import LATENT_METHODS
@@ -264,14 +277,7 @@ def _run(
     known = size(batch)
     if known is not None:
         output.check_size(*known, cli=True)
-    model = load_model(
-        kw["model_path"],
-        device=kw["device"],
-        config=kw["model_config"],
-        compile_unet=kw["compile_unet"],
-        lora_dir=kw["lora_dir"],
-        embeddings_dir=kw["embeddings_dir"],
-    )
+    model = _load_model(kw)
     if known is None:
         output.check_size(params.width or model.native_size, params.height or model.native_size, cli=True)
     model.progress = mode  # a per-step bar on stderr: a 150-step 2048px image takes a while
@@ -545,7 +551,7 @@ def suite_cmd(
     The run holds OUT's lock: a second run into the same folder is refused until it ends.
     """
     from t2iscope.errors import ConfigError
-    from t2iscope.generate.models import check_model_options, load_model, model_id_for
+    from t2iscope.generate.models import check_model_options, model_id_for
     from t2iscope.generate.output import OutputOptions
     from t2iscope.generate.run_suite import run_suite
     from t2iscope.generate.suites import load_suite
@@ -586,14 +592,7 @@ def suite_cmd(
         summary = run_suite(
             spec,
             out,
-            lambda: load_model(
-                kw["model_path"],
-                device=kw["device"],
-                config=kw["model_config"],
-                compile_unet=kw["compile_unet"],
-                lora_dir=kw["lora_dir"],
-                embeddings_dir=kw["embeddings_dir"],
-            ),
+            lambda: _load_model(kw),
             limit=limit,
             batch_size=batch_size,
             output=output,
