@@ -88,8 +88,10 @@ def _field(source: str, name: str) -> Iterator[None]:
         raise type(exc)(f"{location(source, ('audits', 'quality', name))}: {exc}") from None
 
 
-def check_reference(params: Mapping[str, Any]) -> tuple[tuple[str, ...], str] | None:
-    """The record's ``check``: ``reference``, when given, is a folder (read when the audit runs)."""
+def check_reference(ctx: AuditContext, params: Mapping[str, Any]) -> tuple[tuple[str, ...], str] | None:
+    """The record's ``check_data``: ``reference``, when given, is a folder. Checked with the other
+    input paths before any audit runs, not when AUDIT.yaml is read (a shipped config names the
+    demo's folders before they exist)."""
     if params.get("reference") is None:
         return None
     path = Path(str(params["reference"]))
@@ -120,7 +122,7 @@ def _factor_levels(df: pd.DataFrame, factor: str) -> list[Any]:
     order=45,
     headline=("cmmd", {"by": "all"}, "min", "CMMD of the closest run to the reference set"),
     needs=("generation",),
-    check=check_reference,
+    check_data=check_reference,
 )
 def quality_audit(
     ctx: AuditContext,

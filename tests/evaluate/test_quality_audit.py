@@ -28,6 +28,7 @@ from t2iscope.evaluate.features import (
     reference_images,
 )
 from t2iscope.evaluate.report_quality import section_quality
+from t2iscope.evaluate.runner import checked_context
 
 
 @pytest.fixture(autouse=True)
@@ -157,10 +158,12 @@ def test_reference_layouts(world_dir: Path, download_dir: Path, tmp_path: Path) 
         reference_images(tmp_path / "nope")
 
 
-def test_config_names_a_missing_reference_before_any_work(gen_dir: Path) -> None:
+def test_config_names_a_missing_reference_before_any_work(gen_dir: Path, tmp_path: Path) -> None:
     data = {"inputs": {"generation": [str(gen_dir)]}, "audits": {"quality": {"reference": "no/such/dir"}}}
+    config = parse_config(data, "a.yaml")  # read: a shipped config names folders the demo makes later
     with pytest.raises(ConfigError, match=r"a\.yaml: audits\.quality\.reference: no/such/dir: not found"):
-        parse_config(data, "a.yaml")
+        checked_context(config, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
     data["audits"]["quality"] = {"reference": str(gen_dir), "encoder": {"kind": "keras"}}
     with pytest.raises(ConfigError, match=r"encoder\.kind"):
         parse_config(data, "a.yaml")

@@ -105,7 +105,7 @@ def test_rivagan_refuses_a_payload_that_is_not_32_bits(photo: Image.Image) -> No
         wm.decode_bits(photo, "rivaGan", 136)
 
 
-@pytest.mark.parametrize("method", wm.METHODS)
+@pytest.mark.parametrize("method", [m for m in wm.METHODS if m not in wm.LATENT_METHODS])
 def test_min_size_is_the_accepted_square(method: str) -> None:
     side = wm.min_size(method)
     assert side == 256
@@ -144,3 +144,10 @@ def test_unknown_method_lists_the_valid_ones() -> None:
 def test_rgba_input_gives_rgb_output_of_same_size(photo: Image.Image) -> None:
     out = wm.embed(photo.convert("RGBA"), "dwtDctFixed")
     assert out.mode == "RGB" and out.size == photo.size
+
+
+def test_a_latent_mark_takes_any_size_and_leaves_pixels_alone() -> None:
+    """Tree-Ring marks the initial noise, not the pixels: any image size, ``embed`` is the identity."""
+    assert wm.LATENT_METHODS == ("treering",) and wm.min_size("treering") == 1
+    image = Image.new("RGB", (3, 2), (10, 20, 30))
+    assert wm.embed(image, "treering", wm.default_payload("treering")).tobytes() == image.tobytes()
