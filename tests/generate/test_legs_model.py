@@ -65,14 +65,9 @@ def test_counts_any_size_and_mode() -> None:
     assert model.count([]) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15 open: the shipped counter measures 0.886 (101/114) < 0.9 (models/README.md); "
-    "strict, so a counter that reaches the bar turns this into a failure until the mark is removed",
-)
 def test_leg_counts_agree_with_human_labels() -> None:
     labelled = _leg_labels()
-    assert len(labelled) == 114  # the fixture's counted legs: 41 + 73
+    assert len(labelled) == 190  # the fixture's counted legs: 41 + 73 + 76
     counts = load_model(LEGS_FOLDER).count([Image.open(path) for path, _ in labelled])
     right = sum(c == legs for c, (_, legs) in zip(counts, labelled, strict=True))
     accuracy = right / len(labelled)
