@@ -1,6 +1,7 @@
-"""Screenshot every dashboard page over a real `make demo` run, for the README.
+"""Screenshot the audit report's first screen and every dashboard page over a real `make demo` run,
+for the README.
 
-    make demo && make screenshots     # writes docs/screenshots/*.png
+    make demo && make screenshots     # writes docs/report_screenshot.png and docs/screenshots/*.png
 
 Drives Debian's chromium (never a downloaded browser) through playwright, like the browser test,
 but over runs/demo, so the README shows the embedded model's real generations and audits.
@@ -22,6 +23,7 @@ from playwright.sync_api import sync_playwright
 REPO = Path(__file__).resolve().parent.parent
 RUNS = REPO / "runs" / "demo"
 OUT = REPO / "docs" / "screenshots"
+REPORT_SHOT = REPO / "docs" / "report_screenshot.png"  # first screen: findings, judge validity
 PAGES = ("overview", "explorer", "funnel", "gallery", "bias", "limbs", "annotate", "watermark")
 CHROMIUM = os.environ.get("T2I_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -48,6 +50,11 @@ def main() -> None:
         OUT.mkdir(parents=True, exist_ok=True)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            report = browser.new_page(viewport={"width": 1280, "height": 1400})
+            report.goto((RUNS / "audit" / "report.html").as_uri())
+            report.wait_for_timeout(500)
+            report.screenshot(path=str(REPORT_SHOT))
+            print(f"wrote {REPORT_SHOT}")
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(120_000)
             for name in PAGES:

@@ -91,7 +91,7 @@ def validity(
     """
     from t2iscope.errors import DataError
     from t2iscope.evaluate.judges import make_judge
-    from t2iscope.evaluate.validity import VALID_ACCURACY, judge_validity, read_labels
+    from t2iscope.evaluate.validity import VALID_ACCURACY, grade, judge_validity, read_labels
     from t2iscope.fileio import write_parquet
 
     options = {k: v for k, v in (("clip_config", clip_config), ("clip_checkpoint", clip_checkpoint)) if v}
@@ -105,7 +105,7 @@ def validity(
         write_parquet(out, table)
     for row in table[table["metric"] == "accuracy"].itertuples():
         kappa = table[(table["attribute"] == row.attribute) & (table["metric"] == "kappa")]["value"].iloc[0]
-        verdict = "valid" if row.value >= VALID_ACCURACY else "NOT valid"
+        verdict = grade(row.value, row.ci_low, row.ci_high)
         interval = f"[{row.ci_low:.3f}, {row.ci_high:.3f}]"
         click.echo(
             f"{row.judge:<6} {row.attribute:<8} accuracy {row.value:.3f} {interval}"

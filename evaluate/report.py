@@ -135,7 +135,9 @@ def validity_panel(validity: Validity, used: dict[tuple[str, str], None]) -> str
     rows = []
     for judge, attribute in sorted(pairs):
         v = validity.verdict(judge, attribute)
-        cls = {"valid": "ok", "usable": "warn", "NOT valid": "bad"}.get(v.status, "unk")
+        cls = {"valid": "ok", "usable": "warn", "NOT valid": "bad", "too few labels": "bad"}.get(
+            v.status, "unk"
+        )
         rows.append(
             f"<tr><td>{esc(judge)}</td><td>{esc(attribute)}</td><td class='{cls}'><b>{esc(v.status)}</b></td>"
             f"<td class='num'>{num(v.accuracy)} <span class='ci'>{interval(v.low, v.high)}</span></td>"

@@ -28,9 +28,9 @@ from t2iscope.evaluate.report_html import (
     said,
     with_columns,
 )
-from t2iscope.evaluate.report_validity import ALL, current_validity, figure_attributes, grade, stated
+from t2iscope.evaluate.report_validity import ALL, current_validity, figure_attributes, stated
 from t2iscope.evaluate.tables import SKIPPED
-from t2iscope.evaluate.validity import USABLE_ACCURACY, VALID_ACCURACY
+from t2iscope.evaluate.validity import USABLE_ACCURACY, VALID_ACCURACY, grade
 from t2iscope.intervals import wilson
 
 
@@ -70,7 +70,8 @@ def section_validity(df: pd.DataFrame) -> str:
         )
     for (judge, source, domain), g in acc.groupby(["judge", "source", "domain"], sort=False, dropna=False):
         parts = ", ".join(
-            f"{esc(r.attribute)} {said(pd.Series(r._asdict()))} ({grade(r.value)})" for r in g.itertuples()
+            f"{esc(r.attribute)} {said(pd.Series(r._asdict()))} ({grade(r.value, r.ci_low, r.ci_high)})"
+            for r in g.itertuples()
         )
         sentences.append(
             f"Judge {esc(judge)} against the human labels in {esc(source)} (images of {esc(domain)}): "

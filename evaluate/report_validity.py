@@ -19,16 +19,12 @@ import pandas as pd
 from t2iscope.evaluate.folder import JUDGMENTS, FinishedRun
 from t2iscope.evaluate.report_html import esc, interval, missing, num, with_columns
 from t2iscope.evaluate.tables import SKIPPED
-from t2iscope.evaluate.validity import USABLE_ACCURACY, VALID_ACCURACY
+from t2iscope.evaluate.validity import USABLE_ACCURACY, VALID_ACCURACY, grade
 from t2iscope.evaluate.vocabulary import read_vocabulary
 from t2iscope.generate.attributes import ATTRIBUTES, spelled
 
 VALIDITY_AUDIT = "validity"  # the audit whose table says how far each judge can be trusted
 ALL = "(all)"  # the audits' name for a pooled slice
-
-
-def grade(accuracy: float) -> str:
-    return "valid" if accuracy >= VALID_ACCURACY else "usable" if accuracy >= USABLE_ACCURACY else "NOT valid"
 
 
 @dataclass(frozen=True)
@@ -37,7 +33,7 @@ class Verdict:
 
     judge: str
     attribute: str
-    status: str  # valid | usable | NOT valid | unvalidated
+    status: str  # validity.GRADES or unvalidated
     accuracy: float = math.nan
     low: float = math.nan
     high: float = math.nan
@@ -50,7 +46,7 @@ class Verdict:
     @property
     def marked(self) -> bool:
         """A figure from this judge and attribute is not a finding."""
-        return self.status in ("NOT valid", "unvalidated")
+        return self.status in ("NOT valid", "too few labels", "unvalidated")
 
     def accuracy_text(self) -> str:
         ci = interval(self.low, self.high)
@@ -60,6 +56,11 @@ class Verdict:
         """Why a figure from this judge and attribute is not a finding (HTML)."""
         if self.status == "unvalidated":
             return f"judge {esc(self.judge)}'s {esc(self.attribute)} is unvalidated ({esc(self.reason)})"
+        if self.status == "too few labels":
+            return (
+                f"judge {esc(self.judge)}'s {esc(self.attribute)} accuracy {self.accuracy_text()} rests on "
+                f"n={self.n:,} labels: too few to tell valid from not"
+            )
         return (
             f"judge {esc(self.judge)}'s {esc(self.attribute)} accuracy {self.accuracy_text()} "
             f"n={self.n:,} &lt; {USABLE_ACCURACY:g}"
@@ -138,7 +139,7 @@ class Validity:
             & (t["domain"].astype(str) == str(r["domain"]))
         ]["value"]
         a = float(r["value"])
-        status = grade(a)
+        status = grade(a, float(r["ci_low"]), float(r["ci_high"]))
         return Verdict(
             judge,
             attribute,

@@ -106,7 +106,11 @@ def coverage_curve(counts: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 def cohen_kappa(a: Sequence[object], b: Sequence[object]) -> float:
-    """Cohen's kappa between two raters' labels of the same items: (p_o - p_e) / (1 - p_e)."""
+    """Cohen's kappa between two raters' labels of the same items: (p_o - p_e) / (1 - p_e).
+
+    NaN when undefined: no items, or both raters used one and the same label (p_e = 1; sklearn's
+    ``cohen_kappa_score`` gives NaN there too), however well they agree.
+    """
     if len(a) != len(b):
         raise ValueError(f"kappa needs paired labels, got {len(a)} and {len(b)}")
     n = len(a)
@@ -116,7 +120,7 @@ def cohen_kappa(a: Sequence[object], b: Sequence[object]) -> float:
     po = sum(x == y for x, y in zip(a, b, strict=False)) / n
     pe = sum((list(a).count(c) / n) * (list(b).count(c) / n) for c in cats)
     if pe == 1.0:
-        return 1.0 if po == 1.0 else math.nan
+        return math.nan
     return (po - pe) / (1 - pe)
 
 

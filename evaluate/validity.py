@@ -14,7 +14,8 @@ per attribute it answers, ``judge_validity`` reports
   chance, the statistic HEIM and annotation studies report beside raw agreement.
 
 An audit figure is trustworthy only where its judge's accuracy on that attribute, on the same image
-domain, is high; ``VALID_ACCURACY`` (0.9, issue 15's bar) is the line this project draws.
+domain, is high; ``VALID_ACCURACY`` (0.9, issue 15's bar) is the line this project draws, and
+:func:`grade` says how an accuracy measured on n labels is read.
 """
 
 from __future__ import annotations
@@ -33,10 +34,28 @@ from t2iscope.intervals import wilson
 
 VALID_ACCURACY = 0.9  # trusted: issue 15's bar for a default judge
 USABLE_ACCURACY = 0.8  # below this, a figure is marked in the report instead of shown as a finding
+# An accuracy whose 95% interval is wider than the step between the two bars (0.8 -> 0.9, twice
+# over) cannot tell valid from not valid: too few labels (a perfect n=16 reaches 0.19, 172/190 0.08).
+MAX_INTERVAL_WIDTH = 2 * (VALID_ACCURACY - USABLE_ACCURACY)
+GRADES = ("valid", "usable", "too few labels", "NOT valid")
 COLUMNS = ("judge", "attribute", "metric", "value", "n", "ci_low", "ci_high")
 
 
 RUN_IMAGE = "image_path"  # a label file of a run's own images names them as its manifest does
+
+
+def grade(accuracy: float, low: float, high: float) -> str:
+    """How an accuracy with Wilson interval [low, high] is read (one of ``GRADES``).
+
+    ``NOT valid`` when even the interval's top is below ``USABLE_ACCURACY`` or the accuracy is;
+    ``too few labels`` when the interval is wider than ``MAX_INTERVAL_WIDTH`` (n=1 at 1.00 spans
+    [0.21, 1.00]); else ``valid`` at >= ``VALID_ACCURACY``, ``usable`` at >= ``USABLE_ACCURACY``.
+    """
+    if high < USABLE_ACCURACY:
+        return "NOT valid"
+    if not high - low <= MAX_INTERVAL_WIDTH:  # NaN bounds (no labels) are too few as well
+        return "too few labels"
+    return "valid" if accuracy >= VALID_ACCURACY else "usable" if accuracy >= USABLE_ACCURACY else "NOT valid"
 
 
 def read_label_table(path: str | Path) -> pd.DataFrame:

@@ -13,8 +13,9 @@ from t2iscope.cli import main
 from t2iscope.curate.world import spec
 from t2iscope.errors import DataError
 from t2iscope.evaluate.judges import make_judge
-from t2iscope.evaluate.validity import VALID_ACCURACY, judge_validity, read_label_table, read_labels
+from t2iscope.evaluate.validity import VALID_ACCURACY, grade, judge_validity, read_label_table, read_labels
 from t2iscope.evaluate.vocabulary import Vocabulary
+from t2iscope.intervals import wilson
 
 LABELS = Path(__file__).parent / "fixtures" / "human_labels" / "labels.csv"
 
@@ -105,6 +106,21 @@ def test_cli_prints_and_writes_the_table(tmp_path: Path, capsys: pytest.CaptureF
     assert ("NOT valid" in printed) == (subject["value"] < VALID_ACCURACY)
     assert main(["evaluate", "validity", str(tmp_path / "none.csv")]) == 1
     assert "no such label file" in capsys.readouterr().err
+
+
+def test_one_label_is_too_few_for_a_verdict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One image the judge reads as people do: accuracy 1.00 [0.21, 1.00], kappa undefined."""
+    shutil.copy(read_labels(LABELS)["image"].iloc[0], tmp_path / "0.png")
+    file = tmp_path / "labels.csv"
+    pd.DataFrame({"image": ["0.png"], "subject": [pd.read_csv(LABELS)["subject"].iloc[0]]}).to_csv(
+        file, index=False
+    )
+    assert main(["evaluate", "validity", str(file), "--judge", "world"]) == 0
+    printed = capsys.readouterr().out
+    assert "n=1  too few labels" in printed and "kappa nan" in printed, printed
+    assert grade(1.0, *wilson(1, 1)) == "too few labels"
+    assert grade(172 / 190, *wilson(172, 190)) == "valid"  # the shipped leg counter
+    assert grade(0.5, *wilson(1, 2)) == "too few labels" and grade(0.2, *wilson(2, 10)) == "NOT valid"
 
 
 def test_one_spelling_of_a_label_everywhere() -> None:

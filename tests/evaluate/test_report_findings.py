@@ -248,11 +248,22 @@ def test_data_text_in_sentences_and_panel_is_escaped(tmp_path: Path, payload: st
 
 def test_a_usable_judge_is_a_finding_that_says_its_validity_on_the_card(tmp_path: Path) -> None:
     """0.8 <= accuracy < 0.9: shown as a finding, with the judge's measured validity on the card."""
-    page = page_of(tmp_path, validity={"legs": (34, 41)})
+    page = page_of(tmp_path, validity={"legs": (68, 80)})
     screen = text(first_screen(page))
     assert "<div class='card-marked'>" not in first_screen(page)
     assert "worst wrong-limb-count rate of a subject" in screen
-    assert f"judge clip, legs accuracy {34 / 41:.2f} (n=41, usable: below 0.9)" in screen
+    assert f"judge clip, legs accuracy {68 / 80:.2f} (n=80, usable: below 0.9)" in screen
+
+
+@pytest.mark.parametrize("legs", [(1, 1), (34, 41)])
+def test_too_few_labels_are_not_a_validation(tmp_path: Path, legs: tuple[int, int]) -> None:
+    """One label agreeing (1.00 [0.21, 1.00]) or 34/41 ([0.69, 0.92]): the interval spans the bars,
+    so the limb figure is marked, whatever the point estimate."""
+    page = page_of(tmp_path, validity={"legs": legs})
+    screen = text(first_screen(page))
+    assert "<div class='card-marked'>" in first_screen(page)
+    assert f"legs too few labels {legs[0] / legs[1]:.2f}" in text(panel(page))
+    assert f"rests on n={legs[1]} labels: too few to tell valid from not" in screen
 
 
 @pytest.mark.parametrize(("asked", "marked"), [("dog", False), ("horse", True)])

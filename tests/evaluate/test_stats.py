@@ -63,6 +63,7 @@ def test_cohen_kappa_hand_value() -> None:
     # p_o = 0.8, p_e = 0.6*0.4 + 0.4*0.6 = 0.48 -> 0.32 / 0.52
     assert stats.cohen_kappa(a, b) == pytest.approx(0.32 / 0.52)
     assert stats.cohen_kappa(a, a) == 1.0
+    assert math.isnan(stats.cohen_kappa(["dog"], ["dog"]))  # one label each: chance agreement is 1
     with pytest.raises(ValueError):
         stats.cohen_kappa(a, b[:2])
 
