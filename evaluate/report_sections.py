@@ -388,8 +388,21 @@ def section_limbs(df: pd.DataFrame) -> str:
     validity = current_validity()
     marked = validity.marks(df)
     rates = df[df["metric"] == "failure_rate"]
+    drawn = df[(df["metric"] == "subject_drawn") & (df["n"] > 0)].dropna(subset=["value"])
     sentences = []
+    if not drawn.empty:
+        fewest = drawn.loc[drawn["value"].idxmin()]
+        sentences.append(
+            stated(
+                validity,
+                str(drawn["judge"].iloc[0]),
+                ["subject"],
+                f"The judge sees the declared subject in {said(_pooled(drawn))} images, fewest for "
+                f"{esc(fewest['subject'])}: {said(fewest)}; limbs are counted only on those",
+            )
+        )
     attributes = list(dict.fromkeys(rates["attribute"].dropna().astype(str)))
+    on = ["subject"] if not drawn.empty else []  # limb counts read only where the subject was seen
     for attribute in attributes:
         g = rates[rates["attribute"] == attribute]
         subj = g[g["by"] == "subject"].dropna(subset=["value"])
@@ -405,7 +418,7 @@ def section_limbs(df: pd.DataFrame) -> str:
                 f"; worst subject {esc(worst['subject'])}: {said(worst)}; "
                 f"best {esc(best['subject'])}: {said(best)}"
             )
-        sentences.append(stated(validity, judge, [attribute], s))
+        sentences.append(stated(validity, judge, [attribute, *on], s))
         spread = None
         for factor, f in g[(g["by"] != "subject") & (g["subject"] == ALL)].groupby("by", sort=False):
             f = f.dropna(subset=["value"])
@@ -421,10 +434,12 @@ def section_limbs(df: pd.DataFrame) -> str:
                 f"Across settings it varies most with {esc(factor)}: {said(lo)} at {fmt(lo['level'])} "
                 f"to {said(hi)} at {fmt(hi['level'])}"
             )
-            sentences.append(stated(validity, judge, [attribute], s))
+            sentences.append(stated(validity, judge, [attribute, *on], s))
     if not attributes:
         sentences.append(_skip_sentence(df) or "No limb count was judged.")
     out = [findings(sentences[:4])]
+    if not drawn.empty:
+        out.append(bars(drawn, "subject", "Declared subject seen by the judge", "share of images", marked))
     for attribute in attributes:
         g = rates[rates["attribute"] == attribute]
         subj = g[g["by"] == "subject"]

@@ -21,7 +21,7 @@ from t2iscope.evaluate.report_html import esc, interval, missing, num, with_colu
 from t2iscope.evaluate.tables import SKIPPED
 from t2iscope.evaluate.validity import USABLE_ACCURACY, VALID_ACCURACY, grade
 from t2iscope.evaluate.vocabulary import read_vocabulary
-from t2iscope.generate.attributes import ATTRIBUTES, spelled
+from t2iscope.generate.attributes import ATTRIBUTES, LIMB_COUNTS, spelled
 
 VALIDITY_AUDIT = "validity"  # the audit whose table says how far each judge can be trusted
 ALL = "(all)"  # the audits' name for a pooled slice
@@ -255,7 +255,9 @@ def figure_attributes(df: pd.DataFrame) -> pd.Series:
 
     ``<attr>_match``, ``<attr>_match_gap`` and ``<attr>_other`` depend on ``attr``, the ``all_``
     ones on every attribute the table has ``<attr>_match`` rows of; rows with an ``attribute``
-    slice (culture, limbs) on it; everything else (skips, text scores) on none.
+    slice (culture, limbs) on it, and a limb count also on ``subject`` where the table counted
+    limbs only on images the judge saw the subject in (``subject_drawn`` rows); everything else
+    (skips, text scores) on none.
     """
     metrics = df["metric"].astype(str) if "metric" in df else pd.Series("", index=df.index)
     asked = sorted(
@@ -270,7 +272,8 @@ def figure_attributes(df: pd.DataFrame) -> pd.Series:
         elif hit:
             out.append(tuple(asked) if hit["attr"] == "all" else (hit["attr"],))
         elif not missing(attr) and str(attr) not in ("", ALL):
-            out.append((str(attr),))
+            on_subject = str(attr) in LIMB_COUNTS and "subject_drawn" in set(metrics)
+            out.append((str(attr), "subject") if on_subject else (str(attr),))
         else:
             out.append(())
     return pd.Series(out, index=df.index, dtype=object)

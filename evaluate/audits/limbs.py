@@ -2,9 +2,13 @@
 
 For prompts whose suite declares a limb count (``expect: {subject: horse, legs: 4}`` or
 ``{subject: hand, fingers: 5}``), the failure rate (judged count differs from the declared one)
-with Wilson intervals per subject and broken down by seed, cfg scale, steps and sampler. How far
-the judge's counts can be trusted is the ``validity`` audit's job: it compares the judge with
-human labels of the same images.
+with Wilson intervals per subject and broken down by seed, cfg scale, steps and sampler. A limb
+count is judged only on images that show the subject: where the prompt declares a subject and the
+judge answers subjects, ``subject_drawn`` (judged subject = the declared one) is reported per
+subject and the images without it are a counted skip, so a model that draws no horse has no horse
+leg rate (a mug's "wrong leg count" is not a limb failure). Such figures rest on the judge's subject
+and count answers both. How far the judge can be trusted is the ``validity`` audit's job: it
+compares the judge with human labels of the same images.
 """
 
 from __future__ import annotations
@@ -48,6 +52,32 @@ def limbs_audit(ctx: AuditContext) -> pd.DataFrame:
             continue
         counted = True
         limbed = limbed.assign(subject=subjects(limbed))
+        if "subject" in answered and "j_subject" in limbed and limbed["req_subject"].notna().any():
+            declared = limbed["req_subject"].notna()
+            drawn = pd.Series(
+                [
+                    not d or same(j, r)
+                    for d, j, r in zip(declared, limbed["j_subject"], limbed["req_subject"], strict=True)
+                ],
+                index=limbed.index,
+            )
+            rows += [
+                {**r, "subject": r["level"]}
+                for r in grouped_rates(
+                    limbed[declared], drawn[declared], "subject_drawn", "subject", attribute="subject"
+                )
+            ]
+            if not drawn.all():
+                rows.append(
+                    skipped(
+                        int((~drawn).sum()),
+                        "the judge does not see the declared subject: limbs not counted",
+                        attribute=attribute,
+                    )
+                )
+            limbed = limbed[drawn]
+            if limbed.empty:
+                continue
         failure = pd.Series(
             [not same(j, r) for j, r in zip(limbed[f"j_{attribute}"], limbed[req], strict=True)],
             index=limbed.index,

@@ -273,21 +273,34 @@ def test_embedded_judge_measures_language_bias(embedded_run: Path) -> None:
 
 
 def test_embedded_judge_measures_limb_failures(embedded_run: Path) -> None:
-    """Wrong-leg rates per subject (horse, spider) and wrong-finger rates (hand), as judged."""
+    """Wrong-leg rates per subject (horse, spider) and wrong-finger rates (hand), as judged, over the
+    images where the judge saw the declared subject (the rest: ``subject_drawn`` and one skip)."""
     judged = pd.read_parquet(embedded_run / "judgments.parquet")
     table = tables(embedded_run)["limbs"]
-    assert set(table["judge"]) == {"clip"} and "skipped" not in set(table["metric"])
+    assert set(table["judge"]) == {"clip"}
     per_subject = table[(table["metric"] == "failure_rate") & (table["by"] == "subject")]
-    expected = {("legs", "horse"), ("legs", "spider"), ("fingers", "hand")}
-    assert set(zip(per_subject["attribute"], per_subject["subject"], strict=True)) == expected
-    for attribute, subject in expected:
+    unseen = {"legs": 0, "fingers": 0}
+    counted = set()
+    for attribute, subject in (("legs", "horse"), ("legs", "spider"), ("fingers", "hand")):
         asked = judged[judged[f"req_{attribute}"].notna() & (judged["req_subject"] == subject)]
-        wrong = sum(not matches(row, attribute) for _, row in asked.iterrows())
-        check_rate(one(per_subject, attribute=attribute, subject=subject), wrong, len(asked))
         assert len(asked) == len(SLICES["limbs-real"][1]) * 2
-    for attribute in ("legs", "fingers"):  # and by seed, over every subject with that limb
+        seen = asked[[matches(row, "subject") for _, row in asked.iterrows()]]
+        check_rate(one(table, metric="subject_drawn", subject=subject), len(seen), len(asked))
+        unseen[attribute] += len(asked) - len(seen)
+        if len(seen):
+            counted.add((attribute, subject))
+            wrong = sum(not matches(row, attribute) for _, row in seen.iterrows())
+            check_rate(one(per_subject, attribute=attribute, subject=subject), wrong, len(seen))
+    assert set(zip(per_subject["attribute"], per_subject["subject"], strict=True)) == counted
+    assert counted, "the embedded judge saw no declared limbed subject at all"
+    skips = table[table["metric"] == "skipped"]
+    for attribute, n in unseen.items():
+        got = skips[skips["attribute"] == attribute]["n"].sum()
+        assert got == n, (attribute, got, n)
+    for attribute in ("legs", "fingers"):  # and by seed, over every seen subject with that limb
         asked = judged[judged[f"req_{attribute}"].notna()]
-        for seed, g in asked.groupby("seed"):
+        seen = asked[[matches(row, "subject") for _, row in asked.iterrows()]]
+        for seed, g in seen.groupby("seed"):
             wrong = sum(not matches(row, attribute) for _, row in g.iterrows())
             row = one(
                 table, metric="failure_rate", by="seed", level=str(seed), attribute=attribute, subject="(all)"

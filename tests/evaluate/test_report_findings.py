@@ -330,3 +330,33 @@ def test_a_value_and_its_interval_share_their_decimals() -> None:
     assert said(row) == "0.0133 [0.0095, 0.0180], n=3,000"
     row = pd.Series({"metric": "share", "value": 0.62, "ci_low": 0.55, "ci_high": 0.69, "n": 48})
     assert said(row) == "0.62 [0.55, 0.69], n=48"
+
+
+@pytest.mark.parametrize(("asked", "marked"), [("dog", False), ("horse", True)])
+def test_a_limb_rate_counted_where_the_subject_was_seen_rests_on_subject_validity_too(
+    tmp_path: Path, asked: str, marked: bool
+) -> None:
+    """Legs valid on 190 labels, subject validity measured on dogs only: a horse leg rate counted on
+    the images the judge called horses is not a finding (the judge's 'horse' was never checked)."""
+    validity = validity_table(legs=(172, 190)).assign(
+        words=lambda t: t["attribute"].map({"subject": "ball, dog"})
+    )
+    limbs = tidy(
+        [
+            rate("subject_drawn", 4, 20, by="subject", level=asked, attribute="subject", subject=asked),
+            rate("failure_rate", 3, 4, by="subject", level=asked, attribute="legs", subject=asked),
+            skipped(16, "the judge does not see the declared subject: limbs not counted", attribute="legs"),
+        ],
+        "limbs",
+        "clip",
+    )
+    root = write_run(tmp_path / "A", {"validity": validity, "limbs": limbs})
+    judgments = pd.read_parquet(root / folder.JUDGMENTS).assign(expect=f'{{"subject": "{asked}", "legs": 4}}')
+    fileio.write_parquet(root / folder.JUDGMENTS, judgments)
+    page = build_report(root).read_text()
+    screen = first_screen(page)
+    assert ("<div class='card-marked'>" in screen) == marked
+    section = text(page[page.index("<section id='limbs'>") :])
+    assert f"The judge sees the declared subject in {4 / 20:.2f}" in section
+    # the subject sentence and the leg sentence: both marked, or both findings
+    assert section.count("Not a finding") == (2 if marked else 0), section
