@@ -1,7 +1,7 @@
 """AUDIT.yaml: which audits to run, on which inputs, with which judge, validated before any work.
 
     judge: clip                   # the default: zero-shot over the suite's words; or world (renders)
-    judge_options: {}             # clip: clip_config, clip_checkpoint, device, legs_model
+    judge_options: {}             # clip: clip_config, clip_checkpoint, device, legs_model, negative_labels
     seed: 0
     inputs:                       # paths relative to the current directory
       generation: [runs/demo/gen] # generation folders (each with manifest.parquet)

@@ -3,7 +3,12 @@
 Each attribute is a classification over English texts built from the suite's own vocabulary
 (``evaluate.vocabulary``) with a template per attribute (``TEMPLATES``, or the suite's
 ``templates``): "a photo of a horse", "a photo of a brown object", plus an ``other`` label ("a
-photo of something else") so an image of none of the words is not forced onto one. Counts (legs,
+photo of something else") so an image of none of the words is not forced onto one. Negative labels
+(``negative_labels``: a JSON file of words per attribute; by default the embedded CLIP's
+``models/clip/words.json``, the words its captions taught it) are offered beside the asked words and
+read as ``other`` when they win, as NegLabel does for out-of-distribution images (Jiang et al.
+2024, "Negative Label Guided OOD Detection with Pretrained Vision-Language Models"): asked only
+"dog or bird", a drawn car answers ``other``, not the nearer of the two. Counts (legs,
 fingers, count) are offered 0 up to two above the largest declared value, so a wrong count can be
 seen. The label whose text embedding is closest to the image wins (CLIP's zero-shot rule,
 Radford et al. 2021). ``present`` (is any of the suite's subjects there at all) is ``no`` when the
@@ -27,7 +32,7 @@ from PIL import Image
 from t2iscope.errors import ConfigError, DataError
 from t2iscope.evaluate.judges import judge
 from t2iscope.evaluate.vocabulary import Label, Vocabulary
-from t2iscope.generate.attributes import ATTRIBUTES, NO, OTHER, YES
+from t2iscope.generate.attributes import ATTRIBUTES, NO, OTHER, YES, spelled
 from t2iscope.paths import models_dir
 
 if TYPE_CHECKING:  # t2iscope.weights imports torch: judge_names() must stay light for data-only audits
@@ -52,24 +57,31 @@ MAX_OFFERED_COUNT = 20
 
 
 def label_texts(
-    attribute: str, labels: Sequence[Label], templates: dict[str, str]
+    attribute: str, labels: Sequence[Label], templates: dict[str, str], negatives: Sequence[str] = ()
 ) -> tuple[list[Label], list[str]]:
-    """The labels offered for ``attribute`` and their zero-shot texts, ``other`` last.
+    """The answers offered for ``attribute`` and their zero-shot texts: the labels, then each of
+    ``negatives`` not among them (answer ``other``), then ``other`` itself.
 
     Word labels read with ``_`` as a space (``east_asian`` -> "east asian"); an empty ``other``
-    template offers no ``other``.
+    template offers neither ``other`` nor negatives.
     """
     if ATTRIBUTES[attribute].kind == "number":
         top = min(max(int(v) for v in labels) + COUNT_MARGIN, MAX_OFFERED_COUNT)
         labels = list(range(top + 1))
     template = templates.get(attribute, TEMPLATES[attribute])
-    offered: list[Label] = list(labels)
-    texts = [template.format(str(v).replace("_", " ")) for v in offered]
+    answers: list[Label] = list(labels)
+    words = list(labels)
     other = templates.get(OTHER, TEMPLATES[OTHER])
     if other and ATTRIBUTES[attribute].kind == "word":
-        offered.append(OTHER)
+        asked = {spelled(v) for v in labels}
+        extra = [w for w in dict.fromkeys(negatives) if spelled(w) not in asked]
+        words += extra
+        answers += [OTHER] * len(extra)
+    texts = [template.format(str(v).replace("_", " ")) for v in words]
+    if other and ATTRIBUTES[attribute].kind == "word":
+        answers.append(OTHER)
         texts.append(other)
-    return offered, texts
+    return answers, texts
 
 
 def embedded_clip(device: str = "cpu") -> OpenClip:
@@ -149,6 +161,7 @@ class ClipJudge:
         clip_checkpoint: str | None = None,
         device: str = "cpu",
         legs_model: str | None = None,
+        negative_labels: str | None = None,
     ) -> None:
         import open_clip
         import torch
@@ -182,6 +195,7 @@ class ClipJudge:
         self.torch = torch
         self.checkpoint = str(ckpt_path)
         self.legs = legs_counter(legs_model, embedded=clip_config is None, device=device)
+        self.negatives = read_negatives(negative_labels, embedded=clip_config is None)
         self._texts: dict[tuple[str, ...], np.ndarray] = {}  # encoded label texts, per text list
 
     def _encode_text(self, texts: Sequence[str]) -> np.ndarray:
@@ -214,7 +228,10 @@ class ClipJudge:
     def attributes(self, images: Sequence[Image.Image], vocabulary: Vocabulary) -> list[dict[str, Any]]:
         emb = self._encode_images(images)
         out: list[dict[str, Any]] = [{} for _ in images]
-        asked = {a: label_texts(a, v, dict(vocabulary.templates)) for a, v in vocabulary.labels.items()}
+        asked = {
+            a: label_texts(a, v, dict(vocabulary.templates), self.negatives.get(a, ()))
+            for a, v in vocabulary.labels.items()
+        }
         for a, (labels, texts) in {**asked, **FLAGS}.items():
             if a == "legs" and self.legs is not None:
                 continue
@@ -233,6 +250,39 @@ class ClipJudge:
         img = self._encode_images(images)
         txt = np.concatenate([self._encode_text(texts[i : i + BATCH]) for i in range(0, len(texts), BATCH)])
         return [float(v) for v in (img * txt).sum(axis=1)]
+
+
+def read_negatives(path: str | None, embedded: bool) -> dict[str, tuple[str, ...]]:
+    """Negative labels per word attribute from a JSON file (``{"subject": ["car", ...], ...}``).
+
+    ``path`` None: the embedded CLIP's ``models/clip/words.json`` for the embedded judge, none for a
+    user's checkpoint. ConfigError (one line naming the file and key) for a missing or malformed file.
+    """
+    import json
+
+    if path is None:
+        if not embedded or not (models_dir() / "clip" / "words.json").is_file():
+            return {}
+        path = str(models_dir() / "clip" / "words.json")
+    file = Path(path)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"clip judge: negative_labels: {file}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"clip judge: negative_labels: {file}: not a JSON file ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"clip judge: negative_labels: {file}: expected an object of word lists per attribute"
+        )
+    out = {}
+    for attribute, words in data.items():
+        if attribute not in ATTRIBUTES or ATTRIBUTES[attribute].kind != "word":
+            raise ConfigError(f"clip judge: negative_labels: {file}: {attribute!r} is not a word attribute")
+        if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
+            raise ConfigError(f"clip judge: negative_labels: {file}: {attribute}: expected a list of words")
+        out[attribute] = tuple(words)
+    return out
 
 
 def legs_counter(folder: str | None, embedded: bool, device: str) -> Any:
@@ -260,6 +310,8 @@ def clip_judge(
     clip_checkpoint: str | None = None,
     device: str = "cpu",
     legs_model: str | None = None,
+    negative_labels: str | None = None,
 ) -> ClipJudge:
-    """Zero-shot judge; defaults to the embedded tiny CLIP in models/clip (and models/legs for legs)."""
-    return ClipJudge(clip_config, clip_checkpoint, device, legs_model)
+    """Zero-shot judge; defaults to the embedded tiny CLIP in models/clip (and models/legs for legs,
+    models/clip/words.json for negative labels)."""
+    return ClipJudge(clip_config, clip_checkpoint, device, legs_model, negative_labels)

@@ -1,8 +1,9 @@
 """The tiny CLIP: an open_clip model config, contrastive training, and open_clip-format files.
 
 Saved as ``models/clip/``: ``t2iscope-tiny-clip.json`` (an open_clip model config, loadable with
-``open_clip.add_model_config``), ``open_clip_config.json`` (so ``local-dir:models/clip`` works too)
-and ``open_clip_model.safetensors`` (fp16 weights; open_clip copies them into its fp32 model).
+``open_clip.add_model_config``), ``open_clip_config.json`` (so ``local-dir:models/clip`` works too),
+``open_clip_model.safetensors`` (fp16 weights; open_clip copies them into its fp32 model) and
+``words.json`` (the words its captions taught it, the clip judge's negative labels).
 Its text tower also becomes the Stable Diffusion text encoder (``to_hf_text_encoder``), as SD 1.x
 reuses a frozen CLIP text encoder: the U-Net then conditions on features that already separate
 colors and kinds, and caption encodings can be computed once instead of every step.
@@ -27,6 +28,16 @@ from t2iscope.nets import normalize_pixels
 
 MODEL_NAME = "t2iscope-tiny-clip"
 WEIGHTS = "open_clip_model.safetensors"
+WORDS = "words.json"  # per attribute, the English words the text tower was trained to tell apart
+
+
+def trained_words() -> dict[str, list[str]]:
+    """The world's words the tiny CLIP's captions use (subject kinds, colors, culture markers): the
+    clip judge offers them as negative labels, so an image of a world thing it was not asked about
+    answers ``other`` (evaluate/judge_clip.py)."""
+    from t2iscope.curate.world import spec
+
+    return {"subject": list(spec.KINDS), "color": list(spec.COLORS), "culture": list(spec.CULTURES)}
 
 
 def model_config(r: ClipRecipe) -> dict[str, Any]:
@@ -115,7 +126,7 @@ def train_clip(corpus: Corpus, r: ClipRecipe, work: Path, device: str, seed: int
 
 
 def save_clip(model: torch.nn.Module, r: ClipRecipe, out: Path) -> Path:
-    """Write the three files of ``models/clip``; return the folder."""
+    """Write the four files of ``models/clip``; return the folder."""
     from safetensors.torch import save_file
 
     out.mkdir(parents=True, exist_ok=True)
@@ -125,6 +136,7 @@ def save_clip(model: torch.nn.Module, r: ClipRecipe, out: Path) -> Path:
         out / "open_clip_config.json",
         {"model_cfg": cfg, "preprocess_cfg": {"mean": list(MEAN), "std": list(STD), "size": 64}},
     )
+    fileio.write_json(out / WORDS, trained_words())
     state = {
         k: (v.detach().half() if v.is_floating_point() else v.detach()).contiguous()
         for k, v in model.state_dict().items()

@@ -127,7 +127,7 @@ def test_unreadable_audit_config_is_one_line(tmp_path: Path) -> None:
         (
             {"judge": "clip", "judge_options": {"clip_checkpont": "x"}, "audits": {"domains": {}}},
             "A.yaml: judge_options: unknown parameter(s) clip_checkpont; "
-            "accepted: clip_config, clip_checkpoint, device, legs_model",
+            "accepted: clip_config, clip_checkpoint, device, legs_model, negative_labels",
         ),
         (
             {"judge": "clip", "judge_options": {"device": 5}, "audits": {"domains": {}}},

@@ -132,6 +132,51 @@ def test_clip_label_sets_come_from_the_vocabulary() -> None:
     labels, texts = label_texts("legs", (4, 2), {"legs": "a drawing with {} legs"})
     assert labels == list(range(7)) and texts[4] == "a drawing with 4 legs"
     assert label_texts("gender", ("feminine",), {"other": ""})[0] == ["feminine"]
+    # negative labels not asked about are offered too, and answer 'other'
+    labels, texts = label_texts("subject", ("dog", "bird"), {}, ("car", "Dog", "cup"))
+    assert labels == ["dog", "bird", "other", "other", "other"]
+    assert texts[2:] == ["a photo of a car", "a photo of a cup", "a photo of something else"]
+    assert label_texts("legs", (4,), {}, ("car",))[0] == list(range(7))  # counts take none
+
+
+def test_clip_judge_answers_other_for_a_world_thing_it_was_not_asked_about(tmp_path: Path) -> None:
+    """Hand-labelled cars the embedded judge reads as cars among the world's 8 kinds: asked only
+    "dog or bird", they answer 'other' (the car is a negative label, models/clip/words.json) instead
+    of the nearer of dog and bird; without negative labels they cannot."""
+    from t2iscope.evaluate.validity import read_labels
+
+    labels = read_labels(Path(__file__).parent / "fixtures" / "human_labels" / "labels.csv")
+    cars = [Image.open(f) for f in labels.loc[labels["subject"] == "car", "image"]]
+    judge = make_judge("clip")
+    read = judge.attributes(cars, Vocabulary(labels={"subject": tuple(spec.KINDS)}))
+    cars = [im for im, a in zip(cars, read, strict=True) if a["subject"] == "car"]
+    assert len(cars) >= 10
+    narrow = Vocabulary(labels={"subject": ("dog", "bird")})
+    assert [a["subject"] for a in judge.attributes(cars, narrow)] == ["other"] * len(cars)
+    (tmp_path / "none.json").write_text("{}")
+    plain = make_judge("clip", {"negative_labels": str(tmp_path / "none.json")})
+    forced = [a["subject"] for a in plain.attributes(cars, narrow)]
+    assert forced.count("other") < len(cars)  # 'something else' alone catches fewer of them
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (None, "no such file"),
+        ("[1, 2]", "expected an object of word lists"),
+        ('{"legs": ["four"]}', "'legs' is not a word attribute"),
+        ('{"subject": "car"}', "subject: expected a list of words"),
+        ("{subject", "not a JSON file"),
+    ],
+)
+def test_bad_negative_labels_are_one_config_line(tmp_path: Path, content: str | None, needle: str) -> None:
+    file = tmp_path / "neg.json"
+    if content is not None:
+        file.write_text(content)
+    with pytest.raises(ConfigError) as exc:
+        make_judge("clip", {"negative_labels": str(file)})
+    message = str(exc.value)
+    assert needle in message and str(file) in message and "\n" not in message, message
 
 
 def test_world_judge_refuses_what_it_cannot_answer() -> None:
