@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from t2iscope.listing import Table, add_list_command, parameters, summary
@@ -9,7 +11,7 @@ from t2iscope.listing import Table, add_list_command, parameters, summary
 
 @click.group(
     epilog=(
-        "Example:\n\n\b\n"
+        "Example (after `make demo`, which makes the runs the demo config names):\n\n\b\n"
         "  t2iscope evaluate list audits\n"
         "  t2iscope evaluate run evaluate/audits/demo.yaml --out runs/audit\n"
         "  t2iscope evaluate report runs/audit"
@@ -21,11 +23,11 @@ def evaluate() -> None:
 
 @evaluate.command(
     epilog=(
-        "Example (the shipped demo config, then the report):\n\n"
+        "Example (the shipped demo config, after `make demo` made its runs; then the report):\n\n"
         "\b\n"
         "  t2iscope evaluate run evaluate/audits/demo.yaml --out runs/audit\n"
         "  t2iscope evaluate report runs/audit\n\n"
-        "Judge real generations with a real CLIP instead of the world's rules:\n\n"
+        "Judge real generations with a real CLIP instead of the embedded tiny one:\n\n"
         "\b\n"
         "  t2iscope evaluate run AUDIT.yaml --out runs/audit --judge clip \\\n"
         "      --clip-config ViT-L-14 --clip-checkpoint ~/weights/vit-l-14.safetensors"
@@ -65,7 +67,7 @@ def run(
 
 @evaluate.command(
     epilog=(
-        "Example (the 168 generations of the embedded model labelled by hand, shipped with the tests):"
+        "Example (360 generations of the embedded model labelled by hand, shipped with the tests):"
         "\n\n\b\n"
         "  t2iscope evaluate validity tests/evaluate/fixtures/human_labels/labels.csv --judge clip\n"
         "  t2iscope evaluate validity labels.csv --judge clip --clip-config ViT-L-14 \\\n"
@@ -89,13 +91,22 @@ def validity(
     A judge is trusted on an attribute at accuracy >= 0.9 on the same image domain; in an audit run,
     the `validity` audit does the same and the report marks figures of judges below 0.8.
     """
-    from t2iscope.errors import DataError
+    from t2iscope.errors import ConfigError, DataError
     from t2iscope.evaluate.judges import make_judge
-    from t2iscope.evaluate.validity import VALID_ACCURACY, grade, judge_validity, read_labels
+    from t2iscope.evaluate.validity import (
+        VALID_ACCURACY,
+        grade,
+        judge_validity,
+        read_label_table,
+        read_labels,
+    )
     from t2iscope.fileio import write_parquet
+    from t2iscope.generate.attributes import ATTRIBUTES
 
+    if out and Path(out).suffix != ".parquet":
+        raise ConfigError(f"--out {out}: the table is parquet; name a .parquet file")
     options = {k: v for k, v in (("clip_config", clip_config), ("clip_checkpoint", clip_checkpoint)) if v}
-    table = judge_validity(make_judge(judge, options, where="--judge"), read_labels(labels))
+    table = judge_validity(make_judge(judge, options, where="--judge"), read_labels(labels), labels)
     if not (table["n"] > 0).any():
         raise DataError(
             f"{labels}: no label to compare with judge {judge!r} (every cell blank or unclear, "
@@ -103,6 +114,10 @@ def validity(
         )
     if out:
         write_parquet(out, table)
+    labelled = [a for a in ATTRIBUTES if a in read_label_table(labels).columns]
+    unanswered = [a for a in labelled if a not in set(table["attribute"])]
+    if unanswered:
+        click.echo(f"judge {judge} does not answer {', '.join(unanswered)}: not measured")
     for row in table[table["metric"] == "accuracy"].itertuples():
         kappa = table[(table["attribute"] == row.attribute) & (table["metric"] == "kappa")]["value"].iloc[0]
         verdict = grade(row.value, row.ci_low, row.ci_high)

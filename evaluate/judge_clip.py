@@ -151,7 +151,11 @@ def check_device(device: str) -> None:
 
 
 class ClipJudge:
-    """Zero-shot judge over an open_clip model; also scores text-image agreement."""
+    """Zero-shot judge over an open_clip model; also scores text-image agreement.
+
+    ``name``, written beside every answer and figure, says which CLIP: ``clip`` for the embedded
+    tiny CLIP, ``clip <config> (<checkpoint file>)`` for a user's.
+    """
 
     name = "clip"
 
@@ -167,7 +171,10 @@ class ClipJudge:
         import torch
 
         if (clip_config is None) != (clip_checkpoint is None):
-            raise ConfigError("clip judge: give both clip_config and clip_checkpoint, or neither")
+            raise ConfigError(
+                "clip judge: give both clip_config and clip_checkpoint (--clip-config, --clip-checkpoint), "
+                "or neither"
+            )
         check_device(device)
         if clip_config is None:
             clip = embedded_clip(device)
@@ -184,10 +191,13 @@ class ClipJudge:
                 )
             except Exception as exc:  # torch, safetensors and open_clip each raise their own types
                 # the file is there but damaged or of another model: a bad file, as in t2iscope.weights
+                source = f", config {clip_config}" if Path(str(clip_config)).suffix == ".json" else ""
                 raise DataError(
-                    f"{ckpt_path}: cannot load as open_clip {name!r} ({type(exc).__name__})"
+                    f"{ckpt_path}: cannot load as open_clip {name!r}{source} ({type(exc).__name__}: "
+                    "the weights do not fit the config, or the file is damaged)"
                 ) from None
             tokenizer = open_clip.get_tokenizer(name)
+            self.name = f"clip {name} ({ckpt_path.name})"
         self.model = model.eval()
         self.preprocess = preprocess
         self.tokenizer = tokenizer

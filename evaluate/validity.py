@@ -20,7 +20,9 @@ domain, is high; ``VALID_ACCURACY`` (0.9, issue 15's bar) is the line this proje
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -61,8 +63,9 @@ def grade(accuracy: float, low: float, high: float) -> str:
 def read_label_table(path: str | Path) -> pd.DataFrame:
     """A label file as written: ``image`` (files beside it) or ``image_path`` (a run's images).
 
-    Raises DataError (one line naming the file and the column) for an unreadable file, neither
-    image column, or no label column.
+    Raises DataError (one line naming the file and the column or row) for an unreadable file,
+    neither image column, no label column, a column twice in the header, a bad label, or an image
+    on two rows.
     """
     path = Path(path)
     try:
@@ -79,9 +82,26 @@ def read_label_table(path: str | Path) -> pd.DataFrame:
     found = [c for c in ATTRIBUTES if c in labels.columns]
     if not found:
         raise DataError(f"{path}: no label column; expected any of {', '.join(ATTRIBUTES)}")
+    for column in labels.columns:  # pandas reads a repeated CSV header "subject" as "subject.1"
+        base, _, suffix = str(column).rpartition(".")
+        if suffix.isdigit() and base in labels.columns:
+            raise DataError(f"{path}: column {base!r} appears twice in the header")
     for column in found:
         check_label_column(labels[column], ATTRIBUTES[column].kind, f"{path}: ", column)
+    key = "image" if "image" in labels.columns else RUN_IMAGE
+    check_once(path, key, labels[key].astype(str))
     return labels
+
+
+def check_once(path: Path, key: str, images: Any) -> None:
+    """DataError (file, row) for an image labelled on two rows: one vote per image, or it counts twice."""
+    first: dict[Any, int] = {}
+    for row, name in enumerate(images, start=1):
+        if name in first:
+            raise DataError(
+                f"{path}: row {row}: {key} {str(name)!r} is labelled again (first at row {first[name]})"
+            )
+        first[name] = row
 
 
 def check_label_column(values: pd.Series, kind: str, where: str, column: str) -> None:
@@ -119,23 +139,32 @@ def with_image_files(path: Path, labels: pd.DataFrame) -> pd.DataFrame:
     for row, name in enumerate(labels["image"], start=1):
         file = (root / str(name)).resolve()
         if not isinstance(name, str) or not file.is_relative_to(root) or not file.is_file():
-            raise DataError(f"{path}: row {row}: image {name!r} is not a file under {root}")
+            raise DataError(
+                f"{path}: row {row}: image {name!r} is missing or lies outside the label file's folder {root}"
+            )
         files.append(file)
+    check_once(path, "image", files)  # "a.png" and "./a.png" are one image
     return labels.assign(image=files)
 
 
-def judge_validity(judge: Judge, labels: pd.DataFrame) -> pd.DataFrame:
+def judge_validity(judge: Judge, labels: pd.DataFrame, where: str = "labels") -> pd.DataFrame:
     """Tidy agreement of ``judge`` with ``labels`` (from :func:`read_labels`), per labelled attribute.
 
     The judge is asked with the words the labels use. Returns one ``accuracy`` row (value in
     [0, 1], ``n`` images, Wilson ``ci_low``/``ci_high``) and one ``kappa`` row (value in [-1, 1],
     no interval) per attribute column the judge answers; ``n`` counts only images whose label is
-    neither empty nor ``unclear``.
+    neither empty nor ``unclear``. DataError (``where``: the label file) when the labels use words
+    the judge cannot read (the world judge knows only the world's).
     """
-    images = [load_image(file) for file in labels["image"]]
     columns = tuple(c for c in ATTRIBUTES if c in labels.columns)
     vocabulary = from_labels(labels, columns)
     answered = judge.answers(vocabulary)
+    problem = judge.check(
+        replace(vocabulary, labels={a: v for a, v in vocabulary.labels.items() if a in answered})
+    )
+    if problem:
+        raise DataError(f"{where}: {problem}")
+    images = [load_image(file) for file in labels["image"]]
     judged = pd.DataFrame(judge.attributes(images, vocabulary), index=labels.index)
     rows = []
     for column in columns:

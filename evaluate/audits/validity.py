@@ -7,10 +7,10 @@ sources of labels, all optional: label files named in AUDIT.yaml (``labels: [...
 (their ``model_id`` column names the domain) or whose ``image_path`` column names this run's own
 images as its manifest does; and the labels people stored with this audit folder from the
 dashboard (``labels.sqlite``). Rows: ``accuracy`` (Wilson interval) and ``kappa`` per
-``attribute``, sliced by ``source`` (the label file) and ``domain`` (model ids of the labelled
-images) and, for word attributes, ``words`` (the labels people used: a validity measured on the
-world's eight subjects says nothing of "horse"). The report reads this table to mark figures whose
-judge is unvalidated on the run's models or words, or below 0.8.
+``attribute``, sliced by ``source`` (the label file, as AUDIT.yaml names it) and ``domain``
+(model ids of the labelled images) and, for word attributes, ``words`` (the labels people used: a
+validity measured on the world's eight subjects says nothing of "horse"). The report reads this
+table to mark figures whose judge is unvalidated on the run's models or words, or below 0.8.
 """
 
 from __future__ import annotations
@@ -41,10 +41,15 @@ UNKNOWN = "(unknown)"
 
 
 def check_labels(params: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str] | None:
-    """The record's ``check``: every label file exists."""
+    """The record's ``check``: every label file exists, once."""
+    seen: set[Path] = set()
     for i, path in enumerate(params.get("labels", ())):
         if not Path(path).is_file():
-            return ("labels", i), f"{path}: no such label file"
+            what = "a folder, not a label file" if Path(path).is_dir() else "no such label file"
+            return ("labels", i), f"{path}: {what}"
+        if Path(path).resolve() in seen:
+            return ("labels", i), f"{path}: listed twice"
+        seen.add(Path(path).resolve())
     return None
 
 
@@ -152,12 +157,12 @@ def validity_audit(ctx: AuditContext, labels: tuple[str, ...] = ()) -> pd.DataFr
     for path in labels:
         table = read_label_table(path)
         if RUN_IMAGE in table.columns:
-            rows += _run_labels(ctx, _long(table), Path(path).name)
+            rows += _run_labels(ctx, _long(table), str(path))
             continue
         table = with_image_files(Path(path), table)
         domain = ", ".join(sorted(set(table["model_id"].astype(str)))) if "model_id" in table else UNKNOWN
         rows += _rows(
-            judge_validity(judge, table), _word_columns(table), source=Path(path).name, domain=domain
+            judge_validity(judge, table, str(path)), _word_columns(table), source=str(path), domain=domain
         )
     if ctx.out is not None and (ctx.out / DB_NAME).is_file() and ctx.inputs.generation:
         stored = latest_labels(ctx.out)

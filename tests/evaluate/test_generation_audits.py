@@ -132,7 +132,7 @@ def test_a_label_file_of_the_runs_own_images(ctx: AuditContext, truth: pd.DataFr
     colors = ["purple", *rows["t_color"][1:]]  # a person saw purple on the first: the judge did not
     pd.DataFrame({"image_path": rows["image_path"], "color": colors}).to_csv(good, index=False)
     t = AUDITS.get("validity").fn(ctx, labels=(str(good),))
-    color = one(t, metric="accuracy", source="mine.csv", attribute="color")
+    color = one(t, metric="accuracy", source=str(good), attribute="color")  # the path as given
     purple_first = rows["t_color"].iloc[0] == "purple"
     assert (color["n"], color["value"]) == (5, 1.0 if purple_first else 4 / 5)
     assert color["domain"] == "render"
@@ -142,3 +142,19 @@ def test_a_label_file_of_the_runs_own_images(ctx: AuditContext, truth: pd.DataFr
     )
     with pytest.raises(ConfigError, match=r"^a\.yaml: audits\.validity\.labels\[0\]: .*other\.csv: row 2: "):
         AUDITS.get("validity").check_inputs(ctx, {"labels": (str(bad),)}, "a.yaml", ("audits", "validity"))
+
+
+@pytest.mark.parametrize(
+    ("twice", "message"), [(True, "listed twice"), (False, "a folder, not a label file")]
+)
+def test_label_files_listed_twice_or_folders_are_refused(tmp_path: Path, twice: bool, message: str) -> None:
+    from t2iscope.errors import ConfigError
+    from t2iscope.evaluate.config import parse_config
+
+    file = tmp_path / "labels.csv"
+    file.write_text("image,subject\n")
+    labels = [str(file), str(tmp_path / "." / "labels.csv")] if twice else [str(tmp_path)]
+    with pytest.raises(
+        ConfigError, match=rf"^A\.yaml: audits\.validity\.labels\[{int(twice)}\]: .*{message}$"
+    ):
+        parse_config({"audits": {"validity": {"labels": labels}}}, "A.yaml")

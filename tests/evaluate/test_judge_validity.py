@@ -63,6 +63,9 @@ def test_agreement_counts_by_hand(tmp_path: Path) -> None:
         def answers(self, vocabulary: Vocabulary) -> tuple[str, ...]:
             return ("subject", "legs")
 
+        def check(self, vocabulary: Vocabulary) -> None:
+            return None
+
         def attributes(self, images: list, vocabulary: Vocabulary) -> list[dict]:
             asked.append(vocabulary)
             return [{"subject": k, "legs": 1} for k in ["house", "dog", "car", "cup"]]
@@ -80,8 +83,11 @@ def test_agreement_counts_by_hand(tmp_path: Path) -> None:
     [
         ("subject\nhouse\n", "no 'image' column"),
         ("image,mood\nimages/000.png,happy\n", "no label column"),
-        ("image,subject\nimages/nope.png,house\n", "row 1: image 'images/nope.png' is not a file"),
-        ("image,subject\n../../../../etc/passwd,house\n", "is not a file under"),
+        ("image,subject\nimages/nope.png,house\n", "row 1: image 'images/nope.png' is missing"),
+        ("image,subject\n../../../../etc/passwd,house\n", "is missing or lies outside the label file's"),
+        ("image,subject,subject\nimages/000.png,house,car\n", "column 'subject' appears twice"),
+        ("image,subject\nimages/000.png,house\n./images/000.png,car\n", "row 2: image .* is labelled again"),
+        ("image,subject\nimages/000.png,house\nimages/000.png,car\n", "row 2: image 'images/000.png' is"),
     ],
 )
 def test_bad_label_files_are_one_line(tmp_path: Path, content: str, needle: str) -> None:
@@ -106,6 +112,8 @@ def test_cli_prints_and_writes_the_table(tmp_path: Path, capsys: pytest.CaptureF
     assert ("NOT valid" in printed) == (subject["value"] < VALID_ACCURACY)
     assert main(["evaluate", "validity", str(tmp_path / "none.csv")]) == 1
     assert "no such label file" in capsys.readouterr().err
+    assert main(["evaluate", "validity", str(LABELS), "--out", str(tmp_path / "v.csv")]) == 2  # usage
+    assert "name a .parquet file" in capsys.readouterr().err and not (tmp_path / "v.csv").exists()
 
 
 def test_one_label_is_too_few_for_a_verdict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -147,6 +155,9 @@ def test_float_counts_in_a_csv_agree_with_the_judge(tmp_path: Path) -> None:
         def answers(self, vocabulary: Vocabulary) -> tuple[str, ...]:
             return ("legs",)
 
+        def check(self, vocabulary: Vocabulary) -> None:
+            return None
+
         def attributes(self, images: list, vocabulary: Vocabulary) -> list[dict]:
             return [{"legs": 4} for _ in images]
 
@@ -179,3 +190,17 @@ def test_cli_refuses_labels_with_nothing_to_compare(
     out = tmp_path / "v.parquet"
     assert main(["evaluate", "validity", str(file), "--judge", "world", "--out", str(out)]) == 1
     assert "no label to compare with judge 'world'" in capsys.readouterr().err and not out.exists()
+
+
+def test_the_world_judge_refuses_words_it_cannot_read_and_unanswered_attributes_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copy(read_labels(LABELS)["image"].iloc[0], tmp_path / "0.png")
+    file = tmp_path / "labels.csv"
+    pd.DataFrame({"image": ["0.png"], "subject": ["aardvark"]}).to_csv(file, index=False)
+    assert main(["evaluate", "validity", str(file), "--judge", "world"]) == 1
+    err = capsys.readouterr().err
+    assert f"{file}: asks for subject aardvark: judge 'world' knows only" in err and err.count("\n") == 1
+    pd.DataFrame({"image": ["0.png"], "subject": ["house"], "gender": ["feminine"]}).to_csv(file, index=False)
+    assert main(["evaluate", "validity", str(file), "--judge", "world"]) == 0
+    assert "judge world does not answer gender: not measured" in capsys.readouterr().out

@@ -58,7 +58,7 @@ def test_clip_judge_loads_any_open_clip_checkpoint(tiny_clip: tuple[Path, Path])
     # open vocabulary: words no shipped model was trained on are asked all the same
     asked = Vocabulary({"subject": ("horse", "doctor"), "color": ("brown", "teal"), "legs": (4,)})
     answers = judge.attributes(images, asked)
-    assert judge.name == "clip" and len(answers) == 3
+    assert judge.name == f"clip {cfg.stem} ({weights.name})" and len(answers) == 3  # names its CLIP
     for a in answers:
         assert set(a) == {"subject", "color", "legs", "watermark", "present"}
         assert a["present"] == ("no" if a["subject"] == "other" else "yes")

@@ -320,7 +320,7 @@ def test_default_representation_counts_what_the_judge_saw(run: str, request: pyt
     folder = value[0] if isinstance(value, tuple) else value
     judged = pd.read_parquet(folder / "judgments.parquet")
     table = tables(folder)["culture"]
-    assert set(table["judge"]) == {"clip"}
+    assert set(table["judge"]) == set(judged["judge"]) and len(set(table["judge"])) == 1
     wrong_skips = []
     for attribute in REPRESENTATION:
         labels = [json.loads(v)["labels"].get(attribute, []) for v in judged["vocabulary"]]
@@ -383,11 +383,12 @@ def test_random_vit_b32_checkpoint_judges_the_same_suites(
     assert record["judge"] == "clip" and sorted(record["audits"]) == sorted(AUDITED)
     assert record["identity"]["judge_options"] == {"clip_config": "ViT-B-32", "clip_checkpoint": str(vit_b32)}
     judged = pd.read_parquet(folder / "judgments.parquet")
-    assert (judged["status"] == "ok").all() and set(judged["judge"]) == {"clip"}
+    named = f"clip ViT-B-32 ({vit_b32.name})"  # every answer and figure says which CLIP judged it
+    assert (judged["status"] == "ok").all() and set(judged["judge"]) == {named}
     assert judged["j_subject"].notna().all()  # every image answered, if only with "other"
     results = tables(folder)
     for name, table in results.items():
-        assert set(table["judge"]) == {"clip"}, name
+        assert set(table["judge"]) == {named}, name
     bias = results["language_bias"]
     all_match = bias[bias["metric"] == "all_match"]
     assert sorted(all_match["language"]) == LANGUAGES
