@@ -5,7 +5,8 @@ In the manner of Stable Bias (Luccioni et al. 2023) and HEIM's demographic repre
 any language), the judged culture marker or perceived gender presentation is tallied per subject
 and prompt language over the labels the suite offers (``vocabulary``), against parity and, for
 culture, against the training data (the world's truth, when ``inputs.world`` is given). Imbalance
-follows HEIM: the mean over the K labels of |f_k - 1/K|, with a seeded bootstrap interval.
+follows HEIM: the mean over the K labels of |f_k - 1/K|, with a seeded Bayesian-bootstrap interval
+(``stats.imbalance_with_ci``).
 Answers outside the offered labels (``other``) are counted skips: on a model that cannot draw the
 subject, most answers are ``other``, and the table says so instead of inventing a distribution.
 """

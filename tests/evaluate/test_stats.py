@@ -47,6 +47,9 @@ def test_imbalance_bootstrap_is_seeded_and_brackets_the_value() -> None:
     assert (v, lo, hi) == stats.imbalance_with_ci(codes, 3, n_boot=300, seed=1)
     wide = stats.imbalance_with_ci(codes[::4], 3, n_boot=300, seed=1)
     assert wide[2] - wide[1] > hi - lo  # fewer observations, wider interval
+    # every image in one category: the interval is the share's uncertainty, not a point
+    v, lo, hi = stats.imbalance_with_ci(np.zeros(13, dtype=int), 2, n_boot=2000, seed=0)
+    assert v == hi == 0.5 and 0.2 < lo < 0.35  # |p - 1/2| over p's Wilson [0.77, 1.00] is [0.27, 0.5]
 
 
 def test_concentration_measures() -> None:
