@@ -157,6 +157,11 @@ def read_record(root: str | Path) -> dict[str, Any]:
     except (ValueError, OSError) as exc:
         raise DataError(f"{path}: not valid JSON ({type(exc).__name__})") from None
     audits = record.get("audits") if isinstance(record, dict) else None
+    if isinstance(record, dict) and audits is None and "suite" in record:  # generate suite's run.json
+        raise DataError(
+            f"{root}: a generation folder (suite {record['suite']!r}), not an audit folder; "
+            "audit it with `t2iscope evaluate run AUDIT.yaml --out DIR` and report DIR"
+        )
     if not isinstance(audits, list) or not audits or not all(isinstance(a, str) for a in audits):
         raise DataError(f"{path}: 'audits' must list the run's audit names")
     for name in audits:

@@ -259,6 +259,10 @@ def _listed_but_missing(t: Path) -> None:
     t.unlink()
 
 
+def _generation_run(t: Path) -> None:
+    fileio.write_json(t.parent / "run.json", {"suite": "limbs-real", "model_id": "embedded-sd"})
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
@@ -272,6 +276,7 @@ def _listed_but_missing(t: Path) -> None:
         (_unknown_audit, r"run\.json: unknown audit 'bias'; valid: culture, domains"),
         (_no_audits, r"run\.json: 'audits' must list the run's audit names"),
         (_listed_but_missing, r"domains\.parquet: missing, though run\.json lists audit 'domains'"),
+        (_generation_run, r"a generation folder \(suite 'limbs-real'\), not an audit folder"),
     ],
 )
 def test_damaged_or_foreign_tables_are_one_line_naming_the_file(
