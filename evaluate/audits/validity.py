@@ -65,10 +65,20 @@ def labels_in_run(ctx: AuditContext, params: Mapping[str, Any]) -> tuple[tuple[s
             continue
         if not ctx.inputs.generation:
             return ("labels", i), f"{path}: labels of a run's images ({RUN_IMAGE}) need inputs.generation"
-        known = set(ctx.manifest()["image_path"].astype(str))
+        folders: dict[str, list[str]] = {}
+        for gen, df, _ in ctx.manifests():
+            for image in df["image_path"].astype(str):
+                folders.setdefault(image, []).append(str(gen))
         for row, value in enumerate(table[RUN_IMAGE], start=1):
-            if str(value) not in known:
+            where = folders.get(str(value), [])
+            if not where:
                 return ("labels", i), f"{path}: row {row}: {RUN_IMAGE} {value!r} is not an image of this run"
+            if len(where) > 1:  # the same relative path in two generation folders: whose image was it?
+                return (
+                    ("labels", i),
+                    f"{path}: row {row}: {RUN_IMAGE} {value!r} is in {len(where)} generation folders "
+                    f"({', '.join(where[:2])}); audit those folders one at a time",
+                )
     return None
 
 

@@ -144,6 +144,23 @@ def test_a_label_file_of_the_runs_own_images(ctx: AuditContext, truth: pd.DataFr
         AUDITS.get("validity").check_inputs(ctx, {"labels": (str(bad),)}, "a.yaml", ("audits", "validity"))
 
 
+def test_a_run_label_naming_an_image_of_two_generation_folders_is_refused(
+    gen_dir: Path, world_dir: Path, truth: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Two folders of the same suite hold the same relative image paths: a label by image_path
+    cannot say whose image it judged, so it is refused instead of attached to one of them."""
+    import shutil
+
+    from t2iscope.errors import ConfigError
+
+    twin = Path(shutil.copytree(gen_dir, tmp_path / "twin"))
+    both = AuditContext(Inputs(generation=(gen_dir, twin), world=world_dir), "world", {}, tmp_path / "out")
+    file = tmp_path / "mine.csv"
+    pd.DataFrame({"image_path": truth["image_path"].head(1), "color": ["red"]}).to_csv(file, index=False)
+    with pytest.raises(ConfigError, match=r"row 1: image_path .* is in 2 generation folders"):
+        AUDITS.get("validity").check_inputs(both, {"labels": (str(file),)}, "a.yaml", ("audits", "validity"))
+
+
 @pytest.mark.parametrize(
     ("twice", "message"), [(True, "listed twice"), (False, "a folder, not a label file")]
 )
