@@ -20,6 +20,9 @@ from t2iscope.evaluate.report_html import (
 
 HEADLINE = "tpr_at_0.1pct_fpr"
 SURVIVES_AT = 0.9  # "survives" an attack setting: TPR@0.1%FPR at or above this (the README table's Pass)
+# An attack "looks marked by itself" when its attacked unmarked images reach this AUC against the null
+# (the attacked_null rows): 0.8, where Hosmer & Lemeshow (Applied Logistic Regression) call it "excellent".
+LOOKS_MARKED_AT = 0.8
 
 
 def _label(df: pd.DataFrame) -> pd.Series:
@@ -51,12 +54,14 @@ def throughput(df: pd.DataFrame) -> tuple[int, float]:
     return int(sec["n"].sum()), float(sec["value"].sum())
 
 
-def unresolvable_nulls(df: pd.DataFrame) -> list[int]:
-    """The null sizes (images) of ``fpr_at_0.1pct_fpr`` rows too small to resolve a 0.1% FPR (< 1000)."""
+def unresolvable_nulls(df: pd.DataFrame) -> dict[str, int]:
+    """Method -> null size (unmarked images) of its ``fpr_at_0.1pct_fpr`` rows where that null is too
+    small to resolve a 0.1% FPR (< 1000; the largest such null when sources differ)."""
     from t2iscope.evaluate.audits.watermark import WAVES_FPRS
 
     fpr = df[df["metric"] == HEADLINE.replace("tpr_", "fpr_")]
-    return sorted({int(n) for n in fpr["n"] if n * WAVES_FPRS[HEADLINE] < 1})
+    small = fpr[fpr["n"] * WAVES_FPRS[HEADLINE] < 1]
+    return {str(m): int(g["n"].max()) for m, g in small.groupby("method", sort=False)}
 
 
 def _detection_vs_quality(df: pd.DataFrame) -> str:
@@ -98,11 +103,25 @@ def section_watermark(df: pd.DataFrame) -> str:
         )
     unresolved = unresolvable_nulls(df)
     if unresolved:
+        per_method = ", ".join(f"{esc(m)} (null of {n})" for m, n in unresolved.items())
         sentences.insert(
             0,
-            f"TPR at 0.1% FPR is not resolvable here: the null has {', '.join(map(str, unresolved))} "
-            "unmarked images, fewer than 1,000, so those cells are TPR at an FPR only known to be "
-            "below 1/n (the fpr_at_0.1pct_fpr rows); set null_images to 1000 for the true figure.",
+            f"TPR at 0.1% FPR is not resolvable for {per_method}: fewer than 1,000 unmarked images, "
+            "so those cells are TPR at an FPR only known to be below 1/n (the fpr_at_0.1pct_fpr rows); "
+            "null_images (post-hoc methods) or treering_null_images (Tree-Ring) of 1000 give the true "
+            "figure.",
+        )
+    fake = df[
+        (df["metric"] == "attacked_null_auc") & (df["value"] >= LOOKS_MARKED_AT) & (df["attack"] != "none")
+    ]
+    if not fake.empty:
+        cells = "; ".join(
+            f"{esc(r.method)} {esc(r.attack)} {fmt(r.strength)} ({r.value:.2f})" for r in fake.itertuples()
+        )
+        sentences.insert(
+            0,
+            f"Attacks that by themselves look marked (attacked unmarked images vs the null, AUC &ge; "
+            f"{LOOKS_MARKED_AT}): {cells}. Their detection cells are not evidence of a surviving mark.",
         )
     pairs, seconds = throughput(df)
     if pairs:

@@ -45,6 +45,10 @@ DEFAULT_CHANNEL = 3  # scripts/tree_ring.sh: --w_channel 3
 REFERENCE_RADIUS, REFERENCE_SIDE = 10, 64  # --w_radius 10 on SD's 512 px -> 64x64 latents
 MIN_RADIUS = 2
 DEFAULT_INVERSION_STEPS = 50  # run_tree_ring_watermark.py: test_num_inference_steps = num_inference_steps
+# Decoder inversion (Hong et al. 2023, "On Exact Inversion of DPM-Solvers", github.com/smhongok/inv-dpm,
+# ``decoder_inv``): Adam at lr 0.1 with a cosine schedule after 10 warm-up steps, from the encoder's
+# latents, on the summed squared pixel error; they run 100 steps.
+DECODER_LR, DECODER_WARMUP = 0.1, 10
 _SPEC = re.compile(r"treering:seed=(\d+),radius=(\d+),channel=(-?\d+)")
 
 
@@ -130,6 +134,11 @@ class TreeRingKey:
     def p_value(self, latents: torch.Tensor) -> np.ndarray:
         """[B] the reference's p-value: the non-central chi-square CDF of the normalised squared distance
         (real and imaginary parts as 2K coordinates, sigma from the latent's own masked spectrum)."""
+        return np.exp(self.log_p_value(latents))
+
+    def log_p_value(self, latents: torch.Tensor) -> np.ndarray:
+        """[B] natural log of :meth:`p_value` (``ncx2.logcdf``: a marked latent's p-value underflows
+        float64, its log does not, so scores stay ordered)."""
         found, key = self._masked(latents)
         target = torch.cat([key.real, key.imag]).double()
         out = []
@@ -137,8 +146,18 @@ class TreeRingKey:
             x = torch.cat([row.real, row.imag]).double()
             sigma = x.std()
             nc = float((target**2 / sigma**2).sum())
-            out.append(float(ncx2.cdf(float((((x - target) / sigma) ** 2).sum()), df=len(target), nc=nc)))
+            stat = float((((x - target) / sigma) ** 2).sum())
+            out.append(float(ncx2.logcdf(stat, df=len(target), nc=nc)))
         return np.asarray(out)
+
+    def score(self, latents: torch.Tensor, statistic: str = "l1") -> np.ndarray:
+        """[B] detection score, higher = more surely marked: minus the L1 :meth:`distance`
+        (``statistic`` "l1") or minus :meth:`log_p_value` ("p_value"); ConfigError for another name."""
+        if statistic == "l1":
+            return -self.distance(latents)
+        if statistic == "p_value":
+            return -self.log_p_value(latents)
+        raise ConfigError(f"tree-ring statistic {statistic!r}: expected l1 or p_value")
 
 
 def circle_mask(height: int, width: int, radius: int) -> np.ndarray:
@@ -154,28 +173,70 @@ def _alpha(levels: NoiseLevels, t: int) -> torch.Tensor:
     return levels.alphas_cumprod[t].double() if t >= 0 else torch.tensor(1.0, dtype=torch.float64)
 
 
-@torch.no_grad()
-def invert(model: Model, images: Sequence[Image.Image], steps: int = DEFAULT_INVERSION_STEPS) -> torch.Tensor:
-    """Initial latents [B, C, h, w] that DDIM (eta 0) would turn into ``images`` under the empty prompt.
+def decoder_inversion(
+    model: Model, pixels: Sequence[Image.Image], latents: torch.Tensor, steps: int
+) -> torch.Tensor:
+    """Scaled latents [B, C, h, w] whose decoding reproduces ``pixels`` (RGB, the latents' size x8):
+    ``steps`` Adam steps on the summed squared error in [-1, 1] pixels, from ``latents`` (the
+    encoder's). Hong et al.'s ``decoder_inv`` (constants above): the encoder is only an approximate
+    inverse of the decoder, and on a small VAE the gap is what hides the key (docs/watermark.md)."""
+    vae = model.pipe.vae
+    arr = np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) / 127.5 - 1.0 for im in pixels])
+    target = torch.from_numpy(arr).permute(0, 3, 1, 2).to(model.device, torch.float32)
+    z = latents.detach().float().clone().requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=DECODER_LR)
 
-    Each image is resized (bicubic) to the model's native size, encoded (the VAE posterior's mode),
-    and run forward through ``steps`` DDIM steps on A1111's timesteps with guidance 1, the
-    reference's ``forward_diffusion``: at each step the noise predicted at the current latent and
-    the next timestep moves it from alpha_t to alpha_next (``backward_ddim`` with swapped alphas).
-    """
+    def schedule(i: int) -> float:  # transformers' get_cosine_schedule_with_warmup, written out
+        if i < DECODER_WARMUP:
+            return (i + 1) / DECODER_WARMUP
+        return 0.5 * (1 + math.cos(math.pi * (i - DECODER_WARMUP) / max(1, steps - DECODER_WARMUP)))
+
+    lr = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    scale = vae.config.scaling_factor
+    with torch.enable_grad():
+        for _ in range(steps):
+            decoded = vae.decode((z / scale).to(model.dtype)).sample.float()
+            loss = ((decoded - target) ** 2).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            lr.step()
+    return z.detach()
+
+
+@torch.no_grad()
+def image_latents(model: Model, images: Sequence[Image.Image], decoder_steps: int = 0) -> torch.Tensor:
+    """Scaled latents [B, C, h, w] of ``images``, each resized (bicubic) to the model's native size:
+    the VAE posterior's mode (the reference), refined by ``decoder_steps`` of
+    :func:`decoder_inversion` when > 0. ConfigError for ``decoder_steps`` < 0."""
+    from t2iscope.generate.diffusion import encode_images
+
+    if decoder_steps < 0:
+        raise ConfigError(f"tree-ring decoder-inversion steps must be >= 0, got {decoder_steps}")
+    side = model.native_size
+    pixels = [im.convert("RGB").resize((side, side), Image.Resampling.BICUBIC) for im in images]
+    x = encode_images(model, pixels).float()
+    return decoder_inversion(model, pixels, x, decoder_steps) if decoder_steps else x
+
+
+@torch.no_grad()
+def invert_latents(model: Model, latents: torch.Tensor, steps: int = DEFAULT_INVERSION_STEPS) -> torch.Tensor:
+    """Initial latents [B, C, h, w] that DDIM (eta 0) would turn into the scaled ``latents`` under the
+    empty prompt: ``steps`` DDIM steps forward on A1111's timesteps with guidance 1, the reference's
+    ``forward_diffusion``: at each step the noise predicted at the current latent and the next
+    timestep moves it from alpha_t to alpha_next (``backward_ddim`` with swapped alphas).
+    ConfigError for ``steps`` < 1; DataError if the result is not finite."""
     from t2iscope.generate import sampling
     from t2iscope.generate.conditioning import conditioning
     from t2iscope.generate.denoiser import CFGDenoiser
-    from t2iscope.generate.diffusion import encode_images, noise_levels
+    from t2iscope.generate.diffusion import noise_levels
     from t2iscope.generate.params import Params
 
     if steps < 1:
         raise ConfigError(f"tree-ring inversion steps must be >= 1, got {steps}")
-    side = model.native_size
-    pixels = [im.convert("RGB").resize((side, side), Image.Resampling.BICUBIC) for im in images]
-    x = encode_images(model, pixels).float()
+    x = latents.float()
     levels = noise_levels(model)
-    empty = conditioning(model, [Params(prompt="", steps=steps)] * len(pixels))
+    empty = conditioning(model, [Params(prompt="", steps=steps)] * len(x))
     denoiser = CFGDenoiser(
         model.pipe.unet,
         levels,
@@ -198,6 +259,17 @@ def invert(model: Model, images: Sequence[Image.Image], steps: int = DEFAULT_INV
     return x
 
 
+def invert(
+    model: Model,
+    images: Sequence[Image.Image],
+    steps: int = DEFAULT_INVERSION_STEPS,
+    decoder_steps: int = 0,
+) -> torch.Tensor:
+    """Initial latents [B, C, h, w] that DDIM would turn into ``images`` under the empty prompt:
+    :func:`invert_latents` of :func:`image_latents`."""
+    return invert_latents(model, image_latents(model, images, decoder_steps), steps)
+
+
 def latent_mark(
     method: str | None, key: TreeRingKey | None = None
 ) -> Callable[[torch.Tensor], torch.Tensor] | None:
@@ -207,7 +279,14 @@ def latent_mark(
 
 
 def detect(
-    model: Model, images: Sequence[Image.Image], key: TreeRingKey, steps: int = DEFAULT_INVERSION_STEPS
+    model: Model,
+    images: Sequence[Image.Image],
+    key: TreeRingKey,
+    steps: int = DEFAULT_INVERSION_STEPS,
+    decoder_steps: int = 0,
+    statistic: str = "l1",
 ) -> np.ndarray:
-    """[B] key distances of ``images`` (lower = marked), inverted ``steps`` DDIM steps by ``model``."""
-    return key.distance(invert(model, images, steps))
+    """[B] detection scores of ``images`` (:meth:`TreeRingKey.score`, higher = marked), inverted
+    ``steps`` DDIM steps by ``model`` after ``decoder_steps`` of decoder inversion (0: the
+    encoder's latents, as the reference)."""
+    return key.score(invert(model, images, steps, decoder_steps), statistic)

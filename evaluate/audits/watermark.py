@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -63,10 +64,29 @@ MAX_SIZE = 2048  # every image is marked and attacked at this side, per method a
 SOURCE_NAMES = ("skimage", "world", "generated")  # image sets by name; any other is an image folder
 POST_HOC = ("dwtDct", "dwtDctFixed", "dwtDctSvd", "rivaGan")  # generate.watermark.METHODS
 TREERING = "treering"
+PROMPT_SUITE = "multilingual"  # the generated source's prompts: its English texts, the demo's subjects
+# Tree-Ring detection defaults, measured on the embedded model (docs/watermark.md, "Tree-Ring on the
+# embedded model", bench/bench_treering_embedded.py): with the reference's detector (encoder, channel 3,
+# L1) the AUC is 0.47; decoder inversion, every channel and the p-value together give 0.86.
+DECODER_INVERSION_STEPS = 100  # Hong et al. 2023's decoder_inv count (200 measured 0.88 at 2x the cost)
+TREERING_CHANNEL = -1  # every channel: 4x the reference's (channel 3) coefficients; 0.65 with channel 3
+TREERING_STATISTIC = "p_value"  # the reference's get_p_value; the L1 distance gives 0.72 here
 WAVES_FPRS = {"tpr_at_1pct_fpr": 0.01, "tpr_at_0.1pct_fpr": 0.001}  # WAVES' low100_1 / low1000_1
 Score = Callable[[list[Image.Image]], tuple[np.ndarray, np.ndarray]]
 PASS_AT = 0.9  # detection rate at or above: "Pass"
 FAIL_AT = 0.1  # at or below: "Fail"; in between: "Partial"
+
+
+@dataclass(frozen=True)
+class TreeRingSet:
+    """What the audit needs for Tree-Ring on a generated source: the marked twins of the unmarked
+    generations, the scorer, the note naming key and inversion, and more unmarked generations
+    (other seeds) for the null."""
+
+    marked: list[tuple[str, Image.Image]]
+    score: Score
+    note: str
+    null: list[tuple[str, Image.Image]]
 
 
 def _bits(payload: bytes) -> np.ndarray:
@@ -242,36 +262,44 @@ def post_hoc_score(method: str) -> Score:
     return score
 
 
-def treering_score(model: Any, key: Any, steps: int, batch: int = 64) -> Score:
-    """Scores of Tree-Ring: (minus the key distance after DDIM inversion, NaN bit accuracy: no bits)."""
+def treering_score(
+    model: Any, key: Any, steps: int, batch: int = 64, decoder_steps: int = 0, statistic: str = "l1"
+) -> Score:
+    """Scores of Tree-Ring: (``generate.treering.detect``'s score, higher = marked: minus the key
+    distance or minus the log p-value, after ``decoder_steps`` of decoder inversion and ``steps``
+    of DDIM inversion; NaN bit accuracy: no bits)."""
     from t2iscope.generate import treering
 
     def score(images: list[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
-        dist = np.concatenate(
-            [treering.detect(model, images[i : i + batch], key, steps) for i in range(0, len(images), batch)]
+        scores = np.concatenate(
+            [
+                treering.detect(model, images[i : i + batch], key, steps, decoder_steps, statistic)
+                for i in range(0, len(images), batch)
+            ]
             or [np.zeros(0)]
         )
-        return -dist, np.full(len(images), np.nan)
+        return scores, np.full(len(images), np.nan)
 
     return score
 
 
 def generated_set(
-    model: Any, n: int, size: int, key: Any = None, steps: int = 20
+    model: Any, n: int, size: int, key: Any = None, steps: int = 20, first_seed: int = 0
 ) -> list[tuple[str, Image.Image]]:
-    """``n`` generations of ``model`` (DDIM, ``steps`` steps, seeds 0..n-1, prompts "a <color> <kind>"
-    over the world's vocabulary), Tree-Ring-marked with ``key`` when given, upscaled (Lanczos) to
-    ``size`` as ``generate`` upscales an output for a watermark."""
-    from t2iscope.curate.world.spec import COLORS, KINDS
+    """``n`` generations of ``model`` (DDIM, ``steps`` steps, seeds ``first_seed``.., prompt i "a " +
+    the English text of the shipped ``multilingual`` suite's prompt i, cycled: "a red ball", ...),
+    Tree-Ring-marked with ``key`` when given, upscaled (Lanczos) to ``size`` as ``generate``
+    upscales an output for a watermark."""
     from t2iscope.generate.params import Params
+    from t2iscope.generate.suites import load_suite
     from t2iscope.generate.txt2img import txt2img
 
-    words = [f"a {c} {k}" for k in KINDS for c in COLORS]
+    words = [f"a {dict(p.texts)['en']}" for p in load_suite(PROMPT_SUITE).prompts]
     out: list[tuple[str, Image.Image]] = []
-    for start in range(0, n, 16):
+    for start in range(first_seed, first_seed + n, 16):
         batch = [
             Params(prompt=words[i % len(words)], seed=i, steps=steps, sampler="DDIM")
-            for i in range(start, min(n, start + 16))
+            for i in range(start, min(first_seed + n, start + 16))
         ]
         images = txt2img(model, batch, mark=None if key is None else key.inject)
         out += [
@@ -290,14 +318,20 @@ def robustness_rows(
     *,
     null: Sequence[Image.Image] = (),
     null_name: str = "",
-    treering: tuple[list[tuple[str, Image.Image]], Score, str] | None = None,
+    treering: TreeRingSet | None = None,
     clip: ClipDistance | None = None,
+    attacked_null: bool = False,
 ) -> list[dict[str, Any]]:
     """The measurements for one image set, per method and attack (module docstring).
 
     ``images`` are the unmarked bases (post-hoc methods mark them); ``null`` more unmarked images
-    for the thresholds; ``treering`` the Tree-Ring-marked twins of ``images``, their scorer and key
-    spec (only for generated sources). ``clip`` adds the CLIP embedding distance to the quality rows.
+    for the post-hoc methods' thresholds; ``treering`` the Tree-Ring-marked twins of ``images``, their
+    scorer, key spec and the more unmarked generations of Tree-Ring's null (only for generated
+    sources: Tree-Ring's null is the model's own unmarked generations, as in Wen et al. 2023, never
+    ``null``). ``clip`` adds the CLIP embedding distance to the quality rows. ``attacked_null`` also
+    attacks the unmarked bases and scores them against the null (``attacked_null_auc``,
+    ``attacked_null_fpr_at_1pct``): WAVES' null is unattacked, so an attack that by itself raises the
+    score of any image (rotation for Tree-Ring on the embedded model) reads there as detection.
     """
     from t2iscope.generate import watermark
 
@@ -309,9 +343,10 @@ def robustness_rows(
             if treering is None:
                 rows.append(skipped(len(images), "tree-ring marks only the model's own generations", **sl))
                 continue
-            marked_set, score, note = treering
+            score, note = treering.score, treering.note
             bases = [im for _, im in images]
-            marked = [im for _, im in marked_set]
+            marked = [im for _, im in treering.marked]
+            more, more_name = [im for _, im in treering.null], "unmarked generations"
         else:
             score, note = post_hoc_score(method), ""
             side = watermark.min_size(method)
@@ -321,12 +356,11 @@ def robustness_rows(
             payload = watermark.default_payload(method)
             bases = usable
             marked = [watermark.embed(im, method, payload) for im in tqdm(usable, desc=f"mark {method}")]
-        null_usable = [
-            im for im in [*bases, *null] if method == TREERING or im.width * im.height >= 256 * 256
-        ]
-        null_scores, _ = score(null_usable)
+            more = [im for im in null if im.width * im.height >= side * side]
+            more_name = null_name or "none"
+        null_scores, _ = score([*bases, *more])
         n_null = len(null_scores)
-        null_note = f"null: {len(bases)} unmarked {source} + {n_null - len(bases)} {null_name or 'none'}"
+        null_note = f"null: {len(bases)} unmarked {source} + {len(more)} {more_name}"
         marked_quality = [quality(b, m) for b, m in zip(bases, marked, strict=True)]
         rows.append(_mean_row("psnr", [q[0] for q in marked_quality], "marked vs unmarked", **sl))
         rows.append(_mean_row("ssim", [q[1] for q in marked_quality], "marked vs unmarked", **sl))
@@ -371,7 +405,29 @@ def robustness_rows(
                     )
                 )
             rows.append(measure("seconds", seconds, n, note="attack + read-back of n images", **at))
+            if attacked_null:
+                rows += _attacked_null_rows(bases, name, strength, score, scores, null_scores, at)
     return rows
+
+
+def _attacked_null_rows(
+    bases: Sequence[Image.Image],
+    name: str,
+    strength: float,
+    score: Score,
+    marked_scores: np.ndarray,
+    null_scores: np.ndarray,
+    at: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """AUC of the attacked *unmarked* bases against the (unattacked) null, and how many of them pass the
+    TPR@1%FPR threshold: ~0.5 and ~1% mean the attack alone does not look like a mark."""
+    s0, _ = score([ATTACKS.get(name)(b, strength) for b in bases])
+    note = "attacked unmarked vs unattacked null (0.5 = the attack alone does not look marked)"
+    _, _, threshold = tpr_at_fpr(marked_scores, null_scores, WAVES_FPRS["tpr_at_1pct_fpr"])
+    return [
+        measure("attacked_null_auc", auc(s0, null_scores), len(s0), auc_ci(s0, null_scores), note, **at),
+        rate("attacked_null_fpr_at_1pct", int((s0 >= threshold).sum()), len(s0), note=note, **at),
+    ]
 
 
 def readme_comparison(table: pd.DataFrame) -> pd.DataFrame:
@@ -443,7 +499,12 @@ def watermark_audit(
     model: str | None = None,
     clip: str | None = None,
     inversion_steps: Annotated[int, Ge(1), Le(1000)] = 10,
+    decoder_inversion_steps: Annotated[int, Ge(0), Le(1000)] = DECODER_INVERSION_STEPS,
+    treering_channel: Annotated[int, Ge(-1), Le(3)] = TREERING_CHANNEL,
+    treering_statistic: Literal["l1", "p_value"] = TREERING_STATISTIC,
+    treering_null_images: Annotated[int, Ge(0)] = 96,
     quality_clip: bool = True,
+    attacked_null: bool = False,
 ) -> pd.DataFrame:
     """Robustness of every method to every attack on each image source (skimage, world, generated, a folder).
 
@@ -453,7 +514,14 @@ def watermark_audit(
     Tree-Ring can mark; ``model`` is also the regeneration attacks' and Tree-Ring's inverting model,
     ``clip`` the adversarial attack's encoder (default models/clip). Thresholds and FPRs use the
     source's own unmarked images plus ``null_images`` from ``null_source`` (skimage, world, a folder
-    or null). ``inversion_steps`` are Tree-Ring's DDIM inversion steps (the reference uses 50).
+    or null). ``inversion_steps`` are Tree-Ring's DDIM inversion steps (the reference uses 50),
+    after ``decoder_inversion_steps`` of decoder inversion (0: the encoder's latents, as the
+    reference); ``treering_channel`` the key's latent channel (-1: all), ``treering_statistic`` the
+    reference's L1 distance or its p-value (``TreeRingKey.score``). Tree-Ring's null is the
+    unmarked twins plus ``treering_null_images`` unmarked generations of other seeds, never
+    ``null_source`` (renders or photos are not the model's generations: Wen et al. 2023's null).
+    ``attacked_null`` adds, per attack, the attacked unmarked images' AUC and FPR against the null
+    (one more read-back per image and attack; see :func:`robustness_rows`).
     """
     from t2iscope.generate import treering as tr
     from t2iscope.generate import watermark
@@ -482,12 +550,20 @@ def watermark_audit(
                 sd = sd_model()
                 images = generated_set(sd, max_images, size)
                 if TREERING in methods:
-                    key = tr.TreeRingKey()
+                    key = tr.TreeRingKey(channel=treering_channel)
                     latent_side = sd.native_size // sd.pipe.vae_scale_factor
-                    marked_twins = (
+                    marked_twins = TreeRingSet(
                         generated_set(sd, max_images, size, key),
-                        treering_score(sd, key, inversion_steps),
-                        f"{key.spec(latent_side)}; {inversion_steps} inversion steps; model {sd.model_id}",
+                        treering_score(
+                            sd,
+                            key,
+                            inversion_steps,
+                            decoder_steps=decoder_inversion_steps,
+                            statistic=treering_statistic,
+                        ),
+                        f"{key.spec(latent_side)}; {decoder_inversion_steps} decoder-inversion + "
+                        f"{inversion_steps} DDIM inversion steps; {treering_statistic}; model {sd.model_id}",
+                        generated_set(sd, treering_null_images, size, first_seed=max_images),
                     )
             else:
                 images = image_set(ctx, source, size, max_images)
@@ -501,5 +577,6 @@ def watermark_audit(
                 null_name=f"{null_source} images",
                 treering=marked_twins,
                 clip=measure_clip,
+                attacked_null=attacked_null,
             )
     return tidy(rows, "watermark", judge="decoder")

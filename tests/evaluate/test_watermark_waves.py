@@ -9,9 +9,11 @@ from PIL import Image
 from t2iscope.evaluate.attacks import ATTACKS, COMBOS
 from t2iscope.evaluate.audits.watermark import (
     ClipDistance,
+    TreeRingSet,
     auc,
     empirical_threshold,
     generated_set,
+    post_hoc_score,
     robustness_rows,
     tpr_at_fpr,
     treering_score,
@@ -79,6 +81,8 @@ def test_audit_rows_and_report_on_generated_images() -> None:
     sd, key = sd_model(), TreeRingKey()
     images = generated_set(sd, 2, 256, steps=5)  # few steps: the rows' shape is under test here
     twins = generated_set(sd, 2, 256, key, steps=5)
+    more = generated_set(sd, 1, 256, steps=5, first_seed=2)  # Tree-Ring's null: generations only
+    assert more[0][0].startswith("seed 2:")
     null = [im for _, im in skimage_photos(256, 3)]
     grid = {"none": (0.0,), "jpeg": (50.0,), "combo_photometric": (0.5,)}
     rows = robustness_rows(
@@ -88,17 +92,45 @@ def test_audit_rows_and_report_on_generated_images() -> None:
         "generated",
         null=null,
         null_name="skimage",
-        treering=(twins, treering_score(sd, key, 2), key.spec(16)),
+        treering=TreeRingSet(twins, treering_score(sd, key, 2), key.spec(16), more),
+        attacked_null=True,
     )
     t = tidy(rows, "watermark", "decoder")
     head = t[(t["metric"] == "tpr_at_0.1pct_fpr") & (t["method"] == "dwtDctSvd")].set_index("attack")
     assert head.loc["none", "value"] == 1.0 and head.loc["none", "n"] == 2
     assert "not resolvable with 5 null images" in head.loc["none", "note"]
     fpr = t[(t["metric"] == "fpr") & (t["method"] == "treering")].iloc[0]
-    assert fpr["n"] == 5 and fpr["value"] <= 0.01
+    assert fpr["n"] == 3 and fpr["value"] <= 0.01  # twins + 1 generation, never the skimage photos
+    assert fpr["note"] == "null: 2 unmarked generated + 1 unmarked generations"
     ring = t[(t["method"] == "treering") & (t["metric"] == "bit_accuracy")]
     assert ring["n"].eq(0).all()  # Tree-Ring has no bits: no bit accuracy, never a fake one
     assert set(t[t["metric"] == "attack_psnr"]["attack"]) == set(grid)
+    # attacked unmarked images against the null: unattacked, that is the bases' own AUC
+    svd = post_hoc_score("dwtDctSvd")
+    bases = [im for _, im in images]
+    own = auc(svd(bases)[0], svd(bases + null)[0])
+    att = t[(t["metric"] == "attacked_null_auc") & (t["method"] == "dwtDctSvd")].set_index("attack")
+    assert att.loc["none", "value"] == pytest.approx(own) and att.loc["none", "n"] == 2
+    for method in ("dwtDctSvd", "treering"):
+        cells = t[(t["metric"] == "attacked_null_fpr_at_1pct") & (t["method"] == method)]
+        assert set(cells["attack"]) == set(grid) and cells["n"].eq(2).all()
     html = section_watermark(t)
     assert "TPR at 0.1% FPR per attack" in html and "Throughput" in html
-    assert "TPR at 0.1% FPR is not resolvable here: the null has 5 unmarked images" in html
+    assert "TPR at 0.1% FPR is not resolvable for dwtDctSvd (null of 5), treering (null of 3)" in html
+    fake = t.copy()
+    cell = (
+        (fake["metric"] == "attacked_null_auc") & (fake["method"] == "treering") & (fake["attack"] == "jpeg")
+    )
+    fake.loc[cell, "value"] = 0.97
+    flagged = fake[
+        (fake["metric"] == "attacked_null_auc") & (fake["value"] >= 0.8) & (fake["attack"] != "none")
+    ]
+    html = section_watermark(fake)
+    assert (
+        "Attacks that by themselves look marked (attacked unmarked images vs the null, AUC &ge; 0.8): "
+        in html
+    )
+    assert "treering jpeg 50 (0.97)" in html
+    sentence = html.split("look marked")[1].split("</")[0]
+    assert sentence.count("); ") == len(flagged) - 1  # every attack x method at >= 0.8, no other
+    assert all(f"{r.method} {r.attack}" in sentence for r in flagged.itertuples())
