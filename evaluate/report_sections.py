@@ -6,6 +6,7 @@ the judges' validity of the page being rendered is at hand through :func:`curren
 from __future__ import annotations
 
 import re
+from pathlib import PurePath
 from typing import Any
 
 import pandas as pd
@@ -83,7 +84,12 @@ def section_validity(df: pd.DataFrame) -> str:
     if not acc.empty:
         out.append(
             bars(
-                acc.assign(label=acc["attribute"].astype(str) + " · " + acc["source"].astype(str)),
+                # the label file's name on the axis (its path is in the tables below)
+                acc.assign(
+                    label=acc["attribute"].astype(str)
+                    + " · "
+                    + acc["source"].astype(str).map(lambda v: PurePath(v).name)
+                ),
                 "label",
                 f"Judge accuracy against people (valid >= {VALID_ACCURACY:g}, usable >= {USABLE_ACCURACY:g})",
                 "accuracy",
