@@ -57,6 +57,46 @@ DEFAULT_GRID: dict[str, tuple[float, ...]] = {
     "combo_all": (0.25, 0.5),
     "adv_embed": (4, 8),
 }
+# The strengths each attack accepts (inclusive; checked when AUDIT.yaml is read): the unit's own limits
+# (JPEG quality 1-100, fractions 0-1, WAVES' relative strengths 0-1, img2img strength 0-1), and for
+# sizes and radii a bound that keeps a 2048 px image in memory (resize x4: 8192 px; blur 64 px).
+# ``INTEGRAL`` attacks take whole numbers (round trips, JPEG quality).
+STRENGTHS: dict[str, tuple[float, float]] = {
+    "none": (0, 0),
+    "jpeg": (1, 100),
+    "resize": (0.05, 4),
+    "resize_restore": (0.05, 4),
+    "rotate": (-360, 360),
+    "crop": (0, 0.95),
+    "blur": (0, 64),
+    "noise": (0, 255),
+    "brightness": (0, 4),
+    "contrast": (0, 4),
+    "overlay": (0, 1),
+    "mask": (0, 1),
+    "regen_vae": (1, 10),
+    "regen_diffusion": (0, 1),
+    "combo_geometric": (0, 1),
+    "combo_photometric": (0, 1),
+    "combo_degradation": (0, 1),
+    "combo_all": (0, 1),
+    "adv_embed": (0, 255),
+}
+INTEGRAL = ("jpeg", "regen_vae")
+
+
+def strength_problem(name: str, strength: object) -> str | None:
+    """Why ``strength`` is not one ``name`` accepts (``STRENGTHS``, ``INTEGRAL``), or None."""
+    low, high = STRENGTHS[name]
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)):
+        return f"expected a number, got {strength!r}"
+    whole = name in INTEGRAL
+    if not low <= strength <= high or (whole and float(strength) != int(strength)):
+        kind = "a whole number" if whole else "a number"
+        return f"expected {kind} from {low:g} to {high:g} for {name}, got {strength!r}"
+    return None
+
+
 # Attacks that run a network: the audit reports their cost apart and the demo keeps them few.
 MODEL_ATTACKS = ("regen_vae", "regen_diffusion", "adv_embed")
 # WAVES distortions/distortions.py: distortion -> (strength at relative 0, strength at relative 1)

@@ -36,7 +36,7 @@ from tqdm import tqdm
 from t2iscope.config import Ge, Le, OpenProbability, PositiveInt
 from t2iscope.errors import DataError
 from t2iscope.evaluate import stats
-from t2iscope.evaluate.attacks import ATTACKS, DEFAULT_GRID, grid_pairs, use_model
+from t2iscope.evaluate.attacks import ATTACKS, DEFAULT_GRID, grid_pairs, strength_problem, use_model
 from t2iscope.evaluate.audits.base import AUDITS
 from t2iscope.evaluate.context import AuditContext
 from t2iscope.evaluate.images import folder_images, skimage_photos
@@ -139,11 +139,24 @@ def check_params(params: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]
     """The audit record's ``check``, run when AUDIT.yaml is read: what the signature cannot say.
 
     ``attacks`` names registered attacks (a ``Literal`` of dict keys would be reported as a bad
-    value); a source is ``skimage``, ``world`` or an existing image folder.
+    value), each with at least one strength in its range (``attacks.STRENGTHS``: ``resize: [1000]``
+    would need terabytes); ``sources`` and ``methods`` are not empty; a source is ``skimage``,
+    ``world`` or an existing image folder.
     """
-    for name in params.get("attacks") or {}:
+    for field in ("sources", "methods"):
+        if field in params and not params[field]:
+            return (field,), "empty: name at least one (or leave it out for the default)"
+    if "attacks" in params and not params["attacks"]:
+        return ("attacks",), "empty: name at least one attack (or leave it out for the default grid)"
+    for name, strengths in (params.get("attacks") or {}).items():
         if name not in ATTACKS:
             return ("attacks", name), f"unknown attack {name!r}; valid: {', '.join(ATTACKS.names())}"
+        if not strengths:
+            return ("attacks", name), "no strength given"
+        for i, strength in enumerate(strengths):
+            problem = strength_problem(name, strength)
+            if problem:
+                return ("attacks", name, i), problem
     for i, source in enumerate(params.get("sources", ())):
         if source not in SOURCE_NAMES and not _is_dir(source):
             return (

@@ -11,7 +11,7 @@ from t2iscope.cli import main
 from t2iscope.errors import ConfigError
 from t2iscope.evaluate.config import load_config, parse_config
 
-WATERMARK = {"sources": ["skimage"], "max_images": 2, "attacks": {"jpeg": [50, 75.5]}}
+WATERMARK = {"sources": ["skimage"], "max_images": 2, "attacks": {"blur": [1, 2.5]}}
 
 
 @pytest.mark.parametrize(
@@ -118,6 +118,25 @@ def test_unreadable_audit_config_is_one_line(tmp_path: Path) -> None:
         (
             {"audits": {"watermark": {"max_images": -1}}},
             "A.yaml: audits.watermark.max_images: expected an integer >= 1, got -1",
+        ),
+        (  # a strength out of the attack's range: resize x1000 would need terabytes, not a result
+            {"audits": {"watermark": {"attacks": {"resize": [1000]}}}},
+            "A.yaml: audits.watermark.attacks.resize[0]: expected a number from 0.05 to 4 for resize, "
+            "got 1000",
+        ),
+        (
+            {"audits": {"watermark": {"attacks": {"regen_vae": [0.5]}}}},
+            "A.yaml: audits.watermark.attacks.regen_vae[0]: expected a whole number from 1 to 10 for "
+            "regen_vae, got 0.5",
+        ),
+        (
+            {"audits": {"watermark": {"attacks": {}}}},
+            "A.yaml: audits.watermark.attacks: empty: name at least one attack (or leave it out for the "
+            "default grid)",
+        ),
+        (
+            {"audits": {"watermark": {"methods": []}}},
+            "A.yaml: audits.watermark.methods: empty: name at least one (or leave it out for the default)",
         ),
         (
             {"audits": {"watermark": {"methods": ["dwtdct"]}}},
