@@ -56,7 +56,7 @@ from t2iscope.locks import output_lock
 
 
 def _headline_row(audit: Audit, df: pd.DataFrame) -> pd.Series | None:
-    """The row a headline card shows (None for ``mean`` cards and when no row matches)."""
+    """The row a headline card shows (None when no row matches)."""
     if audit.headline is None:
         return None
     metric, where, pick, _ = audit.headline
@@ -64,7 +64,7 @@ def _headline_row(audit: Audit, df: pd.DataFrame) -> pd.Series | None:
     for col, val in where.items():
         if col in g.columns:
             g = g[g[col] == val]
-    if g.empty or pick == "mean":
+    if g.empty:
         return None
     if pick == "min":
         g = g[~g.get("key", pd.Series("", index=g.index)).isin(["(none)"])]  # unlabelled rows are no group
@@ -79,15 +79,7 @@ def headline(audit: Audit, df: pd.DataFrame) -> str:
     """The first-screen card of one audit: its headline number with interval and n (and who it is about)."""
     if audit.headline is None:
         return ""
-    metric, where, pick, label = audit.headline
-    if pick == "mean":
-        g = df[df["metric"] == metric].dropna(subset=["value"])
-        for col, val in where.items():
-            if col in g.columns:
-                g = g[g[col] == val]
-        if g.empty:
-            return ""
-        return card(label, f"{g['value'].mean():.2f} <span class='ci'>{len(g):,} cells</span>")
+    label = audit.headline.label
     r = _headline_row(audit, df)
     if r is None:
         return ""
@@ -95,7 +87,12 @@ def headline(audit: Audit, df: pd.DataFrame) -> str:
     if "attribute" in r and not missing(r["attribute"]):
         parts.append(str(r["attribute"]))
     who = next(
-        (str(r[c]) for c in ("language", "key", "subject", "dataset") if c in r and not missing(r[c])), ""
+        (
+            str(r[c])
+            for c in ("language", "key", "subject", "dataset", "method")
+            if c in r and not missing(r[c])
+        ),
+        "",
     )
     if who and who != ALL:
         parts.append(who)

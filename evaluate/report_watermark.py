@@ -29,11 +29,26 @@ def _label(df: pd.DataFrame) -> pd.Series:
     return df["attack"].astype(str) + " " + df["strength"].map(lambda s: fmt(s))
 
 
+def looks_marked(df: pd.DataFrame) -> pd.DataFrame:
+    """The ``attacked_null_auc`` rows (attacked *unmarked* images vs the null) at or above
+    ``LOOKS_MARKED_AT``: attacks that by themselves read as a mark (not the unattacked baseline)."""
+    return df[
+        (df["metric"] == "attacked_null_auc") & (df["value"] >= LOOKS_MARKED_AT) & (df["attack"] != "none")
+    ]
+
+
 def survival(df: pd.DataFrame) -> pd.DataFrame:
-    """Per source and method: attacks (strength > 0) whose TPR@0.1%FPR is >= 0.9 and the worst one."""
+    """Per source and method: attack settings (not ``none``) whose TPR@0.1%FPR is >= ``SURVIVES_AT``,
+    leaving out settings that look marked by themselves (``flagged``), and the weakest one."""
     det = df[(df["metric"] == HEADLINE) & (df["attack"] != "none")].dropna(subset=["value"])
+    keys = ["source", "method", "attack", "strength"]
+    fake = {tuple(r) for r in looks_marked(df)[keys].itertuples(index=False)}
     out = []
     for (source, method), g in det.groupby(["source", "method"], sort=False):
+        flagged = g[[tuple(r) in fake for r in g[keys].itertuples(index=False)]]
+        g = g.drop(flagged.index)
+        if g.empty:
+            continue
         worst = g.loc[g["value"].idxmin()]
         out.append(
             {
@@ -41,7 +56,7 @@ def survival(df: pd.DataFrame) -> pd.DataFrame:
                 "method": method,
                 "survived": int((g["value"] >= SURVIVES_AT).sum()),
                 "attacks": len(g),
-                "mean": float(g["value"].mean()),
+                "flagged": len(flagged),
                 "worst": worst,
             }
         )
@@ -93,15 +108,20 @@ def section_watermark(df: pd.DataFrame) -> str:
     df = with_columns(df, "source", "method", optional=("attack", "strength"))
     out = []
     sentences = []
-    surv = survival(df)
-    for r in surv.itertuples():
-        w = r.worst
-        sentences.append(
-            f"{esc(r.method)} on {esc(r.source)}: detected at 0.1% FPR in {r.survived} of {r.attacks} "
-            f"attack settings (TPR &ge; {SURVIVES_AT}), mean TPR {r.mean:.2f}; weakest against "
-            f"{esc(w['attack'])} {fmt(w['strength'])} ({said(w)})."
-        )
     unresolved = unresolvable_nulls(df)
+    for r in survival(df).itertuples():
+        w = r.worst
+        at = (
+            f"at the strictest threshold of a null of {unresolved[r.method]} (0.1% FPR not resolvable)"
+            if r.method in unresolved
+            else "at 0.1% FPR"
+        )
+        left_out = f", {r.flagged} more left out (the attack alone looks marked)" if r.flagged else ""
+        sentences.append(
+            f"{esc(r.method)} on {esc(r.source)}: TPR &ge; {SURVIVES_AT} {at} in {r.survived} of "
+            f"{r.attacks} attack settings{left_out}; weakest against {esc(w['attack'])} "
+            f"{fmt(w['strength'])} ({said(w)})."
+        )
     if unresolved:
         per_method = ", ".join(f"{esc(m)} (null of {n})" for m, n in unresolved.items())
         sentences.insert(
@@ -111,9 +131,7 @@ def section_watermark(df: pd.DataFrame) -> str:
             "null_images (post-hoc methods) or treering_null_images (Tree-Ring) of 1000 give the true "
             "figure.",
         )
-    fake = df[
-        (df["metric"] == "attacked_null_auc") & (df["value"] >= LOOKS_MARKED_AT) & (df["attack"] != "none")
-    ]
+    fake = looks_marked(df)
     if not fake.empty:
         cells = "; ".join(
             f"{esc(r.method)} {esc(r.attack)} {fmt(r.strength)} ({r.value:.2f})" for r in fake.itertuples()

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 AuditFn = Callable[..., pd.DataFrame]  # fn(ctx, **params) -> tidy DataFrame
 Section = Callable[[pd.DataFrame], str]  # tidy table -> the HTML of its report section
-Pick = Literal["first", "min", "max", "mean"]
+Pick = Literal["first", "min", "max"]
 # Fields of AuditContext.inputs (evaluate/context.py Inputs): "generation", "curation", "world", "data"
 Needs = tuple[tuple[str, ...], ...]  # every group must be met; a group is met by any one of its inputs
 Problem = tuple[tuple[str | int, ...], str] | None  # (field path under the audit's parameters, message)
@@ -36,8 +36,8 @@ DataCheck = Callable[["AuditContext", Mapping[str, Any]], Problem]
 class Headline(NamedTuple):
     """The first-screen card of an audit: ``pick`` one ``metric`` row among those matching ``where``.
 
-    ``pick`` is ``first`` (table order), ``min``/``max`` (the value; ``min`` ignores unlabelled
-    ``(none)`` groups) or ``mean`` (over every matching cell).
+    ``pick`` is ``first`` (table order) or ``min``/``max`` (the value; ``min`` ignores unlabelled
+    ``(none)`` groups): always one row, so the card shows its n and interval.
     """
 
     metric: str

@@ -488,7 +488,13 @@ def null_set(ctx: AuditContext, null_source: str | None, size: int, null_images:
     title="Watermark robustness",
     section="t2iscope.evaluate.report_watermark:section_watermark",
     order=60,
-    headline=("tpr_at_0.1pct_fpr", {}, "mean", "mean TPR at 0.1% FPR over all attacks"),
+    # WAVES' question: does any mark survive regenerating the image with a diffusion model?
+    headline=(
+        "tpr_at_0.1pct_fpr",
+        {"attack": "regen_diffusion"},
+        "max",
+        "best TPR at 0.1% FPR after diffusion regeneration",
+    ),
     check=check_params,
 )
 def watermark_audit(

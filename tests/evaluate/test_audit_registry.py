@@ -29,7 +29,7 @@ FAST = {
         "sources": ["world"],
         "methods": ["dwtDctFixed"],
         "max_images": 2,
-        "attacks": {"none": [0], "jpeg": [50]},
+        "attacks": {"none": [0], "jpeg": [50], "regen_diffusion": [0.1]},  # the headline: regeneration
         "null_images": 8,  # the default 1000 world renders cost minutes; 2 + 8 still give every row
         "quality_clip": False,  # the end-to-end run (test_run_and_report.py) keeps the CLIP rows
     },

@@ -134,3 +134,8 @@ def test_audit_rows_and_report_on_generated_images() -> None:
     sentence = html.split("look marked")[1].split("</")[0]
     assert sentence.count("); ") == len(flagged) - 1  # every attack x method at >= 0.8, no other
     assert all(f"{r.method} {r.attack}" in sentence for r in flagged.itertuples())
+    # the survival count leaves those cells out, and says at which FPR it counts
+    ring_flagged = int((flagged["method"] == "treering").sum())
+    ring = html.split("treering on generated: ")[1].split("</")[0]
+    assert ring.startswith("TPR &ge; 0.9 at the strictest threshold of a null of 3 (0.1% FPR not resolvable)")
+    assert f"{ring_flagged} more left out (the attack alone looks marked)" in ring, ring
