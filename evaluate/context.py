@@ -127,7 +127,12 @@ class AuditContext:
 
     def judge(self) -> Judge:
         if "judge" not in self._cache:
-            self._cache["judge"] = make_judge(self.judge_name, self.judge_options, "AUDIT.yaml: judge")
+            where = f"{self.source}: judge"
+            try:
+                self._cache["judge"] = make_judge(self.judge_name, self.judge_options, where)
+            except (ConfigError, DataError) as exc:  # a file an option names: say which config named it
+                message = str(exc)
+                raise type(exc)(message if message.startswith(where) else f"{where}: {message}") from None
         return self._cache["judge"]
 
     def url_datasets(self) -> list[tuple[str, Path]]:

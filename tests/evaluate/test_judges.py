@@ -187,3 +187,14 @@ def test_world_judge_refuses_what_it_cannot_answer() -> None:
     )
     assert "horse" in world.check(Vocabulary({"subject": ("dog", "horse")}))
     assert "gender" in world.check(Vocabulary({"gender": ("feminine",)}))
+
+
+def test_an_audit_config_s_judge_option_file_that_does_not_load_names_the_config(tmp_path: Path) -> None:
+    from t2iscope.evaluate.context import AuditContext, Inputs
+
+    bad = tmp_path / "neg.json"
+    bad.write_text("{subject")
+    ctx = AuditContext(Inputs(), "clip", {"negative_labels": str(bad)}, source="A.yaml")
+    message = rf"^A\.yaml: judge: clip judge: negative_labels: {bad}: not a JSON"
+    with pytest.raises(ConfigError, match=message):
+        ctx.judge()

@@ -422,8 +422,6 @@ def test_damaged_clip_checkpoint_is_one_line(
     args = ["evaluate", "run", str(cfg), "--out", str(out), "--judge", "clip"]
     code, err = run_cli([*args, "--clip-config", "ViT-B-32", "--clip-checkpoint", str(damaged)], capsys)
     assert code == 1
-    assert (
-        err.startswith(f"t2iscope: error: {damaged}: cannot load as open_clip 'ViT-B-32' (")
-        and "\n" not in err
-    )
+    assert err.startswith(f"t2iscope: error: {cfg}: judge: ") and "\n" not in err  # the config that asked
+    assert f"{damaged}: cannot load as open_clip 'ViT-B-32' (" in err
     assert not out.exists()
