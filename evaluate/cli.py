@@ -101,7 +101,7 @@ def validity(
         read_labels,
     )
     from t2iscope.fileio import write_parquet
-    from t2iscope.generate.attributes import ATTRIBUTES
+    from t2iscope.generate.attributes import ATTRIBUTES, UNCLEAR, spelled
 
     if out and Path(out).suffix != ".parquet":
         raise ConfigError(f"--out {out}: the table is parquet; name a .parquet file")
@@ -114,8 +114,12 @@ def validity(
         )
     if out:
         write_parquet(out, table)
-    labelled = [a for a in ATTRIBUTES if a in read_label_table(labels).columns]
-    unanswered = [a for a in labelled if a not in set(table["attribute"])]
+    written = read_label_table(labels)
+    columns = [a for a in ATTRIBUTES if a in written.columns]
+    blank = [a for a in columns if written[a].map(spelled).isin([None, UNCLEAR]).all()]
+    unanswered = [a for a in columns if a not in set(table["attribute"]) and a not in blank]
+    if blank:
+        click.echo(f"no label in {', '.join(blank)} (every cell blank or unclear): not measured")
     if unanswered:
         click.echo(f"judge {judge} does not answer {', '.join(unanswered)}: not measured")
     for row in table[table["metric"] == "accuracy"].itertuples():

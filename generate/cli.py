@@ -227,6 +227,23 @@ def _load_model(kw: dict[str, Any]) -> Any:
     )
 
 
+def _watermark(kw: dict[str, Any]) -> str | None:
+    """The watermark method the options ask for (None with --no-watermark); ConfigError when
+    --no-watermark and a --watermark-method typed on the command line contradict each other."""
+    from click.core import ParameterSource
+
+    from t2iscope.errors import ConfigError
+
+    if not kw["no_watermark"]:
+        return kw["watermark_method"]
+    if click.get_current_context().get_parameter_source("watermark_method") == ParameterSource.COMMANDLINE:
+        raise ConfigError(
+            f"--no-watermark and --watermark-method {kw['watermark_method']}: choose one "
+            "(an image cannot be marked and unmarked)"
+        )
+    return None
+
+
 def _run(
     mode: str,
     kw: dict[str, Any],
@@ -263,9 +280,7 @@ def _run(
         emphasis=kw["emphasis"],
         **{name: kw[name] for name in _HIRES if name in kw},  # txt2img's own options
     ).check(cli=True)
-    output = OutputOptions(
-        watermark=None if kw["no_watermark"] else kw["watermark_method"], upscale=kw["upscale"]
-    ).check(cli=True)
+    output = OutputOptions(watermark=_watermark(kw), upscale=kw["upscale"]).check(cli=True)
     if mode != "txt2img" and output.watermark in LATENT_METHODS:  # the key lives in txt2img's first noise
         raise ConfigError(
             f"--watermark-method {output.watermark} marks txt2img's initial noise only; {mode} starts "
@@ -357,7 +372,7 @@ def txt2img_cmd(**kw: Any) -> None:
     from t2iscope.generate.treering import latent_mark
     from t2iscope.generate.txt2img import txt2img
 
-    mark = latent_mark(None if kw["no_watermark"] else kw["watermark_method"])
+    mark = latent_mark(_watermark(kw))
     _run("txt2img", kw, lambda model, batch: txt2img(model, batch, mark=mark))
 
 
@@ -557,9 +572,7 @@ def suite_cmd(
     from t2iscope.generate.suites import load_suite
 
     spec = load_suite(suite)
-    output = OutputOptions(
-        watermark=None if kw["no_watermark"] else kw["watermark_method"], upscale=kw["upscale"]
-    ).check(cli=True)
+    output = OutputOptions(watermark=_watermark(kw), upscale=kw["upscale"]).check(cli=True)
     if engine == "ray":
         from t2iscope.generate.suite_ray import ModelSource, run_suite_ray
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,8 +35,11 @@ def parameters(fn: Callable[..., Any], data_args: int = 0) -> str:
 
 
 def summary(obj: Any) -> str:
-    """The first line of ``obj``'s docstring ('' if it has none)."""
-    return next(iter((inspect.getdoc(obj) or "").splitlines()), "")
+    """The first sentence of ``obj``'s docstring, whatever lines it spans ('' if it has none): a
+    listing must not stop mid-sentence where the docstring wrapped."""
+    paragraph = " ".join((inspect.getdoc(obj) or "").split("\n\n")[0].split())
+    sentence = re.match(r"(.+?[.!?])(?=\s+[A-Z]|$)", paragraph)  # "e.g. 4" does not end one
+    return sentence.group(1) if sentence else paragraph
 
 
 def format_table(title: str, table: Table) -> str:

@@ -133,3 +133,19 @@ def test_models_list_names_each_shipped_folder_and_why_a_broken_one_fails(
     assert main(["models", "list", "folders"]) == 0
     line = capsys.readouterr().out.splitlines()[2]
     assert line.startswith("head") and "unknown model architecture 'resnet-9000'" in line
+
+
+def test_a_listed_summary_is_the_whole_first_sentence() -> None:
+    """Docstrings wrap: the listing shows the first sentence across lines, never a cut-off line."""
+
+    def wrapped() -> None:
+        """img2img at denoising strength (e.g. 0.2) under the empty prompt, at the
+        image's own size. More detail that the listing leaves out."""
+
+    def one_line() -> None:
+        """No attack"""
+
+    assert summary(wrapped) == (
+        "img2img at denoising strength (e.g. 0.2) under the empty prompt, at the image's own size."
+    )
+    assert summary(one_line) == "No attack" and summary(lambda: None) == ""

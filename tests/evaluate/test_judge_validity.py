@@ -204,3 +204,7 @@ def test_the_world_judge_refuses_words_it_cannot_read_and_unanswered_attributes_
     pd.DataFrame({"image": ["0.png"], "subject": ["house"], "gender": ["feminine"]}).to_csv(file, index=False)
     assert main(["evaluate", "validity", str(file), "--judge", "world"]) == 0
     assert "judge world does not answer gender: not measured" in capsys.readouterr().out
+    pd.DataFrame({"image": ["0.png"], "subject": ["house"], "legs": [""]}).to_csv(file, index=False)
+    assert main(["evaluate", "validity", str(file), "--judge", "world"]) == 0
+    printed = capsys.readouterr().out
+    assert "no label in legs (every cell blank or unclear)" in printed and "does not answer" not in printed

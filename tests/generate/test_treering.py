@@ -165,6 +165,24 @@ def test_image_modes_refuse_treering_before_loading_a_model(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("command", ["txt2img", "suite"])
+def test_no_watermark_and_a_typed_method_contradict(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str
+) -> None:
+    """--no-watermark with --watermark-method treering would drop the mark the user asked for."""
+    out = tmp_path / ("o.png" if command == "txt2img" else "run")
+    what = ["a red dog"] if command == "txt2img" else ["limbs"]
+    code = main(
+        ["generate", command, *what, "--no-watermark", "--watermark-method", "treering", "--out", str(out)]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err == (
+        "t2iscope: error: --no-watermark and --watermark-method treering: choose one "
+        "(an image cannot be marked and unmarked)\n"
+    )
+    assert not out.exists()
+
+
 def test_embedded_models_marked_generations_are_separated_from_unmarked_ones(embedded_model: Model) -> None:
     """The audit's Tree-Ring path (default CFG, DDIM, key in every channel, decoder inversion, the
     p-value) separates marked from unmarked generations of the embedded model; the reference's
