@@ -97,7 +97,6 @@ def validity(
         VALID_ACCURACY,
         grade,
         judge_validity,
-        read_label_table,
         read_labels,
     )
     from t2iscope.fileio import write_parquet
@@ -106,7 +105,8 @@ def validity(
     if out and Path(out).suffix != ".parquet":
         raise ConfigError(f"--out {out}: the table is parquet; name a .parquet file")
     options = {k: v for k, v in (("clip_config", clip_config), ("clip_checkpoint", clip_checkpoint)) if v}
-    table = judge_validity(make_judge(judge, options, where="--judge"), read_labels(labels), labels)
+    written = read_labels(labels)
+    table = judge_validity(make_judge(judge, options, where="--judge"), written, labels)
     if not (table["n"] > 0).any():
         raise DataError(
             f"{labels}: no label to compare with judge {judge!r} (every cell blank or unclear, "
@@ -114,7 +114,6 @@ def validity(
         )
     if out:
         write_parquet(out, table)
-    written = read_label_table(labels)
     columns = [a for a in ATTRIBUTES if a in written.columns]
     blank = [a for a in columns if written[a].map(spelled).isin([None, UNCLEAR]).all()]
     unanswered = [a for a in columns if a not in set(table["attribute"]) and a not in blank]

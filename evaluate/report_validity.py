@@ -265,6 +265,7 @@ def figure_attributes(df: pd.DataFrame) -> pd.Series:
     )
     attribute = df["attribute"] if "attribute" in df else pd.Series(None, index=df.index, dtype=object)
     out = []
+    seen_subject = (metrics == "subject_drawn").any()  # limbs counted only where the subject was seen
     for metric, attr in zip(metrics, attribute, strict=True):
         hit = _ATTR_METRIC.fullmatch(metric)
         if metric == SKIPPED:
@@ -272,7 +273,7 @@ def figure_attributes(df: pd.DataFrame) -> pd.Series:
         elif hit:
             out.append(tuple(asked) if hit["attr"] == "all" else (hit["attr"],))
         elif not missing(attr) and str(attr) not in ("", ALL):
-            on_subject = str(attr) in LIMB_COUNTS and "subject_drawn" in set(metrics)
+            on_subject = seen_subject and str(attr) in LIMB_COUNTS
             out.append((str(attr), "subject") if on_subject else (str(attr),))
         else:
             out.append(())

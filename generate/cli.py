@@ -213,18 +213,22 @@ def _gen_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _model_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
+    """The shared model options (``_model_options``) as ``load_model`` / ``ModelSource.of`` keywords."""
+    return {
+        "device": kw["device"],
+        "config": kw["model_config"],
+        "compile_unet": kw["compile_unet"],
+        "lora_dir": kw["lora_dir"],
+        "embeddings_dir": kw["embeddings_dir"],
+    }
+
+
 def _load_model(kw: dict[str, Any]) -> Any:
-    """The model the shared model options (``_model_options``) name (imported here: torch is slow to load)."""
+    """The model the shared model options name (imported here: torch is slow to load)."""
     from t2iscope.generate.models import load_model
 
-    return load_model(
-        kw["model_path"],
-        device=kw["device"],
-        config=kw["model_config"],
-        compile_unet=kw["compile_unet"],
-        lora_dir=kw["lora_dir"],
-        embeddings_dir=kw["embeddings_dir"],
-    )
+    return load_model(kw["model_path"], **_model_kwargs(kw))
 
 
 def _watermark(kw: dict[str, Any]) -> str | None:
@@ -577,14 +581,7 @@ def suite_cmd(
         from t2iscope.generate.suite_ray import ModelSource, run_suite_ray
 
         check_model_options(kw["model_path"], "cpu")  # the device is the workers', checked on the cluster
-        source = ModelSource.of(
-            kw["model_path"],
-            device=kw["device"],
-            config=kw["model_config"],
-            compile_unet=kw["compile_unet"],
-            lora_dir=kw["lora_dir"],
-            embeddings_dir=kw["embeddings_dir"],
-        )
+        source = ModelSource.of(kw["model_path"], **_model_kwargs(kw))
         summary = run_suite_ray(
             spec,
             out,
